@@ -1,0 +1,101 @@
+"""Still images: read upright RGB, write a fresh file that carries no metadata but the ICC profile."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..errors import UnsupportedMediaError
+from ..types import MediaInfo
+from . import metadata
+
+# Pillow format name -> what we write back.
+FORMATS = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WEBP", "TIFF": "TIFF", "BMP": "BMP", "MPO": "JPEG"}
+EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"}
+MAX_PIXELS = 250_000_000  # refuse before decoding: a forged header must not exhaust memory
+
+
+@dataclass
+class Still:
+    """A decoded still: upright RGB pixels plus what is needed to write it back."""
+
+    rgb: np.ndarray
+    alpha: np.ndarray | None
+    format: str
+    mode: str
+    icc_profile: bytes | None
+
+
+def _open(path: Path) -> Image.Image:
+    try:
+        im = Image.open(path)
+    except UnidentifiedImageError as exc:
+        raise UnsupportedMediaError("not an image blur can read", path) from exc
+    except OSError as exc:
+        raise UnsupportedMediaError(f"cannot open image: {exc}", path) from exc
+    if im.format not in FORMATS:
+        raise UnsupportedMediaError(f"image format {im.format} is not supported", path)
+    w, h = im.size
+    if w * h > MAX_PIXELS:
+        raise UnsupportedMediaError(f"image is too large ({w}x{h} pixels)", path)
+    if getattr(im, "n_frames", 1) > 1 and im.format != "MPO":
+        raise UnsupportedMediaError(
+            f"animated or multi-page {im.format} ({im.n_frames} frames) is not supported", path)
+    return im
+
+
+def probe(path: Path) -> MediaInfo:
+    """Size (upright) and identifying metadata of a still, without decoding its pixels."""
+    with _open(path) as im:
+        w, h = im.size
+        orientation = im.getexif().get(0x0112, 1)
+        if orientation in (5, 6, 7, 8):
+            w, h = h, w
+        return MediaInfo(path=path, kind="image", width=w, height=h,
+                         metadata_found=metadata.image_metadata(im))
+
+
+def read(path: Path) -> Still:
+    """Decode a still, apply its EXIF orientation, and split off any alpha channel."""
+    with _open(path) as im:
+        try:
+            im.load()
+            fmt, icc = im.format, im.info.get("icc_profile")
+            upright = ImageOps.exif_transpose(im)
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise UnsupportedMediaError(f"cannot decode image: {exc}", path) from exc
+    mode = upright.mode
+    alpha = None
+    if "A" in upright.getbands() or (mode == "P" and "transparency" in upright.info):
+        rgba = np.asarray(upright.convert("RGBA"))
+        rgb, alpha = np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3])
+    else:
+        rgb = np.asarray(upright.convert("RGB")).copy()
+    return Still(rgb=rgb, alpha=alpha, format=FORMATS[fmt], mode=mode, icc_profile=icc)
+
+
+def write(still: Still, path: Path, quality: int = 95) -> None:
+    """Write a fresh file from pixels only: nothing of the source's metadata is carried over
+    except the ICC colour profile (it changes how colours look, and identifies nobody)."""
+    if still.alpha is not None and still.format in ("PNG", "WEBP", "TIFF"):
+        im = Image.fromarray(np.dstack([still.rgb, still.alpha]), "RGBA")
+    else:
+        im = Image.fromarray(still.rgb, "RGB")
+        if still.mode in ("L", "1", "I", "I;16", "F") and still.format != "BMP":
+            im = im.convert("L")  # a grey source stays grey
+    options: dict = {}
+    if still.icc_profile:
+        options["icc_profile"] = still.icc_profile
+    if still.format == "JPEG":
+        options.update(quality=quality, subsampling=0 if quality >= 90 else 2)
+    elif still.format == "WEBP":
+        options.update(quality=quality, method=4)
+    elif still.format == "PNG":
+        options.update(optimize=False, compress_level=6)
+    elif still.format == "TIFF":
+        options.update(compression="tiff_lzw")
+    with open(path, "wb") as fh:
+        im.save(fh, format=still.format, **options)

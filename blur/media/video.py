@@ -1,0 +1,240 @@
+"""Videos through PyAV (FFmpeg's libraries inside the wheel; no system ffmpeg).
+
+Frames are handed out upright (the display matrix applied) with their PTS kept, and written
+back with the same PTS, so frame count, timing (variable frame rate included) and duration are
+preserved. Audio packets are copied bit-exact. Nothing else is carried over: the output is a
+new container with no tags, chapters, attachments, subtitle or data streams.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from ..errors import MediaError, UnsupportedMediaError
+from ..types import Frame, MediaInfo
+from . import metadata
+
+EXTENSIONS = {".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".mts",
+              ".m2ts", ".3gp", ".wmv", ".flv", ".ogv"}
+# Audio codecs each output container can hold as-is.
+_COPYABLE_AUDIO = {
+    "mp4": {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"},
+    "matroska": None,  # anything
+}
+
+
+def _open(path: Path):
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except (av.error.FFmpegError, UnicodeDecodeError) as exc:
+        raise UnsupportedMediaError(f"not a video blur can read ({exc.__class__.__name__})",
+                                    path) from exc
+    if not container.streams.video:
+        container.close()
+        raise UnsupportedMediaError("no video stream (audio-only files are not supported)", path)
+    return container
+
+
+def _rotation(stream, first: av.VideoFrame | None) -> int:
+    """Counter-clockwise degrees to turn stored pictures for display, a multiple of 90."""
+    angle = first.rotation if first is not None else 0
+    return int(round((angle or 0) / 90.0)) * 90 % 360
+
+
+def upright(image: np.ndarray, rotation: int) -> np.ndarray:
+    """Turn a stored picture so it displays the right way up."""
+    k = (rotation // 90) % 4
+    return np.ascontiguousarray(np.rot90(image, k)) if k else image
+
+
+def probe(path: Path) -> MediaInfo:
+    """Facts about a video, from its headers and first frame."""
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        first = None
+        try:
+            first = next(container.decode(stream), None)
+        except av.error.FFmpegError as exc:
+            raise MediaError(f"cannot decode the first video frame: {exc}", path) from exc
+        if first is None:
+            raise MediaError("the video stream has no frames", path)
+        rotation = _rotation(stream, first)
+        w, h = first.width, first.height
+        if rotation in (90, 270):
+            w, h = h, w
+        fps = stream.average_rate or stream.guessed_rate or Fraction(25)
+        duration = None
+        if stream.duration is not None and stream.time_base:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration:
+            duration = container.duration / av.time_base
+        count = stream.frames or (int(round(duration * fps)) if duration else 0)
+        return MediaInfo(path=path, kind="video", width=w, height=h, fps=Fraction(fps),
+                         frame_count=count, duration=duration, rotation=rotation,
+                         audio_streams=[s.codec_context.name for s in container.streams.audio],
+                         metadata_found=metadata.video_metadata(container))
+    finally:
+        container.close()
+
+
+def frames(path: Path) -> Iterator[Frame]:
+    """Decode every frame of the first video stream, upright RGB, in presentation order."""
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        rotation = None
+        index = 0
+        try:
+            for vf in container.decode(stream):
+                if rotation is None:
+                    rotation = _rotation(stream, vf)
+                image = upright(vf.to_ndarray(format="rgb24"), rotation)
+                yield Frame(image=image, index=index, time=_time(vf, index, stream))
+                index += 1
+        except av.error.FFmpegError as exc:
+            raise MediaError(f"decoding failed at frame {index}: {exc}", path) from exc
+    finally:
+        container.close()
+
+
+def _time(vf: av.VideoFrame, index: int, stream) -> Fraction | None:
+    if vf.pts is not None and vf.time_base is not None:
+        return Fraction(vf.pts) * vf.time_base
+    rate = stream.average_rate or stream.guessed_rate
+    return Fraction(index) / Fraction(rate) if rate else None
+
+
+def output_format(src: Path) -> tuple[str, str]:
+    """(FFmpeg muxer, file extension) for the output of ``src``: MKV stays MKV, else MP4."""
+    if src.suffix.lower() == ".mkv":
+        return "matroska", ".mkv"
+    return "mp4", ".mp4"
+
+
+def transcode(src: Path, dst: Path, muxer: str, process: Callable[[Frame], np.ndarray], *,
+              crf: int = 18, preset: str = "medium", audio: str = "copy",
+              on_frame: Callable[[int], None] | None = None) -> dict:
+    """Decode ``src``, pass each upright frame through ``process``, encode H.264 into ``dst``.
+
+    Args:
+        src: input video.
+        dst: output path (a temp file; the caller renames it when everything succeeded).
+        muxer: FFmpeg muxer name ("mp4" or "matroska").
+        process: returns the redacted RGB image for a frame (same size); raising aborts.
+        crf / preset: libx264 settings.
+        audio: "copy" (packets copied bit-exact) or "drop".
+        on_frame: called with the number of frames written so far.
+
+    Returns:
+        counts: {"frames": n, "audio_streams": copied, "audio_reencoded": [codec names]}.
+    """
+    inp = _open(src)
+    # bitexact: no "encoder" tag naming the FFmpeg build; faststart: playable while downloading.
+    options = {"movflags": "+faststart"} if muxer == "mp4" else {}
+    out = av.open(str(dst), "w", format=muxer, options=options)
+    try:
+        vin = inp.streams.video[0]
+        vin.thread_type = "AUTO"
+        audio_map = {}
+        reencoded = []
+        if audio == "copy":
+            allowed = _COPYABLE_AUDIO.get(muxer)
+            for ain in inp.streams.audio:
+                name = ain.codec_context.name
+                if allowed is None or name in allowed:
+                    aout = out.add_stream_from_template(ain)
+                    aout.metadata.clear()
+                    audio_map[ain.index] = (aout, None)
+                else:
+                    # The container cannot hold this codec as-is: re-encode to AAC.
+                    aout = out.add_stream("aac", rate=ain.codec_context.sample_rate)
+                    audio_map[ain.index] = (aout, ain)
+                    reencoded.append(name)
+        vout = None
+        rotation = None
+        last_pts = None
+        count = 0
+        demuxed = [vin] + [inp.streams[i] for i in audio_map]
+        try:
+            for packet in inp.demux(demuxed):
+                if packet.stream.type == "audio":
+                    aout, decode_from = audio_map[packet.stream.index]
+                    if decode_from is None:
+                        if packet.dts is None:
+                            continue
+                        packet.stream = aout
+                        out.mux(packet)
+                    else:
+                        for af in packet.decode():
+                            af.pts = None
+                            out.mux(aout.encode(af))
+                    continue
+                for vf in packet.decode():
+                    if rotation is None:
+                        rotation = _rotation(vin, vf)
+                    image = upright(vf.to_ndarray(format="rgb24"), rotation)
+                    frame = Frame(image=image, index=count, time=_time(vf, count, vin))
+                    result = process(frame)
+                    if vout is None:
+                        vout = _video_stream(out, vin, result.shape, crf, preset)
+                    pts = _pts(vf, count, vin)
+                    if last_pts is not None and pts <= last_pts:
+                        pts = last_pts + 1  # encoders need strictly increasing timestamps
+                    last_pts = pts
+                    of = av.VideoFrame.from_ndarray(result, format="rgb24")
+                    of.pts = pts
+                    of.time_base = vin.time_base
+                    out.mux(vout.encode(of))
+                    count += 1
+                    if on_frame:
+                        on_frame(count)
+        except av.error.FFmpegError as exc:
+            raise MediaError(f"decoding failed at frame {count}: {exc}", src) from exc
+        if vout is None:
+            raise MediaError("the video stream has no frames", src)
+        out.mux(vout.encode(None))
+        for aout, decode_from in audio_map.values():
+            if decode_from is not None:
+                out.mux(aout.encode(None))
+        return {"frames": count, "audio_streams": len(audio_map), "audio_reencoded": reencoded}
+    finally:
+        try:
+            out.close()
+        finally:
+            inp.close()
+
+
+def _pts(vf: av.VideoFrame, index: int, vin) -> int:
+    if vf.pts is not None:
+        return int(vf.pts)
+    rate = vin.average_rate or vin.guessed_rate or Fraction(25)
+    return int(round(Fraction(index) / Fraction(rate) / vin.time_base))
+
+
+def _video_stream(out, vin, shape: tuple, crf: int, preset: str):
+    height, width = shape[:2]
+    rate = vin.average_rate or vin.guessed_rate or Fraction(25)
+    stream = out.add_stream("libx264", rate=rate)
+    stream.width, stream.height = width, height
+    # yuv420p needs even sizes; odd ones keep their exact size in 4:4:4 instead of being cropped.
+    stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+    stream.time_base = vin.time_base
+    stream.codec_context.time_base = vin.time_base
+    stream.options = {"crf": str(crf), "preset": preset}
+    return stream
+
+
+def leftover(path: Path) -> list[str]:
+    """Identifying metadata still present in a written video (should be [])."""
+    container = av.open(str(path), metadata_errors="ignore")
+    try:
+        return metadata.video_metadata(container)
+    finally:
+        container.close()

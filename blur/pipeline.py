@@ -1,0 +1,239 @@
+"""The one orchestrator: scan (detect + track) -> plan -> render (redact + encode) -> verify.
+
+The library never prints and never exits; it reports progress through a callback and raises
+``BlurError`` subclasses. Unredacted pixels are never written to disk: frames go from the decoder
+to the detector (scan) and from the decoder through the redactor to the encoder (render).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import regions, tracking
+from .detectors import DEFAULT_FOR_KIND, DETECTORS
+from .errors import BlurError, DetectionError, MediaError, MetadataLeftError, UsageError
+from .files import atomic_output, check_output, default_output
+from .media import image, kind_of, metadata, video
+from .redact import Redactor
+from .settings import Settings
+from .types import Detections, MediaInfo, Track
+
+# on_progress(stage, done, total): stage is "scan" or "render"; total may be 0 when unknown.
+ProgressFn = Callable[[str, int, int], None]
+
+
+@dataclass
+class Plan:
+    """What will be redacted in one file: the result of a scan, the input of a render."""
+
+    info: MediaInfo
+    frame_count: int
+    tracks: list[Track]
+    unanalysed_frames: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        flags = {"unanalysed_frames": self.unanalysed_frames}
+        flags.update(_flags(self.tracks))
+        return regions.to_dict(self.info, self.frame_count, self.tracks, flags)
+
+
+@dataclass
+class FileResult:
+    """What happened to one file."""
+
+    src: Path
+    dst: Path
+    kind: str
+    tracks: dict[str, int]
+    detections: int
+    frames: int
+    frames_redacted: int
+    seconds: float
+    metadata_removed: list[str]
+    notes: list[str] = field(default_factory=list)
+    plan: Plan | None = None
+
+
+def _flags(tracks: list[Track]) -> dict:
+    bridged = sorted({int(f) for t in tracks for f, s in zip(t.frames, t.source)
+                      if s == "interpolated"})
+    return {"bridged_frames": bridged}
+
+
+_DETECTOR_CACHE: dict[tuple, object] = {}
+
+
+def detectors_for(settings: Settings) -> list:
+    """One detector per kind asked for, built once per process and reused across files."""
+    out = []
+    for kind in settings.kinds:
+        name = DEFAULT_FOR_KIND.get(kind)
+        if name is None:
+            raise UsageError(f"no detector available for {kind!r}")
+        key = (name, settings.face_threshold)
+        if key not in _DETECTOR_CACHE:
+            _DETECTOR_CACHE[key] = DETECTORS[name](threshold=settings.face_threshold)
+        out.append(_DETECTOR_CACHE[key])
+    return out
+
+
+def detect(detectors: list, rgb: np.ndarray) -> Detections:
+    """Run every detector on one image; any failure or garbage output raises DetectionError."""
+    parts = []
+    for det in detectors:
+        try:
+            found = det.detect(rgb)
+        except DetectionError:
+            raise
+        except Exception as exc:  # fail closed: an unanalysed frame must never pass unredacted
+            raise DetectionError(f"{det.name} failed: {exc}") from exc
+        if not isinstance(found, Detections) or not np.isfinite(found.xyxy).all():
+            raise DetectionError(f"{det.name} returned invalid boxes")
+        parts.append(found)
+    return Detections.concat(parts)
+
+
+def probe(src: Path) -> MediaInfo:
+    family = image if kind_of(src) == "image" else video
+    return family.probe(src)
+
+
+def scan(src: Path, settings: Settings | None = None,
+         on_progress: ProgressFn | None = None) -> Plan:
+    """Detect and track everything to redact in one photo or video."""
+    settings = settings or Settings()
+    src = Path(src)
+    info = probe(src)
+    detectors = detectors_for(settings)
+    if info.kind == "image":
+        still = image.read(src)
+        try:
+            found = detect(detectors, still.rgb)
+            unanalysed = []
+        except DetectionError as exc:
+            if settings.fail_frame != "redact":
+                raise DetectionError(exc.message, src) from exc
+            found, unanalysed = Detections.empty(), [0]
+        tracks = tracking.build_tracks([found], [None], 1.0, 0, 0)
+        if on_progress:
+            on_progress("scan", 1, 1)
+        return Plan(info, 1, tracks, unanalysed)
+
+    per_frame, times, unanalysed = [], [], []
+    for frame in video.frames(src):
+        try:
+            found = detect(detectors, frame.image)
+        except DetectionError as exc:
+            if settings.fail_frame != "redact":
+                raise DetectionError(f"frame {frame.index}: {exc.message}", src) from exc
+            found = Detections.empty()
+            unanalysed.append(frame.index)
+        per_frame.append(found)
+        times.append(frame.time)
+        if on_progress:
+            on_progress("scan", frame.index + 1, info.frame_count)
+    if not per_frame:
+        raise MediaError("the video has no frames", src)
+    tracks = tracking.build_tracks(per_frame, times, float(info.fps), settings.max_gap_seconds,
+                                   settings.pad_seconds)
+    return Plan(info, len(per_frame), tracks, unanalysed)
+
+
+def render(src: Path, dst: Path, plan: Plan, settings: Settings | None = None,
+           on_progress: ProgressFn | None = None) -> FileResult:
+    """Redact ``src`` as ``plan`` says and write ``dst`` atomically, then prove it is clean."""
+    settings = settings or Settings()
+    src, dst = Path(src), Path(dst)
+    check_output(src, dst, settings.overwrite)
+    started = time.monotonic()
+    redactor = Redactor(settings.style, settings.mask_scale, settings.shape)
+    per_frame = tracking.boxes_at(plan.tracks, plan.frame_count)
+    unanalysed = set(plan.unanalysed_frames)
+    redacted_frames = 0
+    notes: list[str] = []
+
+    def redact(rgb: np.ndarray, index: int) -> np.ndarray:
+        nonlocal redacted_frames
+        if index >= plan.frame_count:
+            raise MediaError(f"frame {index} was not scanned (the file changed since the scan?)",
+                             src)
+        if not rgb.flags.writeable:
+            rgb = rgb.copy()
+        if index in unanalysed:
+            redactor.apply_everywhere(rgb)
+            redacted_frames += 1
+        elif redactor.apply(rgb, per_frame[index].xyxy):
+            redacted_frames += 1
+        return rgb
+
+    with atomic_output(dst) as tmp:
+        if plan.info.kind == "image":
+            still = image.read(src)
+            still.rgb = redact(still.rgb, 0)
+            image.write(still, tmp, settings.jpeg_quality)
+            left = metadata.image_leftover(tmp)
+            frames = 1
+            if on_progress:
+                on_progress("render", 1, 1)
+        else:
+            muxer = video.output_format(dst)[0] if dst.suffix.lower() == ".mkv" else "mp4"
+            stats = video.transcode(
+                src, tmp, muxer, lambda fr: redact(fr.image, fr.index), crf=settings.crf,
+                preset=settings.preset, audio=settings.audio,
+                on_frame=(lambda n: on_progress("render", n, plan.frame_count))
+                if on_progress else None)
+            frames = stats["frames"]
+            if frames != plan.frame_count:
+                raise MediaError(f"wrote {frames} frames but scanned {plan.frame_count}", src)
+            if stats["audio_reencoded"]:
+                notes.append("audio re-encoded to AAC (the output container cannot hold "
+                             + ", ".join(stats["audio_reencoded"]) + ")")
+            left = video.leftover(tmp)
+        if left:
+            raise MetadataLeftError("identifying metadata left in the output: " + ", ".join(left),
+                                    src)
+    detections = Counter()
+    for t in plan.tracks:
+        detections[t.kind] += int((t.source == "detected").sum())
+    return FileResult(
+        src=src, dst=dst, kind=plan.info.kind,
+        tracks=dict(Counter(t.kind for t in plan.tracks if not t.keep)),
+        detections=sum(detections.values()), frames=frames, frames_redacted=redacted_frames,
+        seconds=time.monotonic() - started, metadata_removed=plan.info.metadata_found,
+        notes=notes, plan=plan)
+
+
+def anonymise(src: Path, dst: Path | None = None, settings: Settings | None = None,
+              regions_path: Path | None = None,
+              on_progress: ProgressFn | None = None) -> FileResult:
+    """Scan and render one file: the whole of ``blur PATH``.
+
+    Args:
+        src: photo or video.
+        dst: output path; default ``NAME.blurred.EXT`` beside ``src``.
+        settings: see ``Settings``.
+        regions_path: where to save the regions JSON (the plan), if wanted.
+        on_progress: progress callback ``(stage, done, total)``.
+    """
+    settings = settings or Settings()
+    src = Path(src)
+    dst = Path(dst) if dst is not None else default_output(src)
+    check_output(src, dst, settings.overwrite)  # before the long scan, not after
+    started = time.monotonic()
+    try:
+        plan = scan(src, settings, on_progress)
+        if regions_path is not None:
+            regions.save(Path(regions_path), plan.to_dict())
+        result = render(src, dst, plan, settings, on_progress)
+    except BlurError as exc:
+        if exc.path is None:
+            exc.path = src
+        raise
+    result.seconds = time.monotonic() - started
+    return result

@@ -1,0 +1,49 @@
+"""Settings: the only place where defaults live."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that changes what blur does. CLI options default to None and are merged over this.
+
+    Attributes:
+        kinds: what to redact ("face", "plate").
+        face_threshold: CenterFace heatmap score above which a face is kept.
+        mask_scale: redacted box = detected box enlarged by this factor about its centre.
+        shape: "ellipse" or "box".
+        style: redaction style name, see ``blur.redact.STYLES``.
+        max_gap_seconds: a track missed for at most this long is bridged (box interpolated).
+        pad_seconds: tracks are redacted this long before their first and after their last hit.
+        crf / preset: libx264 quality and speed.
+        audio: "copy" (bit-exact) or "drop".
+        overwrite: allow replacing an existing output (never an input).
+        jpeg_quality: quality of re-encoded JPEG/WebP stills.
+        fail_frame: "fail" (the file fails) or "redact" (the whole frame is redacted) when a frame
+            cannot be analysed.
+    """
+
+    kinds: tuple[str, ...] = ("face",)
+    face_threshold: float = 0.2
+    mask_scale: float = 1.3
+    shape: str = "ellipse"
+    style: str = "blur"
+    max_gap_seconds: float = 0.5
+    pad_seconds: float = 0.2
+    crf: int = 18
+    preset: str = "medium"
+    audio: str = "copy"
+    overwrite: bool = False
+    jpeg_quality: int = 95
+    fail_frame: str = "fail"
+
+    def merged(self, **overrides: Any) -> "Settings":
+        """Return a copy with every override that is not None applied."""
+        known = {f.name for f in fields(self)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise TypeError(f"unknown settings: {sorted(unknown)}")
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,155 @@
+"""The vocabulary: detections, frames, media facts. No I/O here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+KINDS = ("face", "plate", "text", "manual")
+
+
+@dataclass
+class Detections:
+    """A set of boxes in one image, vectorised (like supervision's ``Detections``).
+
+    Attributes:
+        xyxy: (N, 4) float32 pixel corners in display orientation; x2/y2 are exclusive.
+        score: (N,) float32 detector confidence in [0, 1].
+        kind: (N,) str, one of ``KINDS``.
+        track_id: (N,) int32, -1 when the box belongs to no track.
+    """
+
+    xyxy: np.ndarray
+    score: np.ndarray
+    kind: np.ndarray
+    track_id: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
+        n = len(self.xyxy)
+        self.score = np.asarray(self.score, dtype=np.float32).reshape(n)
+        self.kind = np.asarray(self.kind, dtype="<U8").reshape(n)
+        self.track_id = np.asarray(self.track_id, dtype=np.int32).reshape(n)
+
+    @classmethod
+    def empty(cls) -> "Detections":
+        return cls(np.zeros((0, 4)), np.zeros(0), np.zeros(0, "<U8"), np.zeros(0))
+
+    @classmethod
+    def of(cls, xyxy, score, kind: str) -> "Detections":
+        """Boxes of one kind, not yet tracked."""
+        xyxy = np.asarray(xyxy, dtype=np.float32).reshape(-1, 4)
+        n = len(xyxy)
+        return cls(xyxy, score, np.full(n, kind, dtype="<U8"), np.full(n, -1, dtype=np.int32))
+
+    @classmethod
+    def concat(cls, parts: list["Detections"]) -> "Detections":
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return cls.empty()
+        return cls(
+            np.concatenate([p.xyxy for p in parts]),
+            np.concatenate([p.score for p in parts]),
+            np.concatenate([p.kind for p in parts]),
+            np.concatenate([p.track_id for p in parts]),
+        )
+
+    def __len__(self) -> int:
+        return len(self.xyxy)
+
+    def __getitem__(self, index) -> "Detections":
+        """Index with a boolean mask, an index array or a slice; always returns Detections."""
+        if isinstance(index, (int, np.integer)):
+            index = [index]
+        return Detections(self.xyxy[index], self.score[index], self.kind[index], self.track_id[index])
+
+    @property
+    def size_wh(self) -> np.ndarray:
+        """(N, 2) width and height in pixels."""
+        return self.xyxy[:, 2:] - self.xyxy[:, :2]
+
+    @property
+    def area(self) -> np.ndarray:
+        wh = np.clip(self.size_wh, 0, None)
+        return wh[:, 0] * wh[:, 1]
+
+
+@dataclass
+class Frame:
+    """One decoded picture, upright.
+
+    Attributes:
+        image: (H, W, 3) uint8 RGB.
+        index: 0-based position in decode order.
+        time: presentation time in seconds, from the PTS (None for stills).
+    """
+
+    image: np.ndarray
+    index: int = 0
+    time: Fraction | None = None
+
+
+@dataclass
+class MediaInfo:
+    """Facts about one input file, as found before processing.
+
+    Attributes:
+        path: the file.
+        kind: "image" or "video".
+        width / height: upright (display) size in pixels.
+        fps: average frame rate as an exact fraction (videos).
+        frame_count: number of frames (1 for stills; for videos an estimate until decoded).
+        duration: seconds (videos).
+        rotation: degrees the stored pictures are turned to display upright.
+        audio_streams: codec names of the audio streams.
+        metadata_found: identifying metadata keys seen in the input (reported, never copied).
+    """
+
+    path: Path
+    kind: str
+    width: int
+    height: int
+    fps: Fraction | None = None
+    frame_count: int = 1
+    duration: float | None = None
+    rotation: int = 0
+    audio_streams: list[str] = field(default_factory=list)
+    metadata_found: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Track:
+    """One thing to redact over a range of frames (a face, a plate, or a region a person drew).
+
+    Attributes:
+        id: unique within a regions file.
+        kind: one of ``KINDS``.
+        frames: (K,) int frame indices, increasing.
+        xyxy: (K, 4) float32 box at each of those frames (unscaled: the mask scale is applied
+            when rendering).
+        score: (K,) float32 detector score; 0 where the box was not detected.
+        source: (K,) str: "detected", "interpolated" (bridged gap), "padded" (before the first or
+            after the last hit) or "manual".
+        keep: a person decided this one stays visible (never set automatically).
+    """
+
+    id: int
+    kind: str
+    frames: np.ndarray
+    xyxy: np.ndarray
+    score: np.ndarray
+    source: np.ndarray
+    keep: bool = False
+
+    def __post_init__(self) -> None:
+        self.frames = np.asarray(self.frames, dtype=np.int64).reshape(-1)
+        k = len(self.frames)
+        self.xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(k, 4)
+        self.score = np.asarray(self.score, dtype=np.float32).reshape(k)
+        self.source = np.asarray(self.source, dtype="<U12").reshape(k)
+
+    def __len__(self) -> int:
+        return len(self.frames)
