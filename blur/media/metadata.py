@@ -3,6 +3,7 @@ prove that an output has none left (the pipeline refuses to finish otherwise).""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from PIL import ExifTags, Image
@@ -12,9 +13,21 @@ _IMAGE_INFO_ALLOWED = {"icc_profile", "jfif", "jfif_version", "jfif_unit", "jfif
                        "progressive", "progression", "compression", "adobe", "adobe_transform",
                        "loop", "background", "duration", "lossless", "transparency", "gamma",
                        "aspect", "srgb", "chromaticity", "resolution", "interlace"}
-_VIDEO_FORMAT_ALLOWED = {"major_brand", "minor_version", "compatible_brands"}
-_VIDEO_STREAM_ALLOWED = {"handler_name": {"VideoHandler", "SoundHandler"},
-                         "vendor_id": {"[0][0][0][0]"}, "language": {"und"}}
+# TIFF fields that describe the pixel layout (and the ICC profile, which is kept on purpose).
+_TIFF_LAYOUT = {256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 282, 283, 284, 296, 317, 320,
+                322, 323, 324, 325, 338, 339, 34675}
+# Tags a muxer writes by itself, with the values that identify nobody (regular expressions).
+# Matroska always names its writing application; with ``fflags=+bitexact`` that is just "Lavf".
+_VIDEO_FORMAT_ALLOWED = {"major_brand": r"[ -~]{4}", "minor_version": r"\d+",
+                         "compatible_brands": r"[ -~]*", "encoder": r"Lavf"}
+_VIDEO_STREAM_ALLOWED = {"handler_name": r"VideoHandler|SoundHandler",
+                         "vendor_id": r"\[0\]\[0\]\[0\]\[0\]", "language": r"und",
+                         "DURATION": r"\d+:\d\d:\d\d\.\d+"}
+
+
+def _allowed(table: dict[str, str], key: str, value: str) -> bool:
+    pattern = table.get(key)
+    return pattern is not None and re.fullmatch(pattern, str(value)) is not None
 
 
 def image_metadata(im: Image.Image) -> list[str]:
@@ -22,6 +35,9 @@ def image_metadata(im: Image.Image) -> list[str]:
     found = []
     exif = im.getexif()
     for tag in exif:
+        # A TIFF keeps its layout in the same directory as EXIF tags; those fields are not metadata.
+        if im.format == "TIFF" and tag in _TIFF_LAYOUT:
+            continue
         found.append(f"EXIF:{ExifTags.TAGS.get(tag, hex(tag))}")
     for ifd_name, ifd in (("GPS", ExifTags.IFD.GPSInfo), ("EXIF", ExifTags.IFD.Exif)):
         try:
@@ -56,14 +72,13 @@ def image_leftover(path: Path) -> list[str]:
 
 def video_metadata(container) -> list[str]:
     """Identifying metadata of an open PyAV input or output container."""
-    found = [f"format:{k}" for k in container.metadata if k not in _VIDEO_FORMAT_ALLOWED]
+    found = [f"format:{k}" for k, v in container.metadata.items()
+             if not _allowed(_VIDEO_FORMAT_ALLOWED, k, v)]
     for stream in container.streams:
         if stream.type not in ("video", "audio"):
             found.append(f"stream {stream.index}: {stream.type} stream")
-        for key, value in stream.metadata.items():
-            allowed = _VIDEO_STREAM_ALLOWED.get(key)
-            if allowed is None or value not in allowed:
-                found.append(f"stream {stream.index}:{key}")
+        found += [f"stream {stream.index}:{k}" for k, v in stream.metadata.items()
+                  if not _allowed(_VIDEO_STREAM_ALLOWED, k, v)]
         if stream.type == "video" and getattr(stream.disposition, "name", "") == "attached_pic":
             found.append(f"stream {stream.index}: cover picture")
     try:

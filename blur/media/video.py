@@ -40,10 +40,35 @@ def _open(path: Path):
     return container
 
 
-def _rotation(stream, first: av.VideoFrame | None) -> int:
-    """Counter-clockwise degrees to turn stored pictures for display, a multiple of 90."""
-    angle = first.rotation if first is not None else 0
-    return int(round((angle or 0) / 90.0)) * 90 % 360
+def _rotation(frame: av.VideoFrame) -> int:
+    """Counter-clockwise degrees to turn a stored picture for display, a multiple of 90.
+
+    ``VideoFrame.rotation`` is FFmpeg's ``av_display_rotation_get``: counter-clockwise degrees
+    (an iPhone portrait clip says -90, i.e. turn 90 degrees clockwise).
+    """
+    return int(round((frame.rotation or 0) / 90.0)) * 90 % 360
+
+
+def _geometry(path: Path) -> tuple[int, int, int]:
+    """(rotation, upright width, upright height), from the first decoded frame.
+
+    The display matrix is only exposed on decoded frames, and the output stream must exist
+    before the first packet is written, so this decodes the first frame in a separate pass.
+    """
+    container = _open(path)
+    try:
+        try:
+            first = next(container.decode(container.streams.video[0]), None)
+        except av.error.FFmpegError as exc:
+            raise MediaError(f"cannot decode the first video frame: {exc}", path) from exc
+        if first is None:
+            raise MediaError("the video stream has no frames", path)
+        rotation = _rotation(first)
+        if rotation in (90, 270):
+            return rotation, first.height, first.width
+        return rotation, first.width, first.height
+    finally:
+        container.close()
 
 
 def upright(image: np.ndarray, rotation: int) -> np.ndarray:
@@ -54,20 +79,10 @@ def upright(image: np.ndarray, rotation: int) -> np.ndarray:
 
 def probe(path: Path) -> MediaInfo:
     """Facts about a video, from its headers and first frame."""
+    rotation, w, h = _geometry(path)
     container = _open(path)
     try:
         stream = container.streams.video[0]
-        first = None
-        try:
-            first = next(container.decode(stream), None)
-        except av.error.FFmpegError as exc:
-            raise MediaError(f"cannot decode the first video frame: {exc}", path) from exc
-        if first is None:
-            raise MediaError("the video stream has no frames", path)
-        rotation = _rotation(stream, first)
-        w, h = first.width, first.height
-        if rotation in (90, 270):
-            w, h = h, w
         fps = stream.average_rate or stream.guessed_rate or Fraction(25)
         duration = None
         if stream.duration is not None and stream.time_base:
@@ -94,7 +109,7 @@ def frames(path: Path) -> Iterator[Frame]:
         try:
             for vf in container.decode(stream):
                 if rotation is None:
-                    rotation = _rotation(stream, vf)
+                    rotation = _rotation(vf)
                 image = upright(vf.to_ndarray(format="rgb24"), rotation)
                 yield Frame(image=image, index=index, time=_time(vf, index, stream))
                 index += 1
@@ -135,55 +150,34 @@ def transcode(src: Path, dst: Path, muxer: str, process: Callable[[Frame], np.nd
     Returns:
         counts: {"frames": n, "audio_streams": copied, "audio_reencoded": [codec names]}.
     """
+    rotation, width, height = _geometry(src)
     inp = _open(src)
     # bitexact: no "encoder" tag naming the FFmpeg build; faststart: playable while downloading.
-    options = {"movflags": "+faststart"} if muxer == "mp4" else {}
+    options = {"fflags": "+bitexact"}
+    if muxer == "mp4":
+        options["movflags"] = "+faststart"
     out = av.open(str(dst), "w", format=muxer, options=options)
     try:
         vin = inp.streams.video[0]
         vin.thread_type = "AUTO"
-        audio_map = {}
-        reencoded = []
-        if audio == "copy":
-            allowed = _COPYABLE_AUDIO.get(muxer)
-            for ain in inp.streams.audio:
-                name = ain.codec_context.name
-                if allowed is None or name in allowed:
-                    aout = out.add_stream_from_template(ain)
-                    aout.metadata.clear()
-                    audio_map[ain.index] = (aout, None)
-                else:
-                    # The container cannot hold this codec as-is: re-encode to AAC.
-                    aout = out.add_stream("aac", rate=ain.codec_context.sample_rate)
-                    audio_map[ain.index] = (aout, ain)
-                    reencoded.append(name)
-        vout = None
-        rotation = None
+        # Every output stream must exist before the first packet is written (adding one later
+        # crashes FFmpeg), hence the size is known up front.
+        vout = _video_stream(out, vin, width, height, crf, preset)
+        audio_map, reencoded = _audio_streams(inp, out, muxer) if audio == "copy" else ({}, [])
         last_pts = None
+        durations: dict[int, int] = {}
         count = 0
-        demuxed = [vin] + [inp.streams[i] for i in audio_map]
         try:
-            for packet in inp.demux(demuxed):
+            for packet in inp.demux([vin] + [inp.streams[i] for i in audio_map]):
                 if packet.stream.type == "audio":
-                    aout, decode_from = audio_map[packet.stream.index]
-                    if decode_from is None:
-                        if packet.dts is None:
-                            continue
-                        packet.stream = aout
-                        out.mux(packet)
-                    else:
-                        for af in packet.decode():
-                            af.pts = None
-                            out.mux(aout.encode(af))
+                    _write_audio(out, packet, *audio_map[packet.stream.index])
                     continue
                 for vf in packet.decode():
-                    if rotation is None:
-                        rotation = _rotation(vin, vf)
                     image = upright(vf.to_ndarray(format="rgb24"), rotation)
-                    frame = Frame(image=image, index=count, time=_time(vf, count, vin))
-                    result = process(frame)
-                    if vout is None:
-                        vout = _video_stream(out, vin, result.shape, crf, preset)
+                    result = process(Frame(image=image, index=count, time=_time(vf, count, vin)))
+                    if result.shape != (height, width, 3):
+                        raise MediaError(f"frame {count} is {result.shape[1]}x{result.shape[0]}, "
+                                         f"expected {width}x{height}", src)
                     pts = _pts(vf, count, vin)
                     if last_pts is not None and pts <= last_pts:
                         pts = last_pts + 1  # encoders need strictly increasing timestamps
@@ -191,24 +185,68 @@ def transcode(src: Path, dst: Path, muxer: str, process: Callable[[Frame], np.nd
                     of = av.VideoFrame.from_ndarray(result, format="rgb24")
                     of.pts = pts
                     of.time_base = vin.time_base
-                    out.mux(vout.encode(of))
+                    durations[pts] = vf.duration
+                    _mux_video(out, vout.encode(of), durations)
                     count += 1
                     if on_frame:
                         on_frame(count)
+            _mux_video(out, vout.encode(None), durations)
+            for aout, decode_from in audio_map.values():
+                if decode_from is not None:
+                    out.mux(aout.encode(None))
         except av.error.FFmpegError as exc:
-            raise MediaError(f"decoding failed at frame {count}: {exc}", src) from exc
-        if vout is None:
+            raise MediaError(f"transcoding failed at frame {count}: {exc}", src) from exc
+        if count == 0:
             raise MediaError("the video stream has no frames", src)
-        out.mux(vout.encode(None))
-        for aout, decode_from in audio_map.values():
-            if decode_from is not None:
-                out.mux(aout.encode(None))
         return {"frames": count, "audio_streams": len(audio_map), "audio_reencoded": reencoded}
     finally:
         try:
             out.close()
         finally:
             inp.close()
+
+
+def _mux_video(out, packets, durations: dict[int, int]) -> None:
+    """Write encoded packets with their input frame's duration: libx264 does not pass it on, and
+    the muxer would guess the last frame's from the average rate (a VFR clip's end would move)."""
+    for packet in packets:
+        duration = durations.pop(packet.pts, None)
+        if duration:
+            packet.duration = duration
+        out.mux(packet)
+
+
+def _audio_streams(inp, out, muxer: str) -> tuple[dict, list[str]]:
+    """Output audio streams for every input one: {input index: (output stream, decode_from)}.
+
+    ``decode_from`` is None when packets are copied as they are; it is the input stream when
+    the output container cannot hold the codec and the audio is re-encoded to AAC.
+    """
+    allowed = _COPYABLE_AUDIO.get(muxer)
+    audio_map, reencoded = {}, []
+    for ain in inp.streams.audio:
+        name = ain.codec_context.codec.canonical_name  # "mp3", not the decoder's "mp3float"
+        if allowed is None or name in allowed:
+            aout = out.add_stream_from_template(ain)
+            aout.metadata.clear()  # no language, title or handler names copied from the input
+            audio_map[ain.index] = (aout, None)
+        else:
+            aout = out.add_stream("aac", rate=ain.codec_context.sample_rate)
+            audio_map[ain.index] = (aout, ain)
+            reencoded.append(name)
+    return audio_map, reencoded
+
+
+def _write_audio(out, packet, aout, decode_from) -> None:
+    if decode_from is None:
+        if packet.size == 0:
+            return  # the demuxer's end-of-stream marker, not data
+        packet.stream = aout
+        out.mux(packet)
+    else:
+        for af in packet.decode():
+            af.pts = None
+            out.mux(aout.encode(af))
 
 
 def _pts(vf: av.VideoFrame, index: int, vin) -> int:
@@ -218,8 +256,7 @@ def _pts(vf: av.VideoFrame, index: int, vin) -> int:
     return int(round(Fraction(index) / Fraction(rate) / vin.time_base))
 
 
-def _video_stream(out, vin, shape: tuple, crf: int, preset: str):
-    height, width = shape[:2]
+def _video_stream(out, vin, width: int, height: int, crf: int, preset: str):
     rate = vin.average_rate or vin.guessed_rate or Fraction(25)
     stream = out.add_stream("libx264", rate=rate)
     stream.width, stream.height = width, height
