@@ -68,7 +68,7 @@ def write_video(path: Path, *, frames: int = 12, size: tuple[int, int] = (160, 1
                 time_base: Fraction | None = None, image=None, rotation: int | None = None,
                 tags: dict | None = None, stream_tags: dict | None = None,
                 audio: str | None = None, video_codec: str = "libx264",
-                container_format: str | None = None) -> Path:
+                container_format: str | None = None, options: dict | None = None) -> Path:
     """Write a small test video with PyAV.
 
     Args:
@@ -83,11 +83,13 @@ def write_video(path: Path, *, frames: int = 12, size: tuple[int, int] = (160, 1
         tags / stream_tags: container and video-stream metadata to write.
         audio: an audio encoder name ("aac", "libopus", "mp3", "pcm_s16le", ...) or None.
         video_codec: the video encoder.
+        container_format / options: muxer name and options (e.g. MOV's
+            ``movflags=use_metadata_tags``, which writes Apple's ``mdta`` keys as an iPhone does).
     """
     width, height = size
     rate = Fraction(rate)
     time_base = time_base or 1 / rate
-    out = av.open(str(path), "w", format=container_format)
+    out = av.open(str(path), "w", format=container_format, options=options or {})
     out.metadata.update(tags or {})
     video = out.add_stream(video_codec, rate=rate)
     video.width, video.height = width, height
