@@ -1,0 +1,179 @@
+"""Redaction: inside a region the face is gone for good, outside nothing changes, borders are
+covered to the last pixel, kernels follow the box size, and every style works."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from blur.redact import STYLES, NoiseBlur, Pixelate, Redactor
+
+# The astronaut's face in skimage.data.astronaut() (512x512), as CenterFace finds it.
+FACE = (175, 54, 275, 180)
+
+
+@pytest.fixture
+def busy() -> np.ndarray:
+    """A 120x160 image with detail everywhere and no black pixel (so "black" means redacted)."""
+    rng = np.random.default_rng(7)
+    return rng.integers(30, 250, (120, 160, 3), dtype=np.uint8)
+
+
+def _grey(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY).astype(np.float32)
+
+
+def _detail(image: np.ndarray) -> np.ndarray:
+    """What makes a face recognisable: the structure left after removing the smooth shading."""
+    grey = _grey(image)
+    return (grey - cv2.GaussianBlur(grey, (0, 0), 4)).ravel()
+
+
+def _redact(image, boxes, style="blur", scale=1.0, shape="box", seed=None):
+    out = image.copy()
+    rng = np.random.default_rng(seed) if seed is not None else None
+    Redactor(style, scale, shape, rng=rng).apply(out, np.asarray(boxes, np.float32))
+    return out
+
+
+def test_default_style_leaves_no_face_detail(astronaut):
+    x1, y1, x2, y2 = FACE
+    face = astronaut[y1:y2, x1:x2]
+    out = _redact(astronaut, [FACE])[y1:y2, x1:x2]
+    assert np.abs(out.astype(int) - face).mean() > 20
+    assert abs(np.corrcoef(_detail(face), _detail(out))[0, 1]) < 0.1
+    # Averaging many renders (as many video frames would allow) brings no detail back.
+    mean = np.mean([_redact(astronaut, [FACE])[y1:y2, x1:x2] for _ in range(30)], axis=0)
+    assert abs(np.corrcoef(_detail(face), _detail(mean.astype(np.uint8)))[0, 1]) < 0.1
+
+
+def test_default_style_keeps_at_most_a_coarse_colour_layout(astronaut):
+    """Scrambling the face's pixels within each cell of a 3x3 grid (the face is destroyed, the
+    cell averages stay) gives the same output: nothing finer than that grid reaches the fill."""
+    x1, y1 = FACE[:2]
+    x2, y2 = x1 + 99, y1 + 126  # a multiple of 3 both ways: the cells are exact
+    face = astronaut[y1:y2, x1:x2]
+    scrambled = face.copy()
+    rng = np.random.default_rng(0)
+    for rows in np.split(np.arange(126), 3):
+        for cols in np.split(np.arange(99), 3):
+            cell = scrambled[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].reshape(-1, 3)
+            scrambled[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] = \
+                rng.permutation(cell).reshape(len(rows), len(cols), 3)
+    box = [[0, 0, 99, 126]]
+    a = _redact(face, box, seed=1)
+    b = _redact(scrambled, box, seed=1)
+    assert np.abs(a.astype(int) - b).max() <= 2
+    assert np.abs(face.astype(int) - scrambled).mean() > 10  # the scramble did change the face
+
+
+@pytest.mark.parametrize("style", ["blur", "pixelate"])
+def test_fill_changes_from_frame_to_frame(busy, style):
+    box = [[40, 30, 100, 90]]
+    first, second = _redact(busy, box, style), _redact(busy, box, style)
+    assert np.abs(first.astype(int) - second)[30:90, 40:100].mean() > 1
+
+
+@pytest.mark.parametrize("style", sorted(STYLES))
+@pytest.mark.parametrize("shape", ["box", "ellipse"])
+def test_pixels_outside_the_region_are_byte_identical(busy, style, shape):
+    out = _redact(busy, [[40.3, 30.6, 99.2, 89.5]], style, scale=1.3, shape=shape)
+    # The box grown 1.3x about its centre (69.75, 60.05): half sizes 38.35 x 38.35.
+    yy, xx = np.mgrid[0:120, 0:160] + 0.5
+    outside_box = (xx < 69.75 - 38.35 - 1) | (xx > 69.75 + 38.35 + 1) | \
+                  (yy < 60.05 - 38.35 - 1) | (yy > 60.05 + 38.35 + 1)
+    assert np.array_equal(out[outside_box], busy[outside_box])
+    if shape == "ellipse":
+        # Corners of the grown box are outside its inscribed ellipse: untouched.
+        r = ((xx - 69.75) / 38.35) ** 2 + ((yy - 60.05) / 38.35) ** 2
+        assert np.array_equal(out[r > 1.1], busy[r > 1.1])
+        inside = r < 0.9
+    else:
+        inside = ~outside_box & (np.abs(xx - 69.75) < 37) & (np.abs(yy - 60.05) < 37)
+    assert (out[inside] != busy[inside]).any(axis=-1).mean() > 0.9
+
+
+@pytest.mark.parametrize("box", [
+    [130, 90, 160, 120],            # exactly to the corner
+    [130.2, 90.4, 159.6, 119.7],    # fractional, just short of it
+    [140, 100, 190, 150],           # running past it
+])
+def test_box_at_the_right_and_bottom_edge_covers_the_last_pixels(busy, box):
+    out = _redact(busy, [box], "solid")
+    x1, y1 = int(box[0]), int(box[1])
+    assert (out[y1:, x1:] == 0).all()  # includes the last row and the last column
+    assert out[y1 - 1, x1 - 1].any() and out[:y1].any(axis=-1).all()
+
+
+def test_ellipse_cut_by_the_edge_reaches_the_edge(busy):
+    # A face half out of the picture: its ellipse is drawn from the full box, up to the border.
+    out = _redact(busy, [[130, 40, 190, 100]], "solid", shape="ellipse")
+    assert (out[60:80, 140:] == 0).all()
+    assert (out[45:95, 159] == 0).all()
+    assert out[41, 131].all()  # the ellipse's corner stays
+
+
+def test_box_at_the_left_and_top_edge(busy):
+    out = _redact(busy, [[-15.5, -3, 20, 25]], "solid")
+    assert (out[:25, :20] == 0).all()
+    assert out[25:].all() and out[:, 20:].all()
+
+
+@pytest.mark.parametrize("style", sorted(STYLES))
+@pytest.mark.parametrize("box", [[10, 10, 11, 11], [10, 10, 12.5, 13], [0, 0, 1, 120],
+                                 [-50, -50, 300, 300]])
+def test_every_style_handles_tiny_and_huge_boxes(busy, style, box):
+    out = _redact(busy, [box], style, shape="ellipse")
+    x = min(int((box[0] + box[2]) / 2), 159)
+    y = min(int((box[1] + box[3]) / 2), 119)
+    assert out.shape == busy.shape and out.dtype == np.uint8
+    assert (out[y, x] != busy[y, x]).any()  # even a one-pixel box is redacted
+
+
+@pytest.mark.parametrize("style", sorted(STYLES))
+def test_every_style_ignores_empty_and_outside_boxes(busy, style):
+    redactor = Redactor(style, 1.3, "ellipse")
+    out = busy.copy()
+    boxes = np.array([[200, 10, 260, 50], [10, 130, 50, 170], [50, 50, 50, 80], [60, 60, 40, 40]],
+                     np.float32)
+    assert redactor.apply(out, boxes) == 0
+    assert redactor.apply(out, np.zeros((0, 4), np.float32)) == 0
+    assert np.array_equal(out, busy)
+
+
+def test_solid_fill_is_flat_black(busy):
+    out = _redact(busy, [[20, 20, 60, 50]], "solid")
+    assert (out[20:50, 20:60] == 0).all()
+
+
+def test_blur_kernel_scales_with_the_box():
+    """A fixed pixel kernel would leave big faces barely smoothed: the fill's roughness
+    (neighbour differences) must drop as the box grows."""
+    def roughness(side):
+        roi = np.full((side, side, 3), 128, np.uint8)
+        fill = NoiseBlur(np.random.default_rng(3)).fill(roi).astype(float)
+        return np.abs(np.diff(fill, axis=1)).mean()
+    assert roughness(40) > 4 * roughness(320)
+
+
+@pytest.mark.parametrize("side", [24, 60, 300])
+def test_pixelate_blocks_scale_with_the_box(side):
+    roi = np.random.default_rng(0).integers(0, 255, (side, side, 3), dtype=np.uint8)
+    fill = Pixelate(np.random.default_rng(1)).fill(roi)
+    columns = 1 + np.count_nonzero(np.any(fill[:, 1:] != fill[:, :-1], axis=(0, 2)))
+    assert columns <= 6
+
+
+def test_whole_frame_redaction_changes_everything(busy):
+    out = busy.copy()
+    Redactor().apply_everywhere(out)
+    assert (out != busy).any(axis=-1).mean() > 0.95
+    assert abs(np.corrcoef(_detail(busy), _detail(out))[0, 1]) < 0.1
+
+
+def test_unknown_style_or_shape_is_refused():
+    with pytest.raises(ValueError, match="style"):
+        Redactor("swirl")
+    with pytest.raises(ValueError, match="shape"):
+        Redactor("blur", shape="star")
