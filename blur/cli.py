@@ -110,8 +110,10 @@ class _Progress:
 @app.command("run")
 def run(
     paths: list[Path] = typer.Argument(..., help="Photos, videos or folders (searched recursively)."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output",
-                                          help="Output file (one input) or folder (mirrored tree)."),
+    # str, not Path: pathlib drops the trailing "/" that marks a folder to create.
+    output: Optional[str] = typer.Option(None, "-o", "--output",
+                                         help="Output file (one input) or folder (mirrored tree); "
+                                              "end a new folder's name with /."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (never an input)."),
     style: Optional[Style] = typer.Option(None, help="Redaction style (default: blur, irreversible)."),
     shape: Optional[Shape] = typer.Option(None, help="Mask shape (default: ellipse)."),

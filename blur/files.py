@@ -12,6 +12,11 @@ from .errors import UsageError
 from .media import is_media, kind_of, video
 
 OUTPUT_TAG = ".blurred"
+# Extensions naming the same still format: the output is written in the input's format, so its
+# name must say so (photo.jpg -o out.png would be a JPEG named .png).
+_SAME_FORMAT = [{".jpg", ".jpeg"}, {".tif", ".tiff"}, {".png"}, {".webp"}, {".bmp"}]
+# Video outputs are MP4 (Matroska for .mkv); these names suit what is written.
+_VIDEO_OUTPUTS = {".mp4", ".m4v", ".mov", ".mkv"}
 
 
 def default_output(src: Path) -> Path:
@@ -40,18 +45,26 @@ def walk(folder: Path) -> Iterator[Path]:
                 yield path
 
 
-def plan_outputs(inputs: list[Path], output: Path | None) -> list[tuple[Path, Path]]:
+def plan_outputs(inputs: list[Path], output: Path | str | None) -> list[tuple[Path, Path]]:
     """Pair every input file with its output path.
 
     Args:
         inputs: files and folders as the user gave them.
-        output: ``-o``: a file (one input file), or a folder (several inputs, or a folder input,
-            whose tree is mirrored). None: beside each input (``NAME.blurred.EXT``), and
-            ``FOLDER.blurred/`` for a folder.
+        output: ``-o``: a file (one input file), or a folder (several inputs, a folder input
+            whose tree is mirrored, an existing folder, or a name ending in "/"). None: beside
+            each input (``NAME.blurred.EXT``), and ``FOLDER.blurred/`` for a folder.
+
+    Raises:
+        UsageError: a missing input, or two inputs that would share an output, or an output
+            that is one of the inputs.
     """
+    # A str keeps a trailing "/" that pathlib drops: "-o new/" means a folder to create.
+    as_folder = isinstance(output, str) and output.endswith(("/", os.sep))
+    output = Path(output) if output is not None else None
     pairs: list[tuple[Path, Path]] = []
     several = len(inputs) > 1
     for item in inputs:
+        item = Path(item)
         if not item.exists():
             raise UsageError("no such file or folder", item)
         if item.is_dir():
@@ -59,15 +72,36 @@ def plan_outputs(inputs: list[Path], output: Path | None) -> list[tuple[Path, Pa
             out_root = output if output is not None else root.with_name(root.name + OUTPUT_TAG)
             if several and output is not None:
                 out_root = output / root.name
-            pairs += [(src, _mirrored(src, item, out_root)) for src in walk(item)]
+            pairs += [(src, _mirrored(src, item, out_root)) for src in walk(item)
+                      if not _inside(src, out_root)]  # outputs of an earlier run, not inputs
         elif output is None:
             pairs.append((item, default_output(item)))
-        elif several or output.is_dir() or str(output).endswith(os.sep):
+        elif several or as_folder or output.is_dir():
             dst = _mirrored(item, item.parent, output)
             pairs.append((item, default_output(item) if dst.resolve() == item.resolve() else dst))
         else:
             pairs.append((item, output))
+    _check_distinct(pairs)
     return pairs
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())
+
+
+def _check_distinct(pairs: list[tuple[Path, Path]]) -> None:
+    """No output may be written twice in one run, or land on another input."""
+    inputs = {src.resolve() for src, _ in pairs}
+    seen: dict[Path, Path] = {}
+    for src, dst in pairs:
+        key = dst.resolve()
+        if key == src.resolve():
+            raise UsageError(f"output {dst} is the input itself; refusing to overwrite it", src)
+        if key in inputs:
+            raise UsageError(f"output {dst} would replace an input file", src)
+        if key in seen:
+            raise UsageError(f"{seen[key]} and {src} would both be written to {dst}", src)
+        seen[key] = src
 
 
 def check_output(src: Path, dst: Path, overwrite: bool) -> None:
@@ -80,6 +114,15 @@ def check_output(src: Path, dst: Path, overwrite: bool) -> None:
         raise UsageError(f"output {dst} already exists (use --overwrite to replace it)", src)
     if dst.exists() and dst.is_dir():
         raise UsageError(f"output {dst} is a folder", src)
+    suffix = dst.suffix.lower()
+    if kind_of(src) == "video":
+        expected = _VIDEO_OUTPUTS
+    else:
+        expected = next((group for group in _SAME_FORMAT if src.suffix.lower() in group),
+                        {src.suffix.lower()})
+    if suffix not in expected:
+        raise UsageError(f"output {dst} must end in {' or '.join(sorted(expected))} (the format "
+                         f"written); to write into a folder, end the name with /", src)
 
 
 @contextmanager

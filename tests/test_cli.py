@@ -1,0 +1,170 @@
+"""The ``blur`` command: exit codes, messages, outputs, never over an input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from blur import cli
+from blur.errors import ExitStatus
+
+from conftest import write_video
+
+FAST = ["--preset", "ultrafast"]
+
+
+def blur(*args) -> "Result":
+    """Run ``blur run ARGS`` in-process; stdout and stderr are kept apart."""
+    return CliRunner().invoke(cli.app, ["run", *map(str, args)])
+
+
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path, monkeypatch):
+    """Work where the files are, with short relative names (the summary table is 80 wide)."""
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def photo(tmp_path, face_frame):
+    path = tmp_path / "face.png"
+    Image.fromarray(face_frame).save(path)
+    return path
+
+
+def test_photo_default_output_and_summary(photo):
+    result = blur("face.png")
+    assert result.exit_code == ExitStatus.OK, result.stderr
+    out = photo.with_name("face.blurred.png")
+    assert out.is_file()
+    assert "face.png" in result.stdout and "1 file(s) done, 0 failed" in result.stdout
+    with Image.open(out) as a, Image.open(photo) as b:
+        assert a.size == b.size and np.asarray(a).tobytes() != np.asarray(b).tobytes()
+
+
+def test_quiet_prints_nothing_on_success(photo):
+    result = blur(photo, "--quiet")
+    assert result.exit_code == 0
+    assert result.stdout == "" and result.stderr == ""
+    assert photo.with_name("face.blurred.png").is_file()
+
+
+def test_output_file_option(photo, tmp_path):
+    result = blur(photo, "-o", tmp_path / "sub" / "clean.png", "-q")
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "sub" / "clean.png").is_file()
+
+
+def test_output_folder_option(photo, tmp_path):
+    result = blur(photo, "-o", f"{tmp_path}/new/", "-q")
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "new" / "face.png").is_file()
+
+
+def test_refuses_existing_output_without_overwrite(photo):
+    out = photo.with_name("face.blurred.png")
+    out.write_bytes(b"keep me")
+    result = blur(photo, "-q")
+    assert result.exit_code == ExitStatus.USAGE
+    assert "already exists" in result.stderr and "--overwrite" in result.stderr
+    assert out.read_bytes() == b"keep me"
+    assert blur(photo, "-q", "--overwrite").exit_code == 0
+    assert out.read_bytes() != b"keep me"
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_never_overwrites_the_input(photo, overwrite):
+    before = photo.read_bytes()
+    result = blur(photo, "-o", photo, *overwrite)
+    assert result.exit_code == ExitStatus.USAGE
+    assert "input itself" in result.stderr
+    assert photo.read_bytes() == before
+    assert [p.name for p in photo.parent.iterdir()] == ["face.png"]
+
+
+def test_usage_errors_exit_2(tmp_path, photo):
+    assert blur(tmp_path / "missing.jpg").exit_code == ExitStatus.USAGE
+    assert blur(photo, "--style", "swirl").exit_code == ExitStatus.USAGE
+    assert blur(photo, "--crf", "99").exit_code == ExitStatus.USAGE
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = blur(empty)
+    assert result.exit_code == ExitStatus.USAGE and "no photos or videos" in result.stderr
+
+
+def test_folder_input_mirrored_with_photos_and_videos(tmp_path, face_frame):
+    root = tmp_path / "footage"
+    (root / "day1" / "cam").mkdir(parents=True)
+    Image.fromarray(face_frame).save(root / "a.jpg")
+    Image.fromarray(face_frame).save(root / "day1" / "b.png")
+    write_video(root / "day1" / "cam" / "c.mov", frames=5)
+    write_video(root / "d.mkv", frames=5)
+    result = blur(root, "-o", tmp_path / "clean", *FAST)
+    assert result.exit_code == 0, result.stderr
+    got = sorted(p.relative_to(tmp_path / "clean").as_posix()
+                 for p in (tmp_path / "clean").rglob("*") if p.is_file())
+    assert got == ["a.jpg", "d.mkv", "day1/b.png", "day1/cam/c.mp4"]
+    assert "4 file(s) done, 0 failed" in result.stdout
+    # Without -o: FOLDER.blurred beside it.
+    assert blur(root, "-q", *FAST).exit_code == 0
+    assert (tmp_path / "footage.blurred" / "day1" / "cam" / "c.mp4").is_file()
+
+
+def test_batch_with_one_bad_file_finishes_the_others(tmp_path, face_frame):
+    Image.fromarray(face_frame).save(tmp_path / "a.png")
+    (tmp_path / "broken.jpg").write_bytes(b"this is not a jpeg")
+    write_video(tmp_path / "c.mp4", frames=5)
+    result = blur("a.png", "broken.jpg", "c.mp4", *FAST)
+    assert result.exit_code == ExitStatus.ERROR
+    assert (tmp_path / "a.blurred.png").is_file() and (tmp_path / "c.blurred.mp4").is_file()
+    assert not (tmp_path / "broken.blurred.jpg").exists()
+    assert "broken.jpg" in result.stderr and "error" in result.stderr  # one line naming it
+    assert "2 file(s) done, 1 failed" in result.stdout
+    assert "failed" in result.stdout.split("broken.jpg", 1)[1].splitlines()[0]
+    assert not list(tmp_path.glob(".*.part"))
+
+
+def test_failure_midway_leaves_no_output_and_no_temp_file(tmp_path, monkeypatch):
+    src = write_video(tmp_path / "clip.mp4", frames=10)
+    from blur import redact
+    from blur.errors import MediaError
+    real, calls = redact.Redactor.apply, []
+
+    def apply(self, image, xyxy):
+        calls.append(1)
+        if len(calls) == 4:
+            raise MediaError("simulated encoder failure")
+        return real(self, image, xyxy)
+    monkeypatch.setattr(redact.Redactor, "apply", apply)
+    result = blur(src, *FAST)
+    assert len(calls) == 4
+    assert result.exit_code == ExitStatus.ERROR
+    assert "simulated encoder failure" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+
+
+def test_blur_path_shorthand_and_python_m(tmp_path, photo):
+    # `blur PATH` means `blur run PATH`, through the real entry point.
+    proc = subprocess.run([sys.executable, "-m", "blur", str(photo), "-q"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "" and proc.stderr == ""
+    assert photo.with_name("face.blurred.png").is_file()
+    help_text = subprocess.run([sys.executable, "-m", "blur", "--help"], capture_output=True,
+                               text=True, timeout=60)
+    assert help_text.returncode == 0 and "Anonymise" in help_text.stdout
+    run_help = subprocess.run([sys.executable, "-m", "blur", "run", "--help"],
+                              capture_output=True, text=True, timeout=60)
+    assert run_help.returncode == 0
+    assert "--overwrite" in run_help.stdout and "--audio" in run_help.stdout
+
+
+def test_usage_exit_code_through_the_entry_point(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "blur", str(tmp_path / "nope.jpg")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == ExitStatus.USAGE
+    assert "nope.jpg" in proc.stderr and "no such file" in proc.stderr
