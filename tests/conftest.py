@@ -68,7 +68,8 @@ def write_video(path: Path, *, frames: int = 12, size: tuple[int, int] = (160, 1
                 time_base: Fraction | None = None, image=None, rotation: int | None = None,
                 tags: dict | None = None, stream_tags: dict | None = None,
                 audio: str | None = None, video_codec: str = "libx264",
-                container_format: str | None = None, options: dict | None = None) -> Path:
+                container_format: str | None = None, options: dict | None = None,
+                sample_aspect_ratio: Fraction | None = None) -> Path:
     """Write a small test video with PyAV.
 
     Args:
@@ -85,6 +86,7 @@ def write_video(path: Path, *, frames: int = 12, size: tuple[int, int] = (160, 1
         video_codec: the video encoder.
         container_format / options: muxer name and options (e.g. MOV's
             ``movflags=use_metadata_tags``, which writes Apple's ``mdta`` keys as an iPhone does).
+        sample_aspect_ratio: non-square pixels (anamorphic video).
     """
     width, height = size
     rate = Fraction(rate)
@@ -99,6 +101,8 @@ def write_video(path: Path, *, frames: int = 12, size: tuple[int, int] = (160, 1
     video.time_base = time_base
     video.codec_context.time_base = time_base
     video.metadata.update(stream_tags or {})
+    if sample_aspect_ratio is not None:
+        video.codec_context.sample_aspect_ratio = sample_aspect_ratio
     if rotation is not None:
         video.set_display_rotation(rotation)
     sound = None

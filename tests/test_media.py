@@ -150,6 +150,22 @@ def test_rotation_sign_follows_the_quicktime_matrix(tmp_path, face_frame):
     assert np.abs(first.astype(int) - face_frame).mean() < 4
 
 
+@pytest.mark.parametrize("rotation", [None, 90])
+def test_non_square_pixels_keep_the_display_shape(tmp_path, rotation):
+    """Anamorphic video (160x120 stored, pixels 4:3 wide -> shown 16:9) keeps its shape."""
+    src = write_video(tmp_path / "wide.mp4", frames=3, sample_aspect_ratio=Fraction(4, 3),
+                      rotation=rotation)
+    dst = pipeline.anonymise(src, None, FAST).dst
+    with av.open(str(dst)) as c:
+        stream = c.streams.video[0]
+        if rotation is None:
+            assert stream.sample_aspect_ratio == Fraction(4, 3)
+            assert stream.display_aspect_ratio == Fraction(16, 9)
+        else:  # stored upright now: 120 wide, 160 high, pixels 3:4 -> shown 9:16
+            assert (stream.codec_context.width, stream.codec_context.height) == (120, 160)
+            assert stream.display_aspect_ratio == Fraction(9, 16)
+
+
 @pytest.mark.parametrize("size", [(161, 121), (160, 121), (161, 120), (175, 99)])
 def test_odd_sizes_are_kept_exactly(tmp_path, size):
     src = write_video(tmp_path / "odd.mp4", size=size, frames=4)

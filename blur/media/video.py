@@ -162,7 +162,7 @@ def transcode(src: Path, dst: Path, muxer: str, process: Callable[[Frame], np.nd
         vin.thread_type = "AUTO"
         # Every output stream must exist before the first packet is written (adding one later
         # crashes FFmpeg), hence the size is known up front.
-        vout = _video_stream(out, vin, width, height, crf, preset)
+        vout = _video_stream(out, vin, width, height, crf, preset, rotation)
         audio_map, reencoded = _audio_streams(inp, out, muxer) if audio == "copy" else ({}, [])
         last_pts = None
         durations: dict[int, int] = {}
@@ -256,10 +256,14 @@ def _pts(vf: av.VideoFrame, index: int, vin) -> int:
     return int(round(Fraction(index) / Fraction(rate) / vin.time_base))
 
 
-def _video_stream(out, vin, width: int, height: int, crf: int, preset: str):
+def _video_stream(out, vin, width: int, height: int, crf: int, preset: str, rotation: int):
     rate = vin.average_rate or vin.guessed_rate or Fraction(25)
     stream = out.add_stream("libx264", rate=rate)
     stream.width, stream.height = width, height
+    # Non-square pixels (anamorphic DV/HDV) keep their shape, turned with the picture.
+    sar = vin.sample_aspect_ratio or vin.codec_context.sample_aspect_ratio
+    if sar and sar != 1:
+        stream.codec_context.sample_aspect_ratio = 1 / sar if rotation in (90, 270) else sar
     # yuv420p needs even sizes; odd ones keep their exact size in 4:4:4 instead of being cropped.
     stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
     stream.time_base = vin.time_base
