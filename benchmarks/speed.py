@@ -1,0 +1,155 @@
+"""Speed benchmark: blur vs the peer tool deface vs the encoder floor, on the same files.
+
+Prints wall time (median of --runs), frames per second, CPU time, peak RSS, and the ratios
+blur/deface and blur/floor. The floor is decode + re-encode with blur's encoder settings and no
+detection. deface runs from its own virtual environment (created on first use with
+``pip install deface==1.5.0 onnxruntime``), so it never shares packages with blur.
+
+    python benchmarks/speed.py                       # vtest.avi + a generated 1080p clip
+    python benchmarks/speed.py --files ../shared/media/vtest.avi --runs 1 --no-deface
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+DEFACE_VENV = Path(os.environ.get("BLUR_DEFACE_VENV", Path(tempfile.gettempdir()) / "blur-bench-deface"))
+
+
+def run(cmd: list[str]) -> dict:
+    """Run a command; wall time, CPU time (user+sys) and peak RSS of that child alone."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    err = proc.stderr.read().decode(errors="replace")
+    proc.stderr.close()
+    if status != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({status}):\n{err[-2000:]}")
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024}
+
+
+def floor_script(src: Path, dst: Path, crf: int, preset: str) -> list[str]:
+    code = f"""
+import av
+from fractions import Fraction
+inp = av.open({str(src)!r}); vin = inp.streams.video[0]; vin.thread_type = "AUTO"
+out = av.open({str(dst)!r}, "w", format="mp4")
+vs = None
+for f in inp.decode(vin):
+    img = f.to_ndarray(format="rgb24")
+    if vs is None:
+        vs = out.add_stream("libx264", rate=vin.average_rate or 25)
+        vs.width, vs.height = img.shape[1], img.shape[0]
+        vs.pix_fmt = "yuv420p"; vs.time_base = vin.time_base
+        vs.codec_context.time_base = vin.time_base
+        vs.options = {{"crf": "{crf}", "preset": "{preset}"}}
+    nf = av.VideoFrame.from_ndarray(img, format="rgb24"); nf.pts = f.pts; nf.time_base = vin.time_base
+    out.mux(vs.encode(nf))
+out.mux(vs.encode(None)); out.close()
+"""
+    return [sys.executable, "-c", code]
+
+
+def deface_python() -> Path:
+    py = DEFACE_VENV / "bin" / "python"
+    if not py.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(DEFACE_VENV)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "deface==1.5.0", "onnxruntime"],
+                       check=True)
+    return py
+
+
+def generated_1080p(path: Path, seconds: int = 20, fps: int = 25) -> Path:
+    """A 1080p clip with faces from scikit-image's astronaut moving over a textured background."""
+    from skimage import data
+
+    face = data.astronaut()[20:260, 120:330]
+    rng = np.random.default_rng(0)
+    background = (rng.random((1080, 1920, 3)) * 60 + 90).astype(np.uint8)
+    out = av.open(str(path), "w")
+    vs = out.add_stream("libx264", rate=fps)
+    vs.width, vs.height, vs.pix_fmt = 1920, 1080, "yuv420p"
+    vs.options = {"crf": "20", "preset": "veryfast"}
+    for i in range(seconds * fps):
+        img = background.copy()
+        for k, scale in enumerate((1.0, 0.5, 0.25)):
+            f = face if scale == 1 else np.ascontiguousarray(face[::int(1 / scale), ::int(1 / scale)])
+            x = int((i * (4 + 3 * k) + 300 * k) % (1920 - f.shape[1]))
+            y = 150 + 300 * k
+            img[y:y + f.shape[0], x:x + f.shape[1]] = f
+        frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+        frame.pts = i
+        frame.time_base = Fraction(1, fps)
+        out.mux(vs.encode(frame))
+    out.mux(vs.encode(None))
+    out.close()
+    return path
+
+
+def frame_count(path: Path) -> int:
+    with av.open(str(path)) as c:
+        return sum(1 for _ in c.decode(video=0))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--files", nargs="*", type=Path, help="videos (default: vtest.avi + generated 1080p)")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--no-deface", action="store_true")
+    ap.add_argument("--blur-args", default="", help="extra arguments for blur, e.g. '--preset veryfast'")
+    ap.add_argument("--crf", type=int, default=18)
+    ap.add_argument("--preset", default="medium")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="blur-speed-"))
+    files = args.files
+    if not files:
+        files = [SHARED / "media" / "vtest.avi"] if (SHARED / "media" / "vtest.avi").exists() else []
+        files.append(generated_1080p(work / "moving_faces_1080p.mp4"))
+    blur_cmd = [sys.executable, "-m", "blur"]
+    rows = []
+    for src in files:
+        n = frame_count(src)
+        cmds = {
+            "blur": blur_cmd + [str(src), "-o", str(work / "blur.mp4"), "--overwrite", "-q",
+                                "--crf", str(args.crf), "--preset", args.preset] + args.blur_args.split(),
+            "floor": floor_script(src, work / "floor.mp4", args.crf, args.preset),
+        }
+        if not args.no_deface:
+            deface = deface_python().with_name("deface")
+            cmds["deface"] = [str(deface), str(src), "-o", str(work / "deface.mp4")]
+        results = {}
+        for name, cmd in cmds.items():
+            runs = [run(cmd) for _ in range(args.runs)]
+            results[name] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+            r = results[name]
+            rows.append((src.name, name, r["wall"], n / r["wall"], r["cpu"], r["rss_mb"]))
+        b = results["blur"]["wall"]
+        ratios = f"blur/floor {b / results['floor']['wall']:.2f}"
+        if "deface" in results:
+            ratios += f", deface/blur {results['deface']['wall'] / b:.2f} (blur is that many times faster)"
+        rows.append((src.name, ratios, None, None, None, None))
+    print(f"{'file':28} {'tool':10} {'wall s':>8} {'fps':>7} {'cpu s':>8} {'peak MB':>8}")
+    for f, tool, wall, fps, cpu, rss in rows:
+        if wall is None:
+            print(f"{f:28} {tool}")
+        else:
+            print(f"{f:28} {tool:10} {wall:8.1f} {fps:7.1f} {cpu:8.1f} {rss:8.0f}")
+    print(f"machine: {os.cpu_count()} cores; runs per command: {args.runs} (median)")
+
+
+if __name__ == "__main__":
+    main()
