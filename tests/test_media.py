@@ -273,6 +273,40 @@ def test_icc_profile_is_kept(tmp_path, face_frame, srgb_icc, fmt):
         assert out.info.get("icc_profile") == srgb_icc
 
 
+def test_16_bit_grey_png_is_scaled_not_clipped(tmp_path, face_frame):
+    grey = np.asarray(Image.fromarray(face_frame).convert("L")).astype(np.uint16) * 257 + 100
+    src = tmp_path / "scan16.png"
+    Image.fromarray(grey).save(src)
+    with Image.open(src) as im:
+        assert im.mode.startswith("I")  # Pillow reads it as 16-bit
+    result = pipeline.anonymise(src, None, FAST)
+    assert result.tracks.get("face", 0) >= 1  # found on a picture that is not washed out
+    with Image.open(result.dst) as out:
+        pixels = np.asarray(out.convert("L")).astype(int)
+    mask = redacted_mask(result.plan, 0, grey.shape[1], grey.shape[0])
+    assert np.abs(pixels - grey // 257)[~mask].max() <= 1
+
+
+def test_lossless_webp_stays_lossless(tmp_path, face_frame):
+    src = tmp_path / "art.webp"
+    Image.fromarray(face_frame).save(src, lossless=True)
+    result = pipeline.anonymise(src, None, FAST)
+    assert result.dst.read_bytes()[12:16] == b"VP8L"
+    with Image.open(result.dst) as out:
+        pixels = np.asarray(out.convert("RGB"))
+    mask = redacted_mask(result.plan, 0, face_frame.shape[1], face_frame.shape[0])
+    assert np.array_equal(pixels[~mask], face_frame[~mask])
+
+
+def test_cmyk_profile_is_not_put_on_rgb_pixels(tmp_path, face_frame, srgb_icc):
+    cmyk_icc = srgb_icc[:16] + b"CMYK" + srgb_icc[20:]  # header says CMYK: enough for the check
+    src = tmp_path / "print.jpg"
+    Image.fromarray(face_frame).convert("CMYK").save(src, icc_profile=cmyk_icc, quality=95)
+    with Image.open(pipeline.anonymise(src, None, FAST).dst) as out:
+        assert out.mode == "RGB"
+        assert "icc_profile" not in out.info
+
+
 # --- real footage ---------------------------------------------------------------------------
 
 def _excerpt(src: Path, dst: Path, frames: int) -> Path:

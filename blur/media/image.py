@@ -27,6 +27,7 @@ class Still:
     format: str
     mode: str
     icc_profile: bytes | None
+    lossless: bool = False
 
 
 def _open(path: Path) -> Image.Image:
@@ -73,8 +74,43 @@ def read(path: Path) -> Still:
         rgba = np.asarray(upright.convert("RGBA"))
         rgb, alpha = np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3])
     else:
-        rgb = np.asarray(upright.convert("RGB")).copy()
-    return Still(rgb=rgb, alpha=alpha, format=FORMATS[fmt], mode=mode, icc_profile=icc)
+        rgb = np.asarray(_eight_bit(upright).convert("RGB")).copy()
+    return Still(rgb=rgb, alpha=alpha, format=FORMATS[fmt], mode=mode, icc_profile=icc,
+                 lossless=fmt == "WEBP" and _webp_is_lossless(path))
+
+
+def _eight_bit(im: Image.Image) -> Image.Image:
+    """16-bit and float greys scaled to 8 bits: Pillow's own conversion clips them (a 16-bit
+    scan would turn white, and its faces would go undetected)."""
+    if im.mode not in ("I", "F") and not im.mode.startswith("I;16"):
+        return im
+    values = np.asarray(im, dtype=np.float64)
+    if im.mode.startswith("I;16") or (im.mode == "I" and values.max() > 255):
+        values = values / 257
+    elif im.mode == "F" and values.max() <= 1.0:
+        values = values * 255
+    return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), "L")
+
+
+def _webp_is_lossless(path: Path) -> bool:
+    """Whether a WebP's image chunk is VP8L (lossless): Pillow does not say."""
+    with open(path, "rb") as fh:
+        data = fh.read(12)
+        while True:
+            header = fh.read(8)
+            if len(header) < 8:
+                return False
+            tag, size = header[:4], int.from_bytes(header[4:], "little")
+            if tag in (b"VP8 ", b"VP8L"):
+                return tag == b"VP8L"
+            fh.seek(size + (size & 1), 1)  # chunks are padded to an even size
+
+
+def _icc_fits(profile: bytes, mode: str) -> bool:
+    """A profile describes one colour space (bytes 16-20 of its header); a CMYK source's profile
+    on the RGB pixels written back would show wrong colours, so it is dropped."""
+    space = profile[16:20]
+    return space == b"GRAY" if mode == "L" else space == b"RGB "
 
 
 def write(still: Still, path: Path, quality: int = 95) -> None:
@@ -84,13 +120,16 @@ def write(still: Still, path: Path, quality: int = 95) -> None:
         im = Image.fromarray(np.dstack([still.rgb, still.alpha]), "RGBA")
     else:
         im = Image.fromarray(still.rgb, "RGB")
-        if still.mode in ("L", "1", "I", "I;16", "F") and still.format != "BMP":
+        grey = still.mode in ("L", "1", "I", "F") or still.mode.startswith("I;16")
+        if grey and still.format != "BMP":
             im = im.convert("L")  # a grey source stays grey
     options: dict = {}
-    if still.icc_profile:
+    if still.icc_profile and _icc_fits(still.icc_profile, im.mode):
         options["icc_profile"] = still.icc_profile
     if still.format == "JPEG":
         options.update(quality=quality, subsampling=0 if quality >= 90 else 2)
+    elif still.format == "WEBP" and still.lossless:
+        options.update(lossless=True)
     elif still.format == "WEBP":
         options.update(quality=quality, method=4)
     elif still.format == "PNG":
