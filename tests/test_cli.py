@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import struct
 import subprocess
 import sys
+import zlib
 
 import numpy as np
 import pytest
@@ -126,6 +128,23 @@ def test_batch_with_one_bad_file_finishes_the_others(tmp_path, face_frame):
     assert "2 file(s) done, 1 failed" in result.stdout
     assert "failed" in result.stdout.split("broken.jpg", 1)[1].splitlines()[0]
     assert not list(tmp_path.glob(".*.part"))
+
+
+def test_huge_image_header_is_refused_and_the_batch_goes_on(tmp_path, face_frame):
+    """A PNG whose header claims 30000x30000 pixels: a clear error, not a crash."""
+    def chunk(kind, data):
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+    header = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)
+    (tmp_path / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                                        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                                        + chunk(b"IEND", b""))
+    Image.fromarray(face_frame).save(tmp_path / "ok.png")
+    result = blur("bomb.png", "ok.png", "-q")
+    assert result.exit_code == ExitStatus.ERROR
+    assert "bomb.png" in result.stderr and "too large" in result.stderr
+    assert (tmp_path / "ok.blurred.png").is_file()
+    assert not (tmp_path / "bomb.blurred.png").exists()
 
 
 def test_failure_midway_leaves_no_output_and_no_temp_file(tmp_path, monkeypatch):

@@ -33,6 +33,8 @@ class Still:
 def _open(path: Path) -> Image.Image:
     try:
         im = Image.open(path)
+    except Image.DecompressionBombError as exc:  # a header claiming a gigantic size
+        raise UnsupportedMediaError(f"image is too large: {exc}", path) from exc
     except UnidentifiedImageError as exc:
         raise UnsupportedMediaError("not an image blur can read", path) from exc
     except OSError as exc:
