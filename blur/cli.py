@@ -51,12 +51,21 @@ class OnFrameError(str, Enum):
     redact = "redact"
 
 
-class Terminated(BaseException):
-    """SIGTERM, raised in the main thread so every cleanup (temp files) runs."""
+class Stopped(BaseException):
+    """Ctrl-C or SIGTERM, raised in the main thread so every cleanup (temp files) runs.
+
+    Not a KeyboardInterrupt: Typer would swallow that into a silent exit.
+    """
+
+    def __init__(self, what: str, status: ExitStatus):
+        super().__init__(what)
+        self.status = status
 
 
-def _on_sigterm(signum, frame):
-    raise Terminated()
+def _on_signal(signum, frame):
+    if signum == signal.SIGTERM:
+        raise Stopped("terminated", ExitStatus.TERMINATED)
+    raise Stopped("interrupted", ExitStatus.INTERRUPTED)
 
 
 class _Fps(TextColumn):
@@ -204,12 +213,10 @@ def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] not in COMMANDS and argv[0] not in ("--help", "-h", "--version"):
         argv.insert(0, "run")
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _on_signal)
     try:
         app(args=argv, prog_name="blur")
-    except KeyboardInterrupt:
-        err.print("interrupted: no output was kept")
-        sys.exit(int(ExitStatus.INTERRUPTED))
-    except Terminated:
-        err.print("terminated: no output was kept")
-        sys.exit(int(ExitStatus.TERMINATED))
+    except Stopped as stop:
+        err.print(f"{stop.args[0]}: no output was kept")
+        sys.exit(int(stop.status))
