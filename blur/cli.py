@@ -51,6 +51,11 @@ class OnFrameError(str, Enum):
     redact = "redact"
 
 
+class Only(str, Enum):
+    faces = "faces"
+    plates = "plates"
+
+
 class Stopped(BaseException):
     """Ctrl-C or SIGTERM, raised in the main thread so every cleanup (temp files) runs.
 
@@ -142,10 +147,19 @@ def run(
     on_frame_error: Optional[OnFrameError] = typer.Option(
         None, "--on-frame-error",
         help="If a frame cannot be analysed: fail the file (default) or redact the whole frame."),
+    only: Optional[Only] = typer.Option(None, "--only",
+                                        help="Redact only faces or only licence plates (default: both)."),
+    text: bool = typer.Option(False, "--text",
+                              help="Also redact every line of text found (signs, banners, name badges)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress or summary; errors only."),
 ):
     """Anonymise PATHS: NAME.blurred.EXT beside each file, or under -o."""
+    kinds = None
+    if only is not None or text:
+        kinds = (Settings().kinds if only is None
+                 else ({"faces": "face", "plates": "plate"}[only.value],)) + (("text",) if text else ())
     settings = Settings().merged(
+        kinds=kinds,
         style=style.value if style else None, shape=shape.value if shape else None,
         mask_scale=mask_scale, face_threshold=threshold, max_gap_seconds=gap, pad_seconds=pad,
         crf=crf, preset=preset, audio=audio.value if audio else None, overwrite=overwrite or None,
@@ -180,20 +194,29 @@ def _fail(exc: BlurError):
 
 def _summary(results, failures) -> None:
     table = Table(title=None, show_edge=False)
-    for col in ("file", "output", "faces", "detections", "frames redacted", "time"):
+    for col in ("file", "output", "tracks", "detections", "frames redacted", "time"):
         table.add_column(col)
     for r in results:
-        table.add_row(str(r.src), str(r.dst), str(sum(r.tracks.values())), str(r.detections),
+        table.add_row(str(r.src), str(r.dst), _per_kind(r.tracks) or "0", str(r.detections),
                       f"{r.frames_redacted}/{r.frames}", f"{r.seconds:.1f} s")
         for note in r.notes:
             table.add_row("", f"note: {note}", "", "", "", "")
     for f in failures:
         table.add_row(str(f.path or ""), "[red]failed[/]", "", "", "", "")
     out.print(table)
-    total_faces = sum(sum(r.tracks.values()) for r in results)
-    out.print(f"{len(results)} file(s) done, {len(failures)} failed; {total_faces} face track(s); "
+    totals: dict[str, int] = {}
+    for r in results:
+        for kind, n in r.tracks.items():
+            totals[kind] = totals.get(kind, 0) + n
+    out.print(f"{len(results)} file(s) done, {len(failures)} failed; "
+              f"{_per_kind(totals) or 'nothing'} tracked; "
               f"{sum(r.frames_redacted for r in results)} frame(s) redacted in "
               f"{sum(r.seconds for r in results):.1f} s")
+
+
+def _per_kind(tracks: dict[str, int]) -> str:
+    """{"face": 2, "plate": 1} -> "2 face, 1 plate"."""
+    return ", ".join(f"{n} {kind}" for kind, n in sorted(tracks.items()) if n)
 
 
 def version_callback(value: bool):

