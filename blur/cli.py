@@ -13,6 +13,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
@@ -27,7 +28,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
                        "`blur PATH...` is short for `blur run PATH...`.")
 err = Console(stderr=True)
 out = Console()
-COMMANDS = {"run"}
+COMMANDS = {"run", "scan", "render", "check"}
 
 
 class Style(str, Enum):
@@ -217,6 +218,228 @@ def _summary(results, failures) -> None:
 def _per_kind(tracks: dict[str, int]) -> str:
     """{"face": 2, "plate": 1} -> "2 face, 1 plate"."""
     return ", ".join(f"{n} {kind}" for kind, n in sorted(tracks.items()) if n)
+
+
+# ---- review: scan, render, check (issue 5) ---------------------------------------------------
+
+_REPORT_WARNING = ("it shows the faces and plates UNREDACTED: keep it private, never publish it or "
+                   "put it next to the output, delete it after the review (--report-redacted "
+                   "writes one that shows only redacted crops)")
+
+
+def _kinds(only: Optional[Only], text: bool) -> Optional[tuple[str, ...]]:
+    if only is None and not text:
+        return None
+    base = Settings().kinds if only is None else ({"faces": "face", "plates": "plate"}[only.value],)
+    return base + (("text",) if text else ())
+
+
+def _free(path: Path, overwrite: bool, *taken: Path) -> None:
+    """Refuse to write ``path`` over an input or another output, or over a file unless told."""
+    for other in taken:
+        if other is not None and path.resolve() == Path(other).resolve():
+            _fail(UsageError(f"{path} would replace {other}"))
+    if path.exists() and not overwrite:
+        _fail(UsageError(f"{path} already exists (use --overwrite to replace it)"))
+
+
+@app.command("scan")
+def scan_command(
+    path: Path = typer.Argument(..., help="A photo or video."),
+    regions: Optional[Path] = typer.Option(None, "--regions",
+                                           help="Write the regions file here (default: "
+                                                "NAME.regions.json beside the input)."),
+    report: Optional[Path] = typer.Option(None, "--report",
+                                          help="Also write a review page (.html) or summary "
+                                               "(.json). The page shows unredacted faces."),
+    report_redacted: bool = typer.Option(False, "--report-redacted",
+                                         help="Show the page's crops redacted, as in the output "
+                                              "(safe to share with an editor)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing regions file "
+                                                              "or report."),
+    threshold: Optional[float] = typer.Option(None, min=0.01, max=0.99,
+                                              help="Face detection threshold (default 0.2)."),
+    gap: Optional[float] = typer.Option(None, "--gap", min=0.0, help="Bridge gaps (seconds)."),
+    pad: Optional[float] = typer.Option(None, "--pad", min=0.0, help="Pad tracks (seconds)."),
+    only: Optional[Only] = typer.Option(None, "--only", help="Only faces or only plates."),
+    text: bool = typer.Option(False, "--text", help="Also find every line of text."),
+    on_frame_error: Optional[OnFrameError] = typer.Option(None, "--on-frame-error",
+                                                          help="fail (default) or redact the frame."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="Errors only."),
+):
+    """Find what to redact and write it to a regions file to look at and edit; no output yet."""
+    from . import regions as regions_file, report as review
+
+    settings = Settings().merged(kinds=_kinds(only, text), face_threshold=threshold,
+                                 max_gap_seconds=gap, pad_seconds=pad,
+                                 fail_frame=on_frame_error.value if on_frame_error else None)
+    regions = regions or path.with_name(f"{path.stem}.regions.json")
+    _free(regions, overwrite, path)
+    if report is not None:
+        _free(report, overwrite, path, regions)
+    try:
+        with _Progress(quiet) as progress:
+            progress.start(path.name)
+            plan = pipeline.scan(path, settings, progress)
+        regions_file.save(regions, plan.to_dict())
+        if report is not None:
+            review.write(report, path, plan, settings, report_redacted, regions)
+    except BlurError as exc:
+        exc.path = exc.path or path
+        _fail(exc)
+    except OSError as exc:
+        _fail(BlurError(f"{exc.strerror or exc}: {exc.filename or path}"))
+    if quiet:
+        return
+    found = [t for t in plan.tracks]
+    kinds: dict[str, int] = {}
+    for t in found:
+        kinds[t.kind] = kinds.get(t.kind, 0) + 1
+    out.print(f"{escape(str(path))}: {_per_kind(kinds) or 'nothing'} found in "
+              f"{plan.frame_count} frame(s); regions written to {escape(str(regions))}",
+              highlight=False, soft_wrap=True)
+    if report is not None and report.suffix.lower() != ".json":
+        note = ("crops shown redacted" if report_redacted else _REPORT_WARNING)
+        err.print(f"review page: {escape(str(report))} ({note})", highlight=False, soft_wrap=True)
+    out.print(f"next: edit the regions file, then: blur render {escape(str(path))} --regions "
+              f"{escape(str(regions))} -o OUTPUT", highlight=False, soft_wrap=True)
+
+
+@app.command("render")
+def render_command(
+    path: Path = typer.Argument(..., help="The photo or video that was scanned."),
+    regions: Path = typer.Option(..., "--regions", help="The regions file to honour, exactly."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output",
+                                          help="Output file (default NAME.blurred.EXT)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+    style: Optional[Style] = typer.Option(None, help="Redaction style (default: blur)."),
+    shape: Optional[Shape] = typer.Option(None, help="Mask shape (default: ellipse)."),
+    mask_scale: Optional[float] = typer.Option(None, "--mask-scale", min=1.0, max=4.0,
+                                               help="Enlarge detected boxes (default 1.3)."),
+    crf: Optional[int] = typer.Option(None, min=0, max=51, help="H.264 quality (default 18)."),
+    preset: Optional[str] = typer.Option(None, help="x264 preset (default medium)."),
+    audio: Optional[Audio] = typer.Option(None, help="copy (default) or drop audio."),
+    manifest: Optional[Path] = typer.Option(None, "--manifest",
+                                            help="Write a JSON manifest: versions, model and "
+                                                 "file hashes, settings."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="Errors only."),
+):
+    """Redact PATH exactly as a regions file says (after blur scan and your corrections)."""
+    from . import manifest as manifest_file, regions as regions_file
+    from .errors import MediaError
+    from .files import default_output
+
+    settings = Settings().merged(
+        style=style.value if style else None, shape=shape.value if shape else None,
+        mask_scale=mask_scale, crf=crf, preset=preset, audio=audio.value if audio else None,
+        overwrite=overwrite or None)
+    dst = output or default_output(path)
+    _free(dst, overwrite, path, regions)
+    if manifest is not None:
+        _free(manifest, overwrite, path, regions, dst)
+    try:
+        plan = pipeline.load_plan(path, regions_file.load(regions))
+        with _Progress(quiet) as progress:
+            progress.start(path.name)
+            result = pipeline.render(path, dst, plan, settings, progress)
+        if manifest is not None:
+            manifest_file.write(manifest, manifest_file.build(path, dst, settings, result,
+                                                              regions))
+    except BlurError as exc:
+        exc.path = exc.path or path
+        _fail(exc)
+    except OSError as exc:
+        _fail(MediaError(f"{(exc.strerror or str(exc)).lower()}: {exc.filename or dst}", path))
+    if not quiet:
+        kept = sum(1 for t in plan.tracks if t.keep)
+        out.print(f"{escape(str(dst))}: {_per_kind(result.tracks) or 'nothing'} redacted"
+                  f"{f', {kept} kept visible' if kept else ''}; {result.frames_redacted}/"
+                  f"{result.frames} frame(s) redacted in {result.seconds:.1f} s"
+                  + (f"; manifest {escape(str(manifest))}" if manifest else ""),
+                  highlight=False, soft_wrap=True)
+        for note in result.notes:
+            out.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
+
+
+@app.command("check")
+def check_command(
+    paths: list[Path] = typer.Argument(..., help="Photos, videos or folders to check."),
+    regions: Optional[Path] = typer.Option(None, "--regions",
+                                           help="The regions file the output was rendered from "
+                                                "(one file): detections on its redacted or kept "
+                                                "regions do not count."),
+    threshold: Optional[float] = typer.Option(None, min=0.01, max=0.99,
+                                              help="Face threshold of the re-scan (default 0.1)."),
+    mask_scale: Optional[float] = typer.Option(None, "--mask-scale", min=1.0, max=4.0,
+                                               help="Mask scale the output was rendered with."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="Only the verdict per file."),
+):
+    """Re-scan files sensitively: exit 0 only if no face, plate or identifying metadata is found."""
+    from . import check as checker, regions as regions_file
+    from .media import is_media
+
+    settings = Settings().merged(check_face_threshold=threshold, mask_scale=mask_scale)
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.is_file() and is_media(f)
+                            and not any(part.startswith(".") for part in f.relative_to(p).parts))
+        elif p.exists():
+            files.append(p)
+        else:
+            _fail(UsageError("no such file or folder", p))
+    if regions is not None and len(files) != 1:
+        _fail(UsageError("--regions needs exactly one file to check"))
+    if not files:
+        _fail(UsageError("no photos or videos found in " + ", ".join(map(str, paths))))
+    status = ExitStatus.OK
+    with _Progress(quiet) as progress:
+        for f in files:
+            progress.start(f.name)
+            try:
+                data = regions_file.load(regions) if regions is not None else None
+                result = checker.check(f, settings, data, progress)
+            except (BlurError, OSError) as exc:
+                if isinstance(exc, OSError):
+                    exc = BlurError(f"{exc.strerror or exc}", f)
+                exc.path = exc.path or f
+                err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+                status = max(status, exc.exit_status)
+                continue
+            if not result.clean:
+                status = ExitStatus.FOUND
+            _print_check(result, quiet, regions is not None)
+    raise typer.Exit(int(status))
+
+
+def _print_check(result, quiet: bool, with_regions: bool) -> None:
+    name = escape(str(result.path))
+    if result.clean:
+        out.print(f"{name}: [green]clean[/]", highlight=False, soft_wrap=True)
+    else:
+        what = []
+        if result.visible:
+            what.append(f"{len(result.visible)} face/plate finding(s)")
+        if result.metadata:
+            what.append(f"{len(result.metadata)} metadata item(s)")
+        out.print(f"{name}: [red]NOT clean[/]: " + ", ".join(what), highlight=False,
+                  soft_wrap=True)
+    if quiet:
+        return
+    for item in result.metadata:
+        out.print(f"  metadata: {escape(item)}", highlight=False, soft_wrap=True)
+    for f in result.findings:
+        frames = (f"frame {f.frames[0]}" if len(f.frames) == 1
+                  else f"frames {f.frames[0]}-{f.frames[-1]} ({len(f.frames)} seen)")
+        where = {"visible": "", "redacted": " [on a redacted region: not counted]",
+                 "kept": " [on a region kept visible: not counted]"}[f.status]
+        box = ", ".join(f"{v:.0f}" for v in f.box)
+        out.print(f"  {f.kind}: {frames}, score {f.score:.2f}, best at frame {f.frame} "
+                  f"box [{box}]{escape(where)}", highlight=False, soft_wrap=True)
+    if result.visible and not with_regions:
+        out.print("  (if blur made this file, give the regions file it was rendered from with "
+                  "--regions: the redacted regions themselves look like heads to the detector)",
+                  highlight=False, soft_wrap=True)
 
 
 def version_callback(value: bool):

@@ -17,7 +17,8 @@ import numpy as np
 
 from . import regions, tracking
 from .detectors import DEFAULT_FOR_KIND, DETECTORS
-from .errors import BlurError, DetectionError, MediaError, MetadataLeftError, UsageError
+from .errors import (BlurError, DetectionError, MediaError, MetadataLeftError,
+                     RegionsError, UsageError)
 from .files import atomic_output, check_output, default_output
 from .media import image, kind_of, metadata, video
 from .redact import Redactor
@@ -36,11 +37,12 @@ class Plan:
     frame_count: int
     tracks: list[Track]
     unanalysed_frames: list[int] = field(default_factory=list)
+    frame_times: list | None = None  # presentation time of each frame (videos), from the PTS
 
     def to_dict(self) -> dict:
         flags = {"unanalysed_frames": self.unanalysed_frames}
         flags.update(_flags(self.tracks))
-        return regions.to_dict(self.info, self.frame_count, self.tracks, flags)
+        return regions.to_dict(self.info, self.frame_count, self.tracks, flags, self.frame_times)
 
 
 @dataclass
@@ -174,7 +176,34 @@ def scan(src: Path, settings: Settings | None = None,
             unanalysed.append(last.index)
     tracks = tracking.build_tracks(per_frame, times, float(info.fps), settings.max_gap_seconds,
                                    settings.pad_seconds)
-    return Plan(info, len(per_frame), tracks, unanalysed)
+    return Plan(info, len(per_frame), tracks, unanalysed, times)
+
+
+def load_plan(src: Path, data: dict) -> Plan:
+    """The plan a regions file describes, checked against the media it is to be applied to.
+
+    Raises:
+        RegionsError: the file is malformed, or was made for media of another kind or size.
+    """
+    src = Path(src)
+    info = probe(src)
+    media = data.get("media") if isinstance(data, dict) else None
+    if not isinstance(media, dict):
+        raise RegionsError("the regions file has no \"media\" section (make it with blur scan)")
+    if media.get("kind") not in (None, info.kind):
+        raise RegionsError(f"the regions file is for a {media.get('kind')}, this is a {info.kind}")
+    if (media.get("width"), media.get("height")) != (info.width, info.height):
+        raise RegionsError(f"the regions file is for a {media.get('width')}x{media.get('height')} "
+                           f"picture, this one is {info.width}x{info.height}")
+    count = media.get("frame_count", 1 if info.kind == "image" else None)
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1 or (
+            info.kind == "image" and count != 1):
+        raise RegionsError(f"media.frame_count {count!r} is not a number of frames")
+    tracks = regions.from_dict(data, info.width, info.height, count)
+    unanalysed = (data.get("flags") or {}).get("unanalysed_frames") or []
+    if not isinstance(unanalysed, list) or not all(isinstance(f, int) for f in unanalysed):
+        raise RegionsError("flags.unanalysed_frames must be a list of frame numbers")
+    return Plan(info, count, tracks, unanalysed)
 
 
 def render(src: Path, dst: Path, plan: Plan, settings: Settings | None = None,
@@ -185,6 +214,7 @@ def render(src: Path, dst: Path, plan: Plan, settings: Settings | None = None,
     check_output(src, dst, settings.overwrite)
     started = time.monotonic()
     redactor = Redactor(settings.style, settings.mask_scale, settings.shape)
+    exact = Redactor(settings.style, 1.0, "box")  # manual regions: exactly as a person drew them
     per_frame = tracking.boxes_at(plan.tracks, plan.frame_count)
     unanalysed = set(plan.unanalysed_frames)
     redacted_frames = 0
@@ -200,8 +230,11 @@ def render(src: Path, dst: Path, plan: Plan, settings: Settings | None = None,
         if index in unanalysed:
             redactor.apply_everywhere(rgb)
             redacted_frames += 1
-        elif redactor.apply(rgb, per_frame[index].xyxy):
-            redacted_frames += 1
+        else:
+            boxes = per_frame[index]
+            manual = boxes.kind == "manual"
+            if redactor.apply(rgb, boxes[~manual].xyxy) + exact.apply(rgb, boxes[manual].xyxy):
+                redacted_frames += 1
         return rgb
 
     with atomic_output(dst) as tmp:

@@ -5,18 +5,48 @@ render again without re-detecting. Schema (version 1)::
 
     {"version": 1,
      "media": {"file": "clip.mp4", "kind": "video", "width": 1280, "height": 720,
-               "fps": "30000/1001", "frame_count": 300},
+               "fps": "30000/1001", "frame_count": 300,
+               "frame_times": [0.0, 0.033367, ...]},
      "tracks": [{"id": 1, "kind": "face", "keep": false,
                  "boxes": [[frame, x1, y1, x2, y2, score, "detected"], ...]}],
-     "flags": {"bridged_frames": [...], "weak_frames": [...]}}
+     "flags": {"bridged_frames": [...], "unanalysed_frames": [...]}}
 
-Boxes are in upright (display) pixels, x2/y2 exclusive, before the mask scale is applied.
-``source`` is "detected", "interpolated", "padded" or "manual".
+Boxes are in upright (display) pixels, x2/y2 exclusive. Detected kinds (face, plate, text) are
+grown by the mask scale and drawn in the mask shape when rendering; ``manual`` regions are
+redacted exactly as drawn (a rectangle, not grown). ``source`` is "detected", "interpolated",
+"padded" or "manual". ``frame_times`` are seconds from the first frame (from the PTS, so
+variable frame rate is exact); without them frame i is at i / fps.
+
+What a person may change before ``blur render``:
+
+- drop a false positive: delete its entry from ``tracks``;
+- keep a consenting person visible: ``"keep": true`` (a bool; nothing sets it automatically);
+- widen a box: edit its numbers;
+- add a region by hand, e.g. a name badge from 1.5 s to 4 s::
+
+      {"id": 100, "kind": "manual", "start": 1.5, "end": 4.0, "box": [10, 20, 90, 60],
+       "note": "name badge"}
+
+  or a moving one, interpolated linearly between keyframes (each ``frame`` or ``time``)::
+
+      {"id": 101, "kind": "manual", "keyframes": [{"time": 1.5, "box": [10, 20, 90, 60]},
+                                                  {"frame": 120, "box": [200, 20, 280, 60]}]}
+
+  A range is ``start``/``end`` in seconds (every frame shown during [start, end) is covered)
+  or ``first_frame``/``last_frame`` (inclusive); either end may be left out (from the first /
+  to the last frame). Without a range a ``box`` covers the whole file and ``keyframes`` span
+  their first to last keyframe. Before the first and after the last keyframe the box is held.
+
+Mistakes are refused with an error naming the track (``RegionsError``): unknown fields or kinds,
+repeated ids, malformed or empty boxes, boxes wholly outside the frame, frames or times outside
+the file, end before start.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import uuid
 from fractions import Fraction
 from pathlib import Path
 
@@ -26,15 +56,34 @@ from .errors import RegionsError
 from .types import KINDS, MediaInfo, Track
 
 VERSION = 1
+_TRACK_FIELDS = {"id", "kind", "keep", "boxes", "box", "keyframes", "start", "end",
+                 "first_frame", "last_frame", "note"}
+_RANGE_FIELDS = ("start", "end", "first_frame", "last_frame")
+# Times closer than this are equal: frame times are stored to the microsecond, and 12 * 0.1 is
+# not 1.2 in floating point.
+_EPS = 1e-6
 
 
-def to_dict(info: MediaInfo, frame_count: int, tracks: list[Track],
-            flags: dict | None = None) -> dict:
+def to_dict(info: MediaInfo, frame_count: int, tracks: list[Track], flags: dict | None = None,
+            frame_times: list | None = None) -> dict:
+    """The regions file of a plan.
+
+    Args:
+        info: the media scanned.
+        frame_count: frames decoded.
+        tracks: what to redact.
+        flags: frames a person should look at first (bridged, unanalysed, ...).
+        frame_times: presentation time of each frame (seconds or Fractions), if known.
+    """
+    media = {"file": info.path.name, "kind": info.kind, "width": info.width,
+             "height": info.height, "fps": str(info.fps) if info.fps else None,
+             "frame_count": frame_count}
+    if frame_times and len(frame_times) == frame_count and all(t is not None for t in frame_times):
+        first = frame_times[0]
+        media["frame_times"] = [round(float(t - first), 6) for t in frame_times]
     return {
         "version": VERSION,
-        "media": {"file": info.path.name, "kind": info.kind, "width": info.width,
-                  "height": info.height, "fps": str(info.fps) if info.fps else None,
-                  "frame_count": frame_count},
+        "media": media,
         "tracks": [{
             "id": t.id, "kind": t.kind, "keep": t.keep,
             "boxes": [[int(f), *(round(float(v), 2) for v in box), round(float(s), 4), str(src)]
@@ -44,49 +93,313 @@ def to_dict(info: MediaInfo, frame_count: int, tracks: list[Track],
     }
 
 
+def frame_times(data: dict, frame_count: int) -> np.ndarray:
+    """Seconds from the first frame to each frame, plus one more entry: the end of the last frame.
+
+    Taken from ``media.frame_times`` when it fits ``frame_count``, else from the frame rate.
+    """
+    fps = fps_of(data) or Fraction(1)
+    step = 1 / float(fps)
+    stored = data.get("media", {}).get("frame_times")
+    if isinstance(stored, list) and len(stored) == frame_count:
+        try:
+            times = np.array([float(t) for t in stored], dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise RegionsError(f"media.frame_times is malformed ({exc})") from exc
+        if not np.isfinite(times).all() or (np.diff(times) <= 0).any():
+            raise RegionsError("media.frame_times must be increasing numbers")
+    else:
+        times = np.arange(frame_count, dtype=np.float64) * step
+    last_step = float(times[-1] - times[-2]) if len(times) > 1 else step
+    return np.append(times, times[-1] + last_step)
+
+
 def from_dict(data: dict, width: int | None = None, height: int | None = None,
               frame_count: int | None = None) -> list[Track]:
-    """Tracks from a regions dict, validated against the media when its size is given."""
+    """Tracks from a regions dict, validated against the media when its size is given.
+
+    Manual regions (a ``box`` or ``keyframes`` with an optional range) are expanded into one box
+    per frame; ``frame_count`` is needed for them (1 for a photo).
+
+    Raises:
+        RegionsError: the file is malformed or does not fit the media; the message names the
+            track and what is wrong.
+    """
     if not isinstance(data, dict) or data.get("version") != VERSION:
-        raise RegionsError(f"not a blur regions file (expected version {VERSION})")
+        raise RegionsError(f"not a blur regions file (expected \"version\": {VERSION})")
+    entries = data.get("tracks", [])
+    if not isinstance(entries, list):
+        raise RegionsError("\"tracks\" must be a list")
+    times = None
     tracks, seen = [], set()
-    for t in data.get("tracks", []):
+    for t in entries:
+        if not isinstance(t, dict):
+            raise RegionsError(f"every track must be an object, not {t!r}")
         tid = t.get("id")
-        if not isinstance(tid, int) or tid in seen:
-            raise RegionsError(f"track id {tid!r} is missing or repeated")
+        if not isinstance(tid, int) or isinstance(tid, bool) or tid in seen:
+            raise RegionsError(f"track id {tid!r} is missing, not a whole number, or repeated")
         seen.add(tid)
+        unknown = sorted(set(t) - _TRACK_FIELDS)
+        if unknown:
+            raise RegionsError(f"track {tid}: unknown field(s) {', '.join(map(repr, unknown))} "
+                               f"(known: {', '.join(sorted(_TRACK_FIELDS))})")
         if t.get("kind") not in KINDS:
-            raise RegionsError(f"track {tid}: unknown kind {t.get('kind')!r}")
-        try:
-            rows = [(int(b[0]), [float(v) for v in b[1:5]], float(b[5]) if len(b) > 5 else 0.0,
-                     str(b[6]) if len(b) > 6 else "manual") for b in t.get("boxes", [])]
-        except (TypeError, ValueError, IndexError) as exc:
-            raise RegionsError(f"track {tid}: malformed box ({exc})") from exc
-        for f, (x1, y1, x2, y2), _, _ in rows:
-            if x2 <= x1 or y2 <= y1:
-                raise RegionsError(f"track {tid}, frame {f}: empty box")
+            raise RegionsError(f"track {tid}: unknown kind {t.get('kind')!r} "
+                               f"(one of {', '.join(KINDS)})")
+        keep = t.get("keep", False)
+        if not isinstance(keep, bool):
+            raise RegionsError(f"track {tid}: \"keep\" must be true or false, not {keep!r}")
+        hand_drawn = "box" in t or "keyframes" in t
+        if hand_drawn:
+            if "boxes" in t:
+                raise RegionsError(f"track {tid}: give either \"boxes\" (one per frame) or "
+                                   f"\"box\"/\"keyframes\", not both")
+            if frame_count is None:
+                raise RegionsError(f"track {tid}: the number of frames is needed to place it")
+            if times is None:
+                times = frame_times(data, frame_count)
+            rows = _hand_drawn(t, tid, times, frame_count)
+        else:
+            if any(k in t for k in _RANGE_FIELDS):
+                raise RegionsError(f"track {tid}: a time or frame range needs a \"box\" or "
+                                   f"\"keyframes\"")
+            rows = _per_frame_rows(t, tid)
+        for f, box, _, _ in rows:
+            _check_box(tid, f, box, width, height)
             if f < 0 or (frame_count is not None and f >= frame_count):
-                raise RegionsError(f"track {tid}: frame {f} is outside the video")
-            if width is not None and (x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height):
-                raise RegionsError(f"track {tid}, frame {f}: box lies outside the frame")
+                raise RegionsError(f"track {tid}: frame {f} is outside the file "
+                                   f"(frames 0 to {(frame_count or 1) - 1})")
         rows.sort(key=lambda r: r[0])
-        tracks.append(Track(tid, t["kind"], [r[0] for r in rows],
+        frames = [r[0] for r in rows]
+        if len(set(frames)) != len(frames):
+            raise RegionsError(f"track {tid}: frame {_first_repeat(frames)} has two boxes "
+                               f"(use another track for a second region)")
+        tracks.append(Track(tid, t["kind"], frames,
                             np.array([r[1] for r in rows], dtype=np.float32).reshape(-1, 4),
-                            [r[2] for r in rows], [r[3] for r in rows], keep=bool(t.get("keep"))))
+                            [r[2] for r in rows], [r[3] for r in rows], keep=keep))
     return tracks
 
 
+def _first_repeat(values: list[int]) -> int:
+    seen = set()
+    for v in values:
+        if v in seen:
+            return v
+        seen.add(v)
+    raise ValueError("no repeat")
+
+
+def _per_frame_rows(t: dict, tid: int) -> list:
+    boxes = t.get("boxes", [])
+    if not isinstance(boxes, list):
+        raise RegionsError(f"track {tid}: \"boxes\" must be a list of "
+                           f"[frame, x1, y1, x2, y2, score, source] rows")
+    try:
+        return [(_whole(b[0]), [float(v) for v in b[1:5]] if len(b) >= 5 else _short(b),
+                 float(b[5]) if len(b) > 5 else 0.0, str(b[6]) if len(b) > 6 else "manual")
+                for b in boxes]
+    except (TypeError, ValueError, IndexError) as exc:
+        raise RegionsError(f"track {tid}: malformed box row ({exc}); expected "
+                           f"[frame, x1, y1, x2, y2, score, source]") from exc
+
+
+def _short(row) -> list:
+    raise ValueError(f"{row!r} has fewer than 5 numbers")
+
+
+def _whole(value) -> int:
+    """A frame number: an int, or a float with no fraction (JSON writers differ)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise ValueError(f"frame {value!r} is not a whole number")
+    return int(value)
+
+
+def _check_box(tid: int, frame: int, box, width: int | None, height: int | None) -> None:
+    x1, y1, x2, y2 = box
+    where = f"track {tid}, frame {frame}"
+    if not all(math.isfinite(v) for v in box):
+        raise RegionsError(f"{where}: box {box} has a value that is not a number")
+    if x2 <= x1 or y2 <= y1:
+        raise RegionsError(f"{where}: empty box {box} (x2 must exceed x1 and y2 exceed y1)")
+    if width is not None and (x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height):
+        raise RegionsError(f"{where}: box {box} lies outside the {width}x{height} frame")
+
+
+def _box_of(value, tid: int, what: str) -> list[float]:
+    if (not isinstance(value, list) or len(value) != 4
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+        raise RegionsError(f"track {tid}: {what} must be [x1, y1, x2, y2], not {value!r}")
+    return [float(v) for v in value]
+
+
+def _seconds(t: dict, key: str, tid: int) -> float | None:
+    value = t.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value < 0:
+        raise RegionsError(f"track {tid}: bad time \"{key}\": {value!r} (seconds, 0 or more)")
+    return float(value)
+
+
+def _frame_field(t: dict, key: str, tid: int, frame_count: int) -> int | None:
+    value = t.get(key)
+    if value is None:
+        return None
+    try:
+        frame = _whole(value)
+    except ValueError as exc:
+        raise RegionsError(f"track {tid}: bad \"{key}\": {exc}") from exc
+    if not 0 <= frame < frame_count:
+        raise RegionsError(f"track {tid}: \"{key}\" {frame} is outside the file "
+                           f"(frames 0 to {frame_count - 1})")
+    return frame
+
+
+def frames_during(times: np.ndarray, start: float, end: float) -> tuple[int, int]:
+    """First and last frame shown during [start, end) seconds, or (1, 0) when there is none.
+
+    ``times`` has one entry per frame plus the end of the last one (``frame_times``). A frame
+    counts when its display interval overlaps the range at all: a region is never uncovered
+    while the player is inside it.
+    """
+    begins, ends = times[:-1], times[1:]
+    hit = np.nonzero((begins < end - _EPS) & (ends > start + _EPS))[0]
+    return (int(hit[0]), int(hit[-1])) if len(hit) else (1, 0)
+
+
+def _frame_at(times: np.ndarray, seconds: float) -> int:
+    """The frame on screen at ``seconds``."""
+    return int(max(0, np.searchsorted(times[:-1], seconds + _EPS, side="right") - 1))
+
+
+def _hand_drawn(t: dict, tid: int, times: np.ndarray, frame_count: int) -> list:
+    """Rows (frame, box, score, "manual") of a region given by a box or keyframes."""
+    duration = float(times[-1])
+    if "keyframes" in t:
+        if "box" in t:
+            raise RegionsError(f"track {tid}: give either \"box\" or \"keyframes\", not both")
+        keys = t["keyframes"]
+        if not isinstance(keys, list) or not keys:
+            raise RegionsError(f"track {tid}: \"keyframes\" must be a non-empty list")
+    else:
+        keys = [{"frame": None, "box": t["box"]}]
+    key_frames, key_boxes = [], []
+    for k in keys:
+        if not isinstance(k, dict) or set(k) - {"frame", "time", "box"} or "box" not in k:
+            raise RegionsError(f"track {tid}: a keyframe is {{\"frame\" or \"time\", \"box\"}}, "
+                               f"not {k!r}")
+        if "frame" in k and "time" in k:
+            raise RegionsError(f"track {tid}: a keyframe has a \"frame\" or a \"time\", not both")
+        box = _box_of(k["box"], tid, "a keyframe's box" if "keyframes" in t else "\"box\"")
+        if "time" in k:
+            at = _seconds(k, "time", tid)
+            if at is None or at >= duration:
+                raise RegionsError(f"track {tid}: bad time {k['time']!r}: outside the file "
+                                   f"(0 to {duration:.3f} s)")
+            frame = _frame_at(times, at)
+        elif k.get("frame") is not None:
+            frame = _frame_field(k, "frame", tid, frame_count)
+        elif "keyframes" in t:
+            raise RegionsError(f"track {tid}: a keyframe needs a \"frame\" or a \"time\"")
+        else:
+            frame = None  # a single box: no position in time of its own
+        key_frames.append(frame)
+        key_boxes.append(box)
+    if len({f for f in key_frames if f is not None}) != sum(f is not None for f in key_frames):
+        raise RegionsError(f"track {tid}: two keyframes fall on the same frame")
+
+    first, last = _range(t, tid, times, frame_count, key_frames)
+    frames = np.arange(first, last + 1)
+    if key_frames == [None]:
+        boxes = np.tile(np.array(key_boxes[0], dtype=np.float64), (len(frames), 1))
+    else:
+        order = np.argsort(key_frames)
+        kf = np.array(key_frames, dtype=np.float64)[order]
+        kb = np.array(key_boxes, dtype=np.float64)[order]
+        boxes = np.stack([np.interp(frames, kf, kb[:, j]) for j in range(4)], axis=1)
+    return [(int(f), list(map(float, b)), 0.0, "manual") for f, b in zip(frames, boxes)]
+
+
+def _range(t: dict, tid: int, times: np.ndarray, frame_count: int,
+           key_frames: list[int | None]) -> tuple[int, int]:
+    """First and last frame (inclusive) a hand-drawn region covers."""
+    in_seconds = "start" in t or "end" in t
+    in_frames = "first_frame" in t or "last_frame" in t
+    if in_seconds and in_frames:
+        raise RegionsError(f"track {tid}: give the range in seconds (start/end) or in frames "
+                           f"(first_frame/last_frame), not both")
+    duration = float(times[-1])
+    if in_seconds:
+        start = _seconds(t, "start", tid)
+        end = _seconds(t, "end", tid)
+        start = 0.0 if start is None else start
+        end = duration if end is None else end
+        if end <= start:
+            raise RegionsError(f"track {tid}: bad times: end {end} s is not after start {start} s")
+        first, last = frames_during(times, start, end)
+        if first > last:
+            raise RegionsError(f"track {tid}: bad times: {start}-{end} s is outside the file "
+                               f"(0 to {duration:.3f} s)")
+        return first, last
+    if in_frames:
+        first = _frame_field(t, "first_frame", tid, frame_count)
+        last = _frame_field(t, "last_frame", tid, frame_count)
+        first = 0 if first is None else first
+        last = frame_count - 1 if last is None else last
+        if last < first:
+            raise RegionsError(f"track {tid}: last_frame {last} is before first_frame {first}")
+        return first, last
+    placed = [f for f in key_frames if f is not None]
+    if not placed:
+        return 0, frame_count - 1
+    return min(placed), max(placed)
+
+
+def dumps(data: dict) -> str:
+    """JSON a person can edit: one box row or keyframe per line, not one number per line."""
+    rows: dict[str, str] = {}
+
+    def compact(value):
+        if isinstance(value, list) and value and all(
+                isinstance(v, (int, float, str, bool)) or v is None for v in value):
+            token = f"@@{uuid.uuid4().hex}@@"
+            rows[f'"{token}"'] = json.dumps(value)
+            return token
+        if isinstance(value, list):
+            return [compact(v) for v in value]
+        if isinstance(value, dict):
+            if "box" in value and set(value) <= {"frame", "time", "box"}:  # a keyframe
+                token = f"@@{uuid.uuid4().hex}@@"
+                rows[f'"{token}"'] = json.dumps(value)
+                return token
+            return {k: compact(v) for k, v in value.items()}
+        return value
+
+    text = json.dumps(compact(data), indent=1)
+    for token, row in rows.items():
+        text = text.replace(token, row, 1)
+    return text + "\n"
+
+
 def save(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=1) + "\n")
+    """Write a regions file (atomically: a half-written plan must never be rendered)."""
+    from .files import atomic_output  # files imports media; keep this module light to import
+
+    with atomic_output(Path(path)) as tmp:
+        tmp.write_text(dumps(data))
 
 
 def load(path: Path) -> dict:
     try:
         return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RegionsError(f"cannot read regions file: {exc}", path) from exc
 
 
 def fps_of(data: dict) -> Fraction | None:
     fps = data.get("media", {}).get("fps")
-    return Fraction(fps) if fps else None
+    try:
+        return Fraction(fps) if fps else None
+    except (TypeError, ValueError, ZeroDivisionError) as exc:
+        raise RegionsError(f"media.fps {fps!r} is not a frame rate") from exc

@@ -28,6 +28,8 @@ class Settings:
             many pixels (larger frames are shrunk; plates need characters >= ~8 px there).
         text_every_n_frames: in videos, plates and text are looked for on every n-th frame and
             tracked in between (lowered when the gap or padding would not bridge it).
+        check_face_threshold: ``blur check`` looks for faces from this score (more sensitive
+            than a normal run: it is the second look for what the first one missed).
     """
 
     kinds: tuple[str, ...] = ("face", "plate")
@@ -45,6 +47,7 @@ class Settings:
     fail_frame: str = "fail"
     text_max_side: int = 1280
     text_every_n_frames: int = 3
+    check_face_threshold: float = 0.1
 
     def merged(self, **overrides: Any) -> "Settings":
         """Return a copy with every override that is not None applied."""

@@ -1,0 +1,376 @@
+"""The review report of a scan: a JSON summary, and one self-contained HTML page to look at.
+
+The page is a single file: crops are embedded as ``data:`` URIs, styles are inline, there is no
+script, and a Content-Security-Policy forbids loading anything else, so opening it makes no
+network request. It shows the file's facts, the metadata that will not be copied, a timeline of
+the tracks and a contact sheet (a few crops per track with its frame range and score). Frames
+where a track was bridged or only weak detections were seen come first: those are the places a
+person should look at.
+
+The crops are of the *unredacted* input unless ``redacted=True``, which shows each crop as the
+output will show it (every planned region redacted first): that version is safe to share.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from .boxes import clip_to_image, scale_about_centre
+from .errors import UsageError
+from .files import atomic_output
+from .media import image, video
+from .redact import Redactor
+from .settings import Settings
+from .tracking import boxes_at
+
+CROPS_PER_TRACK = 4
+CROP_HEIGHT = 112      # px on the page; small faces are enlarged to it, large ones shrunk
+CONTEXT = 1.6          # a crop shows the box grown by this factor, to see what is around it
+SOURCES = ("detected", "weak", "interpolated", "padded", "manual")
+_LABEL = {"detected": "detected", "weak": "weak detection", "interpolated": "bridged",
+          "padded": "padded", "manual": "drawn by hand"}
+
+
+def _ranges(frames) -> list[tuple[int, int]]:
+    """[3, 4, 5, 9] -> [(3, 5), (9, 9)]."""
+    out: list[list[int]] = []
+    for f in sorted({int(f) for f in frames}):
+        if out and f == out[-1][1] + 1:
+            out[-1][1] = f
+        else:
+            out.append([f, f])
+    return [(a, b) for a, b in out]
+
+
+def _times(plan) -> list[float] | None:
+    """Seconds from the first frame to each frame (None for a photo)."""
+    if plan.info.kind != "video":
+        return None
+    stored = plan.frame_times
+    if stored and len(stored) == plan.frame_count and all(t is not None for t in stored):
+        return [float(t - stored[0]) for t in stored]
+    fps = float(plan.info.fps or 25)
+    return [i / fps for i in range(plan.frame_count)]
+
+
+def summary(plan, settings: Settings | None = None) -> dict:
+    """What a scan found, as plain data (no pixels): the JSON report, and what the page shows."""
+    from . import __version__
+
+    settings = settings or Settings()
+    info = plan.info
+    times = _times(plan)
+    tracks = []
+    for t in plan.tracks:
+        src = [str(s) for s in t.source]
+        detected = t.score[np.isin(t.source, ("detected", "weak"))]
+        flagged = [int(f) for f, s in zip(t.frames, src) if s in ("weak", "interpolated")]
+        runs = []
+        for f, s in zip(t.frames, src):
+            if runs and runs[-1][2] == s and runs[-1][1] == f - 1:
+                runs[-1][1] = int(f)
+            else:
+                runs.append([int(f), int(f), s])
+        tracks.append({
+            "id": int(t.id), "kind": t.kind, "keep": bool(t.keep),
+            "first_frame": int(t.frames[0]) if len(t) else None,
+            "last_frame": int(t.frames[-1]) if len(t) else None,
+            "first_time": round(times[int(t.frames[0])], 3) if times and len(t) else None,
+            "last_time": round(times[int(t.frames[-1])], 3) if times and len(t) else None,
+            "frames": {s: src.count(s) for s in SOURCES if s in src},
+            "max_score": round(float(detected.max()), 3) if len(detected) else None,
+            "mean_score": round(float(detected.mean()), 3) if len(detected) else None,
+            "flagged_frames": flagged, "segments": runs,
+        })
+    bridged, weak = [], []
+    for t in plan.tracks:
+        if t.keep:
+            continue
+        for kind, into in (("interpolated", bridged), ("weak", weak)):
+            for a, b in _ranges(t.frames[t.source == kind]):
+                into.append({"track": int(t.id), "first_frame": a, "last_frame": b,
+                             "first_time": round(times[a], 3) if times else None,
+                             "last_time": round(times[b], 3) if times else None})
+    redacted = {int(f) for t in plan.tracks if not t.keep for f in t.frames}
+    redacted |= set(plan.unanalysed_frames)
+    size = info.path.stat().st_size if info.path.exists() else None
+    return {
+        "blur_version": __version__,
+        "file": {"name": info.path.name, "kind": info.kind, "bytes": size,
+                 "width": info.width, "height": info.height,
+                 "duration": round(info.duration, 3) if info.duration else None,
+                 "fps": str(info.fps) if info.fps else None, "frame_count": plan.frame_count,
+                 "rotation": info.rotation, "audio_streams": list(info.audio_streams)},
+        "metadata_found": list(info.metadata_found),
+        "settings": {"kinds": list(settings.kinds), "face_threshold": settings.face_threshold,
+                     "mask_scale": settings.mask_scale, "shape": settings.shape,
+                     "style": settings.style},
+        "frames_with_regions": len(redacted),
+        "check_first": {"bridged": bridged, "weak": weak,
+                        "unanalysed": [{"first_frame": a, "last_frame": b}
+                                       for a, b in _ranges(plan.unanalysed_frames)]},
+        "tracks": tracks,
+    }
+
+
+def _pick_rows(t, limit: int) -> list[int]:
+    """Row indices of ``t`` to show: flagged rows first, the best detection, the ends, and
+    evenly spaced rows after that."""
+    n = len(t)
+    if n == 0:
+        return []
+    wanted = [i for i in range(n) if t.source[i] in ("weak", "interpolated")][:1]
+    hits = np.nonzero(np.isin(t.source, ("detected", "weak")))[0]
+    if len(hits):
+        wanted.append(int(hits[np.argmax(t.score[hits])]))
+    wanted += [0, n - 1] + [int(i) for i in np.linspace(0, n - 1, limit + 2)[1:-1].round()]
+    rows: list[int] = []
+    for i in wanted:
+        if i not in rows:
+            rows.append(i)
+    return sorted(rows[:limit])
+
+
+def _crop(rgb: np.ndarray, box: np.ndarray, outline: bool) -> str:
+    """A JPEG data URI of the region around ``box``, optionally with the box outlined."""
+    height, width = rgb.shape[:2]
+    grown = scale_about_centre(np.asarray(box, np.float32).reshape(1, 4), CONTEXT)
+    x1, y1, x2, y2 = (int(v) for v in clip_to_image(grown, width, height)[0])
+    if x2 <= x1 or y2 <= y1:
+        x1, y1, x2, y2 = 0, 0, width, height
+    im = Image.fromarray(np.ascontiguousarray(rgb[y1:y2, x1:x2]))
+    scale = CROP_HEIGHT / im.height
+    im = im.resize((max(1, round(im.width * scale)), CROP_HEIGHT),
+                   Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC)
+    if outline:
+        bx1, by1, bx2, by2 = ((np.asarray(box, np.float64) - [x1, y1, x1, y1]) * scale).tolist()
+        ImageDraw.Draw(im).rectangle([bx1, by1, bx2 - 1, by2 - 1], outline=(255, 40, 40))
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=85)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def crops(src: Path, plan, settings: Settings | None = None, redacted: bool = False,
+          per_track: int = CROPS_PER_TRACK) -> dict[int, list[dict]]:
+    """A few crops per track, decoded again from ``src``: {track id: [{frame, source, score,
+    uri}]}. With ``redacted`` every planned region is redacted before cropping, so a crop shows
+    what the output will show."""
+    settings = settings or Settings()
+    wanted: dict[int, list[tuple[int, object, int]]] = {}
+    for t in plan.tracks:
+        for row in _pick_rows(t, per_track):
+            wanted.setdefault(int(t.frames[row]), []).append((int(t.id), t, row))
+    out: dict[int, list[dict]] = {int(t.id): [] for t in plan.tracks}
+    if not wanted:
+        return out
+    per_frame = boxes_at(plan.tracks, plan.frame_count) if redacted else None
+    redactor = Redactor(settings.style, settings.mask_scale, settings.shape)
+    exact = Redactor(settings.style, 1.0, "box")
+    for index, rgb in _frames(Path(src), plan, set(wanted)):
+        if redacted:
+            rgb = rgb.copy()
+            if index in set(plan.unanalysed_frames):
+                redactor.apply_everywhere(rgb)
+            else:
+                boxes = per_frame[index]
+                manual = boxes.kind == "manual"
+                redactor.apply(rgb, boxes[~manual].xyxy)
+                exact.apply(rgb, boxes[manual].xyxy)
+        for tid, t, row in wanted[index]:
+            out[tid].append({"frame": index, "source": str(t.source[row]),
+                             "score": round(float(t.score[row]), 3),
+                             "uri": _crop(rgb, t.xyxy[row], outline=not redacted)})
+    for items in out.values():
+        items.sort(key=lambda c: c["frame"])
+    return out
+
+
+def _frames(src: Path, plan, needed: set[int]):
+    """(index, upright RGB) of the frames in ``needed``, decoded once, stopping after the last."""
+    if plan.info.kind == "image":
+        yield 0, image.read(src).rgb
+        return
+    last = max(needed)
+    for frame in video.frames(src):
+        if frame.index in needed:
+            yield frame.index, frame.image
+        if frame.index >= last:
+            break
+
+
+_CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#1d1d1f;background:#f4f4f6}
+main{max-width:1100px;margin:0 auto;padding:16px 24px 40px}
+h1{font-size:22px;margin:8px 0}h2{font-size:17px;margin:26px 0 8px}
+.banner{padding:10px 14px;border-radius:6px;margin:10px 0;font-weight:600}
+.danger{background:#ffe3e0;border:1px solid #e0463c}.safe{background:#e3f6e6;border:1px solid #3a9d4c}
+table.facts td{padding:2px 14px 2px 0;vertical-align:top}table.facts td:first-child{color:#666}
+ul.first li{margin:2px 0}
+.tl-row{display:flex;align-items:center;margin:3px 0}.tl-label{width:120px;font-size:12px}
+.tl-bar{position:relative;flex:1;height:14px;background:#e2e2e8;border-radius:3px}
+.seg{position:absolute;top:0;bottom:0;min-width:2px}
+.s-detected{background:#2f6fd6}.s-weak{background:#e59a1d}.s-interpolated{background:#d6453a}
+.s-padded{background:#9db5de}.s-manual{background:#7a4cc2}.kept .seg{opacity:.35}
+.legend span{display:inline-block;margin-right:14px;font-size:12px}
+.legend i{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:-2px}
+.track-card{background:#fff;border:1px solid #d9d9df;border-radius:8px;padding:10px 12px;
+margin:10px 0}.track-card.flagged{border-color:#e59a1d;border-width:2px}
+.track-card h3{font-size:15px;margin:0 0 6px}.meta{color:#555;font-size:13px}
+.crops{display:flex;flex-wrap:wrap;gap:8px;margin-top:8px}
+figure{margin:0;font-size:11px;color:#555}figure img{display:block;height:112px;border-radius:4px}
+.tag{display:inline-block;padding:0 6px;border-radius:8px;font-size:11px;margin-left:6px;
+background:#eee}.tag.keep{background:#d9f2dc}.tag.flag{background:#fde6c4}
+code{background:#ececf1;padding:1px 4px;border-radius:3px}
+"""
+
+
+def _e(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _when(first, last, t0, t1) -> str:
+    text = f"frame {first}" if first == last else f"frames {first}–{last}"
+    if t0 is not None:
+        text += f" ({t0:.2f} s)" if first == last else f" ({t0:.2f}–{t1:.2f} s)"
+    return text
+
+
+def _figure(track_id: int, crop: dict) -> str:
+    caption = f'frame {crop["frame"]} · {_LABEL.get(crop["source"], crop["source"])}'
+    if crop["source"] in ("detected", "weak"):
+        caption += f' · score {crop["score"]}'
+    return (f'<figure><img alt="track {track_id} frame {crop["frame"]}" src="{crop["uri"]}">'
+            f'<figcaption>{_e(caption)}</figcaption></figure>')
+
+
+def _check_first(first: dict) -> str:
+    """Per track, the frames bridged without a detection and those seen only weakly."""
+    per_track: dict[int, dict[str, list[str]]] = {}
+    for reason, label in (("bridged", "bridged"), ("weak", "weak only")):
+        for c in first[reason]:
+            when = _when(c["first_frame"], c["last_frame"], c["first_time"], c["last_time"])
+            per_track.setdefault(c["track"], {}).setdefault(label, []).append(
+                when.removeprefix("frames ").removeprefix("frame "))
+    items = [f'<li><a href="#track-{tid}">Track {tid}</a>: '
+             + "; ".join(f"{_e(label)}: {_e(', '.join(spans))}" for label, spans in by.items())
+             + "</li>" for tid, by in sorted(per_track.items())]
+    items += [f'<li>{_e(_when(c["first_frame"], c["last_frame"], None, None))} could not be '
+              f'analysed: the whole frame is redacted</li>' for c in first["unanalysed"]]
+    if not items:
+        return "<p>Nothing was bridged or weak.</p>"
+    return ('<p>Bridged: no detection, the box is interpolated between detections. Weak only: '
+            'the detector was unsure. Look at these in the crops below.</p>'
+            f'<ul class="first">{"".join(items)}</ul>')
+
+
+def html_page(data: dict, crop_map: dict[int, list[dict]], redacted: bool = False,
+              regions_name: str | None = None) -> str:
+    """The review page for ``summary`` data and ``crops``: one self-contained HTML document."""
+    f = data["file"]
+    out = ['<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
+           # Nothing but the page itself and its embedded images may load: no network request.
+           '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+           'img-src data:; style-src \'unsafe-inline\'">',
+           '<meta name="referrer" content="no-referrer">',
+           f'<title>blur review: {_e(f["name"])}</title><style>{_CSS}</style></head><body><main>',
+           f'<h1>blur review: {_e(f["name"])}</h1>']
+    if redacted:
+        out.append('<p class="banner safe">Crops are shown redacted, as in the output. '
+                   'This page is meant to be shareable; still check it before you send it.</p>')
+    else:
+        out.append('<p class="banner danger">This page shows the faces and plates '
+                   'UNREDACTED. Keep it private, never publish it or store it with the output; '
+                   'delete it when the review is done.</p>')
+    out.append('<h2 id="check-first">Check these frames first</h2>')
+    out.append(_check_first(data["check_first"]))
+
+    rows = [("file", f["name"]), ("kind", f["kind"]),
+            ("size", f'{f["bytes"]:,} bytes' if f["bytes"] is not None else "?"),
+            ("picture", f'{f["width"]}×{f["height"]}' + (f', rotated {f["rotation"]}°'
+                                                          if f["rotation"] else ""))]
+    if f["kind"] == "video":
+        rows += [("duration", f'{f["duration"]} s' if f["duration"] else "?"),
+                 ("frame rate", f["fps"]), ("frames", f["frame_count"]),
+                 ("audio streams", ", ".join(f["audio_streams"]) or "none")]
+    found = data["metadata_found"]
+    rows += [("metadata found", ", ".join(found) if found else "none"),
+             ("metadata in the output", "none: blur copies no metadata and re-reads its output "
+              "to prove it" if found else "none"),
+             ("tracks", len(data["tracks"])),
+             ("frames with regions", data["frames_with_regions"])]
+    out.append('<h2 id="facts">The file</h2><table class="facts">'
+               + "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in rows)
+               + "</table>")
+
+    total = max(1, f["frame_count"])
+    out.append('<h2 id="timeline">Timeline</h2><div class="legend">'
+               + "".join(f'<span><i class="s-{s}"></i>{_LABEL[s]}</span>' for s in SOURCES)
+               + "</div>")
+    for t in data["tracks"]:
+        segs = t["segments"] if len(t["segments"]) <= 400 else \
+            [[t["first_frame"], t["last_frame"], "detected"]]
+        bars = "".join(f'<div class="seg s-{_e(s)}" style="left:{100 * a / total:.3f}%;'
+                       f'width:{100 * (b - a + 1) / total:.3f}%"></div>' for a, b, s in segs)
+        kept = " kept" if t["keep"] else ""
+        out.append(f'<div class="tl-row{kept}"><div class="tl-label">#{t["id"]} {_e(t["kind"])}'
+                   f'{" (kept)" if t["keep"] else ""}</div><div class="tl-bar">{bars}</div></div>')
+
+    out.append('<h2 id="tracks">Tracks</h2>')
+    if not data["tracks"]:
+        out.append("<p>Nothing was found to redact.</p>")
+    order = sorted(data["tracks"], key=lambda t: (not t["flagged_frames"], t["first_frame"] or 0))
+    for t in order:
+        classes = "track-card" + (" flagged" if t["flagged_frames"] else "")
+        tags = ""
+        if t["keep"]:
+            tags += '<span class="tag keep">kept visible</span>'
+        if t["flagged_frames"]:
+            tags += f'<span class="tag flag">{len(t["flagged_frames"])} frame(s) to check</span>'
+        counts = ", ".join(f"{n} {_LABEL[s]}" for s, n in t["frames"].items())
+        score = (f'score max {t["max_score"]}, mean {t["mean_score"]}'
+                 if t["max_score"] is not None else "no detector score")
+        figs = "".join(_figure(t["id"], c) for c in crop_map.get(t["id"], []))
+        out.append(
+            f'<article class="{classes}" id="track-{t["id"]}" data-track="{t["id"]}" '
+            f'data-kind="{_e(t["kind"])}"><h3>Track {t["id"]} · {_e(t["kind"])}{tags}</h3>'
+            f'<div class="meta">{_e(_when(t["first_frame"], t["last_frame"], t["first_time"], t["last_time"]))}'
+            f' · {_e(counts)} · {_e(score)}</div><div class="crops">{figs}</div></article>')
+
+    name = _e(regions_name or "the regions file")
+    out.append(
+        f'<h2 id="next">Correct and render</h2><p>Edit {name}: delete a track to leave it '
+        f'unredacted (a false positive), set <code>"keep": true</code> to keep a consenting '
+        f'person visible, widen a box, or add a region by hand, e.g. <code>{{"id": 100, "kind": '
+        f'"manual", "start": 1.5, "end": 4.0, "box": [x1, y1, x2, y2]}}</code>. Then run '
+        f'<code>blur render {_e(f["name"])} --regions {name} -o OUTPUT</code> and '
+        f'<code>blur check OUTPUT</code>.</p></main></body></html>')
+    return "\n".join(out)
+
+
+def write(path: Path, src: Path, plan, settings: Settings | None = None, redacted: bool = False,
+          regions_path: Path | None = None) -> Path:
+    """Write the report of ``plan`` to ``path``: HTML (``.html``/``.htm``) or JSON (``.json``).
+
+    Raises:
+        UsageError: ``path`` has another extension.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".html", ".htm", ".json"):
+        raise UsageError(f"a report must end in .html or .json, not {path.name}")
+    data = summary(plan, settings)
+    if suffix == ".json":
+        text = json.dumps(data, indent=1) + "\n"
+    else:
+        text = html_page(data, crops(src, plan, settings, redacted), redacted,
+                         Path(regions_path).name if regions_path else None)
+    with atomic_output(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path

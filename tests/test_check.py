@@ -1,0 +1,126 @@
+"""``blur check``: fails on a visible face, on identifying metadata, passes on blur's output.
+
+It must work on files blur did not make, so the dirty inputs here are written by Pillow and PyAV
+directly, the way a camera or phone would.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from blur import check, cli
+from blur.errors import ExitStatus
+
+from conftest import FAST, exif_with_gps, pattern, write_video
+
+
+def blur(*args):
+    return CliRunner().invoke(cli.app, [*map(str, args)])
+
+
+@pytest.fixture
+def face_png(tmp_path, astronaut):
+    path = tmp_path / "astronaut.png"
+    Image.fromarray(astronaut).save(path)
+    return path
+
+
+def test_check_fails_on_an_unredacted_face(face_png):
+    result = blur("check", face_png)
+    assert result.exit_code == ExitStatus.FOUND, result.output
+    assert "NOT clean" in result.stdout and "face: frame 0" in result.stdout
+    found = check.check(face_png, FAST)
+    face = [f for f in found.visible if f.kind == "face"]
+    assert len(face) == 1 and face[0].score > 0.5
+    x1, y1, x2, y2 = face[0].box
+    assert 150 < (x1 + x2) / 2 < 300 and 40 < (y1 + y2) / 2 < 220  # the astronaut's face
+    assert found.metadata == [] and not found.clean
+
+
+def test_check_fails_on_a_photo_carrying_gps(tmp_path):
+    path = tmp_path / "street.jpg"
+    Image.fromarray(pattern(0, 320, 240)).save(path, quality=95, exif=exif_with_gps())
+    found = check.check(path, FAST)
+    assert found.findings == []  # nothing to see: it fails on the metadata alone
+    assert "GPS:4 tags" in found.metadata and "EXIF:Make" in found.metadata
+    result = blur("check", path)
+    assert result.exit_code == ExitStatus.FOUND
+    assert "metadata: GPS:4 tags" in result.stdout
+
+
+def test_check_fails_on_an_embedded_preview_image(tmp_path):
+    path = tmp_path / "multi.jpg"
+    im = Image.fromarray(pattern(0, 160, 120))
+    im.save(path, "MPO", save_all=True, append_images=[im.resize((80, 60))])
+    left = check.metadata_left(path)
+    assert "embedded JPEG image(s): 1 (thumbnail or preview)" in left
+    assert blur("check", path).exit_code == ExitStatus.FOUND
+
+
+def test_check_fails_on_video_tags_and_passes_blurs_output(tmp_path):
+    src = write_video(tmp_path / "phone.mp4", frames=10, size=(160, 120),
+                      tags={"location": "+52.5200+013.4050/", "creation_time": "2024-05-01T12:00:00Z"},
+                      stream_tags={"handler_name": "Core Media Video"})
+    result = blur("check", src)
+    assert result.exit_code == ExitStatus.FOUND
+    assert "format:location" in result.stdout and "format:creation_time" in result.stdout
+    assert "handler_name" in result.stdout
+    out = tmp_path / "phone.blurred.mp4"
+    assert blur("run", src, "-o", out, "--preset", "ultrafast", "-q").exit_code == 0
+    result = blur("check", out)
+    assert result.exit_code == ExitStatus.OK, result.output
+    assert "clean" in result.stdout
+
+
+def test_check_passes_on_blurs_output_given_its_regions(tmp_path, face_png):
+    regions = tmp_path / "astronaut.regions.json"
+    out = tmp_path / "astronaut.blurred.png"
+    assert blur("run", face_png, "--regions", regions, "-q").exit_code == 0
+    result = blur("check", out, "--regions", regions)
+    assert result.exit_code == ExitStatus.OK, result.output
+    assert result.stdout.startswith(f"{out}: clean")
+    # The same regions file does not whitewash the original: its face is clear, not a blob.
+    result = blur("check", face_png, "--regions", regions)
+    assert result.exit_code == ExitStatus.FOUND
+    assert "face: frame 0" in result.stdout
+
+
+def test_check_counts_a_dropped_face_and_not_a_kept_one(tmp_path, face_frame):
+    src = tmp_path / "two.png"
+    Image.fromarray(np.ascontiguousarray(np.concatenate([face_frame] * 2, axis=1))).save(src)
+    regions = tmp_path / "two.regions.json"
+    assert blur("scan", src, "--regions", regions, "--only", "faces", "-q").exit_code == 0
+    data = json.loads(regions.read_text())
+    left, right = sorted(data["tracks"], key=lambda t: t["boxes"][0][1])
+    left["keep"] = True
+    data["tracks"].remove(right)  # "a false positive": it is a face, and check says so
+    regions.write_text(json.dumps(data))
+    out = tmp_path / "two.out.png"
+    assert blur("render", src, "--regions", regions, "-o", out, "-q").exit_code == 0
+    found = check.check(out, FAST, json.loads(regions.read_text()))
+    faces = [f for f in found.findings if f.kind == "face" and f.score > 0.5]
+    by_side = {("left" if (f.box[0] + f.box[2]) / 2 < 240 else "right"): f.status for f in faces}
+    assert by_side == {"left": "kept", "right": "visible"}
+    result = blur("check", out, "--regions", regions)
+    assert result.exit_code == ExitStatus.FOUND
+    assert "[on a region kept visible: not counted]" in result.stdout
+
+
+def test_check_folder_and_errors(tmp_path, face_png):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    clean = folder / "clean.png"
+    Image.fromarray(pattern(0, 160, 120)).save(clean)
+    assert blur("check", folder).exit_code == ExitStatus.OK
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    result = blur("check", folder)
+    assert result.exit_code == ExitStatus.ERROR
+    assert "broken.jpg" in result.stderr and f"{clean}: clean" in result.stdout
+    assert blur("check", tmp_path / "missing.png").exit_code == ExitStatus.USAGE
+    result = blur("check", folder, face_png, "--regions", tmp_path / "r.json")
+    assert result.exit_code == ExitStatus.USAGE and "exactly one file" in result.stderr

@@ -1,0 +1,223 @@
+"""The review report: JSON summary and the self-contained HTML page, in a real browser too."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import shutil
+import socket
+import subprocess
+import threading
+from fractions import Fraction
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from blur import cli, pipeline, report
+from blur.detectors.centerface import CenterFaceDetector
+from blur.errors import ExitStatus
+from blur.media import video
+from blur.types import Track
+
+from conftest import FAST, write_video
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Requests Chromium makes by itself (clock, component updates, sign-in), whatever the page.
+BROWSER_OWN_HOSTS = {"clients2.google.com", "update.googleapis.com", "accounts.google.com",
+                     "edgedl.me.gvt1.com", "redirector.gvt1.com"}
+
+
+def blur(*args):
+    return CliRunner().invoke(cli.app, [*map(str, args)])
+
+
+@pytest.fixture
+def video_plan(tmp_path, face_frame):
+    """A 12-frame clip of a face, with a hand-made plan: a track from frame 1, bridged at frames
+    4-5 and weak at 8; a kept track from frame 0; a manual region. The file name needs escaping
+    in HTML."""
+    small = cv2.resize(face_frame, (160, 120), interpolation=cv2.INTER_AREA)
+    src = write_video(tmp_path / "a<b>&c.mp4", frames=12, rate=10, image=lambda i: small)
+    info = video.probe(src)
+    face = [55, 20, 85, 62]
+    sources = ["detected"] * 11  # frames 1 to 11
+    sources[3:5] = ["interpolated"] * 2
+    sources[7] = "weak"
+    scores = [{"interpolated": 0, "detected": 0.9, "weak": 0.15}[s] for s in sources]
+    tracks = [
+        Track(1, "face", range(1, 12), [face] * 11, scores, sources),
+        Track(2, "face", range(6), [[5, 5, 40, 40]] * 6, [0.8] * 6, ["detected"] * 6, keep=True),
+        Track(3, "manual", range(6, 10), [[100, 80, 150, 110]] * 4, [0] * 4, ["manual"] * 4),
+    ]
+    times = [Fraction(i, 10) for i in range(12)]
+    return src, pipeline.Plan(info, 12, tracks, [], times)
+
+
+def _images(page: str) -> list[np.ndarray]:
+    return [np.asarray(Image.open(io.BytesIO(base64.b64decode(uri))).convert("RGB"))
+            for uri in re.findall(r'src="data:image/jpeg;base64,([A-Za-z0-9+/=]+)"', page)]
+
+
+def test_summary_lists_bridged_and_weak_frames_first(video_plan):
+    src, plan = video_plan
+    data = report.summary(plan, FAST)
+    assert data["check_first"]["bridged"] == [
+        {"track": 1, "first_frame": 4, "last_frame": 5, "first_time": 0.4, "last_time": 0.5}]
+    assert data["check_first"]["weak"] == [
+        {"track": 1, "first_frame": 8, "last_frame": 8, "first_time": 0.8, "last_time": 0.8}]
+    t1, t2, t3 = data["tracks"]
+    assert t1["frames"] == {"detected": 8, "weak": 1, "interpolated": 2}
+    assert t1["max_score"] == 0.9 and t1["flagged_frames"] == [4, 5, 8]
+    assert t1["segments"][:3] == [[1, 3, "detected"], [4, 5, "interpolated"], [6, 7, "detected"]]
+    assert t2["keep"] and t3["first_time"] == 0.6 and t3["last_time"] == 0.9
+    assert data["file"]["frame_count"] == 12 and data["file"]["fps"] == "10"
+    assert data["frames_with_regions"] == 11  # frame 0 has only the kept face
+    json.dumps(data)  # plain data
+
+
+def test_html_is_self_contained_and_lists_every_track(tmp_path, video_plan):
+    src, plan = video_plan
+    path = report.write(tmp_path / "review.html", src, plan, FAST)
+    page = path.read_text()
+    assert "<title>blur review: a&lt;b&gt;&amp;c.mp4</title>" in page
+    assert "<b>" not in page.replace("<body>", "")
+    assert "default-src 'none'; img-src data:" in page  # the browser may load nothing else
+    # Every reference in the page is embedded or to an anchor inside it.
+    refs = re.findall(r'\b(?:src|href|action|poster|srcset)\s*=\s*"([^"]*)"', page)
+    assert refs and all(r.startswith(("data:image/jpeg;base64,", "#track-")) for r in refs)
+    assert not re.search(r"url\(|@import|<script|<link|<iframe", page, re.I)
+    cards = re.findall(r'<article class="track-card[^"]*" id="track-(\d+)"', page)
+    assert cards == ["1", "2", "3"]  # the flagged track first, then by first frame
+    crops = {tid: len(re.findall(rf'alt="track {tid} frame', page)) for tid in "123"}
+    assert crops == {"1": 4, "2": 4, "3": 4}
+    assert all(im.shape[0] == report.CROP_HEIGHT for im in _images(page))
+    assert "UNREDACTED" in page
+
+
+def test_redacted_report_shows_no_face(tmp_path, astronaut):
+    src = tmp_path / "astronaut.png"
+    Image.fromarray(astronaut).save(src)
+    plan = pipeline.scan(src, FAST.merged(kinds=("face",)))
+    assert len(plan.tracks) == 1
+    plain = report.html_page(report.summary(plan), report.crops(src, plan, FAST))
+    shared = report.html_page(report.summary(plan), report.crops(src, plan, FAST, redacted=True),
+                              redacted=True)
+    (face,), (blob,) = _images(plain), _images(shared)
+    detector = CenterFaceDetector(threshold=0.1)
+    assert detector.detect(face).score.max() > 0.8             # the crop shows the face ...
+    found = detector.detect(blob)
+    assert not len(found) or found.score.max() < 0.5           # ... the shareable one does not
+    assert np.abs(face.astype(int) - blob).mean() > 20
+    assert "UNREDACTED" not in shared and "redacted, as in the output" in shared
+
+
+def test_scan_writes_reports_and_says_the_page_is_sensitive(tmp_path, face_frame):
+    src = tmp_path / "face.png"
+    Image.fromarray(face_frame).save(src)
+    result = blur("scan", src, "--report", tmp_path / "review.html")
+    assert result.exit_code == 0, result.output
+    assert "UNREDACTED" in result.stderr and "never publish it" in result.stderr
+    assert (tmp_path / "face.regions.json").is_file()  # default: beside the input
+    page = (tmp_path / "review.html").read_text()
+    assert page.count('<article class="track-card') == len(
+        json.loads((tmp_path / "face.regions.json").read_text())["tracks"])
+    # An existing report is not replaced without --overwrite.
+    result = blur("scan", src, "--report", tmp_path / "review.html", "--overwrite",
+                  "--report-redacted")
+    assert result.exit_code == 0 and "crops shown redacted" in result.stderr
+    result = blur("scan", src, "--report", tmp_path / "review.html")
+    assert result.exit_code == ExitStatus.USAGE and "already exists" in result.stderr
+    result = blur("scan", src, "--regions", tmp_path / "r2.json", "--report",
+                  tmp_path / "summary.json")
+    assert result.exit_code == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["file"]["name"] == "face.png" and len(summary["tracks"]) >= 1
+    result = blur("scan", src, "--regions", tmp_path / "r3.json", "--report", tmp_path / "x.pdf")
+    assert result.exit_code == ExitStatus.USAGE and "must end in .html or .json" in result.stderr
+
+
+class _Proxy:
+    """An HTTP proxy that answers nothing and remembers which hosts were asked for."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(32)
+        self.port = self.sock.getsockname()[1]
+        self.hosts: set[str] = set()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(2)
+                try:
+                    line = conn.recv(4096).split(b"\r\n", 1)[0].decode("latin-1")
+                except OSError:
+                    continue
+                target = line.split(" ")[1] if line.count(" ") >= 2 else line
+                host = re.sub(r"^\w+://", "", target).split("/")[0].split(":")[0]
+                self.hosts.add(host)
+                try:
+                    conn.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+                except OSError:
+                    pass
+
+    def close(self):
+        self.sock.close()
+
+
+def _chromium(tmp_path, page, *args, proxy: _Proxy) -> subprocess.CompletedProcess:
+    profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"  # fresh each time
+    return subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={profile}",
+         f"--proxy-server=http://127.0.0.1:{proxy.port}", "--proxy-bypass-list=<-loopback>",
+         *args, page.as_uri()],
+        capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package "
+                                             "'chromium'; .ci/run installs it)")
+def test_report_renders_in_headless_chromium_without_network(tmp_path, video_plan):
+    src, plan = video_plan
+    page = report.write(tmp_path / "review.html", src, plan, FAST)
+    proxy = _Proxy()
+    try:
+        # The instrument works: a page that does load something from the web is caught.
+        control = tmp_path / "control.html"
+        control.write_text('<!DOCTYPE html><title>c</title><img src="http://blur-test.invalid/a.png">')
+        _chromium(tmp_path, control, "--dump-dom", proxy=proxy)
+        assert "blur-test.invalid" in proxy.hosts
+        proxy.hosts.clear()
+
+        dom = _chromium(tmp_path, page, "--dump-dom", proxy=proxy)
+        assert dom.returncode == 0, dom.stderr[-2000:]
+        shot = tmp_path / "shot.png"
+        run = _chromium(tmp_path, page, f"--screenshot={shot}", "--window-size=1000,1400",
+                        "--hide-scrollbars", proxy=proxy)
+        assert run.returncode == 0, run.stderr[-2000:]
+    finally:
+        proxy.close()
+    assert proxy.hosts <= BROWSER_OWN_HOSTS, proxy.hosts  # the page itself asked for nothing
+    title = re.search(r"<title>(.*?)</title>", dom.stdout).group(1)
+    assert title == "blur review: a&lt;b&gt;&amp;c.mp4"
+    assert len(re.findall(r'<article class="track-card', dom.stdout)) == 3
+    assert len(re.findall(r'<img [^>]*src="data:image/jpeg', dom.stdout)) == 12
+    image = np.asarray(Image.open(shot).convert("RGB"))
+    assert image.shape[:2] == (1400, 1000)
+    # The page rendered: the warning banner's red border and text, not a blank screen.
+    assert image.std() > 20
+    banner = np.all(np.abs(image.astype(int) - (224, 70, 60)) < 30, axis=2)
+    assert banner.sum() > 500
