@@ -23,7 +23,7 @@ import numpy as np
 
 from ..boxes import iou_matrix
 from ..types import Detections
-from .text import rect_xyxy, shared_model
+from .text import analysis_scale, rect_xyxy, shared_model
 
 _ALNUM = re.compile(r"[0-9A-Z]")
 # Clock times and dates: overlays of dashcams and CCTV, never a plate.
@@ -46,6 +46,7 @@ class PlateDetector:
 
     Args:
         max_side: the image is analysed with its long side at most this many pixels.
+        upscale: smaller images are enlarged up to this factor towards ``max_side``.
         box_thresh: minimum mean text probability of a line.
         min_height_px: lines shorter than this (in the analysed image) are not plates.
         max_height: lines taller than this share of the image height are not plates.
@@ -64,10 +65,11 @@ class PlateDetector:
 
     def __init__(self, max_side: int = 1280, box_thresh: float = 0.5, min_height_px: float = 8.0,
                  min_aspect: float = 1.2, max_aspect: float = 10.0, max_angle: float = 30.0,
-                 read_conf: float = 0.4, min_chars: int = 3, pad_x: float = 0.45,
-                 pad_y: float = 0.55, max_height: float = 0.35, every_n_frames: int = 1,
-                 **_ignored):
+                 read_conf: float = 0.4, min_chars: int = 3, pad_x: float = 0.6,
+                 pad_y: float = 0.55, max_height: float = 0.35, upscale: float = 2.0,
+                 every_n_frames: int = 1, **_ignored):
         self.max_side = max_side
+        self.upscale = upscale
         self.max_height = max_height
         self.box_thresh = box_thresh
         self.min_height_px = min_height_px
@@ -84,10 +86,10 @@ class PlateDetector:
     def candidates(self, image: np.ndarray):
         """Text lines whose geometry fits a plate: (rects, scores)."""
         height, width = image.shape[:2]
-        lines = self._model.find(image, self.max_side, self.box_thresh)
+        lines = self._model.find(image, self.max_side, self.box_thresh, self.upscale)
         if not len(lines):
             return lines.rects, lines.score
-        scale = min(1.0, self.max_side / max(height, width))
+        scale = analysis_scale(width, height, self.max_side, self.upscale)
         _, _, lng, sht, ang = lines.rects.T
         ok = ((sht * scale >= self.min_height_px) & (sht <= self.max_height * height)
               & (lng >= self.min_aspect * sht) & (lng <= self.max_aspect * sht)

@@ -133,6 +133,12 @@ def upright_crop(image: np.ndarray, rect) -> np.ndarray:
                           borderMode=cv2.BORDER_REPLICATE)
 
 
+def analysis_scale(width: int, height: int, max_side: int, upscale: float = 1.0) -> float:
+    """Resize factor of an image for the text detector: its long side at most ``max_side``;
+    small images are enlarged up to ``upscale`` times towards it (small characters are missed)."""
+    return min(max_side / max(width, height), max(1.0, upscale))
+
+
 def _session(path: Path, threads: int):
     import onnxruntime as ort
 
@@ -161,17 +167,18 @@ class TextModel:
         self._lock = threading.Lock()
         self._last: tuple | None = None
 
-    def find(self, rgb: np.ndarray, max_side: int, box_thresh: float = 0.5) -> TextLines:
-        """Text lines in an RGB image analysed with its long side at most ``max_side`` pixels.
+    def find(self, rgb: np.ndarray, max_side: int, box_thresh: float = 0.5,
+             upscale: float = 1.0) -> TextLines:
+        """Text lines in an RGB image, analysed at ``analysis_scale``.
 
         The same image object asked again (plates and all text in one frame) is not re-run.
         """
-        key = (max_side, box_thresh)
+        key = (max_side, box_thresh, upscale)
         last = self._last
         if last is not None and last[0] is rgb and last[1] == key:
             return last[2]
         height, width = rgb.shape[:2]
-        scale = min(1.0, max_side / max(height, width))
+        scale = analysis_scale(width, height, max_side, upscale)
         # The network downsamples by 32.
         w_in = max(32, int(round(width * scale / 32)) * 32)
         h_in = max(32, int(round(height * scale / 32)) * 32)
@@ -224,13 +231,14 @@ class TextDetector:
     kind = "text"
 
     def __init__(self, max_side: int = 1280, box_thresh: float = 0.5, pad: float = 0.25,
-                 every_n_frames: int = 1, **_ignored):
+                 upscale: float = 2.0, every_n_frames: int = 1, **_ignored):
         self.max_side = max_side
+        self.upscale = upscale
         self.box_thresh = box_thresh
         self.pad = pad
         self.every_n_frames = every_n_frames
         self._model = shared_model()
 
     def detect(self, image: np.ndarray) -> Detections:
-        lines = self._model.find(image, self.max_side, self.box_thresh)
+        lines = self._model.find(image, self.max_side, self.box_thresh, self.upscale)
         return Detections.of(lines.xyxy(self.pad, self.pad), lines.score, "text")
