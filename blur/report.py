@@ -78,8 +78,11 @@ def summary(plan, settings: Settings | None = None) -> dict:
                 runs[-1][1] = int(f)
             else:
                 runs.append([int(f), int(f), s])
+        best = int(np.argmax(t.score)) if len(t) else None
         tracks.append({
             "id": int(t.id), "kind": t.kind, "keep": bool(t.keep),
+            "best": None if best is None else {
+                "frame": int(t.frames[best]), "box": [round(float(v), 1) for v in t.xyxy[best]]},
             "first_frame": int(t.frames[0]) if len(t) else None,
             "last_frame": int(t.frames[-1]) if len(t) else None,
             "first_time": round(times[int(t.frames[0])], 3) if times and len(t) else None,
@@ -171,18 +174,9 @@ def crops(src: Path, plan, settings: Settings | None = None, redacted: bool = Fa
     if not wanted:
         return out
     per_frame = boxes_at(plan.tracks, plan.frame_count) if redacted else None
-    redactor = Redactor(settings.style, settings.mask_scale, settings.shape)
-    exact = Redactor(settings.style, 1.0, "box")
     for index, rgb in _frames(Path(src), plan, set(wanted)):
         if redacted:
-            rgb = rgb.copy()
-            if index in set(plan.unanalysed_frames):
-                redactor.apply_everywhere(rgb)
-            else:
-                boxes = per_frame[index]
-                manual = boxes.kind == "manual"
-                redactor.apply(rgb, boxes[~manual].xyxy)
-                exact.apply(rgb, boxes[manual].xyxy)
+            rgb = _redact_frame(rgb, index, plan, per_frame, settings)
         for tid, t, row in wanted[index]:
             out[tid].append({"frame": index, "source": str(t.source[row]),
                              "score": round(float(t.score[row]), 3),
@@ -190,6 +184,48 @@ def crops(src: Path, plan, settings: Settings | None = None, redacted: bool = Fa
     for items in out.values():
         items.sort(key=lambda c: c["frame"])
     return out
+
+
+def _redact_frame(rgb: np.ndarray, index: int, plan, per_frame, settings: Settings) -> np.ndarray:
+    """A copy of one frame with every planned region redacted, as the output will show it."""
+    rgb = rgb.copy()
+    redactor = Redactor(settings.style, settings.mask_scale, settings.shape)
+    if index in set(plan.unanalysed_frames):
+        redactor.apply_everywhere(rgb)
+        return rgb
+    boxes = per_frame[index]
+    manual = boxes.kind == "manual"
+    redactor.apply(rgb, boxes[~manual].xyxy)
+    Redactor(settings.style, 1.0, "box").apply(rgb, boxes[manual].xyxy)
+    return rgb
+
+
+def overview(src: Path, plan, settings: Settings | None = None, redacted: bool = False,
+             max_width: int = 900) -> str | None:
+    """A photo with every track's box outlined and numbered (None for a video: a track's boxes
+    are in different frames)."""
+    if plan.info.kind != "image":
+        return None
+    settings = settings or Settings()
+    rgb = image.read(Path(src)).rgb
+    if redacted:
+        rgb = _redact_frame(rgb, 0, plan, boxes_at(plan.tracks, 1), settings)
+    im = Image.fromarray(rgb)
+    scale = min(1.0, max_width / im.width)
+    if scale < 1:
+        im = im.resize((round(im.width * scale), round(im.height * scale)),
+                       Image.Resampling.LANCZOS)
+    draw = ImageDraw.Draw(im)
+    for t in plan.tracks:
+        colour = ((40, 170, 60) if t.keep else (130, 70, 200) if t.kind == "manual"
+                  else (255, 40, 40))
+        for box in t.xyxy[t.frames == 0]:
+            x1, y1, x2, y2 = (float(v) * scale for v in box)
+            draw.rectangle([x1, y1, max(x1, x2 - 1), max(y1, y2 - 1)], outline=colour, width=2)
+            draw.text((x1 + 2, max(0.0, y1 - 12)), str(t.id), fill=colour)
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=85)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def _frames(src: Path, plan, needed: set[int]):
@@ -228,6 +264,8 @@ figure{margin:0;font-size:11px;color:#555}figure img{display:block;height:112px;
 .tag{display:inline-block;padding:0 6px;border-radius:8px;font-size:11px;margin-left:6px;
 background:#eee}.tag.keep{background:#d9f2dc}.tag.flag{background:#fde6c4}
 code{background:#ececf1;padding:1px 4px;border-radius:3px}
+.tl-axis{flex:1;display:flex;justify-content:space-between;font-size:11px;color:#666}
+img.overview{max-width:100%;border-radius:4px}
 """
 
 
@@ -270,8 +308,29 @@ def _check_first(first: dict) -> str:
             f'<ul class="first">{"".join(items)}</ul>')
 
 
+def _timeline(data: dict) -> str:
+    """One bar per track over the whole video, coloured by what each frame's box comes from."""
+    f = data["file"]
+    total = max(1, f["frame_count"])
+    end = f'{f["duration"]} s' if f["duration"] else f"frame {total - 1}"
+    out = ['<h2 id="timeline">Timeline</h2><div class="legend">'
+           + "".join(f'<span><i class="s-{s}"></i>{_LABEL[s]}</span>' for s in SOURCES)
+           + '</div><div class="tl-row"><div class="tl-label"></div><div class="tl-axis">'
+           f'<span>0 s</span><span>{_e(end)}</span></div></div>']
+    for t in data["tracks"]:
+        segs = t["segments"] if len(t["segments"]) <= 400 else \
+            [[t["first_frame"], t["last_frame"], "detected"]]
+        bars = "".join(f'<div class="seg s-{_e(s)}" style="left:{100 * a / total:.3f}%;'
+                       f'width:{100 * (b - a + 1) / total:.3f}%"></div>' for a, b, s in segs)
+        kept = " kept" if t["keep"] else ""
+        out.append(f'<div class="tl-row{kept}"><div class="tl-label"><a href="#track-{t["id"]}">'
+                   f'#{t["id"]}</a> {_e(t["kind"])}{" (kept)" if t["keep"] else ""}</div>'
+                   f'<div class="tl-bar">{bars}</div></div>')
+    return "".join(out)
+
+
 def html_page(data: dict, crop_map: dict[int, list[dict]], redacted: bool = False,
-              regions_name: str | None = None) -> str:
+              regions_name: str | None = None, overview_uri: str | None = None) -> str:
     """The review page for ``summary`` data and ``crops``: one self-contained HTML document."""
     f = data["file"]
     out = ['<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
@@ -309,18 +368,13 @@ def html_page(data: dict, crop_map: dict[int, list[dict]], redacted: bool = Fals
                + "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in rows)
                + "</table>")
 
-    total = max(1, f["frame_count"])
-    out.append('<h2 id="timeline">Timeline</h2><div class="legend">'
-               + "".join(f'<span><i class="s-{s}"></i>{_LABEL[s]}</span>' for s in SOURCES)
-               + "</div>")
-    for t in data["tracks"]:
-        segs = t["segments"] if len(t["segments"]) <= 400 else \
-            [[t["first_frame"], t["last_frame"], "detected"]]
-        bars = "".join(f'<div class="seg s-{_e(s)}" style="left:{100 * a / total:.3f}%;'
-                       f'width:{100 * (b - a + 1) / total:.3f}%"></div>' for a, b, s in segs)
-        kept = " kept" if t["keep"] else ""
-        out.append(f'<div class="tl-row{kept}"><div class="tl-label">#{t["id"]} {_e(t["kind"])}'
-                   f'{" (kept)" if t["keep"] else ""}</div><div class="tl-bar">{bars}</div></div>')
+    if f["kind"] == "image":
+        if overview_uri:
+            out.append('<h2 id="overview">Overview</h2><p class="meta">Red: redacted; green: '
+                       'kept visible; purple: drawn by hand. Numbers are track ids.</p>'
+                       f'<img class="overview" alt="overview" src="{overview_uri}">')
+    else:
+        out.append(_timeline(data))
 
     out.append('<h2 id="tracks">Tracks</h2>')
     if not data["tracks"]:
@@ -336,6 +390,8 @@ def html_page(data: dict, crop_map: dict[int, list[dict]], redacted: bool = Fals
         counts = ", ".join(f"{n} {_LABEL[s]}" for s, n in t["frames"].items())
         score = (f'score max {t["max_score"]}, mean {t["mean_score"]}'
                  if t["max_score"] is not None else "no detector score")
+        if t["best"]:
+            score += f' · box {t["best"]["box"]} at frame {t["best"]["frame"]}'
         figs = "".join(_figure(t["id"], c) for c in crop_map.get(t["id"], []))
         out.append(
             f'<article class="{classes}" id="track-{t["id"]}" data-track="{t["id"]}" '
@@ -370,7 +426,8 @@ def write(path: Path, src: Path, plan, settings: Settings | None = None, redacte
         text = json.dumps(data, indent=1) + "\n"
     else:
         text = html_page(data, crops(src, plan, settings, redacted), redacted,
-                         Path(regions_path).name if regions_path else None)
+                         Path(regions_path).name if regions_path else None,
+                         overview(src, plan, settings, redacted))
     with atomic_output(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return path
