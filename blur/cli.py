@@ -5,6 +5,8 @@ Nothing else happens here: the work is in ``blur.pipeline``.
 
 from __future__ import annotations
 
+import logging
+import os
 import signal
 import sys
 from enum import Enum
@@ -108,7 +110,7 @@ class _Progress:
             self.bar.__exit__(*exc)
 
     def start(self, name: str):
-        self.name = name
+        self.name = escape(_printable(name))  # a file name is not markup
         self.stage = None
 
     def __call__(self, stage: str, done: int, total: int):
@@ -169,6 +171,8 @@ def run(
         pairs = plan_outputs(paths, output)
     except BlurError as exc:
         _fail(exc)
+    except OSError as exc:
+        _fail(UsageError(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)))
     if not pairs:
         _fail(UsageError("no photos or videos found in " + ", ".join(map(str, paths))))
     if regions is not None and len(pairs) != 1:
@@ -181,15 +185,41 @@ def run(
                 results.append(pipeline.anonymise(src, dst, settings, regions, progress))
             except BlurError as exc:
                 failures.append(exc)
-                err.print(f"[red]error:[/] {exc}", markup=True, highlight=False)
+                _error(exc)
+            except Exception as exc:  # a bug or the system failing: this file fails, others go on
+                failures.append(_unexpected(exc, src))
+                _error(failures[-1])
     if not quiet:
         _summary(results, failures)
     if failures:
         raise typer.Exit(max(int(f.exit_status) for f in failures))
 
 
+def _error(exc: BlurError) -> None:
+    """One line on stderr, however long: file names are not markup, and a wrapped line would
+    split the message in logs and scripts."""
+    line = " ".join(_printable(str(exc)).splitlines())
+    err.print(f"[red]error:[/] {escape(line)}", markup=True, highlight=False, soft_wrap=True)
+
+
+def _printable(text: str) -> str:
+    """A file name that is not valid UTF-8 (from an old disk or camera) holds surrogates that
+    no UTF-8 stream accepts: show its stray bytes as \\xNN instead of crashing."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _unexpected(exc: Exception, src: Path) -> BlurError:
+    """A failure blur did not foresee, as a one-line error for that file (the atomic output
+    has already removed its temp file). The traceback goes to the debug log."""
+    logging.getLogger(__name__).debug("unexpected failure on %s", src, exc_info=exc)
+    if isinstance(exc, MemoryError):
+        return BlurError("out of memory (internal error: MemoryError)", src)
+    detail = " ".join(str(exc).split()) or "no details"
+    return BlurError(f"internal error: {exc.__class__.__name__}: {detail}", src)
+
+
 def _fail(exc: BlurError):
-    err.print(f"[red]error:[/] {exc}", markup=True, highlight=False)
+    _error(exc)
     raise typer.Exit(int(exc.exit_status))
 
 
@@ -198,12 +228,16 @@ def _summary(results, failures) -> None:
     for col in ("file", "output", "tracks", "detections", "frames redacted", "time"):
         table.add_column(col)
     for r in results:
-        table.add_row(str(r.src), str(r.dst), _per_kind(r.tracks) or "0", str(r.detections),
+        table.add_row(escape(_printable(str(r.src))), escape(_printable(str(r.dst))),
+                      _per_kind(r.tracks) or "0",
+                      str(r.detections),
                       f"{r.frames_redacted}/{r.frames}", f"{r.seconds:.1f} s")
         for note in r.notes:
-            table.add_row("", f"note: {note}", "", "", "", "")
+            table.add_row("", f"note: {escape(note)}", "", "", "", "")
     for f in failures:
-        table.add_row(str(f.path or ""), "[red]failed[/]", "", "", "", "")
+        table.add_row(escape(_printable(str(f.path or ""))),
+                      f"[red]failed:[/] {escape(_printable(f.message))}",
+                      "", "", "", "")
     out.print(table)
     totals: dict[str, int] = {}
     for r in results:
@@ -454,11 +488,31 @@ def _root(version: bool = typer.Option(False, "--version", callback=version_call
     """Anonymise faces in photos and videos, offline."""
 
 
+def _option_like_file(argv: list[str]) -> str | None:
+    """An existing file whose name starts with "-" and is no option: Click would reject it as
+    an unknown option without saying that it is a file."""
+    command = typer.main.get_command(app).commands.get(argv[0] if argv else "run")
+    if command is None:
+        return None
+    known = {name for param in command.params for name in param.opts + param.secondary_opts}
+    for arg in argv[1:]:
+        if arg == "--":
+            return None
+        if arg.startswith("-") and arg.split("=", 1)[0] not in known and os.path.lexists(arg):
+            return arg
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: ``blur PATH...`` runs ``blur run PATH...``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] not in COMMANDS and argv[0] not in ("--help", "-h", "--version"):
         argv.insert(0, "run")
+    dashed = _option_like_file(argv)
+    if dashed is not None:
+        _error(UsageError(f"the name looks like an option; write ./{dashed} or put -- before it",
+                          dashed))
+        sys.exit(int(ExitStatus.USAGE))
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _on_signal)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import uuid
 from collections.abc import Iterator
@@ -9,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import UsageError
-from .media import is_media, kind_of, video
+from .media import is_media, is_video, kind_of, video
 
 OUTPUT_TAG = ".blurred"
 # Extensions naming the same still format: the output is written in the input's format, so its
@@ -21,20 +22,20 @@ _VIDEO_OUTPUTS = {".mp4", ".m4v", ".mov", ".mkv"}
 
 def default_output(src: Path) -> Path:
     """``NAME.blurred.EXT`` beside the input (videos become .mp4, or .mkv for MKV input)."""
-    ext = video.output_format(src)[1] if kind_of(src) == "video" else src.suffix
+    ext = video.output_format(src)[1] if is_video(src) else src.suffix
     return src.with_name(f"{src.stem}{OUTPUT_TAG}{ext}")
 
 
 def _mirrored(src: Path, root: Path, out_root: Path) -> Path:
     rel = src.relative_to(root)
-    ext = video.output_format(src)[1] if kind_of(src) == "video" else src.suffix
+    ext = video.output_format(src)[1] if is_video(src) else src.suffix
     return out_root / rel.with_suffix(ext)
 
 
 def walk(folder: Path) -> Iterator[Path]:
     """Media files below ``folder``, sorted; symlinked folders are not followed (no loops),
     hidden files and earlier blur outputs (``*.blurred.*``) are skipped."""
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False, onerror=_unreadable):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
                              and not d.endswith(OUTPUT_TAG))
         for name in sorted(filenames):
@@ -43,6 +44,12 @@ def walk(folder: Path) -> Iterator[Path]:
                 continue
             if is_media(path):
                 yield path
+
+
+def _unreadable(exc: OSError) -> None:
+    """A folder that cannot be listed fails the run: skipping it would leave its photos out
+    without a word."""
+    raise UsageError(f"cannot read this folder: {exc.strerror or exc}", exc.filename)
 
 
 def plan_outputs(inputs: list[Path], output: Path | str | None) -> list[tuple[Path, Path]]:
@@ -68,7 +75,7 @@ def plan_outputs(inputs: list[Path], output: Path | str | None) -> list[tuple[Pa
         if not item.exists():
             raise UsageError("no such file or folder", item)
         if item.is_dir():
-            root = item.resolve()
+            root = _real(item)
             out_root = output if output is not None else root.with_name(root.name + OUTPUT_TAG)
             if several and output is not None:
                 out_root = output / root.name
@@ -78,24 +85,30 @@ def plan_outputs(inputs: list[Path], output: Path | str | None) -> list[tuple[Pa
             pairs.append((item, default_output(item)))
         elif several or as_folder or output.is_dir():
             dst = _mirrored(item, item.parent, output)
-            pairs.append((item, default_output(item) if dst.resolve() == item.resolve() else dst))
+            pairs.append((item, default_output(item) if _real(dst) == _real(item) else dst))
         else:
             pairs.append((item, output))
     _check_distinct(pairs)
     return pairs
 
 
+def _real(path: Path) -> Path:
+    """The absolute path with symlinks resolved; a symlink loop resolves to itself instead of
+    raising (``Path.resolve`` raises RuntimeError on loops before Python 3.13)."""
+    return Path(os.path.realpath(path))
+
+
 def _inside(path: Path, folder: Path) -> bool:
-    return path.resolve().is_relative_to(folder.resolve())
+    return _real(path).is_relative_to(_real(folder))
 
 
 def _check_distinct(pairs: list[tuple[Path, Path]]) -> None:
     """No output may be written twice in one run, or land on another input."""
-    inputs = {src.resolve() for src, _ in pairs}
+    inputs = {_real(src) for src, _ in pairs}
     seen: dict[Path, Path] = {}
     for src, dst in pairs:
-        key = dst.resolve()
-        if key == src.resolve():
+        key = _real(dst)
+        if key == _real(src):
             raise UsageError(f"output {dst} is the input itself; refusing to overwrite it", src)
         if key in inputs:
             raise UsageError(f"output {dst} would replace an input file", src)
@@ -108,7 +121,7 @@ def check_output(src: Path, dst: Path, overwrite: bool) -> None:
     """Refuse to write over the input, and over an existing file unless ``overwrite``."""
     if dst.exists() and src.exists() and os.path.samefile(src, dst):
         raise UsageError(f"output {dst} is the input itself; refusing to overwrite it", src)
-    if dst.resolve() == src.resolve():
+    if _real(dst) == _real(src):
         raise UsageError(f"output {dst} is the input itself; refusing to overwrite it", src)
     if dst.exists() and not overwrite:
         raise UsageError(f"output {dst} already exists (use --overwrite to replace it)", src)
@@ -125,6 +138,25 @@ def check_output(src: Path, dst: Path, overwrite: bool) -> None:
                          f"written); to write into a folder, end the name with /", src)
 
 
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_NOT_ALLOWED = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def describe_os_error(exc: OSError, dst: Path) -> str:
+    """One line saying what the system refused while ``dst`` was being written (or its input
+    read), naming the output rather than its hidden temp file."""
+    where = str(exc.filename) if exc.filename else None
+    if where and Path(where).name.startswith(f".{dst.name}.") and where.endswith(".part"):
+        where = str(dst)  # the temp file is an implementation detail
+    reason = (exc.strerror or str(exc) or exc.__class__.__name__).rstrip(".")
+    if exc.errno in _NO_SPACE:
+        return f"no space left on the device while writing {dst} ({reason.lower()})"
+    if exc.errno in _NOT_ALLOWED:
+        folder = dst.parent if where in (None, str(dst)) else where
+        return f"cannot write to {folder}: {reason.lower()}"
+    return f"{reason.lower()}: {where}" if where else reason.lower()
+
+
 @contextmanager
 def atomic_output(dst: Path) -> Iterator[Path]:
     """Yield a temp path beside ``dst``; rename it to ``dst`` only if the block succeeds.
@@ -132,6 +164,11 @@ def atomic_output(dst: Path) -> Iterator[Path]:
     On any exception (KeyboardInterrupt included) the temp file is removed, so no partial
     output ever exists under the final name or lingers under the temp name.
     """
+    for folder in (dst.parent, *dst.parent.parents):  # mkdir would say just "File exists"
+        if folder.exists() or folder.is_symlink():
+            if not folder.is_dir():
+                raise UsageError(f"cannot write {dst}: {folder} is a file, not a folder")
+            break
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:8]}.part")
     try:

@@ -19,7 +19,7 @@ from . import regions, tracking
 from .detectors import DEFAULT_FOR_KIND, DETECTORS
 from .errors import (BlurError, DetectionError, MediaError, MetadataLeftError,
                      RegionsError, UsageError)
-from .files import atomic_output, check_output, default_output
+from .files import atomic_output, check_output, default_output, describe_os_error
 from .media import image, kind_of, metadata, video
 from .redact import Redactor
 from .settings import Settings
@@ -113,10 +113,24 @@ def detect(detectors: list, rgb: np.ndarray) -> Detections:
             raise
         except Exception as exc:  # fail closed: an unanalysed frame must never pass unredacted
             raise DetectionError(f"{det.name} failed: {exc}") from exc
-        if not isinstance(found, Detections) or not np.isfinite(found.xyxy).all():
+        if not _valid(found):
             raise DetectionError(f"{det.name} returned invalid boxes")
         parts.append(found)
     return Detections.concat(parts)
+
+
+def _valid(found) -> bool:
+    """Detections with finite scores and finite, non-inverted boxes (an inverted box would
+    redact nothing, and a NaN score could drop a box from a threshold or NMS)."""
+    if not isinstance(found, Detections):
+        return False
+    try:
+        xyxy = np.asarray(found.xyxy, dtype=np.float64).reshape(-1, 4)
+        score = np.asarray(found.score, dtype=np.float64).reshape(len(xyxy))
+    except (TypeError, ValueError):
+        return False
+    return bool(np.isfinite(xyxy).all() and np.isfinite(score).all()
+                and (xyxy[:, 2] >= xyxy[:, 0]).all() and (xyxy[:, 3] >= xyxy[:, 1]).all())
 
 
 def probe(src: Path) -> MediaInfo:
@@ -289,9 +303,9 @@ def anonymise(src: Path, dst: Path | None = None, settings: Settings | None = No
     settings = settings or Settings()
     src = Path(src)
     dst = Path(dst) if dst is not None else default_output(src)
-    check_output(src, dst, settings.overwrite)  # before the long scan, not after
     started = time.monotonic()
     try:
+        check_output(src, dst, settings.overwrite)  # before the long scan, not after
         plan = scan(src, settings, on_progress)
         if regions_path is not None:
             regions.save(Path(regions_path), plan.to_dict())
@@ -300,5 +314,7 @@ def anonymise(src: Path, dst: Path | None = None, settings: Settings | None = No
         if exc.path is None:
             exc.path = src
         raise
+    except OSError as exc:  # the system, not the media: disk full, unwritable folder, I/O error
+        raise MediaError(describe_os_error(exc, dst), src) from exc
     result.seconds = time.monotonic() - started
     return result

@@ -31,14 +31,17 @@ class Still:
 
 
 def _open(path: Path) -> Image.Image:
+    if path.is_file() and path.stat().st_size == 0:
+        raise UnsupportedMediaError("the file is empty (0 bytes)", path)
     try:
         im = Image.open(path)
     except Image.DecompressionBombError as exc:  # a header claiming a gigantic size
         raise UnsupportedMediaError(f"image is too large: {exc}", path) from exc
     except UnidentifiedImageError as exc:
-        raise UnsupportedMediaError("not an image blur can read", path) from exc
+        raise UnsupportedMediaError("not an image blur can read (damaged, truncated or another "
+                                    "format)", path) from exc
     except OSError as exc:
-        raise UnsupportedMediaError(f"cannot open image: {exc}", path) from exc
+        raise UnsupportedMediaError(f"cannot open image: {exc.strerror or exc}", path) from exc
     if im.format not in FORMATS:
         raise UnsupportedMediaError(f"image format {im.format} is not supported", path)
     w, h = im.size
@@ -46,7 +49,8 @@ def _open(path: Path) -> Image.Image:
         raise UnsupportedMediaError(f"image is too large ({w}x{h} pixels)", path)
     if getattr(im, "n_frames", 1) > 1 and im.format != "MPO":
         raise UnsupportedMediaError(
-            f"animated or multi-page {im.format} ({im.n_frames} frames) is not supported", path)
+            f"animated or multi-page {im.format} ({im.n_frames} frames) is not supported: "
+            f"convert an animation to a video (MP4), or pages to single images", path)
     return im
 
 

@@ -21,6 +21,8 @@ from . import metadata
 
 EXTENSIONS = {".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".mts",
               ".m2ts", ".3gp", ".wmv", ".flv", ".ogv"}
+# Per frame; refused before decoding (8K is 33 million; a forged header must not exhaust memory).
+MAX_PIXELS = 100_000_000
 # Audio codecs each output container can hold as-is.
 _COPYABLE_AUDIO = {
     "mp4": {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"},
@@ -29,15 +31,99 @@ _COPYABLE_AUDIO = {
 
 
 def _open(path: Path):
+    if path.is_file() and path.stat().st_size == 0:
+        raise UnsupportedMediaError("the file is empty (0 bytes)", path)
     try:
         container = av.open(str(path), metadata_errors="ignore")
-    except (av.error.FFmpegError, UnicodeDecodeError) as exc:
-        raise UnsupportedMediaError(f"not a video blur can read ({exc.__class__.__name__})",
+    except av.error.FFmpegError as exc:
+        if isinstance(exc, OSError):  # missing, unreadable, a symlink loop: not the content
+            raise UnsupportedMediaError(f"cannot open it: {_reason(exc)}", path) from exc
+        raise UnsupportedMediaError(f"cannot read it as a video ({_reason(exc)}): the file is "
+                                    f"truncated, damaged or not a video", path) from exc
+    except UnicodeDecodeError as exc:
+        raise UnsupportedMediaError("cannot read it as a video (undecodable header)",
                                     path) from exc
     if not container.streams.video:
         container.close()
         raise UnsupportedMediaError("no video stream (audio-only files are not supported)", path)
+    stream = container.streams.video[0]
+    width, height = stream.codec_context.width, stream.codec_context.height
+    if width * height > MAX_PIXELS:
+        container.close()
+        raise UnsupportedMediaError(f"video frames are too large ({width}x{height} pixels)", path)
+    # The decoder refuses bigger pictures itself, before allocating them (a frame's own header
+    # may claim more than the container did).
+    stream.codec_context.options = {"max_pixels": str(MAX_PIXELS)}
     return container
+
+
+def _reason(exc: Exception) -> str:
+    """FFmpeg's one-line reason, without errno numbers and function names."""
+    return getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
+
+
+class _Checked:
+    """Watches decoded frames so that damage fails the file instead of passing unnoticed.
+
+    FFmpeg conceals errors (a damaged frame is guessed from its neighbours and flagged corrupt)
+    and stops quietly where a file is cut short; either way the output would silently differ
+    from the input. A frame that cannot be decoded cannot be checked for faces, so it fails.
+    """
+
+    def __init__(self, container, stream, path: Path):
+        self.path = path
+        # An MP4/MOV index lists every sample, and a cut-off file still carries the whole index.
+        # (Other containers' counts are looser: AVI counts skipped frames, Matroska has none.)
+        iso = any(name in container.format.name.split(",") for name in ("mov", "mp4"))
+        self.listed = (stream.frames or 0) if iso else 0
+        self.packets = 0
+        self.declared = _declared_seconds(stream)
+        self.first = self.end = None
+        self.interval = None
+
+    def packet(self, packet) -> None:
+        if packet.size:
+            self.packets += 1
+
+    def frame(self, vf: av.VideoFrame, index: int) -> None:
+        if vf.is_corrupt:
+            raise MediaError(f"frame {index} is damaged (the decoder had to guess parts of it)",
+                             self.path)
+        if vf.width * vf.height > MAX_PIXELS:
+            raise UnsupportedMediaError(f"video frames are too large ({vf.width}x{vf.height} "
+                                        f"pixels)", self.path)
+        if vf.pts is not None and vf.time_base:
+            start = Fraction(vf.pts) * vf.time_base
+            length = Fraction(vf.duration or 0) * vf.time_base
+            self.first = start if self.first is None else min(self.first, start)
+            self.end = max(self.end or start, start + length)
+            if length and self.interval is None:
+                self.interval = length
+
+    def finish(self, count: int) -> None:
+        """Fail if frames the file lists, or a stretch of its stated duration, never decoded."""
+        # Packets, not decoded frames: an edit list (a trimmed clip) rightly hides a few frames.
+        if self.listed and self.packets < self.listed:
+            raise MediaError(f"only {self.packets} of the {self.listed} frames it lists are in "
+                             f"the file: it is truncated or damaged", self.path)
+        if self.declared and self.end is not None:
+            decoded = float(self.end - self.first)
+            slack = max(0.2, 3 * float(self.interval or 0))
+            if decoded + slack < self.declared:
+                raise MediaError(f"the video stops after {decoded:.2f} s of the {self.declared:.2f}"
+                                 f" s it states: the file is truncated or damaged", self.path)
+
+
+def _declared_seconds(stream) -> float | None:
+    """The video stream's own stated duration (Matroska keeps it in a DURATION tag)."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    tag = stream.metadata.get("DURATION", "")
+    parts = tag.split(":")
+    try:
+        return int(parts[0]) * 3600 + int(parts[1]) * 60 + float(parts[2])
+    except (ValueError, IndexError):
+        return None
 
 
 def _rotation(frame: av.VideoFrame) -> int:
@@ -60,7 +146,7 @@ def _geometry(path: Path) -> tuple[int, int, int]:
         try:
             first = next(container.decode(container.streams.video[0]), None)
         except av.error.FFmpegError as exc:
-            raise MediaError(f"cannot decode the first video frame: {exc}", path) from exc
+            raise MediaError(f"cannot decode the first video frame ({_reason(exc)})", path) from exc
         if first is None:
             raise MediaError("the video stream has no frames", path)
         rotation = _rotation(first)
@@ -106,15 +192,21 @@ def frames(path: Path) -> Iterator[Frame]:
         stream.thread_type = "AUTO"
         rotation = None
         index = 0
+        checked = _Checked(container, stream, path)
         try:
-            for vf in container.decode(stream):
-                if rotation is None:
-                    rotation = _rotation(vf)
-                image = upright(vf.to_ndarray(format="rgb24"), rotation)
-                yield Frame(image=image, index=index, time=_time(vf, index, stream))
-                index += 1
+            for packet in container.demux(stream):
+                checked.packet(packet)
+                for vf in packet.decode():
+                    checked.frame(vf, index)
+                    if rotation is None:
+                        rotation = _rotation(vf)
+                    image = upright(vf.to_ndarray(format="rgb24"), rotation)
+                    yield Frame(image=image, index=index, time=_time(vf, index, stream))
+                    index += 1
         except av.error.FFmpegError as exc:
-            raise MediaError(f"decoding failed at frame {index}: {exc}", path) from exc
+            raise MediaError(f"damaged video data at frame {index} ({_reason(exc)})",
+                             path) from exc
+        checked.finish(index)
     finally:
         container.close()
 
@@ -167,12 +259,15 @@ def transcode(src: Path, dst: Path, muxer: str, process: Callable[[Frame], np.nd
         last_pts = None
         durations: dict[int, int] = {}
         count = 0
+        checked = _Checked(inp, vin, src)
         try:
             for packet in inp.demux([vin] + [inp.streams[i] for i in audio_map]):
                 if packet.stream.type == "audio":
                     _write_audio(out, packet, *audio_map[packet.stream.index])
                     continue
+                checked.packet(packet)
                 for vf in packet.decode():
+                    checked.frame(vf, count)
                     image = upright(vf.to_ndarray(format="rgb24"), rotation)
                     result = process(Frame(image=image, index=count, time=_time(vf, count, vin)))
                     if result.shape != (height, width, 3):
@@ -195,9 +290,12 @@ def transcode(src: Path, dst: Path, muxer: str, process: Callable[[Frame], np.nd
                 if decode_from is not None:
                     out.mux(aout.encode(None))
         except av.error.FFmpegError as exc:
-            raise MediaError(f"transcoding failed at frame {count}: {exc}", src) from exc
+            if isinstance(exc, OSError):  # the system (disk full, permissions), not the media
+                raise
+            raise MediaError(f"transcoding failed at frame {count} ({_reason(exc)})", src) from exc
         if count == 0:
             raise MediaError("the video stream has no frames", src)
+        checked.finish(count)
         return {"frames": count, "audio_streams": len(audio_map), "audio_reencoded": reencoded}
     finally:
         try:
