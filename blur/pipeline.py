@@ -273,7 +273,7 @@ def render(src: Path, dst: Path, plan: Plan, settings: Settings | None = None,
             if stats["audio_reencoded"]:
                 notes.append("audio re-encoded to AAC (the output container cannot hold "
                              + ", ".join(stats["audio_reencoded"]) + ")")
-            left = video.leftover(tmp)
+            left = video.leftover(tmp) + video.encoder_settings(tmp)
         if left:
             raise MetadataLeftError("identifying metadata left in the output: " + ", ".join(left),
                                     src)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.bitstream import BitStreamFilterContext
 
 from ..errors import MediaError, UnsupportedMediaError
 from ..types import Frame, MediaInfo
@@ -255,6 +256,7 @@ def transcode(src: Path, dst: Path, muxer: str, process: Callable[[Frame], np.nd
         # Every output stream must exist before the first packet is written (adding one later
         # crashes FFmpeg), hence the size is known up front.
         vout = _video_stream(out, vin, width, height, crf, preset, rotation)
+        strip = _StripSei(vout)
         audio_map, reencoded = _audio_streams(inp, out, muxer) if audio == "copy" else ({}, [])
         last_pts = None
         durations: dict[int, int] = {}
@@ -281,11 +283,11 @@ def transcode(src: Path, dst: Path, muxer: str, process: Callable[[Frame], np.nd
                     of.pts = pts
                     of.time_base = vin.time_base
                     durations[pts] = vf.duration
-                    _mux_video(out, vout.encode(of), durations)
+                    _mux_video(out, strip(vout.encode(of)), durations)
                     count += 1
                     if on_frame:
                         on_frame(count)
-            _mux_video(out, vout.encode(None), durations)
+            _mux_video(out, strip(vout.encode(None)) + strip.drain(), durations)
             for aout, decode_from in audio_map.values():
                 if decode_from is not None:
                     out.mux(aout.encode(None))
@@ -302,6 +304,28 @@ def transcode(src: Path, dst: Path, muxer: str, process: Callable[[Frame], np.nd
             out.close()
         finally:
             inp.close()
+
+
+class _StripSei:
+    """Removes SEI units from the encoded H.264 packets. x264 writes one into the first frame
+    naming itself and every option used ("x264 - core 164 ... crf=18.0 ..."): a fingerprint
+    of the tool, its version and settings that no player needs."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.bsf = None
+
+    def __call__(self, packets) -> list:
+        if self.bsf is None:  # the filter needs the encoder's parameters, set once it has run
+            self.bsf = BitStreamFilterContext("filter_units=remove_types=6", self.stream)
+        return [self._own(q) for p in packets for q in self.bsf.filter(p)]
+
+    def drain(self) -> list:
+        return [self._own(q) for q in self.bsf.filter(None)] if self.bsf else []
+
+    def _own(self, packet):
+        packet.stream = self.stream
+        return packet
 
 
 def _mux_video(out, packets, durations: dict[int, int]) -> None:
@@ -377,3 +401,13 @@ def leftover(path: Path) -> list[str]:
         return metadata.video_metadata(container)
     finally:
         container.close()
+
+
+def encoder_settings(path: Path) -> list[str]:
+    """The x264 settings string, if the first video packet still carries it (should be [];
+    it names no one, so ``leftover`` does not report it for other files)."""
+    with av.open(str(path), metadata_errors="ignore") as container:
+        first = next((p for p in container.demux(container.streams.video[0]) if p.size), None)
+        if first is not None and b"x264 - core" in bytes(first):
+            return ["video stream: x264 settings string (SEI)"]
+    return []
