@@ -293,7 +293,7 @@ FAILURES = {
     "truncated_mp4_without_moov": (truncated_mp4_without_moov, r"truncated, damaged or not a video"),
     "truncated_mp4_with_moov": (truncated_mp4_with_moov, r"only 10 of the 20 frames .* truncated"),
     "truncated_jpeg": (truncated_jpeg, r"truncated"),
-    "truncated_png": (truncated_png, r"truncated|cannot decode"),
+    "truncated_png": (truncated_png, r"cannot decode image: image file is truncated"),
     "text_named_mp4": (text_named_mp4, r"not a video"),
     "text_named_jpg": (text_named_jpg, r"not an image"),
     "audio_only_mp4": (audio_only_mp4, r"no video stream"),

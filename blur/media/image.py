@@ -58,11 +58,14 @@ def probe(path: Path) -> MediaInfo:
     """Size (upright) and identifying metadata of a still, without decoding its pixels."""
     with _open(path) as im:
         w, h = im.size
-        orientation = im.getexif().get(0x0112, 1)
+        try:  # a PNG's EXIF may follow its pixels, so this can read (and fail on) the whole file
+            orientation = im.getexif().get(0x0112, 1)
+            found = metadata.image_metadata(im)
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise UnsupportedMediaError(f"cannot decode image: {exc}", path) from exc
         if orientation in (5, 6, 7, 8):
             w, h = h, w
-        return MediaInfo(path=path, kind="image", width=w, height=h,
-                         metadata_found=metadata.image_metadata(im))
+        return MediaInfo(path=path, kind="image", width=w, height=h, metadata_found=found)
 
 
 def read(path: Path) -> Still:
