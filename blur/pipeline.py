@@ -60,12 +60,17 @@ class FileResult:
     metadata_removed: list[str]
     notes: list[str] = field(default_factory=list)
     plan: Plan | None = None
+    bridged_frames: int = 0  # frames where a track was bridged by interpolation
+    weak_frames: int = 0     # frames where a face was redacted on weak detections only
 
 
 def _flags(tracks: list[Track]) -> dict:
-    bridged = sorted({int(f) for t in tracks for f, s in zip(t.frames, t.source)
-                      if s == "interpolated"})
-    return {"bridged_frames": bridged}
+    return tracking.flagged_frames(tracks)
+
+
+def _thresholds(settings: Settings) -> dict[str, float]:
+    """Redaction threshold per kind: detections below it are weak (see ``blur.tracking``)."""
+    return {"face": settings.face_threshold}
 
 
 _DETECTOR_CACHE: dict[tuple, object] = {}
@@ -74,7 +79,10 @@ _DETECTOR_CACHE: dict[tuple, object] = {}
 def _detector_options(kind: str, settings: Settings) -> dict:
     """The settings each kind's detector is built with."""
     if kind == "face":
-        return {"threshold": settings.face_threshold}
+        return {"threshold": settings.face_threshold,
+                "candidate_threshold": settings.face_candidate_threshold,
+                "second_look": settings.face_second_look, "flip": settings.face_flip,
+                "rotate": settings.face_rotate, "max_upscale": settings.face_max_upscale}
     return {"max_side": settings.text_max_side, "every_n_frames": settings.text_every_n_frames}
 
 
@@ -154,7 +162,8 @@ def scan(src: Path, settings: Settings | None = None,
             if settings.fail_frame != "redact":
                 raise DetectionError(exc.message, src) from exc
             found, unanalysed = Detections.empty(), [0]
-        tracks = tracking.build_tracks([found], [None], 1.0, 0, 0)
+        tracks = tracking.build_tracks([found], [None], 1.0, 0, 0,
+                                       thresholds=_thresholds(settings))
         if on_progress:
             on_progress("scan", 1, 1)
         return Plan(info, 1, tracks, unanalysed)
@@ -189,7 +198,8 @@ def scan(src: Path, settings: Settings | None = None,
                 raise DetectionError(f"frame {last.index}: {exc.message}", src) from exc
             unanalysed.append(last.index)
     tracks = tracking.build_tracks(per_frame, times, float(info.fps), settings.max_gap_seconds,
-                                   settings.pad_seconds)
+                                   settings.pad_seconds, thresholds=_thresholds(settings),
+                                   min_weak_hits=settings.weak_min_frames)
     return Plan(info, len(per_frame), tracks, unanalysed, times)
 
 
@@ -279,13 +289,15 @@ def render(src: Path, dst: Path, plan: Plan, settings: Settings | None = None,
                                     src)
     detections = Counter()
     for t in plan.tracks:
-        detections[t.kind] += int((t.source == "detected").sum())
+        detections[t.kind] += int(np.isin(t.source, ("detected", "weak")).sum())
+    flags = _flags(plan.tracks)
     return FileResult(
         src=src, dst=dst, kind=plan.info.kind,
         tracks=dict(Counter(t.kind for t in plan.tracks if not t.keep)),
         detections=sum(detections.values()), frames=frames, frames_redacted=redacted_frames,
         seconds=time.monotonic() - started, metadata_removed=plan.info.metadata_found,
-        notes=notes, plan=plan)
+        notes=notes, plan=plan, bridged_frames=len(flags["bridged_frames"]),
+        weak_frames=len(flags["weak_frames"]))
 
 
 def anonymise(src: Path, dst: Path | None = None, settings: Settings | None = None,

@@ -9,12 +9,15 @@ render again without re-detecting. Schema (version 1)::
                "frame_times": [0.0, 0.033367, ...]},
      "tracks": [{"id": 1, "kind": "face", "keep": false,
                  "boxes": [[frame, x1, y1, x2, y2, score, "detected"], ...]}],
-     "flags": {"bridged_frames": [...], "unanalysed_frames": [...]}}
+     "flags": {"bridged_frames": [...], "weak_frames": [...], "unanalysed_frames": [...]}}
 
 Boxes are in upright (display) pixels, x2/y2 exclusive. Detected kinds (face, plate, text) are
 grown by the mask scale and drawn in the mask shape when rendering; ``manual`` regions are
-redacted exactly as drawn (a rectangle, not grown). ``source`` is "detected", "interpolated",
-"padded" or "manual". ``frame_times`` are seconds from the first frame (from the PTS, so
+redacted exactly as drawn (a rectangle, not grown). ``source`` is "detected", "weak" (a
+detection below the redaction threshold, redacted because it continues or repeats a track),
+"interpolated", "padded" or "manual". ``flags.weak_frames`` lists the frames where some face
+is redacted on weak detections only, ``flags.bridged_frames`` those where a track is
+interpolated across missed frames. ``frame_times`` are seconds from the first frame (from the PTS, so
 variable frame rate is exact); without them frame i is at i / fps.
 
 What a person may change before ``blur render``:

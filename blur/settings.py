@@ -12,7 +12,18 @@ class Settings:
 
     Attributes:
         kinds: what to redact ("face", "plate", "text": every line of text, off by default).
-        face_threshold: CenterFace heatmap score above which a face is kept.
+        face_threshold: score from which a face is redacted on its own (CenterFace heatmap,
+            or the better of its first and second look).
+        face_candidate_threshold: score from which a weak face candidate is reported: given a
+            second look, and in videos redacted when it continues or repeats a track.
+        face_second_look: re-score weak face candidates on a magnified crop.
+        face_flip: also analyse the mirrored image (better recall, twice the time).
+        face_rotate: also analyse the image turned +-90 degrees, for people lying down or filmed
+            sideways (three times the time).
+        face_max_upscale: largest factor by which a small picture is enlarged to find small
+            faces (the cost grows with its square).
+        weak_min_frames: in videos, weak face detections linked to no confident one are
+            redacted when they persist for this many frames.
         mask_scale: redacted box = detected box enlarged by this factor about its centre.
         shape: "ellipse" or "box".
         style: redaction style name, see ``blur.redact.STYLES``.
@@ -33,7 +44,13 @@ class Settings:
     """
 
     kinds: tuple[str, ...] = ("face", "plate")
-    face_threshold: float = 0.2
+    face_threshold: float = 0.12
+    face_candidate_threshold: float = 0.1
+    face_second_look: bool = False
+    face_flip: bool = False
+    face_rotate: bool = False
+    face_max_upscale: float = 2.0
+    weak_min_frames: int = 3
     mask_scale: float = 1.3
     shape: str = "ellipse"
     style: str = "blur"

@@ -1,9 +1,17 @@
-"""Offline tracking with gap filling and padding. It only ever adds boxes.
+"""Offline tracking with gap filling, padding and hysteresis in time. It only ever adds boxes.
 
 Trackers built for analytics hold back a detection until a track is confirmed, or drop boxes
-they cannot match; that would leak faces. Here every raw detection is part of some track (a
-single hit is a track of one frame), short gaps between hits are bridged by interpolation, and
-every track is padded before its first and after its last hit.
+they cannot match; that would leak faces. Here every confident detection (score at or above its
+kind's redaction threshold) is part of some track (a single hit is a track of one frame), short
+gaps between hits are bridged by interpolation, and every track is padded before its first and
+after its last hit.
+
+Detectors may also report *weak* detections (below the threshold). Linking is offline, so it
+looks both ways: a chain of hits that contains a confident one is redacted in full, through its
+weak hits before and after (hysteresis); a chain of weak hits only is redacted when it persists
+for ``min_weak_hits`` frames. What is left, weak hits seen in fewer frames than that and linked
+to no confident one, is not redacted: those are below the threshold, like any weak candidate in
+a still photo.
 """
 
 from __future__ import annotations
@@ -16,18 +24,47 @@ from .boxes import iou_matrix
 from .types import Detections, Track
 
 
-def _similarity(prev: np.ndarray, boxes: np.ndarray, frames_apart: np.ndarray) -> np.ndarray:
-    """How well each detection continues each open track: IoU, or a closeness score for small or
-    fast faces whose boxes no longer overlap (centre distance relative to the box size)."""
-    iou = iou_matrix(prev, boxes)
-    c_prev = (prev[:, None, :2] + prev[:, None, 2:]) / 2
+# Linking: how far (in face sizes) a face may stray from where its track predicts it, after one
+# frame; the reach grows with the square root of the frames it was unseen.
+_REACH = 0.75
+# A detection continues a track only if its size is within this factor of the track's.
+_SIZE_RATIO = 1.6
+# Velocity is taken from a track's last two hits when they are at most this many frames apart.
+_VELOCITY_FRAMES = 3
+
+
+def _similarity(pred: np.ndarray, boxes: np.ndarray, frames_apart: np.ndarray) -> np.ndarray:
+    """How well each detection continues each open track, from the box the track predicts for
+    this frame: IoU, or for small or fast faces whose boxes no longer overlap a closeness score
+    (centre distance relative to the face size). Zero when the sizes differ too much (a face
+    does not double in size between frames; a neighbour in a crowd often does), and tracks
+    seen recently win over tracks unseen for longer."""
+    iou = iou_matrix(pred, boxes)
+    c_pred = (pred[:, None, :2] + pred[:, None, 2:]) / 2
     c_new = (boxes[None, :, :2] + boxes[None, :, 2:]) / 2
-    size = np.maximum(prev[:, 2:] - prev[:, :2], 1).max(axis=1)[:, None]
-    dist = np.linalg.norm(c_prev - c_new, axis=2) / size
-    # Allow more motion the longer the track was unseen.
-    reach = 0.75 * np.sqrt(frames_apart)[:, None]
+    size_pred = np.maximum(pred[:, 2:] - pred[:, :2], 1).max(axis=1)[:, None]
+    size_new = np.maximum(boxes[:, 2:] - boxes[:, :2], 1).max(axis=1)[None, :]
+    dist = np.linalg.norm(c_pred - c_new, axis=2) / size_pred
+    reach = _REACH * np.sqrt(frames_apart)[:, None]
     close = np.where(dist < reach, 0.5 * (1 - dist / reach), 0)
-    return np.maximum(iou, close)
+    ratio = np.maximum(size_new / size_pred, size_pred / size_new)
+    sim = np.where(ratio <= _SIZE_RATIO, np.maximum(iou, close), 0)
+    return sim / (1 + 0.1 * (frames_apart[:, None] - 1))
+
+
+def _predicted(per_frame: list[Detections], chain: list[tuple[int, int]], f: int) -> np.ndarray:
+    """Where a chain's object should be at frame ``f``: its last box moved at the velocity of
+    its last two hits (when they are recent enough to trust)."""
+    f1, d1 = chain[-1]
+    last = per_frame[f1].xyxy[d1]
+    if len(chain) < 2:
+        return last
+    f0, d0 = chain[-2]
+    if f1 - f0 > _VELOCITY_FRAMES:
+        return last
+    centre_v = ((last[:2] + last[2:]) - (per_frame[f0].xyxy[d0][:2] + per_frame[f0].xyxy[d0][2:])
+                ) / 2 / (f1 - f0)
+    return last + np.tile(centre_v * (f - f1), 2)
 
 
 def link(per_frame: list[Detections], times: list[Fraction | None], max_gap_seconds: float,
@@ -44,9 +81,9 @@ def link(per_frame: list[Detections], times: list[Fraction | None], max_gap_seco
         open_ids = [c for c in open_ids if f - chains[c][-1][0] <= max_gap + 1]
         unmatched = set(range(len(dets)))
         if open_ids and len(dets):
-            prev = np.stack([per_frame[chains[c][-1][0]].xyxy[chains[c][-1][1]] for c in open_ids])
+            pred = np.stack([_predicted(per_frame, chains[c], f) for c in open_ids])
             apart = np.array([f - chains[c][-1][0] for c in open_ids], dtype=np.float32)
-            sim = _similarity(prev, dets.xyxy, apart)
+            sim = _similarity(pred, dets.xyxy, apart)
             kind_ok = np.array([[per_frame[chains[c][-1][0]].kind[chains[c][-1][1]] == k
                                  for k in dets.kind] for c in open_ids])
             sim = np.where(kind_ok, sim, 0)
@@ -65,8 +102,10 @@ def link(per_frame: list[Detections], times: list[Fraction | None], max_gap_seco
 
 
 def build_tracks(per_frame: list[Detections], times: list[Fraction | None], fps: float,
-                 max_gap_seconds: float, pad_seconds: float, first_id: int = 1) -> list[Track]:
-    """Tracks covering every detection, bridged across short gaps and padded at both ends.
+                 max_gap_seconds: float, pad_seconds: float, first_id: int = 1,
+                 thresholds: dict[str, float] | None = None,
+                 min_weak_hits: int = 3) -> list[Track]:
+    """Tracks covering every confident detection, bridged across short gaps, padded at both ends.
 
     Args:
         per_frame: detections of each frame, in frame order.
@@ -75,7 +114,13 @@ def build_tracks(per_frame: list[Detections], times: list[Fraction | None], fps:
         max_gap_seconds: longest run of missed frames that is bridged by interpolation.
         pad_seconds: how long before the first and after the last hit a track is redacted.
         first_id: id of the first track.
+        thresholds: redaction threshold per kind; a detection scoring below its kind's is weak.
+            Kinds not listed (and every kind when None) have no weak detections.
+        min_weak_hits: a chain of weak hits only is redacted when it has at least this many
+            (at least 2, so that a weak candidate in a still photo is never redacted alone).
     """
+    thresholds = thresholds or {}
+    min_weak_hits = max(2, min_weak_hits)
     n_frames = len(per_frame)
     pad = int(round(pad_seconds * fps))
     tracks = []
@@ -84,19 +129,55 @@ def build_tracks(per_frame: list[Detections], times: list[Fraction | None], fps:
         hit_boxes = np.stack([per_frame[f].xyxy[d] for f, d in chain])
         hit_scores = np.array([per_frame[f].score[d] for f, d in chain], dtype=np.float32)
         kind = str(per_frame[chain[0][0]].kind[chain[0][1]])
+        weak = hit_scores < thresholds.get(kind, -np.inf)
+        if weak.all() and len(chain) < min_weak_hits:
+            continue
         first, last = int(hit_frames[0]), int(hit_frames[-1])
         frames = np.arange(max(0, first - pad), min(n_frames - 1, last + pad) + 1)
-        # Linear interpolation between hits; held constant before the first and after the last.
+        # Linear interpolation between hits; before the first and after the last, the end box
+        # keeps moving as it moved over its last hits (a held box misses a face that walks on
+        # or that a panning camera moves).
         xyxy = np.stack([np.interp(frames, hit_frames, hit_boxes[:, j]) for j in range(4)], axis=1)
+        before, after = frames < first, frames > last
+        xyxy[before] += (frames[before] - first)[:, None] * _end_velocity(hit_frames, hit_boxes, 0)
+        xyxy[after] += (frames[after] - last)[:, None] * _end_velocity(hit_frames, hit_boxes, -1)
         score = np.zeros(len(frames), dtype=np.float32)
         source = np.where(frames < first, "padded", np.where(frames > last, "padded", "interpolated"))
         idx = np.searchsorted(frames, hit_frames)
         # Several hits in one frame cannot happen within a chain; scores of hits are kept.
         score[idx] = hit_scores
-        source[idx] = "detected"
+        source[idx] = np.where(weak, "weak", "detected")
         xyxy[idx] = hit_boxes
         tracks.append(Track(first_id + len(tracks), kind, frames, xyxy, score, source))
     return tracks
+
+
+def _end_velocity(hit_frames: np.ndarray, hit_boxes: np.ndarray, end: int) -> np.ndarray:
+    """Per-frame motion (xyxy, the box's centre only) of a chain at its first (``end=0``) or last
+    (``end=-1``) hit: a least-squares fit over the hits within ``_VELOCITY_FRAMES * 3`` frames of
+    that end, zero with fewer than three such hits (too few to tell motion from jitter)."""
+    near = np.abs(hit_frames - hit_frames[end]) <= 3 * _VELOCITY_FRAMES
+    if near.sum() < 3:
+        return np.zeros(4)
+    t = hit_frames[near].astype(np.float64)
+    centre = (hit_boxes[near, :2] + hit_boxes[near, 2:]) / 2
+    t = t - t.mean()
+    v = (t[:, None] * (centre - centre.mean(axis=0))).sum(axis=0) / (t ** 2).sum()
+    return np.tile(v, 2)
+
+
+def flagged_frames(tracks: list[Track]) -> dict[str, list[int]]:
+    """Frames a person should look at: where a track was bridged by interpolation
+    (``bridged_frames``) and where a face was redacted on weak detections only (``weak_frames``).
+    Tracks marked ``keep`` are left out."""
+    bridged: set[int] = set()
+    weak: set[int] = set()
+    for t in tracks:
+        if t.keep:
+            continue
+        bridged.update(int(f) for f in t.frames[t.source == "interpolated"])
+        weak.update(int(f) for f in t.frames[t.source == "weak"])
+    return {"bridged_frames": sorted(bridged), "weak_frames": sorted(weak)}
 
 
 def boxes_at(tracks: list[Track], n_frames: int) -> list[Detections]:
