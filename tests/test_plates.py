@@ -68,7 +68,8 @@ def test_plate_like_readings():
     for text in ["KX 4729", "OSG-719", "1Z7:5233", "AJK7551", "4639520", "3-V0"]:
         assert plate_like(text), text
     # Words, phone numbers, dates and clock times are not plates.
-    for text in ["Jeep", "CHEVROLET", "626-257-2977", "2014-04-28", "06:23:47", "12:30", "SK"]:
+    for text in ["Jeep", "CHEVROLET", "626-257-2977", "2014-04-28", "06:23:47", "12:30", "SK",
+                 "07825:13", "03854805", "14-05-12"]:
         assert not plate_like(text), text
 
 

@@ -21,14 +21,14 @@ import re
 
 import numpy as np
 
-from ..boxes import iou_matrix
 from ..types import Detections
 from .text import analysis_scale, rect_xyxy, shared_model
 
 _ALNUM = re.compile(r"[0-9A-Z]")
 # Clock times and dates: overlays of dashcams and CCTV, never a plate.
 # A sticker between groups often reads as ":" (Czech "1Z7:5233"), hence the digit guards.
-_CLOCK = re.compile(r"(?<!\d)(\d{1,2}[:.]\d{2}[:.]\d{2}|\d{1,2}:\d{2}|\d{4}[-/.:]\d{1,2}[-/.:]\d{1,2})(?!\d)")
+_CLOCK = re.compile(r"(?<!\d)(\d{1,2}[:.]\d{2}[:.]\d{2}|\d{1,2}:\d{2}|\d{4}[-/.:]\d{1,2}[-/.:]\d{1,2}"
+                    r"|\d{2}[-/]\d{2}[-/]\d{2})(?!\d)")
 
 
 def plate_like(text: str, min_chars: int = 3) -> bool:
@@ -38,6 +38,10 @@ def plate_like(text: str, min_chars: int = 3) -> bool:
         return False
     chars = _ALNUM.findall(text)
     digits = sum(c.isdigit() for c in chars)
+    if digits == len(chars) and (":" in text or digits >= 8):
+        # Only digits: with a colon it is a clock whose other colons were misread ("07825:13");
+        # eight or more is a phone number or timestamp (all-digit plates are at most 7 long).
+        return False
     return min_chars <= len(chars) <= 9 and digits >= 1
 
 
@@ -115,19 +119,29 @@ class PlateDetector:
         return Detections.of(xyxy, score, "plate")
 
 
-def _merge(xyxy: np.ndarray, score: np.ndarray):
-    """Union boxes that overlap (two lines of one plate become one region)."""
-    xyxy, score = list(xyxy), list(score)
+def _merge(xyxy: np.ndarray, score: np.ndarray, inside: float = 0.8):
+    """Union boxes that mostly overlap (two lines of one plate become one region).
+
+    Only a box lying mostly (``inside`` of its area) within another is merged: the union of two
+    boxes that merely touch would redact far more than either.
+    """
+    xyxy, score = [np.asarray(b, np.float32) for b in xyxy], list(score)
     merged = True
     while merged and len(xyxy) > 1:
         merged = False
-        ious = iou_matrix(np.array(xyxy), np.array(xyxy))
-        np.fill_diagonal(ious, 0)
-        i, j = np.unravel_index(np.argmax(ious), ious.shape)
-        if ious[i, j] > 0.1:
-            a, b = xyxy[i], xyxy[j]
-            xyxy[i] = np.r_[np.minimum(a[:2], b[:2]), np.maximum(a[2:], b[2:])]
-            score[i] = max(score[i], score[j])
-            del xyxy[j], score[j]
-            merged = True
+        for i in range(len(xyxy)):
+            for j in range(len(xyxy)):
+                if i == j:
+                    continue
+                a, b = xyxy[i], xyxy[j]
+                wh = np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0, None)
+                area_b = max(float(np.prod(b[2:] - b[:2])), 1e-6)
+                if wh[0] * wh[1] >= inside * area_b:
+                    xyxy[i] = np.r_[np.minimum(a[:2], b[:2]), np.maximum(a[2:], b[2:])]
+                    score[i] = max(score[i], score[j])
+                    del xyxy[j], score[j]
+                    merged = True
+                    break
+            if merged:
+                break
     return (np.asarray(xyxy, np.float32).reshape(-1, 4), np.asarray(score, np.float32))
