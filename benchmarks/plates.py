@@ -33,6 +33,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SET = ROOT.parent / "shared" / "eval" / "plates-dev"
 # Other installed model files to compare against (only used when asked for with --models).
+# ppocrv6 needs `pip install --no-deps rapidocr==3.10.0` (its dependencies would add
+# opencv-python-headless, a second cv2 build, so it is not a dependency of blur).
 MODEL_SETS = {
     "ppocrv4": {"det": ("rapidocr-onnxruntime",
                         "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx"),
