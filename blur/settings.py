@@ -54,7 +54,7 @@ class Settings:
     mask_scale: float = 1.3
     shape: str = "ellipse"
     style: str = "blur"
-    max_gap_seconds: float = 0.5
+    max_gap_seconds: float = 0.75
     pad_seconds: float = 0.2
     crf: int = 18
     preset: str = "medium"
