@@ -225,19 +225,19 @@ def _fail(exc: BlurError):
 
 def _summary(results, failures) -> None:
     table = Table(title=None, show_edge=False)
-    for col in ("file", "output", "tracks", "detections", "frames redacted", "time"):
+    for col in ("file", "output", "tracks", "detections", "frames redacted", "look at", "time"):
         table.add_column(col)
     for r in results:
         table.add_row(escape(_printable(str(r.src))), escape(_printable(str(r.dst))),
                       _per_kind(r.tracks) or "0",
                       str(r.detections),
-                      f"{r.frames_redacted}/{r.frames}", f"{r.seconds:.1f} s")
+                      f"{r.frames_redacted}/{r.frames}", _look_at(r), f"{r.seconds:.1f} s")
         for note in r.notes:
-            table.add_row("", f"note: {escape(note)}", "", "", "", "")
+            table.add_row("", f"note: {escape(note)}", "", "", "", "", "")
     for f in failures:
         table.add_row(escape(_printable(str(f.path or ""))),
                       f"[red]failed:[/] {escape(_printable(f.message))}",
-                      "", "", "", "")
+                      "", "", "", "", "")
     out.print(table)
     totals: dict[str, int] = {}
     for r in results:
@@ -247,6 +247,13 @@ def _summary(results, failures) -> None:
               f"{_per_kind(totals) or 'nothing'} tracked; "
               f"{sum(r.frames_redacted for r in results)} frame(s) redacted in "
               f"{sum(r.seconds for r in results):.1f} s")
+
+
+def _look_at(result) -> str:
+    """Frames a person should check first: tracks bridged without a detection, weak-only faces."""
+    parts = [f"{n} {what}" for n, what in ((result.bridged_frames, "bridged"),
+                                           (result.weak_frames, "weak")) if n]
+    return ", ".join(parts) or "-"
 
 
 def _per_kind(tracks: dict[str, int]) -> str:

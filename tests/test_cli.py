@@ -187,3 +187,22 @@ def test_usage_exit_code_through_the_entry_point(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == ExitStatus.USAGE
     assert "nope.jpg" in proc.stderr and "no such file" in proc.stderr
+
+
+def test_summary_says_where_to_look(tmp_path, face_frame):
+    """A face hidden for a few frames (a grey card over it) is bridged by the tracker, and the
+    summary's "look at" column counts those frames so a person knows to check them."""
+    grey = np.full_like(face_frame, 128)
+    write_video(tmp_path / "blink.mp4", frames=12, size=(240, 180),
+                image=lambda i: grey if 4 <= i <= 6 else face_frame)
+    result = blur("blink.mp4", "--only", "faces", *FAST)
+    assert result.exit_code == 0, result.stderr
+    assert "3 bridged" in result.stdout.split("blink.mp4", 1)[1]
+
+
+def test_look_at_column_is_a_dash_when_nothing_needs_a_look():
+    class Result:
+        bridged_frames = weak_frames = 0
+    assert cli._look_at(Result()) == "-"
+    Result.weak_frames = 2
+    assert cli._look_at(Result()) == "2 weak"
