@@ -31,6 +31,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
 err = Console(stderr=True)
 out = Console()
 COMMANDS = {"run", "scan", "render", "check"}
+_D = Settings()  # the defaults, quoted in the help
 
 
 class Style(str, Enum):
@@ -135,15 +136,15 @@ def run(
     style: Optional[Style] = typer.Option(None, help="Redaction style (default: blur, irreversible)."),
     shape: Optional[Shape] = typer.Option(None, help="Mask shape (default: ellipse)."),
     mask_scale: Optional[float] = typer.Option(None, "--mask-scale", min=1.0, max=4.0,
-                                               help="Enlarge each detected box by this factor (default 1.3)."),
+                                               help=f"Enlarge each detected box by this factor (default {_D.mask_scale})."),
     threshold: Optional[float] = typer.Option(None, min=0.01, max=0.99,
-                                              help="Face detection threshold; lower finds more (default 0.2)."),
+                                              help=f"Face detection threshold; lower finds more (default {_D.face_threshold})."),
     gap: Optional[float] = typer.Option(None, "--gap", min=0.0,
-                                        help="Bridge tracks missed for up to this many seconds (default 0.5)."),
+                                        help=f"Bridge tracks missed for up to this many seconds (default {_D.max_gap_seconds})."),
     pad: Optional[float] = typer.Option(None, "--pad", min=0.0,
-                                        help="Redact this many seconds before/after each track (default 0.2)."),
-    crf: Optional[int] = typer.Option(None, min=0, max=51, help="H.264 quality, lower is better (default 18)."),
-    preset: Optional[str] = typer.Option(None, help="x264 preset, e.g. veryfast, medium, slow (default medium)."),
+                                        help=f"Redact this many seconds before/after each track (default {_D.pad_seconds})."),
+    crf: Optional[int] = typer.Option(None, min=0, max=51, help=f"H.264 quality, lower is better (default {_D.crf})."),
+    preset: Optional[str] = typer.Option(None, help=f"x264 preset, e.g. veryfast, medium, slow (default {_D.preset})."),
     audio: Optional[Audio] = typer.Option(None, help="copy audio bit-exact (default) or drop it."),
     regions: Optional[Path] = typer.Option(None, "--regions",
                                            help="Save the planned regions (JSON) here; one input only."),
@@ -154,6 +155,9 @@ def run(
                                         help="Redact only faces or only licence plates (default: both)."),
     text: bool = typer.Option(False, "--text",
                               help="Also redact every line of text found (signs, banners, name badges)."),
+    sideways: bool = typer.Option(False, "--sideways",
+                                  help="Also look for faces turned 90 degrees (people lying down, "
+                                       "a camera on its side); about 3x slower."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress or summary; errors only."),
 ):
     """Anonymise PATHS: NAME.blurred.EXT beside each file, or under -o."""
@@ -166,7 +170,7 @@ def run(
         style=style.value if style else None, shape=shape.value if shape else None,
         mask_scale=mask_scale, face_threshold=threshold, max_gap_seconds=gap, pad_seconds=pad,
         crf=crf, preset=preset, audio=audio.value if audio else None, overwrite=overwrite or None,
-        fail_frame=on_frame_error.value if on_frame_error else None)
+        fail_frame=on_frame_error.value if on_frame_error else None, face_rotate=sideways or None)
     try:
         pairs = plan_outputs(paths, output)
     except BlurError as exc:
@@ -299,11 +303,12 @@ def scan_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing regions file "
                                                               "or report."),
     threshold: Optional[float] = typer.Option(None, min=0.01, max=0.99,
-                                              help="Face detection threshold (default 0.2)."),
+                                              help=f"Face detection threshold (default {_D.face_threshold})."),
     gap: Optional[float] = typer.Option(None, "--gap", min=0.0, help="Bridge gaps (seconds)."),
     pad: Optional[float] = typer.Option(None, "--pad", min=0.0, help="Pad tracks (seconds)."),
     only: Optional[Only] = typer.Option(None, "--only", help="Only faces or only plates."),
     text: bool = typer.Option(False, "--text", help="Also find every line of text."),
+    sideways: bool = typer.Option(False, "--sideways", help="Also faces turned 90 degrees."),
     on_frame_error: Optional[OnFrameError] = typer.Option(None, "--on-frame-error",
                                                           help="fail (default) or redact the frame."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Errors only."),
@@ -313,7 +318,8 @@ def scan_command(
 
     settings = Settings().merged(kinds=_kinds(only, text), face_threshold=threshold,
                                  max_gap_seconds=gap, pad_seconds=pad,
-                                 fail_frame=on_frame_error.value if on_frame_error else None)
+                                 fail_frame=on_frame_error.value if on_frame_error else None,
+                                 face_rotate=sideways or None)
     regions = regions or path.with_name(f"{path.stem}.regions.json")
     _free(regions, overwrite, path)
     if report is not None:
@@ -356,9 +362,9 @@ def render_command(
     style: Optional[Style] = typer.Option(None, help="Redaction style (default: blur)."),
     shape: Optional[Shape] = typer.Option(None, help="Mask shape (default: ellipse)."),
     mask_scale: Optional[float] = typer.Option(None, "--mask-scale", min=1.0, max=4.0,
-                                               help="Enlarge detected boxes (default 1.3)."),
-    crf: Optional[int] = typer.Option(None, min=0, max=51, help="H.264 quality (default 18)."),
-    preset: Optional[str] = typer.Option(None, help="x264 preset (default medium)."),
+                                               help=f"Enlarge detected boxes (default {_D.mask_scale})."),
+    crf: Optional[int] = typer.Option(None, min=0, max=51, help=f"H.264 quality (default {_D.crf})."),
+    preset: Optional[str] = typer.Option(None, help=f"x264 preset (default {_D.preset})."),
     audio: Optional[Audio] = typer.Option(None, help="copy (default) or drop audio."),
     manifest: Optional[Path] = typer.Option(None, "--manifest",
                                             help="Write a JSON manifest: versions, model and "

@@ -206,3 +206,16 @@ def test_look_at_column_is_a_dash_when_nothing_needs_a_look():
     assert cli._look_at(Result()) == "-"
     Result.weak_frames = 2
     assert cli._look_at(Result()) == "2 weak"
+
+
+@pytest.mark.parametrize("command", ["run", "scan"])
+def test_sideways_option_turns_on_the_rotated_face_passes(photo, monkeypatch, command):
+    seen = []
+    real = cli.pipeline.detectors_for
+    monkeypatch.setattr(cli.pipeline, "detectors_for",
+                        lambda settings: seen.append(settings.face_rotate) or real(settings))
+    args = [command, "face.png", "--sideways", "--only", "faces"]
+    assert CliRunner().invoke(cli.app, args).exit_code == 0
+    assert CliRunner().invoke(cli.app, [command, "face.png", "--only", "faces", "--overwrite"]
+                              + (["-o", "other.png"] if command == "run" else [])).exit_code == 0
+    assert seen == [True, False]
