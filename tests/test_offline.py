@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image
 
 import blur
+import blur.detectors.text
 from conftest import FAST, write_video
 
 
@@ -31,8 +32,10 @@ def test_full_run_opens_no_socket(tmp_path, monkeypatch, face_frame):
                        audio="aac")
     # Detector caches would hide a model load done before the patch: start from none.
     blur.pipeline._DETECTOR_CACHE.clear()
+    blur.detectors.text.shared_model.cache_clear()
     photo_result = blur.anonymise(photo, settings=FAST)
     video_result = blur.anonymise(clip, settings=FAST)
+    assert blur.detectors.text.shared_model.cache_info().currsize == 1  # plate model loaded here
     assert sum(photo_result.tracks.values()) >= 1
     assert video_result.frames == 6
     assert not np.array_equal(np.asarray(Image.open(photo_result.dst)), face_frame)
