@@ -450,8 +450,13 @@ def check_command(
                 if isinstance(exc, OSError):
                     exc = BlurError(f"{exc.strerror or exc}", f)
                 exc.path = exc.path or f
-                err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+                _error(exc)
                 status = max(status, exc.exit_status)
+                continue
+            except Exception as exc:  # a bug: this file fails (never "clean"), the others go on
+                failure = _unexpected(exc, f)
+                _error(failure)
+                status = max(status, failure.exit_status)
                 continue
             if not result.clean:
                 status = ExitStatus.FOUND

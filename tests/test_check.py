@@ -124,3 +124,21 @@ def test_check_folder_and_errors(tmp_path, face_png):
     assert blur("check", tmp_path / "missing.png").exit_code == ExitStatus.USAGE
     result = blur("check", folder, face_png, "--regions", tmp_path / "r.json")
     assert result.exit_code == ExitStatus.USAGE and "exactly one file" in result.stderr
+
+
+def test_check_survives_an_unexpected_failure_on_one_file(tmp_path, monkeypatch):
+    """A bug on one file is that file's error (never "clean"); the others are still checked."""
+    for name in ("a.png", "b.png"):
+        Image.fromarray(pattern(0, 160, 120)).save(tmp_path / name)
+    real = check.check
+
+    def flaky(path, *args, **kwargs):
+        if path.name == "a.png":
+            raise ValueError("boom")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(check, "check", flaky)
+    result = blur("check", tmp_path / "a.png", tmp_path / "b.png")
+    assert result.exit_code == ExitStatus.ERROR
+    assert "a.png" in result.stderr and "internal error: ValueError: boom" in result.stderr
+    assert "b.png: clean" in result.stdout and "a.png: clean" not in result.stdout
