@@ -336,6 +336,8 @@ def scan_command(
         _fail(exc)
     except OSError as exc:
         _fail(BlurError(f"{exc.strerror or exc}: {exc.filename or path}"))
+    except Exception as exc:  # a bug: one clear line instead of a traceback
+        _fail(_unexpected(exc, path))
     if quiet:
         return
     found = [t for t in plan.tracks]
@@ -374,7 +376,7 @@ def render_command(
     """Redact PATH exactly as a regions file says (after blur scan and your corrections)."""
     from . import manifest as manifest_file, regions as regions_file
     from .errors import MediaError
-    from .files import default_output
+    from .files import default_output, describe_os_error
 
     settings = Settings().merged(
         style=style.value if style else None, shape=shape.value if shape else None,
@@ -395,8 +397,10 @@ def render_command(
     except BlurError as exc:
         exc.path = exc.path or path
         _fail(exc)
-    except OSError as exc:
-        _fail(MediaError(f"{(exc.strerror or str(exc)).lower()}: {exc.filename or dst}", path))
+    except OSError as exc:  # the system, not the media: disk full, unwritable folder
+        _fail(MediaError(describe_os_error(exc, dst), path))
+    except Exception as exc:  # a bug: one clear line, the atomic output left nothing behind
+        _fail(_unexpected(exc, path))
     if not quiet:
         kept = sum(1 for t in plan.tracks if t.keep)
         out.print(f"{escape(str(dst))}: {_per_kind(result.tracks) or 'nothing'} redacted"

@@ -304,3 +304,23 @@ def test_one_line_even_for_a_multi_line_exception(tmp_path, three_photos, monkey
     _fail_writing(monkeypatch, "a.blurred.png", ValueError("first line\nsecond line"))
     result = blur(three_photos[0], "--only", "faces", "-q")
     assert one_error_line(result.stderr).endswith("ValueError: first line second line")
+
+
+@pytest.mark.parametrize("error, message", [
+    (_no_space("x"), r"no space left on the device while writing .*a\.blurred\.png"),
+    (ZeroDivisionError("division by zero"), r"internal error: ZeroDivisionError"),
+])
+def test_render_command_fails_in_one_line_and_leaves_nothing(tmp_path, three_photos,
+                                                             monkeypatch, error, message):
+    """``blur render`` maps a full disk and a bug to one clear line, like ``blur run``."""
+    regions = tmp_path / "a.regions.json"
+    scanned = CliRunner().invoke(cli.app, ["scan", str(three_photos[0]), "--regions",
+                                           str(regions), "--only", "faces", "-q"])
+    assert scanned.exit_code == 0, scanned.stderr
+    _fail_writing(monkeypatch, "a.blurred.png", error)
+    result = CliRunner().invoke(cli.app, ["render", str(three_photos[0]), "--regions",
+                                          str(regions), "-q"])
+    assert result.exit_code == ExitStatus.ERROR
+    assert re.search(message, one_error_line(result.stderr)), result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not any(n.startswith(("a.blurred", ".a.blurred")) for n in listing(tmp_path))
