@@ -140,8 +140,13 @@ class CenterFaceDetector:
         self._net = cv2.dnn.readNetFromONNX(model_path())
         self._lock = threading.Lock()  # a cv2.dnn.Net is not safe to share across threads
 
-    def detect(self, image: np.ndarray) -> Detections:
-        """Faces and weak face candidates in one upright RGB uint8 image (xyxy, its pixels)."""
+    def detect(self, image: np.ndarray, *, small_faces: bool = True) -> Detections:
+        """Faces and weak face candidates in one upright RGB uint8 image (xyxy, its pixels).
+
+        ``small_faces=False`` runs only the first (large-face) scale of ``pass_scales``, not the
+        upscaled small-face pass, which costs most; videos run it on every few frames and let
+        the tracker bridge the others.
+        """
         height, width = image.shape[:2]
         views = [(image, None)]
         if self.flip:
@@ -153,7 +158,7 @@ class CenterFaceDetector:
         for view, how in views:
             scales = self.scales or pass_scales(view.shape[1], view.shape[0],
                                                 max_upscale=self.max_upscale)
-            for s in scales:
+            for s in (scales if small_faces else scales[:1]):
                 b, sc = self._detect_at(view, s, self.candidate_threshold)
                 boxes.append(_unview(b, how, width, height))
                 scores.append(sc)
