@@ -7,10 +7,17 @@ to the detector (scan) and from the decoder through the redactor to the encoder 
 
 from __future__ import annotations
 
+import inspect
+import multiprocessing
+import queue
+import signal
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -86,8 +93,46 @@ def _detector_options(kind: str, settings: Settings) -> dict:
     return {"max_side": settings.text_max_side, "every_n_frames": settings.text_every_n_frames}
 
 
+# --device name -> ONNX Runtime execution provider.
+DEVICES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
+           "coreml": "CoreMLExecutionProvider", "directml": "DmlExecutionProvider"}
+
+
+def check_device(device: str) -> str:
+    """The ONNX Runtime provider ``device`` names ("auto": the first accelerator installed,
+    else the CPU).
+
+    Raises:
+        UsageError: an unknown name, a provider this ONNX Runtime build does not have, or one
+            the models cannot use yet (the text/plate sessions are built for the CPU; the face
+            model runs through OpenCV's DNN module, CPU only in its pip build).
+    """
+    if device not in DEVICES and device != "auto":
+        raise UsageError(f"unknown device {device!r}: choose one of auto, "
+                         + ", ".join(DEVICES))
+    if device == "cpu":
+        return DEVICES["cpu"]
+    import onnxruntime
+
+    available = onnxruntime.get_available_providers()
+    if device == "auto":
+        wanted = [p for name, p in DEVICES.items() if name != "cpu" and p in available]
+        if not wanted:
+            return DEVICES["cpu"]
+        device, provider = next((n, p) for n, p in DEVICES.items() if p == wanted[0])
+    else:
+        provider = DEVICES[device]
+        if provider not in available:
+            raise UsageError(f"device {device!r} is not available: this ONNX Runtime has "
+                             f"{', '.join(available)} (install onnxruntime-gpu for cuda, "
+                             f"onnxruntime-directml for directml), or use --device cpu")
+    raise UsageError(f"device {device!r} ({provider}) is installed but blur cannot use it yet: "
+                     f"its models run on the CPU (use --device cpu)")
+
+
 def detectors_for(settings: Settings) -> list:
     """One detector per kind asked for, built once per process and reused across files."""
+    check_device(settings.device)
     out = []
     for kind in settings.kinds:
         name = DEFAULT_FOR_KIND.get(kind)
@@ -105,26 +150,50 @@ def frame_stride(detector, fps: float, settings: Settings) -> int:
     """Run ``detector`` on every n-th video frame, n = its ``every_n_frames``, but never more
     sparsely than tracking can bridge: the frames skipped between two runs must fit in the gap
     the tracker fills and in the padding before a first / after a last hit (fail closed)."""
-    wanted = max(1, int(getattr(detector, "every_n_frames", 1)))
+    return bridged_stride(getattr(detector, "every_n_frames", 1), fps, settings)
+
+
+def small_face_stride(fps: float, settings: Settings) -> int:
+    """Every how many video frames the face detector's upscaled small-face pass runs (its
+    large-face pass runs on every frame); capped like ``frame_stride``."""
+    return bridged_stride(settings.face_small_every_n_frames, fps, settings)
+
+
+def bridged_stride(wanted: int, fps: float, settings: Settings) -> int:
+    """``wanted``, lowered until the frames skipped between two runs fit in both the tracker's
+    gap and its padding (a face first seen at a run was there up to n-1 frames earlier)."""
     bridged = min(int(round(settings.max_gap_seconds * fps)),
                   int(round(settings.pad_seconds * fps)))
-    return max(1, min(wanted, bridged + 1))
+    return max(1, min(max(1, int(wanted)), bridged + 1))
 
 
 def detect(detectors: list, rgb: np.ndarray) -> Detections:
     """Run every detector on one image; any failure or garbage output raises DetectionError."""
-    parts = []
-    for det in detectors:
-        try:
-            found = det.detect(rgb)
-        except DetectionError:
-            raise
-        except Exception as exc:  # fail closed: an unanalysed frame must never pass unredacted
-            raise DetectionError(f"{det.name} failed: {exc}") from exc
-        if not _valid(found):
-            raise DetectionError(f"{det.name} returned invalid boxes")
-        parts.append(found)
-    return Detections.concat(parts)
+    return Detections.concat([detect_one(det, rgb) for det in detectors])
+
+
+def detect_one(det, rgb: np.ndarray, small_faces: bool = True) -> Detections:
+    """Run one detector; ``small_faces=False`` skips a face detector's small-face pass."""
+    try:
+        found = det.detect(rgb) if small_faces or not _has_passes(det) else det.detect(
+            rgb, small_faces=False)
+    except DetectionError:
+        raise
+    except Exception as exc:  # fail closed: an unanalysed frame must never pass unredacted
+        raise DetectionError(f"{det.name} failed: {exc}") from exc
+    if not _valid(found):
+        raise DetectionError(f"{det.name} returned invalid boxes")
+    return found
+
+
+@lru_cache(maxsize=None)
+def _takes_small_faces(cls: type) -> bool:
+    return "small_faces" in inspect.signature(cls.detect).parameters
+
+
+def _has_passes(det) -> bool:
+    """Does the detector have a separate small-face pass that can be left out?"""
+    return _takes_small_faces(type(det))
 
 
 def _valid(found) -> bool:
@@ -139,6 +208,19 @@ def _valid(found) -> bool:
         return False
     return bool(np.isfinite(xyxy).all() and np.isfinite(score).all()
                 and (xyxy[:, 2] >= xyxy[:, 0]).all() and (xyxy[:, 3] >= xyxy[:, 1]).all())
+
+
+def _with_last(items):
+    """(item, is_last) for each item: one item of look-ahead."""
+    it = iter(items)
+    try:
+        current = next(it)
+    except StopIteration:
+        return
+    for following in it:
+        yield current, False
+        current = following
+    yield current, True
 
 
 def probe(src: Path) -> MediaInfo:
@@ -169,12 +251,33 @@ def scan(src: Path, settings: Settings | None = None,
         return Plan(info, 1, tracks, unanalysed)
 
     per_frame, times, unanalysed = [], [], []
-    strides = [frame_stride(d, float(info.fps or 25), settings) for d in detectors]
-    last = None
-    for frame in video.frames(src):
-        active = [d for d, n in zip(detectors, strides) if frame.index % n == 0]
+    fps = float(info.fps or 25)
+    strides = [frame_stride(d, fps, settings) for d in detectors]
+    small_every = small_face_stride(fps, settings)
+    # Per detector: (picture version, small faces included, result), to reuse on a repeat of
+    # the same picture (a frozen or duplicated frame) instead of analysing it again.
+    memo: dict[int, tuple[int, bool, Detections]] = {}
+    version, previous = 0, None
+    for frame, last in _with_last(video.frames(src, ahead=settings.decode_ahead)):
+        if previous is None or not np.array_equal(previous, frame.image):
+            version += 1
+        previous = frame.image
+        # Strided detectors and the small-face pass also run on the last frame, so something
+        # that appears in the final skipped frames is found (and padded back).
+        small = last or frame.index % small_every == 0
+        parts = []
         try:
-            found = detect(active, frame.image)
+            for i, (det, n) in enumerate(zip(detectors, strides)):
+                if frame.index % n and not last:
+                    continue
+                hit = memo.get(i)
+                if hit is not None and hit[0] == version and (hit[1] or not small):
+                    parts.append(hit[2])
+                    continue
+                found = detect_one(det, frame.image, small)
+                memo[i] = (version, small or not _has_passes(det), found)
+                parts.append(found)
+            found = Detections.concat(parts)
         except DetectionError as exc:
             if settings.fail_frame != "redact":
                 raise DetectionError(f"frame {frame.index}: {exc.message}", src) from exc
@@ -182,21 +285,10 @@ def scan(src: Path, settings: Settings | None = None,
             unanalysed.append(frame.index)
         per_frame.append(found)
         times.append(frame.time)
-        last = frame
         if on_progress:
             on_progress("scan", frame.index + 1, info.frame_count)
     if not per_frame:
         raise MediaError("the video has no frames", src)
-    # Strided detectors also see the last frame, so something that appears in the final
-    # skipped frames is found (and padded back) rather than never looked for.
-    skipped = [d for d, n in zip(detectors, strides) if last.index % n != 0]
-    if skipped and last.index not in unanalysed:
-        try:
-            per_frame[-1] = Detections.concat([per_frame[-1], detect(skipped, last.image)])
-        except DetectionError as exc:
-            if settings.fail_frame != "redact":
-                raise DetectionError(f"frame {last.index}: {exc.message}", src) from exc
-            unanalysed.append(last.index)
     tracks = tracking.build_tracks(per_frame, times, float(info.fps), settings.max_gap_seconds,
                                    settings.pad_seconds, thresholds=_thresholds(settings),
                                    min_weak_hits=settings.weak_min_frames)
@@ -330,3 +422,101 @@ def anonymise(src: Path, dst: Path | None = None, settings: Settings | None = No
         raise MediaError(describe_os_error(exc, dst), src) from exc
     result.seconds = time.monotonic() - started
     return result
+
+
+# ---- several files at once (``blur --jobs N``) -----------------------------------------------
+
+# on_file_progress(index, stage, done, total): progress of the file pairs[index].
+FileProgressFn = Callable[[int, str, int, int], None]
+
+
+class _Stop(BaseException):
+    """SIGTERM/SIGINT in a worker process: unwinds so the temp output is removed."""
+
+
+def _worker_init(updates) -> None:
+    """Worker processes: report progress through ``updates``; a signal (Ctrl-C reaches the
+    whole process group; the parent sends SIGTERM when it stops) unwinds cleanly."""
+    global _UPDATES
+    _UPDATES = updates
+
+    def stop(signum, frame):
+        raise _Stop(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
+
+
+_UPDATES = None
+
+
+def _worker_run(index: int, src: Path, dst: Path, settings: Settings) -> FileResult:
+    last = [0.0, None]
+
+    def report(stage: str, done: int, total: int) -> None:
+        now = time.monotonic()  # a few updates a second are plenty for a progress bar
+        if stage != last[1] or done >= total or now - last[0] >= 0.2:
+            last[:] = [now, stage]
+            _UPDATES.put((index, stage, done, total))
+
+    try:
+        result = anonymise(src, dst, settings, on_progress=report)
+    except BlurError:
+        raise
+    except Exception as exc:  # pickled back to the parent; keep it a plain BlurError
+        raise BlurError(f"internal error: {exc.__class__.__name__}: "
+                        f"{' '.join(str(exc).split()) or 'no details'}", src) from None
+    result.plan = None  # the parent needs the counts, not every track
+    return result
+
+
+def anonymise_many(pairs: list[tuple[Path, Path]], settings: Settings, jobs: int,
+                   on_progress: FileProgressFn | None = None
+                   ) -> Iterator[tuple[int, FileResult | BlurError]]:
+    """Anonymise ``(src, dst)`` pairs in ``jobs`` worker processes at once.
+
+    Each worker loads its own models and uses every core for them, so on a small machine
+    ``jobs > 1`` pays mainly for many short files (model loading and the serial parts of
+    decoding and encoding overlap). One file failing does not stop the others.
+
+    Yields:
+        (index into ``pairs``, FileResult or the BlurError it failed with), as files finish.
+    """
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process with running threads
+    updates = ctx.Queue()
+    pool = ProcessPoolExecutor(max_workers=max(1, min(jobs, len(pairs))), mp_context=ctx,
+                               initializer=_worker_init, initargs=(updates,))
+    finished = False
+    try:
+        pending = {pool.submit(_worker_run, i, src, dst, settings): i
+                   for i, (src, dst) in enumerate(pairs)}
+        while pending:
+            done, _ = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+            _drain(updates, on_progress)
+            for future in done:
+                index = pending.pop(future)
+                try:
+                    yield index, future.result()
+                except BlurError as exc:
+                    yield index, exc
+                except BrokenProcessPool as exc:  # a worker was killed (out of memory?)
+                    yield index, BlurError(f"the worker process died ({exc})", pairs[index][0])
+        _drain(updates, on_progress)
+        finished = True
+    finally:
+        if not finished:  # stopped (Ctrl-C, SIGTERM, the consumer gave up): stop the workers
+            for process in list((pool._processes or {}).values()):  # no public API for this
+                if process.is_alive():
+                    process.terminate()  # SIGTERM: the worker unwinds and removes its temp file
+        pool.shutdown(wait=True, cancel_futures=True)
+        updates.close()
+
+
+def _drain(updates, on_progress: FileProgressFn | None) -> None:
+    while True:
+        try:
+            index, stage, done, total = updates.get_nowait()
+        except queue.Empty:
+            return
+        if on_progress:
+            on_progress(index, stage, done, total)

@@ -41,6 +41,14 @@ class Settings:
             tracked in between (lowered when the gap or padding would not bridge it).
         check_face_threshold: ``blur check`` looks for faces from this score (more sensitive
             than a normal run: it is the second look for what the first one missed).
+        face_small_every_n_frames: in videos, the face detector's upscaled small-face pass (the
+            costly one) runs on every n-th frame and its large-face pass on every frame; tracks
+            bridge the frames between (lowered when the gap or padding would not bridge it).
+        decode_ahead: video frames decoded ahead in a background thread while the previous ones
+            are analysed or encoded (0: decode in turn).
+        device: where ONNX Runtime runs the plate/text models: "cpu", "auto" (the best
+            provider installed), "cuda", "coreml" or "directml". The face model runs through
+            OpenCV's DNN module, CPU only in its pip build.
     """
 
     kinds: tuple[str, ...] = ("face", "plate")
@@ -65,6 +73,9 @@ class Settings:
     text_max_side: int = 1280
     text_every_n_frames: int = 3
     check_face_threshold: float = 0.1
+    face_small_every_n_frames: int = 1
+    decode_ahead: int = 4
+    device: str = "cpu"
 
     def merged(self, **overrides: Any) -> "Settings":
         """Return a copy with every override that is not None applied."""

@@ -8,6 +8,8 @@ new container with no tags, chapters, attachments, subtitle or data streams.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -185,8 +187,74 @@ def probe(path: Path) -> MediaInfo:
         container.close()
 
 
-def frames(path: Path) -> Iterator[Frame]:
-    """Decode every frame of the first video stream, upright RGB, in presentation order."""
+def frames(path: Path, ahead: int = 0) -> Iterator[Frame]:
+    """Decode every frame of the first video stream, upright RGB, in presentation order.
+
+    Args:
+        path: the video.
+        ahead: decode up to this many frames ahead in a background thread, so decoding overlaps
+            the caller's work on the previous frames (FFmpeg releases the GIL); 0 decodes in
+            the caller's thread. Memory stays bounded by ``ahead`` frames.
+    """
+    if ahead > 0:
+        return read_ahead(lambda: _frames(path), ahead)
+    return _frames(path)
+
+
+_END = object()
+
+
+def read_ahead(make: Callable[[], Iterator], depth: int, name: str = "blur-decode") -> Iterator:
+    """Items of the iterator ``make()`` returns, produced in a background thread at most
+    ``depth`` items ahead of the consumer. The iterator is created, consumed and closed in that
+    thread; its exceptions are re-raised in the consumer; a consumer that stops early (an error,
+    Ctrl-C) stops and joins the thread."""
+    items: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            source = make()
+            try:
+                for item in source:
+                    if not put((item, None)):
+                        return
+            finally:
+                close = getattr(source, "close", None)
+                if close is not None:
+                    close()
+            put((_END, None))
+        except BaseException as exc:  # handed to the consumer, which decides
+            put((None, exc))
+
+    def consume() -> Iterator:
+        thread = threading.Thread(target=produce, name=name, daemon=True)
+        thread.start()
+        try:
+            while True:
+                item, exc = items.get()
+                if exc is not None:
+                    raise exc
+                if item is _END:
+                    return
+                yield item
+        finally:
+            stop.set()
+            thread.join()
+
+    return consume()
+
+
+def _frames(path: Path) -> Iterator[Frame]:
     container = _open(path)
     try:
         stream = container.streams.video[0]

@@ -1,0 +1,210 @@
+"""Speed levers that must not cost recall: the strided small-face pass, repeated frames analysed
+once, decoding ahead in a thread, ``--jobs`` and ``--device``. No timing here: only that each
+lever does what it says and still covers every frame."""
+
+from __future__ import annotations
+
+import threading
+
+import av
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from blur import cli, pipeline, tracking
+from blur.errors import BlurError, UsageError
+from blur.media import video
+from blur.settings import Settings
+from blur.types import Detections
+
+from conftest import FAST, write_video
+
+BOX = np.array([[40, 30, 60, 55]], np.float32)
+
+
+class SmallFaceOnly:
+    """A face detector whose one face is found only by its small-face pass (a tiny face)."""
+
+    name = "fake-centerface"
+    kind = "face"
+
+    def __init__(self):
+        self.calls: list[bool] = []
+
+    def detect(self, image, *, small_faces: bool = True) -> Detections:
+        self.calls.append(small_faces)
+        if small_faces:
+            return Detections.of(BOX, np.array([0.9], np.float32), "face")
+        return Detections.empty()
+
+
+@pytest.fixture
+def fake_face(monkeypatch):
+    det = SmallFaceOnly()
+    monkeypatch.setattr(pipeline, "detectors_for", lambda settings: [det])
+    return det
+
+
+def covered(plan) -> list[bool]:
+    """Per frame: is the face box inside some planned box?"""
+    out = []
+    for boxes in tracking.boxes_at(plan.tracks, plan.frame_count):
+        xyxy = boxes.xyxy
+        out.append(bool(len(xyxy)) and bool(((xyxy[:, :2] <= BOX[0, :2])
+                                             & (xyxy[:, 2:] >= BOX[0, 2:])).all(axis=1).any()))
+    return out
+
+
+def test_frames_skipped_by_the_small_face_stride_are_still_covered(tmp_path, fake_face):
+    clip = write_video(tmp_path / "c.mp4", frames=14, rate=25)
+    settings = Settings(face_small_every_n_frames=3, kinds=("face",))
+    assert pipeline.small_face_stride(25.0, settings) == 3
+    plan = pipeline.scan(clip, settings)
+    # Frames 0, 3, 6, 9, 12 and the last (13) had the small pass, the others only the large one.
+    assert [i for i, small in enumerate(fake_face.calls) if small] == [0, 3, 6, 9, 12, 13]
+    assert len(fake_face.calls) == 14  # every frame analysed once, none twice
+    assert all(covered(plan))
+
+
+def test_small_face_stride_never_outruns_the_gap_or_padding():
+    many = Settings(face_small_every_n_frames=10)
+    assert pipeline.small_face_stride(25.0, many) == 6   # padding 0.2 s = 5 frames
+    assert pipeline.small_face_stride(10.0, many) == 3   # 2 frames
+    assert pipeline.small_face_stride(25.0, Settings(face_small_every_n_frames=10,
+                                                     pad_seconds=0)) == 1
+    assert pipeline.small_face_stride(25.0, Settings(face_small_every_n_frames=10,
+                                                     max_gap_seconds=0)) == 1
+    assert pipeline.small_face_stride(25.0, Settings(face_small_every_n_frames=0)) == 1
+
+
+def test_the_real_detector_leaves_out_only_the_small_face_pass(face_frame):
+    from blur.detectors.centerface import CenterFaceDetector
+
+    det = CenterFaceDetector()
+    big = cv2_resize(face_frame, 2)  # a large face: the large-face pass alone finds it
+    full = det.detect(big)
+    large_only = det.detect(big, small_faces=False)
+    assert len(full) and len(large_only)
+    assert pipeline._has_passes(det)
+
+    class Plain:  # a detector with one pass (plates) is always run in full
+        def detect(self, image):
+            return Detections.empty()
+
+    assert not pipeline._has_passes(Plain())
+
+
+def cv2_resize(image, factor):
+    import cv2
+
+    return cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_LINEAR)
+
+
+def test_a_repeated_picture_is_analysed_once(tmp_path, fake_face):
+    still = np.full((120, 160, 3), 90, np.uint8)
+    # Lossless, so every decoded frame is bit-identical (a frozen camera, a title card).
+    clip = write_video(tmp_path / "frozen.mkv", frames=9, rate=25, image=lambda i: still,
+                       video_codec="ffv1")
+    plan = pipeline.scan(clip, Settings(face_small_every_n_frames=1, kinds=("face",)))
+    assert fake_face.calls == [True]
+    assert plan.frame_count == 9 and all(covered(plan))
+
+
+def test_a_changed_picture_is_analysed_again(tmp_path, fake_face):
+    clip = write_video(tmp_path / "moving.mkv", frames=6, rate=25, video_codec="ffv1")
+    pipeline.scan(clip, Settings(face_small_every_n_frames=1, kinds=("face",)))
+    assert fake_face.calls == [True] * 6
+
+
+def test_decoding_ahead_gives_the_same_frames_and_stops_its_thread(tmp_path):
+    clip = write_video(tmp_path / "c.mp4", frames=10)
+    plain = [f.image for f in video.frames(clip)]
+    ahead = [f.image for f in video.frames(clip, ahead=3)]
+    assert len(plain) == len(ahead) == 10
+    assert all(np.array_equal(a, b) for a, b in zip(plain, ahead))
+    frames = video.frames(clip, ahead=2)
+    next(frames)
+    frames.close()  # the consumer stops early (an error, Ctrl-C)
+    assert not any(t.name == "blur-decode" for t in threading.enumerate())
+
+
+def test_decoding_errors_reach_the_consumer():
+    def broken():
+        yield 1
+        raise BlurError("damaged video data at frame 1")
+
+    got = []
+    with pytest.raises(BlurError, match="frame 1"):
+        for item in video.read_ahead(broken, 2):
+            got.append(item)
+    assert got == [1]
+
+
+def test_unknown_or_missing_device_is_a_usage_error():
+    assert pipeline.check_device("cpu") == "CPUExecutionProvider"
+    assert pipeline.check_device("auto") == "CPUExecutionProvider"  # no accelerator here
+    with pytest.raises(UsageError, match="unknown device 'tpu'"):
+        pipeline.check_device("tpu")
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        with pytest.raises(UsageError, match="not available"):
+            pipeline.check_device("cuda")
+
+
+def test_device_option(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    clip = write_video(tmp_path / "c.mp4", frames=3)
+    ok = CliRunner().invoke(cli.app, ["run", "c.mp4", "--device", "cpu", "-q", "--only", "faces",
+                                      "--preset", "ultrafast"])
+    assert ok.exit_code == 0, ok.output
+    bad = CliRunner().invoke(cli.app, ["run", str(clip), "--device", "tpu", "-q"])
+    assert bad.exit_code == 2
+    assert "unknown device 'tpu'" in bad.output
+
+
+def decoded(path) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+def test_jobs_gives_the_same_outputs_as_one_at_a_time(tmp_path, face_frame):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        write_video(src / f"v{i}.mp4", frames=4 + i, size=(240, 180),
+                    image=lambda k, i=i: np.roll(face_frame, 7 * (k + i), axis=1))
+    (src / "broken.mp4").write_bytes(b"not a video at all")
+    runs = {}
+    for jobs in (1, 2):
+        out = tmp_path / f"out{jobs}"
+        result = CliRunner().invoke(cli.app, ["run", str(src), "-o", f"{out}/", "--jobs",
+                                              str(jobs), "--only", "faces", "--style", "solid",
+                                              *FAST_ARGS])  # solid: no random noise
+        # The damaged file fails (exit 1) after the others are done, in both modes.
+        assert result.exit_code == 1, result.output
+        assert "broken.mp4" in result.output
+        runs[jobs] = {p.name: decoded(p) for p in sorted(out.iterdir())}
+    assert sorted(runs[1]) == sorted(runs[2]) == ["v0.mp4", "v1.mp4", "v2.mp4"]
+    for name, frames in runs[1].items():
+        assert len(frames) == len(runs[2][name])
+        assert all(np.array_equal(a, b) for a, b in zip(frames, runs[2][name]))
+        # The face really was redacted, so the comparison is not of two untouched copies.
+        assert not np.array_equal(frames[0], decoded(src / name)[0])
+
+
+FAST_ARGS = ["--preset", FAST.preset]
+
+
+def test_small_face_stride_option_reaches_the_settings(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_video(tmp_path / "c.mp4", frames=3)
+    seen = []
+    real = pipeline.scan
+    monkeypatch.setattr(pipeline, "scan", lambda src, settings, progress=None: seen.append(
+        settings.face_small_every_n_frames) or real(src, settings, progress))
+    for extra in (["--small-face-stride", "3"], []):
+        result = CliRunner().invoke(cli.app, ["run", "c.mp4", "-q", "--only", "faces",
+                                              "--overwrite", *FAST_ARGS, *extra])
+        assert result.exit_code == 0, result.output
+    assert seen == [3, Settings().face_small_every_n_frames]
