@@ -1,12 +1,17 @@
 """Speed benchmark: blur vs the peer tool deface vs the encoder floor, on the same files.
 
-Prints wall time (median of --runs), frames per second, CPU time, peak RSS, and the ratios
-blur/deface and blur/floor. The floor is decode + re-encode with blur's encoder settings and no
-detection. deface runs from its own virtual environment (created on first use with
-``pip install deface==1.5.0 onnxruntime``), so it never shares packages with blur.
+Prints wall time (median of --runs), frames per second, CPU time (user + system of the process
+and its threads), peak RSS, and the ratios blur/deface and blur/floor, by wall and by CPU time
+(on a shared machine wall time depends on what else runs; CPU time much less). The floor is
+decode + re-encode with blur's encoder settings and no detection. deface runs from its own
+virtual environment (created on first use with ``pip install deface==1.5.0 onnxruntime``), so it
+never shares packages with blur.
 
     python benchmarks/speed.py                       # vtest.avi + a generated 1080p clip
     python benchmarks/speed.py --files ../shared/media/vtest.avi --runs 1 --no-deface
+    python benchmarks/speed.py --generate 4k:3 --no-deface --no-floor      # peak memory at 4K
+    python benchmarks/speed.py --files ../shared/media/vtest.avi --no-deface \
+        --blur default= --blur stride3="--small-face-stride 3"   # compare blur variants
 """
 
 from __future__ import annotations
@@ -73,23 +78,28 @@ def deface_python() -> Path:
     return py
 
 
-def generated_1080p(path: Path, seconds: int = 20, fps: int = 25) -> Path:
-    """A 1080p clip with faces from scikit-image's astronaut moving over a textured background."""
+SIZES = {"1080p": (1920, 1080), "4k": (3840, 2160), "720p": (1280, 720)}
+
+
+def generated_1080p(path: Path, seconds: float = 20, fps: int = 25,
+                    size: tuple[int, int] = (1920, 1080)) -> Path:
+    """A clip with faces from scikit-image's astronaut moving over a textured background."""
     from skimage import data
 
+    width, height = size
     face = data.astronaut()[20:260, 120:330]
     rng = np.random.default_rng(0)
-    background = (rng.random((1080, 1920, 3)) * 60 + 90).astype(np.uint8)
+    background = (rng.random((height, width, 3)) * 60 + 90).astype(np.uint8)
     out = av.open(str(path), "w")
     vs = out.add_stream("libx264", rate=fps)
-    vs.width, vs.height, vs.pix_fmt = 1920, 1080, "yuv420p"
+    vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
     vs.options = {"crf": "20", "preset": "veryfast"}
-    for i in range(seconds * fps):
+    for i in range(int(seconds * fps)):
         img = background.copy()
         for k, scale in enumerate((1.0, 0.5, 0.25)):
             f = face if scale == 1 else np.ascontiguousarray(face[::int(1 / scale), ::int(1 / scale)])
-            x = int((i * (4 + 3 * k) + 300 * k) % (1920 - f.shape[1]))
-            y = 150 + 300 * k
+            x = int((i * (4 + 3 * k) + 300 * k) % (width - f.shape[1]))
+            y = (150 + 300 * k) * height // 1080
             img[y:y + f.shape[0], x:x + f.shape[1]] = f
         frame = av.VideoFrame.from_ndarray(img, format="rgb24")
         frame.pts = i
@@ -108,26 +118,36 @@ def frame_count(path: Path) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", nargs="*", type=Path, help="videos (default: vtest.avi + generated 1080p)")
+    ap.add_argument("--generate", action="append", default=[], metavar="SIZE:SECONDS",
+                    help=f"add a generated clip, SIZE one of {', '.join(SIZES)} (e.g. 4k:3)")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--no-deface", action="store_true")
-    ap.add_argument("--blur-args", default="", help="extra arguments for blur, e.g. '--preset veryfast'")
+    ap.add_argument("--no-floor", action="store_true")
+    ap.add_argument("--blur-args", default="", help="extra arguments for blur, e.g. '--jobs 2'")
+    ap.add_argument("--blur", action="append", default=[], metavar="NAME=ARGS",
+                    help="a blur variant to time (repeatable), e.g. stride3='--small-face-stride 3'")
     ap.add_argument("--crf", type=int, default=18)
     ap.add_argument("--preset", default="medium")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="blur-speed-"))
-    files = args.files
-    if not files:
+    files = list(args.files or [])
+    if not files and not args.generate:
         files = [SHARED / "media" / "vtest.avi"] if (SHARED / "media" / "vtest.avi").exists() else []
         files.append(generated_1080p(work / "moving_faces_1080p.mp4"))
+    for spec in args.generate:
+        size, _, seconds = spec.partition(":")
+        files.append(generated_1080p(work / f"moving_faces_{size}.mp4", float(seconds or 20),
+                                     size=SIZES[size]))
+    variants = dict(v.split("=", 1) for v in args.blur) or {"blur": ""}
     blur_cmd = [sys.executable, "-m", "blur"]
     rows = []
     for src in files:
         n = frame_count(src)
-        cmds = {
-            "blur": blur_cmd + [str(src), "-o", str(work / "blur.mp4"), "--overwrite", "-q",
-                                "--crf", str(args.crf), "--preset", args.preset] + args.blur_args.split(),
-            "floor": floor_script(src, work / "floor.mp4", args.crf, args.preset),
-        }
+        cmds = {name: blur_cmd + [str(src), "-o", str(work / f"{name}.mp4"), "--overwrite", "-q",
+                                  "--crf", str(args.crf), "--preset", args.preset]
+                + args.blur_args.split() + extra.split() for name, extra in variants.items()}
+        if not args.no_floor:
+            cmds["floor"] = floor_script(src, work / "floor.mp4", args.crf, args.preset)
         if not args.no_deface:
             deface = deface_python().with_name("deface")
             cmds["deface"] = [str(deface), str(src), "-o", str(work / "deface.mp4")]
@@ -137,18 +157,22 @@ def main() -> None:
             results[name] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
             r = results[name]
             rows.append((src.name, name, r["wall"], n / r["wall"], r["cpu"], r["rss_mb"]))
-        b = results["blur"]["wall"]
-        ratios = f"blur/floor {b / results['floor']['wall']:.2f}"
-        if "deface" in results:
-            ratios += f", deface/blur {results['deface']['wall'] / b:.2f} (blur is that many times faster)"
-        rows.append((src.name, ratios, None, None, None, None))
+        for name in variants:
+            b = results[name]
+            for other in ("floor", "deface"):
+                if other in results:
+                    o = results[other]
+                    rows.append((src.name, f"{name}/{other}: wall {b['wall'] / o['wall']:.2f}, "
+                                 f"cpu {b['cpu'] / o['cpu']:.2f}", None, None, None, None))
     print(f"{'file':28} {'tool':10} {'wall s':>8} {'fps':>7} {'cpu s':>8} {'peak MB':>8}")
     for f, tool, wall, fps, cpu, rss in rows:
         if wall is None:
             print(f"{f:28} {tool}")
         else:
             print(f"{f:28} {tool:10} {wall:8.1f} {fps:7.1f} {cpu:8.1f} {rss:8.0f}")
-    print(f"machine: {os.cpu_count()} cores; runs per command: {args.runs} (median)")
+    print(f"machine: {os.cpu_count()} cores; runs per command: {args.runs} (median); "
+          f"x264 --crf {args.crf} --preset {args.preset}; load average at the end "
+          f"{os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgress
                            TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
 
-from . import __version__, pipeline
+from . import __version__, batch, pipeline
 from .errors import BlurError, ExitStatus, UsageError
 from .files import plan_outputs
 from .settings import Settings
@@ -247,7 +247,7 @@ def _run_parallel(pairs, settings: Settings, jobs: int, quiet: bool) -> tuple[li
 
     with bar if bar is not None else _nothing():
         overall = bar.add_task(f"files  ({jobs} at once)", total=len(pairs)) if bar else None
-        with closing(pipeline.anonymise_many(pairs, settings, jobs, on_progress)) as finished:
+        with closing(batch.anonymise_many(pairs, settings, jobs, on_progress)) as finished:
             for index, outcome in finished:
                 done[index] = outcome
                 if isinstance(outcome, BlurError):

@@ -208,3 +208,30 @@ def test_small_face_stride_option_reaches_the_settings(tmp_path, monkeypatch):
                                               "--overwrite", *FAST_ARGS, *extra])
         assert result.exit_code == 0, result.output
     assert seen == [3, Settings().face_small_every_n_frames]
+
+
+def test_sigterm_during_jobs_leaves_no_temp_file(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(2):  # tiny frames, many of them, a slow preset: the render lasts a while
+        write_video(src / f"long{i}.mp4", frames=300, size=(160, 120))
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "blur", str(src), "-o", f"{out}/", "-q",
+                             "--jobs", "2", "--only", "faces", "--preset", "veryslow"],
+                            stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 180
+    while not (out.is_dir() and any(p.name.endswith(".part") for p in out.iterdir())):
+        assert proc.poll() is None, "blur finished before the render started"
+        assert time.monotonic() < deadline, "no temp file appeared"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    stderr = proc.stderr.read().decode()
+    assert proc.returncode == 143, stderr
+    assert not any(p.name.endswith(".part") for p in out.iterdir()), list(out.iterdir())
+    assert "no output was kept" in stderr

@@ -1,0 +1,117 @@
+"""Several files at once: ``blur --jobs N`` runs ``pipeline.anonymise`` in N worker processes.
+
+Each worker loads its own models and they already use every core, so on a small machine this
+pays mainly for many short files (model loading and the serial parts of decoding and encoding
+overlap with another file's detection). Progress comes back through a queue; a signal stops the
+workers, which unwind so their temp outputs are removed.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+import signal
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+from .errors import BlurError
+from .pipeline import FileResult, anonymise
+from .settings import Settings
+
+# on_file_progress(index, stage, done, total): progress of the file pairs[index].
+FileProgressFn = Callable[[int, str, int, int], None]
+
+
+class _Stop(BaseException):
+    """SIGTERM/SIGINT in a worker process: unwinds so the temp output is removed."""
+
+
+def _worker_init(updates) -> None:
+    """Worker processes: report progress through ``updates``; a signal (Ctrl-C reaches the
+    whole process group; the parent sends SIGTERM when it stops) unwinds cleanly."""
+    global _UPDATES
+    _UPDATES = updates
+
+    def stop(signum, frame):
+        raise _Stop(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
+
+
+_UPDATES = None
+
+
+def _worker_run(index: int, src: Path, dst: Path, settings: Settings) -> FileResult:
+    last = [0.0, None]
+
+    def report(stage: str, done: int, total: int) -> None:
+        now = time.monotonic()  # a few updates a second are plenty for a progress bar
+        if stage != last[1] or done >= total or now - last[0] >= 0.2:
+            last[:] = [now, stage]
+            _UPDATES.put((index, stage, done, total))
+
+    try:
+        result = anonymise(src, dst, settings, on_progress=report)
+    except BlurError:
+        raise
+    except Exception as exc:  # pickled back to the parent; keep it a plain BlurError
+        raise BlurError(f"internal error: {exc.__class__.__name__}: "
+                        f"{' '.join(str(exc).split()) or 'no details'}", src) from None
+    result.plan = None  # the parent needs the counts, not every track
+    return result
+
+
+def anonymise_many(pairs: list[tuple[Path, Path]], settings: Settings, jobs: int,
+                   on_progress: FileProgressFn | None = None
+                   ) -> Iterator[tuple[int, FileResult | BlurError]]:
+    """Anonymise ``(src, dst)`` pairs in ``jobs`` worker processes at once.
+
+    Each worker loads its own models and uses every core for them, so on a small machine
+    ``jobs > 1`` pays mainly for many short files (model loading and the serial parts of
+    decoding and encoding overlap). One file failing does not stop the others.
+
+    Yields:
+        (index into ``pairs``, FileResult or the BlurError it failed with), as files finish.
+    """
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process with running threads
+    updates = ctx.Queue()
+    pool = ProcessPoolExecutor(max_workers=max(1, min(jobs, len(pairs))), mp_context=ctx,
+                               initializer=_worker_init, initargs=(updates,))
+    finished = False
+    try:
+        pending = {pool.submit(_worker_run, i, src, dst, settings): i
+                   for i, (src, dst) in enumerate(pairs)}
+        while pending:
+            done, _ = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+            _drain(updates, on_progress)
+            for future in done:
+                index = pending.pop(future)
+                try:
+                    yield index, future.result()
+                except BlurError as exc:
+                    yield index, exc
+                except BrokenProcessPool as exc:  # a worker was killed (out of memory?)
+                    yield index, BlurError(f"the worker process died ({exc})", pairs[index][0])
+        _drain(updates, on_progress)
+        finished = True
+    finally:
+        if not finished:  # stopped (Ctrl-C, SIGTERM, the consumer gave up): stop the workers
+            for process in list((pool._processes or {}).values()):  # no public API for this
+                if process.is_alive():
+                    process.terminate()  # SIGTERM: the worker unwinds and removes its temp file
+        pool.shutdown(wait=True, cancel_futures=True)
+        updates.close()
+
+
+def _drain(updates, on_progress: FileProgressFn | None) -> None:
+    while True:
+        try:
+            index, stage, done, total = updates.get_nowait()
+        except queue.Empty:
+            return
+        if on_progress:
+            on_progress(index, stage, done, total)
