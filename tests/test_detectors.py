@@ -163,13 +163,62 @@ def test_mirror_pass_agrees_with_the_plain_one(centerface, astronaut):
     assert coverage(ASTRONAUT_FACE, mirrored, 512, 512) >= coverage(ASTRONAUT_FACE, plain, 512, 512)
 
 
-def test_second_look_keeps_a_clear_face_and_only_raises_scores(astronaut):
-    small = np.ascontiguousarray(astronaut[::4, ::4])
-    plain = CenterFaceDetector(threshold=0.5, candidate_threshold=0.05).detect(small)
-    looked = CenterFaceDetector(threshold=0.5, candidate_threshold=0.05,
-                                second_look=True).detect(small)
+def _small_astronaut() -> tuple[np.ndarray, list[int]]:
+    """The astronaut at a quarter size (128x128, a ~24 px face) and its face box there."""
+    from skimage import data
+
+    small = np.ascontiguousarray(data.astronaut()[::4, ::4])
     face = [v / 4 for v in ASTRONAUT_FACE]
-    face = [int(face[0]), int(face[1]), int(np.ceil(face[2])), int(np.ceil(face[3]))]
-    assert coverage(face, looked[looked.score >= 0.5], 128, 128) >= 0.7
-    # Same candidates (the look re-scores, it does not move boxes), never lower scores.
-    assert looked.score.max() >= plain.score.max()
+    return small, [int(face[0]), int(face[1]), int(np.ceil(face[2])), int(np.ceil(face[3]))]
+
+
+def test_second_look_confirms_a_real_face_the_first_look_scores_weakly(astronaut):
+    small, face = _small_astronaut()
+    plain = CenterFaceDetector(threshold=0.9, candidate_threshold=0.05).detect(small)
+    assert coverage(face, plain[plain.score >= 0.9], 128, 128) < 0.7  # weak at first look
+    looked = CenterFaceDetector(threshold=0.9, candidate_threshold=0.05,
+                                second_look=True).detect(small)
+    assert coverage(face, looked[looked.score >= 0.9], 128, 128) >= 0.7
+    # Only what the look confirmed was raised, and only to the threshold.
+    assert len(looked) == len(plain) and set(looked.score) - set(plain.score) == {np.float32(0.9)}
+
+
+def test_second_look_confirms_messi():
+    rgb = np.asarray(Image.open(shared_file("messi5.jpg")).convert("RGB"))
+    det = CenterFaceDetector(threshold=0.999, candidate_threshold=0.05, second_look=True)
+    found = det.detect(rgb)
+    assert coverage(MESSI_FACE, found[found.score >= 0.999], 548, 342) >= 0.7
+
+
+def test_second_look_does_not_confirm_non_faces():
+    det = CenterFaceDetector()
+    box = np.array([[50, 50, 70, 74]], np.float32)
+    noise = np.random.default_rng(0).integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    blob = np.full((128, 128, 3), 128, np.uint8)
+    blob[50:74, 52:70] = 30  # a dark head-sized blob: the commonest false candidate in crowds
+    for image in (noise, blob):
+        assert det._look_again(image, box)[0] < det.confirm_threshold
+
+
+def test_second_look_leaves_faces_the_first_look_is_sure_of(astronaut, monkeypatch):
+    """A look that confirms nothing changes nothing: boxes at or above the threshold stay."""
+    plain = CenterFaceDetector(threshold=0.5, candidate_threshold=0.05).detect(astronaut)
+    det = CenterFaceDetector(threshold=0.5, candidate_threshold=0.05, second_look=True)
+    monkeypatch.setattr(det, "_look_again", lambda image, xyxy: np.zeros(len(xyxy), np.float32))
+    found = det.detect(astronaut)
+    assert (plain.score >= 0.5).any()
+    assert np.array_equal(found.xyxy, plain.xyxy) and np.array_equal(found.score, plain.score)
+
+
+def test_weak_candidates_beyond_the_look_budget_are_redacted_from_0_1(astronaut, monkeypatch):
+    """Fail closed: a crowd with more weak candidates than are looked at keeps the rest from
+    ``_UNLOOKED`` on, unseen."""
+    from blur.detectors import centerface as module
+
+    small, _ = _small_astronaut()
+    plain = CenterFaceDetector(threshold=0.9, candidate_threshold=0.05).detect(small)
+    monkeypatch.setattr(module, "_LOOK_MAX", 0)
+    found = CenterFaceDetector(threshold=0.9, candidate_threshold=0.05,
+                               second_look=True).detect(small)
+    expected = np.where(plain.score >= module._UNLOOKED, np.maximum(plain.score, 0.9), plain.score)
+    assert np.allclose(np.sort(found.score), np.sort(expected))
