@@ -167,9 +167,9 @@ def run(
                              help="Process this many files at once, in separate processes "
                                   "(default 1; each one already uses every core)."),
     device: Optional[str] = typer.Option(None, "--device",
-                                         help="Where the models run: cpu (default), auto, cuda, "
-                                              "coreml or directml (ONNX Runtime providers; the "
-                                              "face model always runs on the CPU)."),
+                                         help="Where the models run: cpu (default) or auto "
+                                              "(the CPU today); cuda, coreml and directml are "
+                                              "refused with the reason (not wired up yet)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress or summary; errors only."),
 ):
     """Anonymise PATHS: NAME.blurred.EXT beside each file, or under -o."""
@@ -292,7 +292,11 @@ def _fail(exc: BlurError):
 def _summary(results, failures) -> None:
     table = Table(title=None, show_edge=False)
     for col in ("file", "output", "tracks", "detections", "frames redacted", "look at", "time"):
-        table.add_column(col)
+        # Names are cut short rather than wrapped (a wrapped name reads as several files), and
+        # leave the numbers their room.
+        name = col in ("file", "output")
+        table.add_column(col, no_wrap=name or col in ("look at", "time"), overflow="ellipsis",
+                         max_width=13 if name else None)
     for r in results:
         table.add_row(escape(_printable(str(r.src))), escape(_printable(str(r.dst))),
                       _per_kind(r.tracks) or "0",

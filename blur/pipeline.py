@@ -94,33 +94,29 @@ DEVICES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
 
 
 def check_device(device: str) -> str:
-    """The ONNX Runtime provider ``device`` names ("auto": the first accelerator installed,
-    else the CPU).
+    """The ONNX Runtime provider ``device`` names.
+
+    Only the CPU is used today: the text/plate sessions are built for it, and the face model runs
+    through OpenCV's DNN module, CPU only in its pip build. "auto" therefore means the CPU; an
+    accelerator asked for by name is refused with the reason rather than silently ignored.
 
     Raises:
         UsageError: an unknown name, a provider this ONNX Runtime build does not have, or one
-            the models cannot use yet (the text/plate sessions are built for the CPU; the face
-            model runs through OpenCV's DNN module, CPU only in its pip build).
+            installed that the models cannot use yet.
     """
     if device not in DEVICES and device != "auto":
         raise UsageError(f"unknown device {device!r}: choose one of auto, "
                          + ", ".join(DEVICES))
-    if device == "cpu":
+    if device in ("cpu", "auto"):
         return DEVICES["cpu"]
     import onnxruntime
 
     available = onnxruntime.get_available_providers()
-    if device == "auto":
-        wanted = [p for name, p in DEVICES.items() if name != "cpu" and p in available]
-        if not wanted:
-            return DEVICES["cpu"]
-        device, provider = next((n, p) for n, p in DEVICES.items() if p == wanted[0])
-    else:
-        provider = DEVICES[device]
-        if provider not in available:
-            raise UsageError(f"device {device!r} is not available: this ONNX Runtime has "
-                             f"{', '.join(available)} (install onnxruntime-gpu for cuda, "
-                             f"onnxruntime-directml for directml), or use --device cpu")
+    provider = DEVICES[device]
+    if provider not in available:
+        raise UsageError(f"device {device!r} is not available: this ONNX Runtime has "
+                         f"{', '.join(available)} (install onnxruntime-gpu for cuda, "
+                         f"onnxruntime-directml for directml), or use --device cpu")
     raise UsageError(f"device {device!r} ({provider}) is installed but blur cannot use it yet: "
                      f"its models run on the CPU (use --device cpu)")
 
