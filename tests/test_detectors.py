@@ -222,3 +222,46 @@ def test_weak_candidates_beyond_the_look_budget_are_redacted_from_0_1(astronaut,
                                second_look=True).detect(small)
     expected = np.where(plain.score >= module._UNLOOKED, np.maximum(plain.score, 0.9), plain.score)
     assert np.allclose(np.sort(found.score), np.sort(expected))
+
+
+@pytest.mark.parametrize("size", [(3840, 2176), (7680, 4320), (2048, 1152), (992, 320)])
+def test_tiles_cover_the_input_with_overlap_and_bounded_size(size):
+    from blur.detectors import centerface
+    width, height = size
+    found = centerface.tiles(width, height)
+    covered = np.zeros((height, width), dtype=np.int32)
+    for x, y, w, h in found:
+        assert w * h <= centerface._TILE_PIXELS and w % 32 == 0 and h % 32 == 0
+        assert x + w <= width and y + h <= height
+        covered[y:y + h, x:x + w] += 1
+    assert covered.min() >= 1
+    xs = sorted({x for x, _, _, _ in found})
+    w = found[0][2]
+    assert all(b - a <= w - centerface._TILE_OVERLAP for a, b in zip(xs, xs[1:]))
+
+
+def test_large_inputs_are_run_as_tiles_with_the_same_faces(astronaut, monkeypatch):
+    """A big input runs as tiles (bounded memory) and finds what one whole pass finds,
+    including a face across a tile boundary."""
+    import cv2
+    from blur.detectors import centerface
+    canvas = np.full((720, 1280, 3), 90, np.uint8)
+    canvas[200:456, 520:776] = cv2.resize(astronaut, (256, 256))  # across the middle
+    small = cv2.resize(astronaut, (64, 64))
+    for x in range(40, 1200, 160):
+        canvas[560:624, x:x + 64] = small
+    detector = CenterFaceDetector()
+    whole = detector.detect(canvas)
+    inputs = []
+    real_forward = detector._forward
+    monkeypatch.setattr(detector, "_forward",
+                        lambda blob: inputs.append(blob.shape[2] * blob.shape[3])
+                        or real_forward(blob))
+    monkeypatch.setattr(centerface, "_TILE_PIXELS", 400_000)
+    tiled = detector.detect(canvas)
+    assert max(inputs) <= 400_000 and len(inputs) > 2
+    sure = whole[whole.score >= 0.5]
+    assert len(sure) >= 8
+    for box in sure.xyxy:
+        face = [int(v) for v in box.round()]
+        assert coverage(face, tiled[tiled.score >= 0.5], 1280, 720) >= 0.95

@@ -53,6 +53,12 @@ _LOOK_FACE = 32
 _LOOK_MAX = 128
 _UNLOOKED = 0.1
 _LOOK_BATCH = 64  # crops per forward pass of the second look (bounds its memory)
+# cv2.dnn's memory grows with the input (2 GB for a 4K frame in one pass): larger inputs are run
+# as overlapping tiles of at most this many pixels (a 1080p frame's small-face pass is one tile).
+# The overlap exceeds the largest face a native/upscaled pass is there to find, so every such
+# face lies whole inside some tile.
+_TILE_PIXELS = 2_500_000
+_TILE_OVERLAP = 192
 
 
 def model_path() -> str:
@@ -211,9 +217,22 @@ class CenterFaceDetector:
         # The network downsamples by 32: round the input up to a multiple of it.
         w_in = max(32, int(math.ceil(width * scale / 32)) * 32)
         h_in = max(32, int(math.ceil(height * scale / 32)) * 32)
-        blob = cv2.dnn.blobFromImage(image, 1.0, (w_in, h_in), (0, 0, 0), swapRB=False, crop=False)
-        heatmap, size, offset = self._forward(blob)
-        xyxy, score = _decode(heatmap[0, 0], size[0], offset[0], threshold)
+        if w_in * h_in <= _TILE_PIXELS:
+            blob = cv2.dnn.blobFromImage(image, 1.0, (w_in, h_in), (0, 0, 0), swapRB=False,
+                                         crop=False)
+            heatmap, size, offset = self._forward(blob)
+            xyxy, score = _decode(heatmap[0, 0], size[0], offset[0], threshold)
+        else:
+            resized = cv2.resize(image, (w_in, h_in), interpolation=cv2.INTER_LINEAR)
+            found, scores = [], []
+            for x0, y0, tw, th in tiles(w_in, h_in):
+                blob = cv2.dnn.blobFromImage(resized[y0:y0 + th, x0:x0 + tw], 1.0, (tw, th),
+                                             (0, 0, 0), swapRB=False, crop=False)
+                heatmap, size, offset = self._forward(blob)
+                b, sc = _decode(heatmap[0, 0], size[0], offset[0], threshold)
+                found.append(b + np.array([x0, y0, x0, y0], dtype=np.float32))
+                scores.append(sc)
+            xyxy, score = np.concatenate(found), np.concatenate(scores)
         xyxy *= np.array([width / w_in, height / h_in] * 2, dtype=np.float32)
         if len(xyxy):
             keep = nms(xyxy, score, self.nms_iou)
@@ -253,6 +272,27 @@ class CenterFaceDetector:
                     if match.any():
                         out[i] += score[match].max() / 2
         return out
+
+
+def tiles(width: int, height: int, limit: int | None = None, overlap: int | None = None
+          ) -> list[tuple[int, int, int, int]]:
+    """Overlapping tiles (x, y, w, h) covering a ``width`` x ``height`` network input, each at
+    most ``limit`` pixels with sides multiple of 32, neighbours sharing at least ``overlap``."""
+    limit = _TILE_PIXELS if limit is None else limit
+    overlap = _TILE_OVERLAP if overlap is None else overlap
+    nx = ny = 1
+    while True:
+        tw = min(width, int(math.ceil((width + (nx - 1) * overlap) / nx / 32)) * 32)
+        th = min(height, int(math.ceil((height + (ny - 1) * overlap) / ny / 32)) * 32)
+        if tw * th <= limit or (tw <= 2 * overlap and th <= 2 * overlap):
+            break
+        if tw >= th:
+            nx += 1
+        else:
+            ny += 1
+    xs = [round(i * (width - tw) / (nx - 1)) if nx > 1 else 0 for i in range(nx)]
+    ys = [round(j * (height - th) / (ny - 1)) if ny > 1 else 0 for j in range(ny)]
+    return [(x, y, tw, th) for y in ys for x in xs]
 
 
 def _unview(xyxy: np.ndarray, how: str | None, width: int, height: int) -> np.ndarray:
