@@ -50,7 +50,8 @@ class Settings:
             costly one) runs on every n-th frame and its large-face pass on every frame; tracks
             bridge the frames between (lowered when the gap or padding would not bridge it).
         decode_ahead: video frames decoded ahead in a background thread while the previous ones
-            are analysed or encoded (0: decode in turn).
+            are analysed (0: decode in turn; frames of 6 million pixels or more are never
+            decoded ahead, to keep a 4K run's memory down).
         device: where ONNX Runtime runs the plate/text models: "cpu", "auto" (the best
             provider installed), "cuda", "coreml" or "directml". The face model runs through
             OpenCV's DNN module, CPU only in its pip build.

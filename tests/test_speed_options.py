@@ -235,3 +235,23 @@ def test_sigterm_during_jobs_leaves_no_temp_file(tmp_path):
     assert proc.returncode == 143, stderr
     assert not any(p.name.endswith(".part") for p in out.iterdir()), list(out.iterdir())
     assert "no output was kept" in stderr
+
+
+def test_large_frames_release_the_models_before_rendering(tmp_path, monkeypatch):
+    clip = write_video(tmp_path / "c.mp4", frames=3)
+    released = []
+    monkeypatch.setattr(pipeline, "release_models", lambda: released.append(True))
+    settings = Settings(kinds=("face",), preset="ultrafast")
+    pipeline.anonymise(clip, tmp_path / "a.mp4", settings)
+    assert released == []  # small frames: the models stay loaded for the next file
+    monkeypatch.setattr(pipeline, "LARGE_FRAME_PIXELS", 160 * 120)
+    result = pipeline.anonymise(clip, tmp_path / "b.mp4", settings)
+    assert released == [True] and result.frames == 3
+
+
+def test_released_models_are_loaded_again():
+    first = pipeline.detectors_for(Settings())
+    pipeline.release_models()
+    again = pipeline.detectors_for(Settings())
+    assert [type(d) for d in again] == [type(d) for d in first]
+    assert all(a is not b for a, b in zip(again, first))
