@@ -90,12 +90,18 @@ def anonymise_many(pairs: list[tuple[Path, Path]], settings: Settings, jobs: int
             _drain(updates, on_progress)
             for future in done:
                 index = pending.pop(future)
+                src = pairs[index][0]
                 try:
-                    yield index, future.result()
+                    outcome = future.result()
                 except BlurError as exc:
-                    yield index, exc
+                    outcome = exc
                 except BrokenProcessPool as exc:  # a worker was killed (out of memory?)
-                    yield index, BlurError(f"the worker process died ({exc})", pairs[index][0])
+                    outcome = BlurError(f"the worker process died ({exc})", src)
+                except _Stop:  # a signal sent to that worker alone
+                    outcome = BlurError("the worker process was stopped by a signal", src)
+                except Exception as exc:  # e.g. a result that could not be sent back
+                    outcome = BlurError(f"internal error: {exc.__class__.__name__}: {exc}", src)
+                yield index, outcome
         _drain(updates, on_progress)
         finished = True
     finally:
