@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from . import regions, tracking
-from .detectors import DEFAULT_FOR_KIND, DETECTORS
+from .detectors import DEFAULT_FOR_KIND, DETECTORS, runtime
 from .errors import (BlurError, DetectionError, MediaError, MetadataLeftError,
                      RegionsError, UsageError)
 from .files import atomic_output, check_output, default_output, describe_os_error
@@ -106,41 +106,19 @@ def _detector_options(kind: str, settings: Settings) -> dict:
         return {"threshold": settings.face_threshold,
                 "candidate_threshold": settings.face_candidate_threshold,
                 "second_look": settings.face_second_look, "flip": settings.face_flip,
-                "rotate": settings.face_rotate, "max_upscale": settings.face_max_upscale}
-    return {"max_side": settings.text_max_side, "every_n_frames": settings.text_every_n_frames}
-
-
-# --device name -> ONNX Runtime execution provider.
-DEVICES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
-           "coreml": "CoreMLExecutionProvider", "directml": "DmlExecutionProvider"}
+                "rotate": settings.face_rotate, "max_upscale": settings.face_max_upscale,
+                "device": settings.device}
+    return {"max_side": settings.text_max_side, "every_n_frames": settings.text_every_n_frames,
+            "device": settings.device}
 
 
 def check_device(device: str) -> str:
-    """The ONNX Runtime provider ``device`` names.
-
-    Only the CPU is used today: the text/plate sessions are built for it, and the face model runs
-    through OpenCV's DNN module, CPU only in its pip build. "auto" therefore means the CPU; an
-    accelerator asked for by name is refused with the reason rather than silently ignored.
+    """The ONNX Runtime provider that ``device`` ("cpu", "auto", "cuda", ...) runs the models on.
 
     Raises:
-        UsageError: an unknown name, a provider this ONNX Runtime build does not have, or one
-            installed that the models cannot use yet.
+        UsageError: an unknown name, or a provider this ONNX Runtime build does not have.
     """
-    if device not in DEVICES and device != "auto":
-        raise UsageError(f"unknown device {device!r}: choose one of auto, "
-                         + ", ".join(DEVICES))
-    if device in ("cpu", "auto"):
-        return DEVICES["cpu"]
-    import onnxruntime
-
-    available = onnxruntime.get_available_providers()
-    provider = DEVICES[device]
-    if provider not in available:
-        raise UsageError(f"device {device!r} is not available: this ONNX Runtime has "
-                         f"{', '.join(available)} (install onnxruntime-gpu for cuda, "
-                         f"onnxruntime-directml for directml), or use --device cpu")
-    raise UsageError(f"device {device!r} ({provider}) is installed but blur cannot use it yet: "
-                     f"its models run on the CPU (use --device cpu)")
+    return runtime.providers(device)[0]
 
 
 def detectors_for(settings: Settings) -> list:

@@ -52,9 +52,9 @@ class Settings:
         decode_ahead: video frames decoded ahead in a background thread while the previous ones
             are analysed (0: decode in turn; frames of 6 million pixels or more are never
             decoded ahead, to keep a 4K run's memory down).
-        device: where ONNX Runtime runs the plate/text models: "cpu", "auto" (the best
-            provider installed), "cuda", "coreml" or "directml". The face model runs through
-            OpenCV's DNN module, CPU only in its pip build.
+        device: where ONNX Runtime runs the face, plate and text models: "cpu", "auto" (the
+            first of cuda, coreml, directml installed, else the CPU), "cuda", "coreml" or
+            "directml" (refused when this ONNX Runtime build lacks it).
     """
 
     kinds: tuple[str, ...] = ("face", "plate")

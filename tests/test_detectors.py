@@ -268,3 +268,24 @@ def test_large_inputs_are_run_as_tiles_with_the_same_faces(astronaut, monkeypatc
     for box in sure.xyxy:
         face = [int(v) for v in box.round()]
         assert coverage(face, tiled[tiled.score >= 0.5], 1280, 720) >= 0.95
+
+
+def test_rewritten_face_model_gives_the_original_graph_outputs(astronaut):
+    """The model is rewritten for ONNX Runtime when loaded (free input size, weights as
+    constants); it must compute what the file itself computes. OpenCV's DNN module runs the
+    unmodified file as the reference, at a size and batch the file does not declare."""
+    import cv2
+
+    from blur.detectors import centerface, runtime
+
+    images = [astronaut[:320, :224], np.ascontiguousarray(astronaut[:320, 288:][:, ::-1])]
+    blob = cv2.dnn.blobFromImages(images, 1.0, (224, 320), (0, 0, 0), swapRB=False, crop=False)
+    reference = cv2.dnn.readNetFromONNX(centerface.model_path())
+    reference.setInput(blob)
+    expected = reference.forward(centerface._OUTPUTS + ["540"])[:3]  # OpenCV 5 wants them all
+    sess = runtime.session(centerface.model_bytes(), "cpu")
+    got = sess.run(centerface._OUTPUTS, {sess.get_inputs()[0].name: blob})
+    for want, have in zip(expected, got):
+        assert have.shape == want.shape
+        assert np.abs(have - want).max() < 1e-3
+    assert expected[0].max() > 0.5  # the astronaut's face is in the first crop

@@ -255,3 +255,50 @@ def test_released_models_are_loaded_again():
     again = pipeline.detectors_for(Settings())
     assert [type(d) for d in again] == [type(d) for d in first]
     assert all(a is not b for a, b in zip(again, first))
+
+
+@pytest.mark.parametrize("installed, device, wanted", [
+    (["CPUExecutionProvider"], "auto", ["CPUExecutionProvider"]),
+    (["CUDAExecutionProvider", "CPUExecutionProvider"], "auto",
+     ["CUDAExecutionProvider", "CPUExecutionProvider"]),
+    (["CoreMLExecutionProvider", "CPUExecutionProvider"], "auto",
+     ["CoreMLExecutionProvider", "CPUExecutionProvider"]),
+    (["DmlExecutionProvider", "CPUExecutionProvider"], "directml",
+     ["DmlExecutionProvider", "CPUExecutionProvider"]),
+    (["CUDAExecutionProvider", "CPUExecutionProvider"], "cpu", ["CPUExecutionProvider"]),
+])
+def test_device_names_the_providers_every_model_runs_on(monkeypatch, installed, device, wanted):
+    import onnxruntime
+
+    from blur.detectors import runtime
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: installed)
+    assert runtime.providers(device) == wanted
+    assert pipeline.check_device(device) == wanted[0]
+
+
+def test_an_accelerator_asked_for_by_name_but_missing_is_refused(monkeypatch):
+    import onnxruntime
+
+    from blur.detectors import runtime
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    with pytest.raises(UsageError, match=r"device 'cuda' is not available.*onnxruntime-gpu"):
+        runtime.providers("cuda")
+
+
+def test_detectors_are_built_for_the_device(monkeypatch):
+    """--device reaches every model's session: the face detector's and the text model's."""
+    from blur.detectors import runtime, text
+
+    asked = []
+    real = runtime.providers
+    monkeypatch.setattr(runtime, "providers", lambda device: asked.append(device) or real("cpu"))
+    pipeline.release_models()
+    try:
+        pipeline.detectors_for(Settings(device="auto"))
+    finally:
+        pipeline.release_models()
+    # Check, face session, text detector and recogniser sessions (plates share them).
+    assert asked.count("auto") >= 4, asked
+    assert text.shared_model.cache_info().currsize == 0

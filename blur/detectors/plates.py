@@ -62,6 +62,7 @@ class PlateDetector:
         pad_x / pad_y: the line's box grows by this many line heights left/right and up/down
             to reach the plate's edges and frame.
         every_n_frames: in videos, run on every n-th frame; the tracker bridges the others.
+        device: where ONNX Runtime runs the text model (see ``runtime.providers``).
     """
 
     name = "ppocr-plates"
@@ -71,7 +72,7 @@ class PlateDetector:
                  min_aspect: float = 1.2, max_aspect: float = 10.0, max_angle: float = 30.0,
                  read_conf: float = 0.4, min_chars: int = 3, pad_x: float = 0.6,
                  pad_y: float = 0.55, max_height: float = 0.35, upscale: float = 2.0,
-                 every_n_frames: int = 1, **_ignored):
+                 every_n_frames: int = 1, device: str = "cpu", **_ignored):
         self.max_side = max_side
         self.upscale = upscale
         self.max_height = max_height
@@ -85,7 +86,7 @@ class PlateDetector:
         self.pad_x = pad_x
         self.pad_y = pad_y
         self.every_n_frames = every_n_frames
-        self._model = shared_model()
+        self._model = shared_model(device)
 
     def candidates(self, image: np.ndarray):
         """Text lines whose geometry fits a plate: (rects, scores)."""

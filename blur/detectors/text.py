@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import DetectionError
 from ..types import Detections
+from .runtime import session
 
 # (distribution, file inside it). The distribution is only a carrier for the model files.
 MODELS = {
@@ -139,26 +140,17 @@ def analysis_scale(width: int, height: int, max_side: int, upscale: float = 1.0)
     return min(max_side / max(width, height), max(1.0, upscale))
 
 
-def _session(path: Path, threads: int):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    if threads > 0:
-        opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
 class TextModel:
     """The PP-OCR detector and recogniser, loaded once and shared by the text and plate detectors.
 
     Args:
+        device: where ONNX Runtime runs them (see ``runtime.providers``).
         threads: ONNX Runtime intra-op threads (0: its default, one per core).
     """
 
-    def __init__(self, threads: int = 0):
-        self._det = _session(model_file("det"), threads)
-        self._rec = _session(model_file("rec"), threads)
+    def __init__(self, device: str = "cpu", threads: int = 0):
+        self._det = session(model_file("det"), device, threads)
+        self._rec = session(model_file("rec"), device, threads)
         meta = self._rec.get_modelmeta().custom_metadata_map
         if "character" not in meta:
             raise DetectionError("the text recogniser carries no character list")
@@ -213,9 +205,9 @@ class TextModel:
 
 
 @lru_cache(maxsize=None)
-def shared_model(threads: int = 0) -> TextModel:
-    """One ``TextModel`` per process: the text and plate detectors share its sessions."""
-    return TextModel(threads)
+def shared_model(device: str = "cpu", threads: int = 0) -> TextModel:
+    """One ``TextModel`` per process and device: the text and plate detectors share it."""
+    return TextModel(device, threads)
 
 
 class TextDetector:
@@ -225,19 +217,20 @@ class TextDetector:
         max_side: the image is analysed with its long side at most this many pixels.
         box_thresh: minimum mean text probability of a line.
         pad: each line's box grows by this many line heights on every side.
+        device: where ONNX Runtime runs the text model (see ``runtime.providers``).
     """
 
     name = "pptext"
     kind = "text"
 
     def __init__(self, max_side: int = 1280, box_thresh: float = 0.5, pad: float = 0.25,
-                 upscale: float = 2.0, every_n_frames: int = 1, **_ignored):
+                 upscale: float = 2.0, every_n_frames: int = 1, device: str = "cpu", **_ignored):
         self.max_side = max_side
         self.upscale = upscale
         self.box_thresh = box_thresh
         self.pad = pad
         self.every_n_frames = every_n_frames
-        self._model = shared_model()
+        self._model = shared_model(device)
 
     def detect(self, image: np.ndarray) -> Detections:
         lines = self._model.find(image, self.max_side, self.box_thresh, self.upscale)
