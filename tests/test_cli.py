@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from blur import cli
+from blur import cli, cli_display
 from blur.errors import ExitStatus
 
 from conftest import write_video
@@ -203,9 +203,9 @@ def test_summary_says_where_to_look(tmp_path, face_frame):
 def test_look_at_column_is_a_dash_when_nothing_needs_a_look():
     class Result:
         bridged_frames = weak_frames = 0
-    assert cli._look_at(Result()) == "-"
+    assert cli_display._look_at(Result()) == "-"
     Result.weak_frames = 2
-    assert cli._look_at(Result()) == "2 weak"
+    assert cli_display._look_at(Result()) == "2 weak"
 
 
 @pytest.mark.parametrize("command", ["run", "scan"])
