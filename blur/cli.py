@@ -78,6 +78,9 @@ TextOpt = Annotated[bool, typer.Option(
 Sideways = Annotated[bool, typer.Option(
     "--sideways", help="Also look for faces turned 90 degrees (people lying down, "
                        "a camera on its side); about 3x slower.")]
+DeviceOpt = Annotated[Optional[str], typer.Option(
+    "--device", help="Where the models run: auto (default: cuda or directml when an ONNX Runtime "
+                    "build for it is installed, else the CPU), cpu, cuda, coreml or directml.")]
 Quiet = Annotated[bool, typer.Option("-q", "--quiet",
                                      help="No progress or summary; errors only.")]
 
@@ -175,10 +178,7 @@ def run(
     jobs: int = typer.Option(1, "-j", "--jobs", min=1,
                              help="Process this many files at once, in separate processes "
                                   "(default 1; each one already uses every core)."),
-    device: Optional[str] = typer.Option(None, "--device",
-                                         help="Where the models run: cpu (default) or auto "
-                                              "(the CPU today); cuda, coreml and directml are "
-                                              "refused with the reason (not wired up yet)."),
+    device: DeviceOpt = None,
     quiet: Quiet = False,
 ):
     """Anonymise PATHS: NAME.blurred.EXT beside each file, or under -o."""
@@ -268,13 +268,15 @@ def scan_command(
     text: TextOpt = False,
     sideways: Sideways = False,
     on_frame_error: OnFrameErrorOpt = None,
+    device: DeviceOpt = None,
     quiet: Quiet = False,
 ):
     """Find what to redact and write it to a regions file to look at and edit; no output yet."""
     from . import regions as regions_file, report as review
 
     settings = _settings(kinds=_kinds(only, text), face_threshold=threshold, max_gap_seconds=gap,
-                         pad_seconds=pad, fail_frame=on_frame_error, face_rotate=sideways)
+                         pad_seconds=pad, fail_frame=on_frame_error, face_rotate=sideways,
+                         device=device)
     regions = regions or path.with_name(f"{path.stem}.regions.json")
     _free(regions, overwrite, path)
     if report is not None:
@@ -349,13 +351,14 @@ def check_command(
         help=f"Face threshold of the re-scan (default {_D.check_face_threshold})."),
     mask_scale: Optional[float] = typer.Option(None, "--mask-scale", min=1.0, max=4.0,
                                                help="Mask scale the output was rendered with."),
+    device: DeviceOpt = None,
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Only the verdict per file."),
 ):
     """Re-scan files sensitively: exit 0 only if no face, plate or identifying metadata is found."""
     from . import check as checker, regions as regions_file
     from .media import is_media
 
-    settings = _settings(check_face_threshold=threshold, mask_scale=mask_scale)
+    settings = _settings(check_face_threshold=threshold, mask_scale=mask_scale, device=device)
     files: list[Path] = []
     for p in paths:
         if p.is_dir():

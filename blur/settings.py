@@ -52,9 +52,9 @@ class Settings:
         decode_ahead: video frames decoded ahead in a background thread while the previous ones
             are analysed (0: decode in turn; frames of 6 million pixels or more are never
             decoded ahead, to keep a 4K run's memory down).
-        device: where ONNX Runtime runs the face, plate and text models: "cpu", "auto" (the
-            first of cuda, coreml, directml installed, else the CPU), "cuda", "coreml" or
-            "directml" (refused when this ONNX Runtime build lacks it).
+        device: where ONNX Runtime runs the face, plate and text models: "auto" (cuda or
+            directml when an ONNX Runtime build for it is installed, else the CPU), "cpu",
+            "cuda", "coreml" or "directml" (a name this ONNX Runtime build lacks is refused).
     """
 
     kinds: tuple[str, ...] = ("face", "plate")
@@ -81,7 +81,7 @@ class Settings:
     check_face_threshold: float = 0.1
     face_small_every_n_frames: int = 1
     decode_ahead: int = 4
-    device: str = "cpu"
+    device: str = "auto"
 
     def merged(self, **overrides: Any) -> "Settings":
         """Return a copy with every override that is not None applied."""

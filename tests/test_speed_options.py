@@ -261,7 +261,8 @@ def test_released_models_are_loaded_again():
     (["CPUExecutionProvider"], "auto", ["CPUExecutionProvider"]),
     (["CUDAExecutionProvider", "CPUExecutionProvider"], "auto",
      ["CUDAExecutionProvider", "CPUExecutionProvider"]),
-    (["CoreMLExecutionProvider", "CPUExecutionProvider"], "auto",
+    (["CoreMLExecutionProvider", "CPUExecutionProvider"], "auto", ["CPUExecutionProvider"]),
+    (["CoreMLExecutionProvider", "CPUExecutionProvider"], "coreml",
      ["CoreMLExecutionProvider", "CPUExecutionProvider"]),
     (["DmlExecutionProvider", "CPUExecutionProvider"], "directml",
      ["DmlExecutionProvider", "CPUExecutionProvider"]),
@@ -302,3 +303,12 @@ def test_detectors_are_built_for_the_device(monkeypatch):
     # Check, face session, text detector and recogniser sessions (plates share them).
     assert asked.count("auto") >= 4, asked
     assert text.shared_model.cache_info().currsize == 0
+
+
+@pytest.mark.parametrize("command", ["scan", "check"])
+def test_scan_and_check_take_the_device_too(tmp_path, command):
+    clip = write_video(tmp_path / "c.mp4", frames=2)
+    bad = CliRunner().invoke(cli.app, [command, str(clip), "--device", "tpu", "-q"])
+    assert bad.exit_code == 2, bad.output
+    assert "unknown device 'tpu'" in bad.output
+    assert not (tmp_path / "c.regions.json").exists()

@@ -236,22 +236,16 @@ class CenterFaceDetector:
         # The network downsamples by 32: round the input up to a multiple of it.
         w_in = max(32, int(math.ceil(width * scale / 32)) * 32)
         h_in = max(32, int(math.ceil(height * scale / 32)) * 32)
-        if w_in * h_in <= _TILE_PIXELS:
-            blob = cv2.dnn.blobFromImage(image, 1.0, (w_in, h_in), (0, 0, 0), swapRB=False,
-                                         crop=False)
-            heatmap, size, offset = self._forward(blob)
-            xyxy, score = _decode(heatmap[0, 0], size[0], offset[0], threshold)
-        else:
-            resized = cv2.resize(image, (w_in, h_in), interpolation=cv2.INTER_LINEAR)
-            found, scores = [], []
-            for x0, y0, tw, th in tiles(w_in, h_in):
-                blob = cv2.dnn.blobFromImage(resized[y0:y0 + th, x0:x0 + tw], 1.0, (tw, th),
-                                             (0, 0, 0), swapRB=False, crop=False)
-                heatmap, size, offset = self._forward(blob)
-                b, sc = _decode(heatmap[0, 0], size[0], offset[0], threshold)
-                found.append(b + np.array([x0, y0, x0, y0], dtype=np.float32))
-                scores.append(sc)
-            xyxy, score = np.concatenate(found), np.concatenate(scores)
+        resized = (image if (w_in, h_in) == (width, height)
+                   else cv2.resize(image, (w_in, h_in), interpolation=cv2.INTER_LINEAR))
+        spans = [(0, 0, w_in, h_in)] if w_in * h_in <= _TILE_PIXELS else tiles(w_in, h_in)
+        found, scores = [], []
+        for x0, y0, tw, th in spans:
+            heatmap, size, offset = self._forward(_blob(resized[y0:y0 + th, x0:x0 + tw]))
+            b, sc = _decode(heatmap[0, 0], size[0], offset[0], threshold)
+            found.append(b + np.array([x0, y0, x0, y0], dtype=np.float32))
+            scores.append(sc)
+        xyxy, score = np.concatenate(found), np.concatenate(scores)
         xyxy *= np.array([width / w_in, height / h_in] * 2, dtype=np.float32)
         if len(xyxy):
             keep = nms(xyxy, score, self.nms_iou)
@@ -274,9 +268,7 @@ class CenterFaceDetector:
             crops += [crop, np.ascontiguousarray(crop[:, ::-1])]
         maps = []
         for start in range(0, len(crops), _LOOK_BATCH):
-            blob = cv2.dnn.blobFromImages(crops[start:start + _LOOK_BATCH], 1.0, (side, side),
-                                          (0, 0, 0), swapRB=False, crop=False)
-            maps.append(self._forward(blob))
+            maps.append(self._forward(_blob(np.stack(crops[start:start + _LOOK_BATCH]))))
         heatmap, size_map, offset = (np.concatenate(m) for m in zip(*maps))
         out = np.zeros(len(xyxy), dtype=np.float32)
         for i in range(len(xyxy)):
@@ -291,6 +283,14 @@ class CenterFaceDetector:
                     if match.any():
                         out[i] += score[match].max() / 2
         return out
+
+
+def _blob(pixels: np.ndarray) -> np.ndarray:
+    """(H, W, 3) or (N, H, W, 3) uint8 pixels as the network's (N, 3, H, W) float32 input: the
+    pixel values as they are (the model normalises), channels in the order given. Twice as fast
+    as cv2.dnn.blobFromImage, which resizes in float."""
+    pixels = pixels[None] if pixels.ndim == 3 else pixels
+    return np.ascontiguousarray(pixels.transpose(0, 3, 1, 2), dtype=np.float32)
 
 
 def tiles(width: int, height: int, limit: int | None = None, overlap: int | None = None
