@@ -43,6 +43,12 @@ def sha256(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def _onnxruntime() -> str:
+    """The ONNX Runtime distribution installed: the CPU build or one made for a GPU."""
+    return next((d for d in ("onnxruntime-gpu", "onnxruntime-directml") if _version(d)),
+                "onnxruntime")
+
+
 def _version(dist: str) -> str | None:
     try:
         return importlib.metadata.version(dist)
@@ -83,7 +89,7 @@ def build(src: Path, dst: Path, settings: Settings, result=None,
         "format": FORMAT,
         "blur_version": __version__,
         "libraries": {name: _version(name) for name in
-                      ("av", "opencv-python", "onnxruntime", "numpy", "pillow")},
+                      ("av", "opencv-python", _onnxruntime(), "onnx", "numpy", "pillow")},
         "python": platform.python_version(),
         "models": models(settings),
         "settings": settings_dict,
