@@ -150,26 +150,35 @@ class BatchProgress:
 
 # ---- blur run --------------------------------------------------------------------------------
 
+_KIND_COLUMNS = {"face": "faces", "plate": "plates", "text": "text"}
+
+
 def summary(results, failures) -> None:
-    """The table of a run: one row per file (and per note), failures last, then the totals."""
+    """The table of a run: one row per file (and per note), failures last, then the totals.
+
+    One column per kind found (faces always), counting tracks: how many faces, plates and
+    lines of text a person will see redacted."""
+    kinds = ["face"] + sorted({k for r in results for k, n in r.tracks.items() if n} - {"face"})
+    columns = (["file", "output"] + [_KIND_COLUMNS.get(k, k) for k in kinds]
+               + ["redacted", "look at", "time"])
     table = Table(title=None, show_edge=False)
-    for col in ("file", "output", "tracks", "detections", "frames redacted", "look at", "time"):
+    for col in columns:
         # Names are cut short rather than wrapped (a wrapped name reads as several files), and
-        # leave the numbers their room.
+        # leave the numbers their room; 7 columns fit 80 wide.
         name = col in ("file", "output")
-        table.add_column(col, no_wrap=name or col in ("look at", "time"), overflow="ellipsis",
-                         max_width=13 if name else None)
+        table.add_column(col, no_wrap=col != "look at", overflow="ellipsis",
+                         max_width=13 if name else None,
+                         justify="left" if name or col == "look at" else "right")
+    blank = [""] * (len(columns) - 2)
     for r in results:
         table.add_row(escape(printable(str(r.src))), escape(printable(str(r.dst))),
-                      _per_kind(r.tracks) or "0",
-                      str(r.detections),
-                      f"{r.frames_redacted}/{r.frames}", _look_at(r), f"{r.seconds:.1f} s")
+                      *(str(r.tracks.get(k, 0)) for k in kinds),
+                      f"{r.frames_redacted}/{r.frames}", _look_at(r, "\n"), f"{r.seconds:.1f} s")
         for note in r.notes:
-            table.add_row("", f"note: {escape(note)}", "", "", "", "", "")
+            table.add_row("", f"note: {escape(note)}", *blank)
     for f in failures:
         table.add_row(escape(printable(str(f.path or ""))),
-                      f"[red]failed:[/] {escape(printable(f.message))}",
-                      "", "", "", "", "")
+                      f"[red]failed:[/] {escape(printable(f.message))}", *blank)
     out.print(table)
     totals: dict[str, int] = {}
     for r in results:
@@ -181,11 +190,11 @@ def summary(results, failures) -> None:
               f"{sum(r.seconds for r in results):.1f} s")
 
 
-def _look_at(result) -> str:
+def _look_at(result, sep: str = ", ") -> str:
     """Frames a person should check first: tracks bridged without a detection, weak-only faces."""
     parts = [f"{n} {what}" for n, what in ((result.bridged_frames, "bridged"),
                                            (result.weak_frames, "weak")) if n]
-    return ", ".join(parts) or "-"
+    return sep.join(parts) or "-"
 
 
 def _per_kind(tracks: dict[str, int]) -> str:

@@ -44,6 +44,13 @@ def test_photo_default_output_and_summary(photo):
     out = photo.with_name("face.blurred.png")
     assert out.is_file()
     assert "face.png" in result.stdout and "1 file(s) done, 0 failed" in result.stdout
+    # One column per kind found, faces always: the header names it, the row counts the face.
+    header = next(line for line in result.stdout.splitlines() if "output" in line)
+    cells = [c.strip() for c in header.replace("┃", "|").split("|")]
+    row = next(line for line in result.stdout.splitlines() if line.lstrip().startswith("face.png"))
+    values = [c.strip() for c in row.replace("│", "|").split("|")]
+    assert cells[:3] == ["file", "output", "faces"] and "look at" in cells
+    assert values[2] == "1" and values[cells.index("redacted")] == "1/1"
     with Image.open(out) as a, Image.open(photo) as b:
         assert a.size == b.size and np.asarray(a).tobytes() != np.asarray(b).tobytes()
 
