@@ -12,6 +12,7 @@ never shares packages with blur.
     python benchmarks/speed.py --generate 4k:3 --no-deface --no-floor      # peak memory at 4K
     python benchmarks/speed.py --files ../shared/media/vtest.avi --no-deface \
         --blur default= --blur stride3="--small-face-stride 3"   # compare blur variants
+    python benchmarks/speed.py --files ../shared/media/vtest.avi --frames 100 --runs 1   # quick
 """
 
 from __future__ import annotations
@@ -110,6 +111,23 @@ def generated_1080p(path: Path, seconds: float = 20, fps: int = 25,
     return path
 
 
+def first_frames(src: Path, frames: int, dst: Path) -> Path:
+    """The first ``frames`` frames of ``src`` as an H.264 clip (CRF 16, near lossless), for
+    quick comparisons on real footage."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        vin = inp.streams.video[0]
+        vs = out.add_stream("libx264", rate=vin.average_rate or 25)
+        vs.width, vs.height, vs.pix_fmt = vin.width, vin.height, "yuv420p"
+        vs.options = {"crf": "16", "preset": "veryfast"}
+        for i, frame in enumerate(inp.decode(vin)):
+            if i >= frames:
+                break
+            frame.pts = None
+            out.mux(vs.encode(frame.reformat(format="yuv420p")))
+        out.mux(vs.encode(None))
+    return dst
+
+
 def frame_count(path: Path) -> int:
     with av.open(str(path)) as c:
         return sum(1 for _ in c.decode(video=0))
@@ -121,6 +139,7 @@ def main() -> None:
     ap.add_argument("--generate", action="append", default=[], metavar="SIZE:SECONDS",
                     help=f"add a generated clip, SIZE one of {', '.join(SIZES)} (e.g. 4k:3)")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--frames", type=int, help="time only the first N frames of each file")
     ap.add_argument("--no-deface", action="store_true")
     ap.add_argument("--no-floor", action="store_true")
     ap.add_argument("--blur-args", default="", help="extra arguments for blur, e.g. '--jobs 2'")
@@ -138,6 +157,9 @@ def main() -> None:
         size, _, seconds = spec.partition(":")
         files.append(generated_1080p(work / f"moving_faces_{size}.mp4", float(seconds or 20),
                                      size=SIZES[size]))
+    if args.frames:
+        files = [first_frames(f, args.frames, work / f"{f.stem}_first{args.frames}.mp4")
+                 for f in files]
     variants = dict(v.split("=", 1) for v in args.blur) or {"blur": ""}
     blur_cmd = [sys.executable, "-m", "blur"]
     rows = []

@@ -40,6 +40,7 @@ Shape = _choices("Shape", "ellipse", "box")
 Audio = _choices("Audio", "copy", "drop")
 OnFrameError = _choices("OnFrameError", "fail", "redact")
 Only = _choices("Only", "faces", "plates")
+Device = _choices("Device", "auto", "cpu", "cuda", "coreml", "directml")
 
 # ---- options shared by several commands: declared once, with one help text -------------------
 # Each defaults to None (a flag to False) and is merged over Settings, which holds the defaults.
@@ -78,9 +79,10 @@ TextOpt = Annotated[bool, typer.Option(
 Sideways = Annotated[bool, typer.Option(
     "--sideways", help="Also look for faces turned 90 degrees (people lying down, "
                        "a camera on its side); about 3x slower.")]
-DeviceOpt = Annotated[Optional[str], typer.Option(
-    "--device", help="Where the models run: auto (default: cuda or directml when an ONNX Runtime "
-                    "build for it is installed, else the CPU), cpu, cuda, coreml or directml.")]
+DeviceOpt = Annotated[Optional[Device], typer.Option(
+    "--device", case_sensitive=False,
+    help="Where the models run (default auto: cuda or directml when an ONNX Runtime build for "
+         "it is installed, else the CPU).")]
 Quiet = Annotated[bool, typer.Option("-q", "--quiet",
                                      help="No progress or summary; errors only.")]
 
@@ -217,7 +219,7 @@ def run(
                     failures.append(_unexpected(exc, src))
                     show.error(failures[-1])
     if not quiet:
-        show.summary(results, failures)
+        show.summary(results, failures, settings.kinds)
     if failures:  # one failed file means a non-zero exit, after the others finished
         raise typer.Exit(max(int(f.exit_status) for f in failures))
 

@@ -153,21 +153,24 @@ class BatchProgress:
 _KIND_COLUMNS = {"face": "faces", "plate": "plates", "text": "text"}
 
 
-def summary(results, failures) -> None:
+def summary(results, failures, searched: tuple[str, ...] = ("face", "plate")) -> None:
     """The table of a run: one row per file (and per note), failures last, then the totals.
 
-    One column per kind found (faces always), counting tracks: how many faces, plates and
-    lines of text a person will see redacted."""
-    kinds = ["face"] + sorted({k for r in results for k, n in r.tracks.items() if n} - {"face"})
+    One column per kind looked for, counting tracks: how many faces, plates and lines of text a
+    person will see redacted. A kind not looked for has no column (a 0 there would read as
+    "none in the file")."""
+    found = sorted({k for r in results for k, n in r.tracks.items() if n} - set(searched))
+    kinds = list(searched) + found
     columns = (["file", "output"] + [_KIND_COLUMNS.get(k, k) for k in kinds]
                + ["redacted", "look at", "time"])
     table = Table(title=None, show_edge=False)
     for col in columns:
         # Names are cut short rather than wrapped (a wrapped name reads as several files), and
-        # leave the numbers their room; 7 columns fit 80 wide.
+        # leave the numbers their room: the table fits 80 columns.
         name = col in ("file", "output")
         table.add_column(col, no_wrap=col != "look at", overflow="ellipsis",
-                         max_width=13 if name else None,
+                         max_width=(13 if len(kinds) < 3 else 10) if name else None,
+                         min_width=7 if col == "look at" else None,
                          justify="left" if name or col == "look at" else "right")
     blank = [""] * (len(columns) - 2)
     for r in results:

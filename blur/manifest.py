@@ -43,12 +43,6 @@ def sha256(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _onnxruntime() -> str:
-    """The ONNX Runtime distribution installed: the CPU build or one made for a GPU."""
-    return next((d for d in ("onnxruntime-gpu", "onnxruntime-directml") if _version(d)),
-                "onnxruntime")
-
-
 def _version(dist: str) -> str | None:
     try:
         return importlib.metadata.version(dist)
@@ -81,6 +75,8 @@ def build(src: Path, dst: Path, settings: Settings, result=None,
         result: the ``FileResult`` of the render, for its counts.
         regions_path: the regions file rendered from, if any (hashed only).
     """
+    import onnxruntime
+
     from . import __version__
 
     settings_dict = dataclasses.asdict(settings)
@@ -89,7 +85,10 @@ def build(src: Path, dst: Path, settings: Settings, result=None,
         "format": FORMAT,
         "blur_version": __version__,
         "libraries": {name: _version(name) for name in
-                      ("av", "opencv-python", _onnxruntime(), "onnx", "numpy", "pillow")},
+                      ("av", "opencv-python", "onnx", "numpy", "pillow")},
+        # The build that is imported (the CPU one, onnxruntime-gpu, ...), by what it provides.
+        "onnxruntime": {"version": onnxruntime.__version__,
+                        "providers": onnxruntime.get_available_providers()},
         "python": platform.python_version(),
         "models": models(settings),
         "settings": settings_dict,

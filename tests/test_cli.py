@@ -55,6 +55,14 @@ def test_photo_default_output_and_summary(photo):
         assert a.size == b.size and np.asarray(a).tobytes() != np.asarray(b).tobytes()
 
 
+def test_summary_has_no_column_for_a_kind_not_looked_for(photo):
+    """With --only plates, faces were not searched: no "faces 0" that reads as "no faces"."""
+    result = blur(photo, "--only", "plates")
+    assert result.exit_code == ExitStatus.OK, result.stderr
+    header = next(line for line in result.stdout.splitlines() if "output" in line)
+    assert "plates" in header and "faces" not in header
+
+
 def test_quiet_prints_nothing_on_success(photo):
     result = blur(photo, "--quiet")
     assert result.exit_code == 0

@@ -292,7 +292,8 @@ def test_render_writes_a_manifest_that_names_no_file(tmp_path, three_faces):
     assert {m["kind"] for m in data["models"]} == {"face", "plate"}
     assert all(len(f["sha256"]) == 64 for m in data["models"] for f in m["files"])
     assert data["settings"]["style"] == "pixelate" and data["settings"]["mask_scale"] == 1.3
-    assert data["libraries"]["onnxruntime"] and data["libraries"]["onnx"]  # what ran the models
+    assert data["libraries"]["onnx"] and data["onnxruntime"]["version"]  # what ran the models
+    assert "CPUExecutionProvider" in data["onnxruntime"]["providers"]
     assert data["redaction"]["tracks_redacted"] == {"face": 3}
     assert "three" not in manifest.read_text()  # names often say who or where
     result = blur("render", three_faces, "--regions", regions_path, "-o", tmp_path / "o2.png",

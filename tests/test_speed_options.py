@@ -160,7 +160,7 @@ def test_device_option(tmp_path, monkeypatch):
     assert ok.exit_code == 0, ok.output
     bad = CliRunner().invoke(cli.app, ["run", str(clip), "--device", "tpu", "-q"])
     assert bad.exit_code == 2
-    assert "unknown device 'tpu'" in bad.output
+    assert "'tpu' is not one of 'auto', 'cpu', 'cuda'" in bad.output
 
 
 def decoded(path) -> list[np.ndarray]:
@@ -310,5 +310,36 @@ def test_scan_and_check_take_the_device_too(tmp_path, command):
     clip = write_video(tmp_path / "c.mp4", frames=2)
     bad = CliRunner().invoke(cli.app, [command, str(clip), "--device", "tpu", "-q"])
     assert bad.exit_code == 2, bad.output
-    assert "unknown device 'tpu'" in bad.output
+    assert "'tpu' is not one of 'auto', 'cpu', 'cuda'" in bad.output
     assert not (tmp_path / "c.regions.json").exists()
+
+
+def test_device_names_are_not_case_sensitive(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_video(tmp_path / "c.mp4", frames=2)
+    ok = CliRunner().invoke(cli.app, ["run", "c.mp4", "--device", "CPU", "-q", "--only", "faces",
+                                      "--preset", "ultrafast"])
+    assert ok.exit_code == 0, ok.output
+
+
+def test_an_accelerator_that_does_not_start_is_refused_not_replaced_by_the_cpu(monkeypatch):
+    """ONNX Runtime lists the providers a build has, not the ones that work: onnxruntime-gpu
+    without the CUDA libraries or a GPU quietly builds a CPU session. Asked for by name, that is
+    an error; under "auto" the CPU is the right answer."""
+    import onnxruntime
+
+    from blur.detectors import centerface, runtime
+
+    cuda = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: cuda)
+    real = onnxruntime.InferenceSession
+
+    def without_cuda_libraries(model, opts, providers):
+        assert providers == cuda
+        return real(model, opts, providers=["CPUExecutionProvider"])
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", without_cuda_libraries)
+    with pytest.raises(UsageError, match="device 'cuda' could not be started"):
+        runtime.session(centerface.model_bytes(), "cuda")
+    sess = runtime.session(centerface.model_bytes(), "auto")
+    assert sess.get_providers() == ["CPUExecutionProvider"]

@@ -77,18 +77,27 @@ def model_path() -> str:
 
 @lru_cache(maxsize=1)
 def model_bytes() -> bytes:
-    """The model rewritten for ONNX Runtime: any batch and input size, weights as constants."""
-    import onnx
+    """The model rewritten for ONNX Runtime: any batch and input size, weights as constants,
+    and only the outputs blur reads (the landmark head is left out)."""
+    try:
+        import onnx
+    except ModuleNotFoundError as exc:  # pragma: no cover - onnx is a declared dependency
+        raise DetectionError("the package 'onnx' (needed to load the face model) is not "
+                             "installed") from exc
 
     model = onnx.load(model_path())
     weights = {t.name for t in model.graph.initializer}
     inputs = [t for t in model.graph.input if t.name not in weights]
-    del model.graph.input[:]
+    outputs = [t for t in model.graph.output if t.name in _OUTPUTS]
+    del model.graph.input[:], model.graph.output[:]
     model.graph.input.extend(inputs)
-    for value in list(model.graph.input) + list(model.graph.output):
-        dims = value.type.tensor_type.shape.dim
-        for axis, name in ((0, "batch"), (2, "height"), (3, "width")):
-            dims[axis].dim_param = name
+    model.graph.output.extend(outputs)
+    # The outputs are a quarter of the input's size (stride 4): their own names, not the input's.
+    for values, prefix in ((model.graph.input, "in"), (model.graph.output, "out")):
+        for value in values:
+            dims = value.type.tensor_type.shape.dim
+            for axis, name in ((0, "batch"), (2, f"{prefix}_height"), (3, f"{prefix}_width")):
+                dims[axis].dim_param = name
     return model.SerializeToString()
 
 
@@ -166,7 +175,7 @@ class CenterFaceDetector:
     def __init__(self, threshold: float = 0.12, candidate_threshold: float | None = None,
                  scales: list[float] | None = None, nms_iou: float = 0.3,
                  second_look: bool = False, flip: bool = False, rotate: bool = False,
-                 max_upscale: float = 2.0, confirm_threshold: float = 0.1, device: str = "cpu"):
+                 max_upscale: float = 2.0, confirm_threshold: float = 0.1, device: str = "auto"):
         self.threshold = threshold
         self.candidate_threshold = min(threshold, 0.1 if candidate_threshold is None
                                        else candidate_threshold)

@@ -72,7 +72,7 @@ class PlateDetector:
                  min_aspect: float = 1.2, max_aspect: float = 10.0, max_angle: float = 30.0,
                  read_conf: float = 0.4, min_chars: int = 3, pad_x: float = 0.6,
                  pad_y: float = 0.55, max_height: float = 0.35, upscale: float = 2.0,
-                 every_n_frames: int = 1, device: str = "cpu", **_ignored):
+                 every_n_frames: int = 1, device: str = "auto", **_ignored):
         self.max_side = max_side
         self.upscale = upscale
         self.max_height = max_height

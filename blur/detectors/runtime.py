@@ -16,19 +16,20 @@ DEVICES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
 # (onnxruntime-gpu, onnxruntime-directml). CoreML comes with every macOS build and has not been
 # measured with this face model's free input size, so it is used only when asked for by name.
 _AUTO_ORDER = ("cuda", "directml")
-_INSTALL = {"cuda": "onnxruntime-gpu", "directml": "onnxruntime-directml",
-            "coreml": "onnxruntime (macOS build)"}
+_INSTALL = {"cuda": "install onnxruntime-gpu in place of onnxruntime",
+            "directml": "install onnxruntime-directml in place of onnxruntime (Windows)",
+            "coreml": "CoreML is in ONNX Runtime's macOS build only"}
 
 
 def providers(device: str) -> list[str]:
     """The execution providers, best first, that ``device`` names.
 
     Raises:
-        UsageError: an unknown name, or a provider this ONNX Runtime build does not have
-            (never a silent fall back to the CPU for an accelerator asked for by name).
+        UsageError: an unknown name, or a provider this ONNX Runtime build does not have.
     """
     import onnxruntime
 
+    device = device.lower()
     if device not in DEVICES and device != "auto":
         raise UsageError(f"unknown device {device!r}: choose one of auto, " + ", ".join(DEVICES))
     available = onnxruntime.get_available_providers()
@@ -37,31 +38,44 @@ def providers(device: str) -> list[str]:
     provider = DEVICES[device]
     if provider not in available:
         raise UsageError(f"device {device!r} is not available: this ONNX Runtime has "
-                         f"{', '.join(available)} (install {_INSTALL[device]} for {device}), "
-                         f"or use --device cpu")
+                         f"{', '.join(available)} ({_INSTALL[device]}), or use --device cpu")
     return [provider] if device == "cpu" else [provider, DEVICES["cpu"]]
 
 
-def session(model, device: str = "cpu", threads: int = 0):
+def session(model, device: str = "auto", threads: int = 0):
     """An inference session for ``model`` (a path, or the bytes of an ONNX file).
 
     Args:
+        device: "auto", "cpu" or an accelerator's name (see ``providers``).
         threads: intra-op threads on the CPU (0: ONNX Runtime's default, one per core).
+
+    Raises:
+        UsageError: an accelerator named by the user that this machine cannot start (ONNX
+            Runtime lists a build's providers, not the ones that work: without the CUDA
+            libraries or a GPU it falls back to the CPU, which must not pass silently).
     """
     import onnxruntime
 
+    # Errors only, from every logger: ONNX Runtime's own messages would land in the terminal.
+    onnxruntime.set_default_logger_severity(3)
     opts = onnxruntime.SessionOptions()
     if threads > 0:
         opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3  # errors only: warnings would land in the user's terminal
+    opts.log_severity_level = 3
     # Idle worker threads sleep instead of spinning: blur's decoder, encoder and the other model
-    # need those cores between runs (measured on 100 frames of vtest.avi, 2 cores: 22 % less
-    # CPU and 16 % less wall time).
+    # need those cores between runs (measured on 100 frames of vtest.avi, 2 cores, two pairs of
+    # runs: 50.6 -> 39.7 and 59.6 -> 48.3 CPU s).
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     # No memory pattern: it plans and keeps a buffer layout per input shape, and the face model
-    # sees several (two passes, tiles, second-look batches). Measured: peak RSS 1887 -> 1406 MB
-    # on 1080p, 1696 -> ~1490 MB on 4K, same speed.
+    # sees several (two passes, tiles, second-look batches). Measured peak RSS of a whole run:
+    # 1887 -> 1406 MB on a 2 s 1080p clip, 1696 -> 1469-1506 MB on a 1 s 4K clip, same speed.
     opts.enable_mem_pattern = False
-    return onnxruntime.InferenceSession(model if isinstance(model, bytes) else str(model), opts,
-                                        providers=providers(device))
+    wanted = providers(device)
+    sess = onnxruntime.InferenceSession(model if isinstance(model, bytes) else str(model), opts,
+                                        providers=wanted)
+    if sess.get_providers()[0] != wanted[0] and device.lower() != "auto":
+        raise UsageError(f"device {device!r} could not be started ({wanted[0]} is installed but "
+                         f"did not load: a missing driver or library?); use --device cpu")
+    return sess
+

@@ -148,7 +148,7 @@ class TextModel:
         threads: ONNX Runtime intra-op threads (0: its default, one per core).
     """
 
-    def __init__(self, device: str = "cpu", threads: int = 0):
+    def __init__(self, device: str = "auto", threads: int = 0):
         self._det = session(model_file("det"), device, threads)
         self._rec = session(model_file("rec"), device, threads)
         meta = self._rec.get_modelmeta().custom_metadata_map
@@ -205,7 +205,7 @@ class TextModel:
 
 
 @lru_cache(maxsize=None)
-def shared_model(device: str = "cpu", threads: int = 0) -> TextModel:
+def shared_model(device: str = "auto", threads: int = 0) -> TextModel:
     """One ``TextModel`` per process and device: the text and plate detectors share it."""
     return TextModel(device, threads)
 
@@ -224,7 +224,7 @@ class TextDetector:
     kind = "text"
 
     def __init__(self, max_side: int = 1280, box_thresh: float = 0.5, pad: float = 0.25,
-                 upscale: float = 2.0, every_n_frames: int = 1, device: str = "cpu", **_ignored):
+                 upscale: float = 2.0, every_n_frames: int = 1, device: str = "auto", **_ignored):
         self.max_side = max_side
         self.upscale = upscale
         self.box_thresh = box_thresh
