@@ -289,3 +289,33 @@ def test_rewritten_face_model_gives_the_original_graph_outputs(astronaut):
         assert have.shape == want.shape
         assert np.abs(have - want).max() < 1e-3
     assert expected[0].max() > 0.5  # the astronaut's face is in the first crop
+
+
+def test_an_accelerator_finds_what_the_cpu_finds(astronaut):
+    """Runs only where a GPU provider is installed (none on the machine blur is built on): the
+    face detector on the accelerator must report the CPU's faces, boxes and scores."""
+    import onnxruntime
+
+    from blur.boxes import iou_matrix
+    from blur.detectors import runtime
+    from blur.errors import UsageError
+
+    installed = onnxruntime.get_available_providers()
+    accelerators = [d for d in ("cuda", "directml", "coreml") if runtime.DEVICES[d] in installed]
+    if not accelerators:
+        pytest.skip("no GPU execution provider installed (onnxruntime-gpu or -directml)")
+    images = [astronaut, np.ascontiguousarray(astronaut[::2, ::2]),
+              (np.random.default_rng(0).random((300, 500, 3)) * 255).astype(np.uint8)]
+    cpu = CenterFaceDetector(device="cpu")
+    for device in accelerators:
+        try:
+            accelerated = CenterFaceDetector(device=device)
+        except UsageError as exc:
+            pytest.skip(f"{device} is installed but does not start here: {exc}")
+        for image in images:
+            want, got = cpu.detect(image), accelerated.detect(image)
+            confident_want = want.xyxy[want.score >= 0.12]
+            confident_got = got.xyxy[got.score >= 0.12]
+            assert len(confident_got) == len(confident_want), device
+            if len(confident_want):
+                assert iou_matrix(confident_want, confident_got).max(axis=1).min() > 0.9, device
