@@ -73,9 +73,9 @@ OnFrameErrorOpt = Annotated[Optional[OnFrameError], typer.Option(
     "--on-frame-error",
     help="If a frame cannot be analysed: fail the file (default) or redact the whole frame.")]
 OnlyOpt = Annotated[Optional[Only], typer.Option(
-    "--only", help="Redact only faces or only licence plates (default: both).")]
+    "--only", help="Look for (and redact) only faces or only licence plates (default: both).")]
 TextOpt = Annotated[bool, typer.Option(
-    "--text", help="Also redact every line of text found (signs, banners, name badges).")]
+    "--text", help="Also look for (and redact) every line of text: signs, banners, name badges.")]
 Sideways = Annotated[bool, typer.Option(
     "--sideways", help="Also look for faces turned 90 degrees (people lying down, "
                        "a camera on its side); about 3x slower.")]
