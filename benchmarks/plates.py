@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     import cv2
 
-    from blur.detectors import text as text_mod
+    from blur.detectors import plates as plates_mod, text as text_mod
     from blur.detectors.plates import PlateDetector
     from blur.detectors.text import TextDetector, TextModel
 
@@ -206,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         text_mod.MODELS = MODEL_SETS[args.models]
     text_mod.shared_model.cache_clear()
     model = TextModel(args.threads)
-    text_mod.shared_model = lambda threads=0: model
+    # Both detectors take the pinned model (plates.py imported shared_model by name).
+    text_mod.shared_model = plates_mod.shared_model = lambda *args, **kwargs: model
     kwargs = {}
     for item in args.overrides:
         key, value = item.split("=", 1)

@@ -144,11 +144,11 @@ class TextModel:
     """The PP-OCR detector and recogniser, loaded once and shared by the text and plate detectors.
 
     Args:
-        device: where ONNX Runtime runs them (see ``runtime.providers``).
         threads: ONNX Runtime intra-op threads (0: its default, one per core).
+        device: where ONNX Runtime runs them (see ``runtime.providers``).
     """
 
-    def __init__(self, device: str = "auto", threads: int = 0):
+    def __init__(self, threads: int = 0, device: str = "auto"):
         self._det = session(model_file("det"), device, threads)
         self._rec = session(model_file("rec"), device, threads)
         meta = self._rec.get_modelmeta().custom_metadata_map
@@ -207,7 +207,7 @@ class TextModel:
 @lru_cache(maxsize=None)
 def shared_model(device: str = "auto", threads: int = 0) -> TextModel:
     """One ``TextModel`` per process and device: the text and plate detectors share it."""
-    return TextModel(device, threads)
+    return TextModel(threads, device)
 
 
 class TextDetector:
