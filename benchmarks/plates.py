@@ -180,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="robustness check: horizontal motion blur (1 %% of the width), half "
                          "size, or JPEG quality 20, applied before detection")
     ap.add_argument("--misses", action="store_true", help="list plates covered < 70 %%")
+    ap.add_argument("--limit", type=int, help="only the first N images")
     ap.add_argument("--video", type=Path, default=None,
                     help="instead: time whole runs on this video, faces alone vs with plates")
     ap.add_argument("--frames", type=int, default=0, help="--video: only its first N frames")
@@ -214,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         kwargs[key] = float(value) if "." in value else int(value)
     detector = (PlateDetector if args.kind == "plate" else TextDetector)(**kwargs)
 
-    images = json.loads(index.read_text())["images"]
+    images = json.loads(index.read_text())["images"][:args.limit]
     rows: dict[str, dict] = defaultdict(lambda: {"n": 0, "cover": [], "matched": [], "false": 0})
     times = []
     first = cv2.imread(str(args.data / images[0]["file"]))

@@ -1,0 +1,46 @@
+"""The benchmarks still run against the current code: each on a few items, as a smoke test (the
+numbers they print are for the README, not checked here)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import write_video
+
+ROOT = Path(__file__).resolve().parents[1]
+EVAL = ROOT.parent / "shared" / "eval"
+
+
+def run(*args: str, timeout: int = 240) -> str:
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def labelled(name: str) -> Path:
+    path = EVAL / name
+    if not path.is_dir():
+        pytest.skip(f"labelled set {path} is not available (../shared/eval is absent)")
+    return path
+
+
+def test_recall_benchmark_runs():
+    out = run("benchmarks/recall.py", str(labelled("faces-dev")), "--limit", "3")
+    assert "cover" in out and "3 images" in out
+
+
+def test_plates_benchmark_runs():
+    out = run("benchmarks/plates.py", "--data", str(labelled("plates-dev")), "--limit", "3")
+    assert "| all | 3 |" in out
+
+
+def test_speed_benchmark_runs(tmp_path):
+    clip = write_video(tmp_path / "clip.mp4", frames=4)
+    out = run("benchmarks/speed.py", "--files", str(clip), "--frames", "3", "--runs", "1",
+              "--no-deface", "--blur", "default=--only faces --preset ultrafast")
+    assert "default/floor" in out
