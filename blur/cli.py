@@ -19,7 +19,7 @@ import typer
 
 from . import __version__, batch, pipeline
 from . import cli_display as show
-from .errors import BlurError, ExitStatus, UsageError
+from .errors import BlurError, ExitStatus, SettingsError, UsageError
 from .files import plan_outputs
 from .settings import Settings
 
@@ -89,9 +89,12 @@ Quiet = Annotated[bool, typer.Option("-q", "--quiet",
 
 def _settings(**options) -> Settings:
     """The defaults with every option that was given: one left out is None (a flag, False)."""
-    return Settings().merged(**{key: value.value if isinstance(value, Enum) else value
-                                for key, value in options.items()
-                                if value is not None and value is not False})
+    try:
+        return Settings().merged(**{key: value.value if isinstance(value, Enum) else value
+                                    for key, value in options.items()
+                                    if value is not None and value is not False})
+    except SettingsError as exc:
+        raise typer.BadParameter(str(exc)) from exc
 
 
 def _kinds(only: Optional[Only], text: bool) -> Optional[tuple[str, ...]]:

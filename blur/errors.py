@@ -42,6 +42,10 @@ class UsageError(BlurError):
     exit_status = ExitStatus.USAGE
 
 
+class SettingsError(UsageError, ValueError):
+    """A setting outside what blur accepts (a ValueError too, for library callers)."""
+
+
 class UnsupportedMediaError(BlurError):
     """The file is not a photo or video blur can read (or is refused on purpose)."""
 

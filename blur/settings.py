@@ -5,6 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from .errors import SettingsError
+
+# Choices of the settings that name one; redaction styles come from ``redact.STYLES``.
+KIND_CHOICES = ("face", "plate", "text")
+SHAPES = ("ellipse", "box")
+AUDIO = ("copy", "drop")
+FAIL_FRAME = ("fail", "redact")
+DEVICES = ("auto", "cpu", "cuda", "coreml", "directml")
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                "slower", "veryslow", "placebo")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -82,6 +93,51 @@ class Settings:
     face_small_every_n_frames: int = 1
     decode_ahead: int = 4
     device: str = "auto"
+
+    def __post_init__(self):
+        """Refuse a setting blur would otherwise misread (a typo must not change what is hidden)."""
+        from .redact import STYLES  # here, not at import: redact needs OpenCV
+
+        def choice(name, allowed):
+            value = getattr(self, name)
+            if value not in allowed:
+                raise SettingsError(f"{name}={value!r} is not one of {', '.join(allowed)}")
+
+        def number(name, low, high=None, integer=False):
+            value = getattr(self, name)
+            kind = int if integer else (int, float)
+            if isinstance(value, bool) or not isinstance(value, kind) or value != value:
+                raise SettingsError(f"{name}={value!r} is not a {'whole ' if integer else ''}number")
+            if value < low or (high is not None and value > high):
+                bound = f"from {low}" + (f" to {high}" if high is not None else "")
+                raise SettingsError(f"{name}={value!r} is out of range ({bound})")
+
+        if not self.kinds or any(k not in KIND_CHOICES for k in self.kinds):
+            raise SettingsError(f"kinds={self.kinds!r}: give one or more of {', '.join(KIND_CHOICES)}")
+        choice("style", tuple(STYLES))
+        choice("shape", SHAPES)
+        choice("audio", AUDIO)
+        choice("fail_frame", FAIL_FRAME)
+        choice("preset", X264_PRESETS)
+        if not isinstance(self.device, str) or self.device.lower() not in DEVICES:
+            raise SettingsError(f"device={self.device!r} is not one of {', '.join(DEVICES)}")
+        for name in ("face_threshold", "face_candidate_threshold", "check_face_threshold"):
+            number(name, 0.0, 1.0)
+        # A mask smaller than the detected box would leave part of the face.
+        number("mask_scale", 1.0, 10.0)
+        number("face_max_upscale", 1.0, 8.0)
+        number("max_gap_seconds", 0.0)
+        number("pad_seconds", 0.0)
+        number("crf", 0, 51, integer=True)
+        number("jpeg_quality", 1, 100, integer=True)
+        number("weak_min_frames", 1, integer=True)
+        number("text_max_side", 64, integer=True)
+        number("text_every_n_frames", 1, integer=True)
+        number("face_small_every_n_frames", 1, integer=True)
+        number("decode_ahead", 0, integer=True)
+        for name in ("face_second_look", "face_flip", "face_rotate", "overwrite"):
+            if not isinstance(getattr(self, name), bool):
+                raise SettingsError(f"{name}={getattr(self, name)!r} is not true or false")
 
     def merged(self, **overrides: Any) -> "Settings":
         """Return a copy with every override that is not None applied."""

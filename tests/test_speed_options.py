@@ -74,7 +74,8 @@ def test_small_face_stride_never_outruns_the_gap_or_padding():
                                                      pad_seconds=0)) == 1
     assert pipeline.small_face_stride(25.0, Settings(face_small_every_n_frames=10,
                                                      max_gap_seconds=0)) == 1
-    assert pipeline.small_face_stride(25.0, Settings(face_small_every_n_frames=0)) == 1
+    with pytest.raises(ValueError):  # a stride below 1 is refused, not guessed at
+        Settings(face_small_every_n_frames=0)
 
 
 def test_the_real_detector_leaves_out_only_the_small_face_pass(face_frame):
