@@ -35,6 +35,7 @@ SCORE_IS_CONFIDENCE = {"face"}  # kinds whose score says how sure the detector i
 # Ranks, riskiest first.
 LARGE, LONG_BRIDGE, WEAK_ONLY, SOME_FLAGGED, NOTHING, DECIDED = range(6)
 SHORT = {LARGE: "large", LONG_BRIDGE: "long gap", WEAK_ONLY: "weak only"}
+FLAGGED = ("interpolated", "weak")  # sources of the frames a person should look at
 
 
 @dataclass
@@ -50,6 +51,7 @@ class Risk:
         weakness: 1 - best detection score (1 for kinds whose score is not a confidence).
         bridge: (first frame, last frame, seconds) of its longest bridge, or None.
         reasons: why it is on the list, in words, riskiest first.
+        at: seconds into the video where the reason is seen (None for a photo).
     """
 
     track: int
@@ -60,6 +62,7 @@ class Risk:
     weakness: float
     bridge: tuple[int, int, float] | None
     reasons: list[str] = field(default_factory=list)
+    at: float | None = None
 
     @property
     def check_first(self) -> bool:
@@ -67,19 +70,24 @@ class Risk:
         return self.rank in SHORT
 
     def label(self) -> str:
-        """A few words for a table cell: "#83 large", "#12 gap 0.8 s"."""
-        if self.rank == LONG_BRIDGE:
-            return f"#{self.track} gap {self.bridge[2]:.1f} s"
-        return f"#{self.track} {SHORT.get(self.rank, '')}".rstrip()
+        """A few words for a table cell: "#83 large at 4.9 s", "#12 gap 0.8 s at 1.3 s" (a
+        track id means something in the regions file; the time, in the video itself)."""
+        what = (f"gap {self.bridge[2]:.1f} s" if self.rank == LONG_BRIDGE
+                else SHORT.get(self.rank, ""))
+        where = f" at {self.at:.1f} s" if self.at is not None else ""
+        return f"#{self.track} {what}{where}" if what else f"#{self.track}"
 
 
-def _share(track, width: int, height: int) -> float:
-    """Largest share of the frame one box of ``track`` covers, clipped to the frame."""
+def _share(track, width: int, height: int) -> tuple[float, int]:
+    """(largest share of the frame one box of ``track`` covers, clipped to the frame; its
+    frame)."""
     if not len(track) or width <= 0 or height <= 0:
-        return 0.0
+        return 0.0, 0
     box = np.clip(track.xyxy.astype(np.float64), 0, [width, height, width, height])
     wh = np.clip(box[:, 2:] - box[:, :2], 0, None)
-    return float((wh[:, 0] * wh[:, 1]).max() / (width * height))
+    area = wh[:, 0] * wh[:, 1]
+    row = int(np.argmax(area))
+    return float(area[row] / (width * height)), int(track.frames[row])
 
 
 def _longest_bridge(track, times: list[float] | None) -> tuple[int, int, float] | None:
@@ -113,7 +121,7 @@ def assess(track, width: int, height: int, times: list[float] | None = None) -> 
     hits = np.isin(src, ("detected", "weak"))
     best = float(track.score[hits].max()) if hits.any() else 0.0
     weakness = 1.0 - best if track.kind in SCORE_IS_CONFIDENCE else 1.0
-    share = _share(track, width, height)
+    share, largest = _share(track, width, height)
     bridge = _longest_bridge(track, times)
     risk = Risk(int(track.id), track.kind, NOTHING, 0.0, share, weakness, bridge)
     if track.keep or track.kind == "manual" or not hits.any():
@@ -127,24 +135,27 @@ def assess(track, width: int, height: int, times: list[float] | None = None) -> 
         if track.kind not in SCORE_IS_CONFIDENCE:
             score += f" (for a {track.kind}, the score says there is text, not what it is)"
         candidates.append((LARGE, share * weakness,
-                           f"a large region: covers {100 * share:.1f} % of the frame {score}"))
+                           f"a large region: covers {100 * share:.1f} % of the frame {score}",
+                           largest))
     if bridge and bridge[2] >= LONG_BRIDGE_SECONDS:
         candidates.append((LONG_BRIDGE, bridge[2],
                            f"not detected for {bridge[2]:.1f} s ({_when(bridge[0], bridge[1])}): "
-                           f"the box is interpolated"))
+                           f"the box is interpolated", bridge[0]))
     if weak_only:
         candidates.append((WEAK_ONLY, float(n_weak),
-                           f"only weak detections (best score {best:.2f})"))
+                           f"only weak detections (best score {best:.2f})",
+                           int(track.frames[src == "weak"][0])))
     if not candidates and (bridge or n_weak):
         parts = []
         if bridge:
-            parts.append(f"bridged {bridge[2]:.1f} s at most")
+            parts.append(f"longest bridge {bridge[2]:.1f} s")
         if n_weak:
             parts.append(f"{n_weak} weak frame(s)")
         candidates.append((SOME_FLAGGED, float((src == "interpolated").sum() + n_weak),
-                           ", ".join(parts)))
+                           ", ".join(parts), int(track.frames[np.isin(src, FLAGGED)][0])))
     if candidates:
-        risk.rank, risk.measure = min(candidates, key=lambda c: (c[0], -c[1]))[:2]
+        risk.rank, risk.measure, _, frame = min(candidates, key=lambda c: (c[0], -c[1]))
+        risk.at = times[frame] if times else None
         risk.reasons = [c[2] for c in sorted(candidates, key=lambda c: c[0])]
     return risk
 

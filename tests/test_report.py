@@ -197,8 +197,8 @@ def test_review_puts_large_weak_regions_and_long_bridges_first(tmp_path):
     # The command line's summary names the same tracks first.
     result = pipeline.FileResult(plan.info.path, tmp_path / "o.mp4", "video", {"face": 43}, 0, 50,
                                  50, 1.0, [], plan=plan, bridged_frames=18, weak_frames=14)
-    assert cli_display._look_at(result) == "#44 large, #43 large, #41 gap 0.8 s, +1 more, " \
-                                           "18 bridged, 14 weak"
+    assert cli_display._look_at(result) == ("#44 large at 4.7 s, #43 large at 3.7 s, "
+                                            "#41 gap 0.8 s at 1.5 s, +1 more, 18 bridged, 14 weak")
 
 
 def test_short_list_stays_short_when_many_tracks_qualify(tmp_path):
@@ -218,6 +218,14 @@ def test_confident_large_face_is_not_listed_as_a_risk(tmp_path):
     plan = _busy_plan(tmp_path)
     plan.tracks[-1].score[-1] = 0.95
     assert 44 not in [r.track for r in risk.short_list(risk.rank_plan(plan))]
+
+
+def test_photo_ranks_a_large_weak_face_first_without_times(tmp_path):
+    info = MediaInfo(path=tmp_path / "p.jpg", kind="image", width=640, height=480)
+    tracks = [Track(1, "face", [0], [[10, 10, 40, 50]], [0.9], ["detected"]),
+              Track(2, "face", [0], [[200, 100, 420, 380]], [0.2], ["detected"])]
+    (first,) = risk.short_list(risk.rank_plan(pipeline.Plan(info, 1, tracks)))
+    assert first.track == 2 and first.label() == "#2 large" and first.at is None
 
 
 def test_card_crop_of_a_box_overhanging_the_frame_shows_the_box():
