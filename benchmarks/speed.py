@@ -84,11 +84,13 @@ SIZES = {"1080p": (1920, 1080), "4k": (3840, 2160), "720p": (1280, 720)}
 
 def generated_1080p(path: Path, seconds: float = 20, fps: int = 25,
                     size: tuple[int, int] = (1920, 1080)) -> Path:
-    """A clip with faces from scikit-image's astronaut moving over a textured background."""
-    from skimage import data
+    """A clip with faces from the astronaut (samples/astronaut.jpg) moving over a textured
+    background."""
+    from PIL import Image
 
     width, height = size
-    face = data.astronaut()[20:260, 120:330]
+    astronaut = np.asarray(Image.open(ROOT / "samples" / "astronaut.jpg").convert("RGB"))
+    face = astronaut[20:260, 120:330]
     rng = np.random.default_rng(0)
     background = (rng.random((height, width, 3)) * 60 + 90).astype(np.uint8)
     out = av.open(str(path), "w")

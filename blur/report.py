@@ -3,9 +3,9 @@
 The page is a single file: crops are embedded as ``data:`` URIs, styles are inline, there is no
 script, and a Content-Security-Policy forbids loading anything else, so opening it makes no
 network request. It shows the file's facts, the metadata that will not be copied, a timeline of
-the tracks and a contact sheet (a few crops per track with its frame range and score). Frames
-where a track was bridged or only weak detections were seen come first: those are the places a
-person should look at.
+the tracks and a contact sheet (a few crops per track with its frame range and score). A short
+list of the riskiest tracks comes first, each with the reason it is there (``blur.risk``: large
+weak regions, long bridges, weak-only tracks), and the cards follow the same order.
 
 The crops are of the *unredacted* input unless ``redacted=True``, which shows each crop as the
 output will show it (every planned region redacted first): that version is safe to share.
@@ -22,17 +22,19 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .boxes import clip_to_image, scale_about_centre
+from .boxes import clip_to_image
 from .errors import UsageError
 from .files import atomic_output
 from .media import image, video
 from .redact import Redactor
+from .risk import frame_seconds, rank_plan, short_list
 from .settings import Settings
 from .tracking import boxes_at
 
 CROPS_PER_TRACK = 4
 CROP_HEIGHT = 112      # px on the page; small faces are enlarged to it, large ones shrunk
 CONTEXT = 1.6          # a crop shows the box grown by this factor, to see what is around it
+MIN_MARGIN = 8         # px of the frame shown on each side of a box, however small the box
 SOURCES = ("detected", "weak", "interpolated", "padded", "manual")
 _LABEL = {"detected": "detected", "weak": "weak detection", "interpolated": "bridged",
           "padded": "padded", "manual": "drawn by hand"}
@@ -49,26 +51,18 @@ def _ranges(frames) -> list[tuple[int, int]]:
     return [(a, b) for a, b in out]
 
 
-def _times(plan) -> list[float] | None:
-    """Seconds from the first frame to each frame (None for a photo)."""
-    if plan.info.kind != "video":
-        return None
-    stored = plan.frame_times
-    if stored and len(stored) == plan.frame_count and all(t is not None for t in stored):
-        return [float(t - stored[0]) for t in stored]
-    fps = float(plan.info.fps or 25)
-    return [i / fps for i in range(plan.frame_count)]
-
-
 def summary(plan, settings: Settings | None = None) -> dict:
     """What a scan found, as plain data (no pixels): the JSON report, and what the page shows."""
     from . import __version__
 
     settings = settings or Settings()
     info = plan.info
-    times = _times(plan)
+    times = frame_seconds(plan)
+    ranked = rank_plan(plan)
+    risks = {r.track: r for r in ranked}
     tracks = []
     for t in plan.tracks:
+        risk = risks[int(t.id)]
         src = [str(s) for s in t.source]
         detected = t.score[np.isin(t.source, ("detected", "weak"))]
         flagged = [int(f) for f, s in zip(t.frames, src) if s in ("weak", "interpolated")]
@@ -91,6 +85,11 @@ def summary(plan, settings: Settings | None = None) -> dict:
             "max_score": round(float(detected.max()), 3) if len(detected) else None,
             "mean_score": round(float(detected.mean()), 3) if len(detected) else None,
             "flagged_frames": flagged, "segments": runs,
+            "risk": {"share": round(risk.share, 4), "weakness": round(risk.weakness, 3),
+                     "longest_bridge": None if risk.bridge is None else {
+                         "first_frame": risk.bridge[0], "last_frame": risk.bridge[1],
+                         "seconds": round(risk.bridge[2], 3)},
+                     "reasons": risk.reasons},
         })
     bridged, weak = [], []
     for t in plan.tracks:
@@ -116,7 +115,10 @@ def summary(plan, settings: Settings | None = None) -> dict:
                      "mask_scale": settings.mask_scale, "shape": settings.shape,
                      "style": settings.style},
         "frames_with_regions": len(redacted),
-        "check_first": {"bridged": bridged, "weak": weak,
+        "review_order": [r.track for r in ranked],
+        "check_first": {"tracks": [{"track": r.track, "kind": r.kind, "why": r.reasons}
+                                   for r in short_list(ranked)],
+                        "bridged": bridged, "weak": weak,
                         "unanalysed": [{"first_frame": a, "last_frame": b}
                                        for a, b in _ranges(plan.unanalysed_frames)]},
         "tracks": tracks,
@@ -141,13 +143,26 @@ def _pick_rows(t, limit: int) -> list[int]:
     return sorted(rows[:limit])
 
 
+def _crop_window(box, width: int, height: int) -> tuple[int, int, int, int]:
+    """The part of the frame a crop of ``box`` shows: the box clipped to the frame (what is
+    redacted of it) with a margin around it (``CONTEXT`` of the box's size, at least
+    ``MIN_MARGIN`` px), clipped again. A box that overhangs the frame (a padded track at the
+    border) shows its visible part and what is next to it, never the whole frame."""
+    x1, y1, x2, y2 = np.asarray(box, np.float64).reshape(4)
+    mx = max((CONTEXT - 1) / 2 * max(x2 - x1, 0.0), MIN_MARGIN)
+    my = max((CONTEXT - 1) / 2 * max(y2 - y1, 0.0), MIN_MARGIN)
+    x1, x2 = min(max(x1, 0.0), width - 1.0), min(max(x2, 0.0), float(width))
+    y1, y2 = min(max(y1, 0.0), height - 1.0), min(max(y2, 0.0), float(height))
+    x2, y2 = max(x2, x1 + 1), max(y2, y1 + 1)  # wholly outside: the nearest pixel at the border
+    grown = np.array([[x1 - mx, y1 - my, x2 + mx, y2 + my]])
+    # Never empty: the grown box holds the clipped one, which holds at least one pixel.
+    return tuple(int(v) for v in clip_to_image(grown, width, height)[0])
+
+
 def _crop(rgb: np.ndarray, box: np.ndarray, outline: bool) -> str:
     """A JPEG data URI of the region around ``box``, optionally with the box outlined."""
     height, width = rgb.shape[:2]
-    grown = scale_about_centre(np.asarray(box, np.float32).reshape(1, 4), CONTEXT)
-    x1, y1, x2, y2 = (int(v) for v in clip_to_image(grown, width, height)[0])
-    if x2 <= x1 or y2 <= y1:
-        x1, y1, x2, y2 = 0, 0, width, height
+    x1, y1, x2, y2 = _crop_window(box, width, height)
     im = Image.fromarray(np.ascontiguousarray(rgb[y1:y2, x1:x2]))
     scale = CROP_HEIGHT / im.height
     im = im.resize((max(1, round(im.width * scale)), CROP_HEIGHT),
@@ -259,6 +274,7 @@ ul.first li{margin:2px 0}
 .track-card{background:#fff;border:1px solid #d9d9df;border-radius:8px;padding:10px 12px;
 margin:10px 0}.track-card.flagged{border-color:#e59a1d;border-width:2px}
 .track-card h3{font-size:15px;margin:0 0 6px}.meta{color:#555;font-size:13px}
+.why{font-size:13px;color:#8a4b00;margin-top:2px}
 .crops{display:flex;flex-wrap:wrap;gap:8px;margin-top:8px}
 figure{margin:0;font-size:11px;color:#555}figure img{display:block;height:112px;border-radius:4px}
 .tag{display:inline-block;padding:0 6px;border-radius:8px;font-size:11px;margin-left:6px;
@@ -288,24 +304,35 @@ def _figure(track_id: int, crop: dict) -> str:
             f'<figcaption>{_e(caption)}</figcaption></figure>')
 
 
-def _check_first(first: dict) -> str:
-    """Per track, the frames bridged without a detection and those seen only weakly."""
-    per_track: dict[int, dict[str, list[str]]] = {}
-    for reason, label in (("bridged", "bridged"), ("weak", "weak only")):
-        for c in first[reason]:
-            when = _when(c["first_frame"], c["last_frame"], c["first_time"], c["last_time"])
-            per_track.setdefault(c["track"], {}).setdefault(label, []).append(
-                when.removeprefix("frames ").removeprefix("frame "))
-    items = [f'<li><a href="#track-{tid}">Track {tid}</a>: '
-             + "; ".join(f"{_e(label)}: {_e(', '.join(spans))}" for label, spans in by.items())
-             + "</li>" for tid, by in sorted(per_track.items())]
-    items += [f'<li>{_e(_when(c["first_frame"], c["last_frame"], None, None))} could not be '
-              f'analysed: the whole frame is redacted</li>' for c in first["unanalysed"]]
-    if not items:
+def _check_first(data: dict) -> str:
+    """The short list of the riskiest tracks, each with why it is there; then, in one line, the
+    other tracks that had bridged or weak frames, in the same order as the cards."""
+    first = data["check_first"]
+    by_id = {t["id"]: t for t in data["tracks"]}
+    items = [f'<li>{_e(_when(c["first_frame"], c["last_frame"], None, None))} could not be '
+             f'analysed: the whole frame is redacted</li>' for c in first["unanalysed"]]
+    for c in first["tracks"]:
+        t = by_id[c["track"]]
+        when = _when(t["first_frame"], t["last_frame"], t["first_time"], t["last_time"])
+        items.append(f'<li><a href="#track-{t["id"]}">Track {t["id"]}</a> ({_e(t["kind"])}, '
+                     f'{_e(when)}): {_e("; ".join(c["why"]))}</li>')
+    listed = {c["track"] for c in first["tracks"]}
+    rest = [tid for tid in data["review_order"]
+            if tid not in listed and by_id[tid]["flagged_frames"] and not by_id[tid]["keep"]]
+    if not items and not rest:
         return "<p>Nothing was bridged or weak.</p>"
-    return ('<p>Bridged: no detection, the box is interpolated between detections. Weak only: '
-            'the detector was unsure. Look at these in the crops below.</p>'
-            f'<ul class="first">{"".join(items)}</ul>')
+    out = []
+    if items:
+        out.append('<p>Riskiest first. A large region at a weak score is rarely a face, and its '
+                   'mask hides part of the picture: delete the track if it is not one. A track '
+                   'not detected for a while has its box interpolated: check that the box stays '
+                   'on the face (widen it if not). Weak only: the detector was unsure.</p>'
+                   f'<ul class="first">{"".join(items)}</ul>')
+    if rest:
+        links = ", ".join(f'<a href="#track-{tid}">#{tid}</a>' for tid in rest)
+        out.append(f'<p class="meta">Then {len(rest)} more track(s) with bridged or weak frames, '
+                   f'riskiest first (the cards below follow this order): {links}.</p>')
+    return "".join(out)
 
 
 def _timeline(data: dict) -> str:
@@ -348,7 +375,7 @@ def html_page(data: dict, crop_map: dict[int, list[dict]], redacted: bool = Fals
                    'UNREDACTED. Keep it private, never publish it or store it with the output; '
                    'delete it when the review is done.</p>')
     out.append('<h2 id="check-first">Check these frames first</h2>')
-    out.append(_check_first(data["check_first"]))
+    out.append(_check_first(data))
 
     rows = [("file", f["name"]), ("kind", f["kind"]),
             ("size", f'{f["bytes"]:,} bytes' if f["bytes"] is not None else "?"),
@@ -379,25 +406,30 @@ def html_page(data: dict, crop_map: dict[int, list[dict]], redacted: bool = Fals
     out.append('<h2 id="tracks">Tracks</h2>')
     if not data["tracks"]:
         out.append("<p>Nothing was found to redact.</p>")
-    order = sorted(data["tracks"], key=lambda t: (not t["flagged_frames"], t["first_frame"] or 0))
-    for t in order:
-        classes = "track-card" + (" flagged" if t["flagged_frames"] else "")
+    position = {tid: i for i, tid in enumerate(data["review_order"])}
+    first = {c["track"] for c in data["check_first"]["tracks"]}
+    for t in sorted(data["tracks"], key=lambda t: position[t["id"]]):
+        classes = "track-card" + (" flagged" if t["id"] in first else "")
         tags = ""
         if t["keep"]:
             tags += '<span class="tag keep">kept visible</span>'
-        if t["flagged_frames"]:
-            tags += f'<span class="tag flag">{len(t["flagged_frames"])} frame(s) to check</span>'
+        if t["id"] in first:
+            tags += '<span class="tag flag">check first</span>'
+        elif t["flagged_frames"]:
+            tags += f'<span class="tag">{len(t["flagged_frames"])} frame(s) to check</span>'
         counts = ", ".join(f"{n} {_LABEL[s]}" for s, n in t["frames"].items())
         score = (f'score max {t["max_score"]}, mean {t["mean_score"]}'
                  if t["max_score"] is not None else "no detector score")
         if t["best"]:
             score += f' · box {t["best"]["box"]} at frame {t["best"]["frame"]}'
         figs = "".join(_figure(t["id"], c) for c in crop_map.get(t["id"], []))
+        why = (f'<div class="why">{_e("; ".join(t["risk"]["reasons"]))}</div>'
+               if t["risk"]["reasons"] else "")
         out.append(
             f'<article class="{classes}" id="track-{t["id"]}" data-track="{t["id"]}" '
             f'data-kind="{_e(t["kind"])}"><h3>Track {t["id"]} · {_e(t["kind"])}{tags}</h3>'
             f'<div class="meta">{_e(_when(t["first_frame"], t["last_frame"], t["first_time"], t["last_time"]))}'
-            f' · {_e(counts)} · {_e(score)}</div><div class="crops">{figs}</div></article>')
+            f' · {_e(counts)} · {_e(score)}</div>{why}<div class="crops">{figs}</div></article>')
 
     name = _e(regions_name or "the regions file")
     out.append(

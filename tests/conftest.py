@@ -18,6 +18,7 @@ from PIL import Image, ImageCms, ExifTags
 from blur.settings import Settings
 
 SHARED_MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
 # Settings for tests: the fastest x264 preset; everything else is the default.
 FAST = Settings(preset="ultrafast")
@@ -33,9 +34,9 @@ def shared_file(name: str) -> Path:
 
 @pytest.fixture(scope="session")
 def astronaut() -> np.ndarray:
-    """NASA's public-domain portrait bundled with scikit-image: one large, frontal face."""
-    data = pytest.importorskip("skimage.data", reason="scikit-image is needed for the face image")
-    return data.astronaut()
+    """NASA's public-domain portrait (samples/astronaut.jpg, as bundled with scikit-image): one
+    large, frontal face, 512x512 RGB."""
+    return np.asarray(Image.open(SAMPLES / "astronaut.jpg").convert("RGB"))
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ from blur.types import Detections
 
 from conftest import shared_file
 
-ASTRONAUT_FACE = [188, 88, 266, 182]   # skimage.data.astronaut(), 512x512
+ASTRONAUT_FACE = [188, 88, 266, 182]   # samples/astronaut.jpg, 512x512
 MESSI_FACE = [226, 96, 257, 134]       # ../shared/media/messi5.jpg, 548x342
 
 
@@ -166,17 +166,15 @@ def test_mirror_pass_agrees_with_the_plain_one(centerface, astronaut):
     assert coverage(ASTRONAUT_FACE, mirrored, 512, 512) >= coverage(ASTRONAUT_FACE, plain, 512, 512)
 
 
-def _small_astronaut() -> tuple[np.ndarray, list[int]]:
+def _small_astronaut(astronaut) -> tuple[np.ndarray, list[int]]:
     """The astronaut at a quarter size (128x128, a ~24 px face) and its face box there."""
-    from skimage import data
-
-    small = np.ascontiguousarray(data.astronaut()[::4, ::4])
+    small = np.ascontiguousarray(astronaut[::4, ::4])
     face = [v / 4 for v in ASTRONAUT_FACE]
     return small, [int(face[0]), int(face[1]), int(np.ceil(face[2])), int(np.ceil(face[3]))]
 
 
 def test_second_look_confirms_a_real_face_the_first_look_scores_weakly(astronaut):
-    small, face = _small_astronaut()
+    small, face = _small_astronaut(astronaut)
     plain = CenterFaceDetector(threshold=0.9, candidate_threshold=0.05).detect(small)
     assert coverage(face, plain[plain.score >= 0.9], 128, 128) < 0.7  # weak at first look
     looked = CenterFaceDetector(threshold=0.9, candidate_threshold=0.05,
@@ -218,7 +216,7 @@ def test_weak_candidates_beyond_the_look_budget_are_redacted_from_0_1(astronaut,
     ``_UNLOOKED`` on, unseen."""
     from blur.detectors import centerface as module
 
-    small, _ = _small_astronaut()
+    small, _ = _small_astronaut(astronaut)
     plain = CenterFaceDetector(threshold=0.9, candidate_threshold=0.05).detect(small)
     monkeypatch.setattr(module, "_LOOK_MAX", 0)
     found = CenterFaceDetector(threshold=0.9, candidate_threshold=0.05,

