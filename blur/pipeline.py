@@ -307,7 +307,9 @@ def load_plan(src: Path, data: dict) -> Plan:
     if not isinstance(media, dict):
         raise RegionsError("the regions file has no \"media\" section (make it with blur scan)")
     if media.get("kind") not in (None, info.kind):
-        raise RegionsError(f"the regions file is for a {media.get('kind')}, this is a {info.kind}")
+        noun = {"image": "photo", "video": "video"}
+        raise RegionsError(f"the regions file is for a {noun.get(media.get('kind'), 'file')}, "
+                           f"this is a {noun[info.kind]}")
     if (media.get("width"), media.get("height")) != (info.width, info.height):
         raise RegionsError(f"the regions file is for a {media.get('width')}x{media.get('height')} "
                            f"picture, this one is {info.width}x{info.height}")

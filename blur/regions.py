@@ -416,10 +416,31 @@ def save(path: Path, data: dict) -> None:
 
 
 def load(path: Path) -> dict:
+    """The JSON of a regions file.
+
+    Raises:
+        RegionsError: naming the file and saying what is wrong with it (missing, a folder,
+            empty, not text, not JSON and where).
+    """
+    path = Path(path)
+    what = "it should be the JSON file blur scan writes"
     try:
-        return json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RegionsError(f"cannot read regions file: {exc}", path) from exc
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise RegionsError("no such regions file", path) from exc
+    except IsADirectoryError as exc:
+        raise RegionsError(f"is a folder, not a regions file ({what})", path) from exc
+    except UnicodeDecodeError as exc:
+        raise RegionsError(f"not a regions file: not UTF-8 text ({what})", path) from exc
+    except OSError as exc:
+        raise RegionsError(f"cannot read the regions file: {exc.strerror or exc}", path) from exc
+    if not text.strip():
+        raise RegionsError(f"the regions file is empty ({what})", path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RegionsError(f"not a regions file: invalid JSON at line {exc.lineno}, column "
+                           f"{exc.colno} ({exc.msg.lower()}); {what}", path) from exc
 
 
 def fps_of(data: dict) -> Fraction | None:

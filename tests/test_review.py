@@ -226,7 +226,7 @@ def test_render_refuses_a_regions_file_made_for_another_file(tmp_path, three_fac
     other = tmp_path / "other.png"
     Image.fromarray(face_frame).save(other)
     result = blur("render", other, "--regions", regions_path, "-o", tmp_path / "o.png")
-    assert result.exit_code == ExitStatus.ERROR
+    assert result.exit_code == ExitStatus.USAGE  # the wrong regions file was given
     assert "regions file is for a 720x180 picture, this one is 240x180" in result.stderr
     assert not (tmp_path / "o.png").exists()
 
@@ -238,13 +238,14 @@ def test_render_reports_a_broken_regions_file_and_writes_nothing(tmp_path, three
                             '"kind": "face", "boxes": [[0, 800, 10, 900, 50]]}]}')
     out = tmp_path / "o.png"
     result = blur("render", three_faces, "--regions", regions_path, "-o", out)
-    assert result.exit_code == ExitStatus.ERROR
-    assert "track 1, frame 0: box [800.0, 10.0, 900.0, 50.0] lies outside the 720x180 frame" \
-        in " ".join(result.stderr.split())
+    assert result.exit_code == ExitStatus.USAGE
+    assert "bad.json: track 1, frame 0: box [800.0, 10.0, 900.0, 50.0] lies outside the " \
+           "720x180 frame" in " ".join(result.stderr.split())
     assert not out.exists()
     regions_path.write_text("{not json")
     result = blur("render", three_faces, "--regions", regions_path, "-o", out)
-    assert result.exit_code == ExitStatus.ERROR and "cannot read regions file" in result.stderr
+    assert result.exit_code == ExitStatus.USAGE
+    assert "bad.json: not a regions file: invalid JSON at line 1" in result.stderr
 
 
 def test_scan_never_overwrites_an_edited_regions_file(tmp_path, three_faces):
