@@ -333,7 +333,8 @@ def scan_command(
 @app.command("render", cls=_Command)
 def render_command(
     path: Path = typer.Argument(..., metavar="FILE", help="The photo or video that was scanned."),
-    regions: Path = typer.Option(..., "--regions", metavar="FILE", help="The regions file to honour, exactly."),
+    regions: Path = typer.Option(..., "--regions", metavar="FILE",
+                                 help="The regions file to honour, exactly."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", metavar="FILE",
                                           help="Output file (default NAME.blurred.EXT)."),
     overwrite: Overwrite = False,
@@ -398,7 +399,8 @@ def check_command(
         None, "--threshold", min=0.01, max=0.99, metavar="SCORE",
         help=f"Face threshold of the re-scan (default {_D.check_face_threshold})."),
     mask_scale: Optional[float] = typer.Option(None, "--mask-scale", min=1.0, max=4.0,
-                                               metavar="FACTOR", help="Mask scale the output was rendered with."),
+                                               metavar="FACTOR",
+                                               help="Mask scale the output was rendered with."),
     device: DeviceOpt = None,
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Only the verdict per file."),
 ):

@@ -156,7 +156,8 @@ def build_tracks(per_frame: list[Detections], times: list[Fraction | None], fps:
             inside = non_empty(xyxy)
             if not inside.any():
                 continue
-            frames, xyxy, score, source = frames[inside], xyxy[inside], score[inside], source[inside]
+            frames, xyxy = frames[inside], xyxy[inside]
+            score, source = score[inside], source[inside]
         tracks.append(Track(first_id + len(tracks), kind, frames, xyxy, score, source))
     return tracks
 

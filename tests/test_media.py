@@ -371,7 +371,8 @@ def _presentation_times(path: Path) -> list[float | None]:
             ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_frames", "-show_entries",
              "frame=best_effort_timestamp_time", "-of", "csv=p=0", str(path)],
             capture_output=True, text=True, check=True).stdout
-        return [None if line.strip(",") == "N/A" else float(line.strip(",")) for line in out.split()]
+        values = [line.strip(",") for line in out.split()]
+        return [None if v == "N/A" else float(v) for v in values]
     with av.open(str(path)) as c:
         return sorted(float(f.pts * f.time_base) for f in c.decode(c.streams.video[0]))
 

@@ -3,8 +3,9 @@
 Frames are handed out upright (the display matrix applied) with their PTS kept, and written
 back with the same PTS, so frame count, timing (variable frame rate included) and duration are
 preserved. Where a container attaches the times to the wrong frames (AVI with packed B-frames),
-frame i gets the i-th time in sorted order (``_InTimeOrder``). Audio packets are copied bit-exact. Nothing else is carried over: the output is a
-new container with no tags, chapters, attachments, subtitle or data streams.
+frame i gets the i-th time in sorted order (``_InTimeOrder``). Audio packets are copied
+bit-exact. Nothing else is carried over: the output is a new container with no tags, chapters,
+attachments, subtitle or data streams.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import heapq
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -262,15 +264,16 @@ class _InTimeOrder:
     A decoder hands out frames in presentation order, but the timestamps it attaches are only as
     good as the container's. AVI stores none for B-frames, so FFmpeg guesses them from the
     packet order, and a clip with packed B-frames (MPEG-4 part 2, as DivX/Xvid wrote it)
-    decodes with times 1, 2, 3, 5, 4, 6, 8, 7, ... frames: right as a set, attached to the
-    wrong frames. Frame i is shown at the i-th time in sorted order: each frame waits until
-    the decoder's reordering window has passed, so the smallest time seen is its own. Files
-    whose times are in order come out unchanged.
+    decodes with times 1, 2, 3, 5, 4, 6, 8, 7, ... (in frame durations): right as a set,
+    attached to the wrong frames. Frame i is shown at the i-th time in sorted order: each frame
+    waits until the decoder's reordering window has passed, so the smallest time seen is its
+    own. Files whose times are in order come out unchanged. Memory: the frames waiting, the
+    reorder depth plus one (1-3 for most files, at most 17).
     """
 
     def __init__(self, stream):
         self.stream = stream
-        self.waiting: list[tuple[av.VideoFrame, int]] = []
+        self.waiting: deque[av.VideoFrame] = deque()
         self.times: list[int] = []  # a heap of the timestamps not yet handed out
         self.count = 0
 
@@ -279,19 +282,25 @@ class _InTimeOrder:
         heapq.heappush(self.times, _pts(vf, self.count, self.stream))
         self.waiting.append(vf)
         self.count += 1
-        # The decoder reorders over at most reorder_depth frames (it learns the depth as it
-        # goes); one more frame of margin.
-        window = int(self.stream.codec_context.reorder_depth or 0) + 1
+        window = _reorder_depth(self.stream.codec_context) + 1  # one frame of margin
         ready = []
         while len(self.waiting) > window:
-            ready.append((self.waiting.pop(0), heapq.heappop(self.times)))
+            ready.append((self.waiting.popleft(), heapq.heappop(self.times)))
         return ready
 
     def finish(self) -> list[tuple[av.VideoFrame, int]]:
         """The frames still waiting, at the end of the stream."""
         ready = [(vf, heapq.heappop(self.times)) for vf in self.waiting]
-        self.waiting = []
+        self.waiting.clear()
         return ready
+
+
+def _reorder_depth(codec_context) -> int:
+    """How many frames the decoder holds back to reorder them (it learns this as it goes)."""
+    depth = getattr(codec_context, "reorder_depth", None)
+    if depth is None:  # PyAV before it exposed the depth: only whether there is reordering
+        return 4 if getattr(codec_context, "has_b_frames", True) else 0
+    return int(depth)
 
 
 def _frames(path: Path) -> Iterator[Frame]:
