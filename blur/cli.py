@@ -23,6 +23,7 @@ from .errors import BlurError, ExitStatus, RegionsError, UsageError
 from .files import plan_outputs
 from .settings import Settings
 
+
 class _Command(typer.core.TyperCommand):
     """A command whose help names each argument by its metavar alone (``PATH...``), without
     the Python type Typer appends (``<list[Path]>``)."""
@@ -97,9 +98,11 @@ Pad = Annotated[Optional[float], typer.Option(
     "--pad", min=0.0, metavar="SECONDS",
     help=f"Redact this many seconds before/after each track (default {_D.pad_seconds}).")]
 Crf = Annotated[Optional[int], typer.Option(
-    "--crf", min=0, max=51, metavar="N", help=f"H.264 quality, lower is better (default {_D.crf}).")]
+    "--crf", min=0, max=51, metavar="N",
+    help=f"H.264 quality, lower is better (default {_D.crf}).")]
 Preset = Annotated[Optional[str], typer.Option(
-    "--preset", metavar="NAME", help=f"x264 preset, e.g. veryfast, medium, slow (default {_D.preset}).")]
+    "--preset", metavar="NAME",
+    help=f"x264 preset, e.g. veryfast, medium, slow (default {_D.preset}).")]
 AudioOpt = Annotated[Optional[Audio], typer.Option(
     "--audio", help="copy audio bit-exact (default) or drop it.")]
 OnFrameErrorOpt = Annotated[Optional[OnFrameError], typer.Option(
