@@ -52,3 +52,20 @@ def clip_to_image(xyxy: np.ndarray, width: int, height: int) -> np.ndarray:
     out[:, 2] = np.clip(np.ceil(xyxy[:, 2]), 0, width)
     out[:, 3] = np.clip(np.ceil(xyxy[:, 3]), 0, height)
     return out
+
+
+def clip_xyxy(xyxy: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Float boxes clipped to the FULL image, [0, width] x [0, height] (x2/y2 exclusive).
+
+    A box wholly outside the image comes back empty (x2 <= x1 or y2 <= y1); ``non_empty`` tells.
+    """
+    out = np.asarray(xyxy, dtype=np.float32).reshape(-1, 4).copy()
+    out[:, [0, 2]] = np.clip(out[:, [0, 2]], 0, width)
+    out[:, [1, 3]] = np.clip(out[:, [1, 3]], 0, height)
+    return out
+
+
+def non_empty(xyxy: np.ndarray) -> np.ndarray:
+    """(N,) bool: which boxes cover some area."""
+    xyxy = np.asarray(xyxy).reshape(-1, 4)
+    return (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])

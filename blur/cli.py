@@ -19,11 +19,45 @@ import typer
 
 from . import __version__, batch, pipeline
 from . import cli_display as show
-from .errors import BlurError, ExitStatus, SettingsError, UsageError
+from .errors import BlurError, ExitStatus, RegionsError, SettingsError, UsageError
 from .files import plan_outputs
 from .settings import Settings
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+
+class _Command(typer.core.TyperCommand):
+    """A command whose help names each argument by its metavar alone (``PATH...``), without
+    the Python type Typer appends (``<list[Path]>``)."""
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        return [self.options_metavar] + [p.metavar or p.name.upper() for p in self.get_params(ctx)
+                                         if p.param_type_name == "argument"]
+
+    def format_options(self, ctx, formatter) -> None:
+        params = [p for p in self.get_params(ctx) if not getattr(p, "hidden", False)]
+        arguments = [(p.metavar or p.name.upper(), f"{p.help or ''}"
+                      + ("  [required]" if p.required else ""))
+                     for p in params if p.param_type_name == "argument"]
+        options = [p.get_help_record(ctx) for p in params if p.param_type_name == "option"]
+        for title, rows in (("Arguments", arguments), ("Options", [o for o in options if o])):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+class _Group(typer.core.TyperGroup):
+    """The ``blur`` group, whose help also lists the options of ``blur PATH...`` (``run``): the
+    command most people type is the one without a name."""
+
+    def format_help(self, ctx, formatter) -> None:
+        super().format_help(ctx, formatter)
+        run = self.get_command(ctx, "run")
+        formatter.write_paragraph()
+        formatter.write_text("blur PATH... (blur run PATH...) takes these options; "
+                             "blur COMMAND --help shows a command's own:")
+        run.format_options(ctx.__class__(run, info_name="run", parent=ctx), formatter)
+
+
+app = typer.Typer(cls=_Group, add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Anonymise faces in photos and videos, offline. "
                        "`blur PATH...` is short for `blur run PATH...`.")
 COMMANDS = {"run", "scan", "render", "check"}
@@ -52,21 +86,23 @@ StyleOpt = Annotated[Optional[Style], typer.Option(
 ShapeOpt = Annotated[Optional[Shape], typer.Option("--shape",
                                                    help="Mask shape (default: ellipse).")]
 MaskScale = Annotated[Optional[float], typer.Option(
-    "--mask-scale", min=1.0, max=4.0,
+    "--mask-scale", min=1.0, max=4.0, metavar="FACTOR",
     help=f"Enlarge each detected box by this factor (default {_D.mask_scale}).")]
 Threshold = Annotated[Optional[float], typer.Option(
-    "--threshold", min=0.01, max=0.99,
+    "--threshold", min=0.01, max=0.99, metavar="SCORE",
     help=f"Face detection threshold; lower finds more (default {_D.face_threshold}).")]
 Gap = Annotated[Optional[float], typer.Option(
-    "--gap", min=0.0,
+    "--gap", min=0.0, metavar="SECONDS",
     help=f"Bridge tracks missed for up to this many seconds (default {_D.max_gap_seconds}).")]
 Pad = Annotated[Optional[float], typer.Option(
-    "--pad", min=0.0,
+    "--pad", min=0.0, metavar="SECONDS",
     help=f"Redact this many seconds before/after each track (default {_D.pad_seconds}).")]
 Crf = Annotated[Optional[int], typer.Option(
-    "--crf", min=0, max=51, help=f"H.264 quality, lower is better (default {_D.crf}).")]
+    "--crf", min=0, max=51, metavar="N",
+    help=f"H.264 quality, lower is better (default {_D.crf}).")]
 Preset = Annotated[Optional[str], typer.Option(
-    "--preset", help=f"x264 preset, e.g. veryfast, medium, slow (default {_D.preset}).")]
+    "--preset", metavar="NAME",
+    help=f"x264 preset, e.g. veryfast, medium, slow (default {_D.preset}).")]
 AudioOpt = Annotated[Optional[Audio], typer.Option(
     "--audio", help="copy audio bit-exact (default) or drop it.")]
 OnFrameErrorOpt = Annotated[Optional[OnFrameError], typer.Option(
@@ -153,11 +189,12 @@ def _failure(exc: Exception, path: Path, os_error) -> BlurError:
     return _unexpected(exc, path)
 
 
-@app.command("run")
+@app.command("run", cls=_Command)
 def run(
-    paths: list[Path] = typer.Argument(..., help="Photos, videos or folders (searched recursively)."),
+    paths: list[Path] = typer.Argument(..., metavar="PATH...",
+                                       help="Photos, videos or folders (searched recursively)."),
     # str, not Path: pathlib drops the trailing "/" that marks a folder to create.
-    output: Optional[str] = typer.Option(None, "-o", "--output",
+    output: Optional[str] = typer.Option(None, "-o", "--output", metavar="PATH",
                                          help="Output file (one input) or folder (mirrored tree); "
                                               "end a new folder's name with /."),
     overwrite: Overwrite = False,
@@ -170,23 +207,23 @@ def run(
     crf: Crf = None,
     preset: Preset = None,
     audio: AudioOpt = None,
-    regions: Optional[Path] = typer.Option(None, "--regions",
+    regions: Optional[Path] = typer.Option(None, "--regions", metavar="FILE",
                                            help="Save the planned regions (JSON) here; one input only."),
     on_frame_error: OnFrameErrorOpt = None,
     only: OnlyOpt = None,
     text: TextOpt = False,
     sideways: Sideways = False,
     small_face_stride: Optional[int] = typer.Option(
-        None, "--small-face-stride", min=1, max=6,
+        None, "--small-face-stride", min=1, max=6, metavar="N",
         help="Videos: run the costly small-face pass on every N-th frame, tracking in between "
              "(default 1; 2-3 scan about a third to a half faster, at some risk to tiny faces)."),
-    jobs: int = typer.Option(1, "-j", "--jobs", min=1,
+    jobs: int = typer.Option(1, "-j", "--jobs", min=1, metavar="N",
                              help="Process this many files at once, in separate processes "
                                   "(default 1; each one already uses every core)."),
     device: DeviceOpt = None,
     quiet: Quiet = False,
 ):
-    """Anonymise PATHS: NAME.blurred.EXT beside each file, or under -o."""
+    """Anonymise each PATH: NAME.blurred.EXT beside each file, or under -o."""
     settings = _settings(
         kinds=_kinds(only, text), style=style, shape=shape, mask_scale=mask_scale,
         face_threshold=threshold, max_gap_seconds=gap, pad_seconds=pad, crf=crf, preset=preset,
@@ -253,13 +290,13 @@ def _free(path: Path, overwrite: bool, *taken: Path) -> None:
         _fail(UsageError(f"{path} already exists (use --overwrite to replace it)"))
 
 
-@app.command("scan")
+@app.command("scan", cls=_Command)
 def scan_command(
-    path: Path = typer.Argument(..., help="A photo or video."),
-    regions: Optional[Path] = typer.Option(None, "--regions",
+    path: Path = typer.Argument(..., metavar="FILE", help="A photo or video."),
+    regions: Optional[Path] = typer.Option(None, "--regions", metavar="FILE",
                                            help="Write the regions file here (default: "
                                                 "NAME.regions.json beside the input)."),
-    report: Optional[Path] = typer.Option(None, "--report",
+    report: Optional[Path] = typer.Option(None, "--report", metavar="FILE",
                                           help="Also write a review page (.html) or summary "
                                                "(.json). The page shows unredacted faces."),
     report_redacted: bool = typer.Option(False, "--report-redacted",
@@ -299,11 +336,12 @@ def scan_command(
         show.scanned(path, plan, regions, report, report_redacted)
 
 
-@app.command("render")
+@app.command("render", cls=_Command)
 def render_command(
-    path: Path = typer.Argument(..., help="The photo or video that was scanned."),
-    regions: Path = typer.Option(..., "--regions", help="The regions file to honour, exactly."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output",
+    path: Path = typer.Argument(..., metavar="FILE", help="The photo or video that was scanned."),
+    regions: Path = typer.Option(..., "--regions", metavar="FILE",
+                                 help="The regions file to honour, exactly."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", metavar="FILE",
                                           help="Output file (default NAME.blurred.EXT)."),
     overwrite: Overwrite = False,
     style: StyleOpt = None,
@@ -312,12 +350,12 @@ def render_command(
     crf: Crf = None,
     preset: Preset = None,
     audio: AudioOpt = None,
-    manifest: Optional[Path] = typer.Option(None, "--manifest",
+    manifest: Optional[Path] = typer.Option(None, "--manifest", metavar="FILE",
                                             help="Write a JSON manifest: versions, model and "
                                                  "file hashes, settings."),
     quiet: Quiet = False,
 ):
-    """Redact PATH exactly as a regions file says (after blur scan and your corrections)."""
+    """Redact FILE exactly as a regions file says (after blur scan and your corrections)."""
     from . import manifest as manifest_file, regions as regions_file
     from .errors import MediaError
     from .files import default_output, describe_os_error
@@ -329,7 +367,7 @@ def render_command(
     if manifest is not None:
         _free(manifest, overwrite, path, regions, dst)
     try:
-        plan = pipeline.load_plan(path, regions_file.load(regions))
+        plan = _plan_from(path, regions)
         with show.FileProgress(quiet) as progress:
             progress.start(path.name)
             result = pipeline.render(path, dst, plan, settings, progress)
@@ -342,19 +380,32 @@ def render_command(
         show.rendered(dst, plan, result, manifest)
 
 
-@app.command("check")
+def _plan_from(path: Path, regions: Path):
+    """The plan in the regions file ``regions``, for ``path``; its errors name that file."""
+    from . import regions as regions_file
+
+    try:
+        return pipeline.load_plan(path, regions_file.load(regions))
+    except RegionsError as exc:
+        exc.path = exc.path or regions
+        raise
+
+
+@app.command("check", cls=_Command)
 def check_command(
-    paths: list[Path] = typer.Argument(..., help="Photos, videos or folders to check."),
-    regions: Optional[Path] = typer.Option(None, "--regions",
+    paths: list[Path] = typer.Argument(..., metavar="PATH...",
+                                       help="Photos, videos or folders to check."),
+    regions: Optional[Path] = typer.Option(None, "--regions", metavar="FILE",
                                            help="The regions file the output was rendered from "
                                                 "(one file): detections on its redacted or kept "
                                                 "regions do not count."),
     # Not the shared options: these describe the re-scan and the file rendered, and check
     # prints its verdicts even when quiet.
     threshold: Optional[float] = typer.Option(
-        None, min=0.01, max=0.99,
+        None, "--threshold", min=0.01, max=0.99, metavar="SCORE",
         help=f"Face threshold of the re-scan (default {_D.check_face_threshold})."),
     mask_scale: Optional[float] = typer.Option(None, "--mask-scale", min=1.0, max=4.0,
+                                               metavar="FACTOR",
                                                help="Mask scale the output was rendered with."),
     device: DeviceOpt = None,
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Only the verdict per file."),
@@ -377,14 +428,21 @@ def check_command(
         _fail(UsageError("--regions needs exactly one file to check"))
     if not files:
         _fail(UsageError("no photos or videos found in " + ", ".join(map(str, paths))))
+    data = None
+    if regions is not None:
+        try:
+            data = regions_file.load(regions)
+        except BlurError as exc:
+            _fail(exc)
     status = ExitStatus.OK
     with show.FileProgress(quiet) as progress:
         for f in files:
             progress.start(f.name)
             try:
-                data = regions_file.load(regions) if regions is not None else None
                 result = checker.check(f, settings, data, progress)
             except Exception as exc:  # this file fails (never "clean"), the others go on
+                if isinstance(exc, RegionsError) and exc.path is None:
+                    exc.path = regions  # the regions file does not fit this file
                 failure = _failure(exc, f, lambda e: BlurError(f"{e.strerror or e}", f))
                 show.error(failure)
                 status = max(status, failure.exit_status)

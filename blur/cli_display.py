@@ -163,13 +163,15 @@ def summary(results, failures, searched: tuple[str, ...] = ("face", "plate")) ->
     kinds = list(searched) + found
     columns = (["file", "output"] + [_KIND_COLUMNS.get(k, k) for k in kinds]
                + ["redacted", "look at", "time"])
-    table = Table(title=None, show_edge=False)
+    # Names are shown whole (a path cut short may name another file), folded onto more lines
+    # when the terminal is narrow; a rule between rows then keeps one file's lines together.
+    # Numbers are never wrapped.
+    rows_apart = any(_wraps(str(p), out.width) for r in results for p in (r.src, r.dst))
+    table = Table(title=None, show_edge=False, show_lines=rows_apart)
     for col in columns:
-        # Names are cut short rather than wrapped (a wrapped name reads as several files), and
-        # leave the numbers their room: the table fits 80 columns.
         name = col in ("file", "output")
-        table.add_column(col, no_wrap=col != "look at", overflow="ellipsis",
-                         max_width=(13 if len(kinds) < 3 else 10) if name else None,
+        table.add_column(col, no_wrap=not name and col != "look at",
+                         overflow="fold" if name else "ellipsis",
                          min_width=7 if col == "look at" else None,
                          justify="left" if name or col == "look at" else "right")
     blank = [""] * (len(columns) - 2)
@@ -191,6 +193,12 @@ def summary(results, failures, searched: tuple[str, ...] = ("face", "plate")) ->
               f"{_per_kind(totals) or 'nothing'} tracked; "
               f"{sum(r.frames_redacted for r in results)} frame(s) redacted in "
               f"{sum(r.seconds for r in results):.1f} s")
+
+
+def _wraps(name: str, width: int) -> bool:
+    """Might a file name fold onto a second line of the summary table (``width`` columns)?
+    Roughly: when both names do not fit in what the number columns leave."""
+    return len(name) > max(10, (width - 50) // 2)
 
 
 def _look_at(result, sep: str = ", ", most: int = 3) -> str:

@@ -63,4 +63,7 @@ class MetadataLeftError(BlurError):
 
 
 class RegionsError(BlurError):
-    """A regions file is malformed or does not fit the media."""
+    """A regions file is missing, malformed or does not fit the media: the request is wrong,
+    as with a missing input (exit 2)."""
+
+    exit_status = ExitStatus.USAGE

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from . import regions, tracking
+from .boxes import clip_xyxy
 from .detectors import DEFAULT_FOR_KIND, DETECTORS, runtime
 from .errors import (BlurError, DetectionError, MediaError, MetadataLeftError,
                      RegionsError, UsageError)
@@ -42,6 +43,7 @@ class Plan:
     tracks: list[Track]
     unanalysed_frames: list[int] = field(default_factory=list)
     frame_times: list | None = None  # presentation time of each frame (videos), from the PTS
+    notes: list[str] = field(default_factory=list)  # what loading it changed, said in the result
 
     def to_dict(self) -> dict:
         flags = {"unanalysed_frames": self.unanalysed_frames}
@@ -175,6 +177,9 @@ def detect_one(det, rgb: np.ndarray, small_faces: bool = True) -> Detections:
         raise DetectionError(f"{det.name} failed: {exc}") from exc
     if not _valid(found):
         raise DetectionError(f"{det.name} returned invalid boxes")
+    # Detectors grow their boxes (a chin, a plate around its text), which may run off the
+    # picture: every box is clipped to the full image where it is made.
+    found.xyxy = clip_xyxy(found.xyxy, rgb.shape[1], rgb.shape[0])
     return found
 
 
@@ -237,7 +242,8 @@ def scan(src: Path, settings: Settings | None = None,
                 raise DetectionError(exc.message, src) from exc
             found, unanalysed = Detections.empty(), [0]
         tracks = tracking.build_tracks([found], [None], 1.0, 0, 0,
-                                       thresholds=_thresholds(settings))
+                                       thresholds=_thresholds(settings),
+                                       size=(info.width, info.height))
         if on_progress:
             on_progress("scan", 1, 1)
         return Plan(info, 1, tracks, unanalysed)
@@ -284,7 +290,8 @@ def scan(src: Path, settings: Settings | None = None,
         raise MediaError("the video has no frames", src)
     tracks = tracking.build_tracks(per_frame, times, float(info.fps), settings.max_gap_seconds,
                                    settings.pad_seconds, thresholds=_thresholds(settings),
-                                   min_weak_hits=settings.weak_min_frames)
+                                   min_weak_hits=settings.weak_min_frames,
+                                   size=(info.width, info.height))
     return Plan(info, len(per_frame), tracks, unanalysed, times)
 
 
@@ -300,7 +307,9 @@ def load_plan(src: Path, data: dict) -> Plan:
     if not isinstance(media, dict):
         raise RegionsError("the regions file has no \"media\" section (make it with blur scan)")
     if media.get("kind") not in (None, info.kind):
-        raise RegionsError(f"the regions file is for a {media.get('kind')}, this is a {info.kind}")
+        noun = {"image": "photo", "video": "video"}
+        raise RegionsError(f"the regions file is for a {noun.get(media.get('kind'), 'file')}, "
+                           f"this is a {noun[info.kind]}")
     if (media.get("width"), media.get("height")) != (info.width, info.height):
         raise RegionsError(f"the regions file is for a {media.get('width')}x{media.get('height')} "
                            f"picture, this one is {info.width}x{info.height}")
@@ -309,10 +318,15 @@ def load_plan(src: Path, data: dict) -> Plan:
             info.kind == "image" and count != 1):
         raise RegionsError(f"media.frame_count {count!r} is not a number of frames")
     tracks = regions.from_dict(data, info.width, info.height, count)
+    notes = []
+    clipped = regions.clip_tracks(tracks, info.width, info.height)
+    if clipped:
+        notes.append(f"{sum(clipped.values())} box(es) overhanging the {info.width}x{info.height} "
+                     f"frame clipped to it (track(s) {', '.join(map(str, sorted(clipped)))})")
     unanalysed = (data.get("flags") or {}).get("unanalysed_frames") or []
     if not isinstance(unanalysed, list) or not all(isinstance(f, int) for f in unanalysed):
         raise RegionsError("flags.unanalysed_frames must be a list of frame numbers")
-    return Plan(info, count, tracks, unanalysed)
+    return Plan(info, count, tracks, unanalysed, notes=notes)
 
 
 def render(src: Path, dst: Path, plan: Plan, settings: Settings | None = None,
@@ -327,7 +341,7 @@ def render(src: Path, dst: Path, plan: Plan, settings: Settings | None = None,
     per_frame = tracking.boxes_at(plan.tracks, plan.frame_count)
     unanalysed = set(plan.unanalysed_frames)
     redacted_frames = 0
-    notes: list[str] = []
+    notes: list[str] = list(plan.notes)
 
     def redact(rgb: np.ndarray, index: int) -> np.ndarray:
         nonlocal redacted_frames

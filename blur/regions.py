@@ -42,7 +42,8 @@ What a person may change before ``blur render``:
 
 Mistakes are refused with an error naming the track (``RegionsError``): unknown fields or kinds,
 repeated ids, malformed or empty boxes, boxes wholly outside the frame, frames or times outside
-the file, end before start.
+the file, end before start. A box that only overhangs the frame is clipped to it when rendering
+(``clip_tracks``), and the render says so; ``blur scan`` writes every box inside the frame.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .boxes import clip_xyxy
 from .errors import RegionsError
 from .types import KINDS, MediaInfo, Track
 
@@ -181,6 +183,26 @@ def from_dict(data: dict, width: int | None = None, height: int | None = None,
                             np.array([r[1] for r in rows], dtype=np.float32).reshape(-1, 4),
                             [r[2] for r in rows], [r[3] for r in rows], keep=keep))
     return tracks
+
+
+def clip_tracks(tracks: list[Track], width: int, height: int) -> dict[int, int]:
+    """Clip every box that overhangs the frame to the full frame, in place.
+
+    A box that merely overhangs (a padded face walking out of the picture, a box a person
+    widened past the edge) redacts the same pixels either way; ``from_dict`` has already refused
+    boxes wholly outside the frame.
+
+    Returns:
+        {track id: number of its boxes that were clipped}, only tracks with some.
+    """
+    clipped = {}
+    for t in tracks:
+        inside = clip_xyxy(t.xyxy, width, height)
+        changed = int((inside != t.xyxy).any(axis=1).sum())
+        if changed:
+            t.xyxy = inside
+            clipped[t.id] = changed
+    return clipped
 
 
 def _first_repeat(values: list[int]) -> int:
@@ -394,10 +416,31 @@ def save(path: Path, data: dict) -> None:
 
 
 def load(path: Path) -> dict:
+    """The JSON of a regions file.
+
+    Raises:
+        RegionsError: naming the file and saying what is wrong with it (missing, a folder,
+            empty, not text, not JSON and where).
+    """
+    path = Path(path)
+    what = "it should be the JSON file blur scan writes"
     try:
-        return json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RegionsError(f"cannot read regions file: {exc}", path) from exc
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise RegionsError("no such regions file", path) from exc
+    except IsADirectoryError as exc:
+        raise RegionsError(f"is a folder, not a regions file ({what})", path) from exc
+    except UnicodeDecodeError as exc:
+        raise RegionsError(f"not a regions file: not UTF-8 text ({what})", path) from exc
+    except OSError as exc:
+        raise RegionsError(f"cannot read the regions file: {exc.strerror or exc}", path) from exc
+    if not text.strip():
+        raise RegionsError(f"the regions file is empty ({what})", path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RegionsError(f"not a regions file: invalid JSON at line {exc.lineno}, column "
+                           f"{exc.colno} ({exc.msg.lower()}); {what}", path) from exc
 
 
 def fps_of(data: dict) -> Fraction | None:

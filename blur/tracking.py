@@ -20,7 +20,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from .boxes import iou_matrix
+from .boxes import clip_xyxy, iou_matrix, non_empty
 from .types import Detections, Track
 
 
@@ -104,7 +104,7 @@ def link(per_frame: list[Detections], times: list[Fraction | None], max_gap_seco
 def build_tracks(per_frame: list[Detections], times: list[Fraction | None], fps: float,
                  max_gap_seconds: float, pad_seconds: float, first_id: int = 1,
                  thresholds: dict[str, float] | None = None,
-                 min_weak_hits: int = 3) -> list[Track]:
+                 min_weak_hits: int = 3, size: tuple[int, int] | None = None) -> list[Track]:
     """Tracks covering every confident detection, bridged across short gaps, padded at both ends.
 
     Args:
@@ -118,6 +118,9 @@ def build_tracks(per_frame: list[Detections], times: list[Fraction | None], fps:
             Kinds not listed (and every kind when None) have no weak detections.
         min_weak_hits: a chain of weak hits only is redacted when it has at least this many
             (at least 2, so that a weak candidate in a still photo is never redacted alone).
+        size: (width, height) of the frames. When given, every box is clipped to the full
+            frame, and the frames where a padded box has moved wholly out of it are left out:
+            a regions file never holds a box that lies outside the picture.
     """
     thresholds = thresholds or {}
     min_weak_hits = max(2, min_weak_hits)
@@ -148,6 +151,13 @@ def build_tracks(per_frame: list[Detections], times: list[Fraction | None], fps:
         score[idx] = hit_scores
         source[idx] = np.where(weak, "weak", "detected")
         xyxy[idx] = hit_boxes
+        if size is not None:
+            xyxy = clip_xyxy(xyxy, *size)
+            inside = non_empty(xyxy)
+            if not inside.any():
+                continue
+            frames, xyxy = frames[inside], xyxy[inside]
+            score, source = score[inside], source[inside]
         tracks.append(Track(first_id + len(tracks), kind, frames, xyxy, score, source))
     return tracks
 

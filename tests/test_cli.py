@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 import struct
 import subprocess
 import sys
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -234,3 +236,74 @@ def test_sideways_option_turns_on_the_rotated_face_passes(photo, monkeypatch, co
     assert CliRunner().invoke(cli.app, [command, "face.png", "--only", "faces", "--overwrite"]
                               + (["-o", "other.png"] if command == "run" else [])).exit_code == 0
     assert seen == [True, False]
+
+
+# ---- what the command shows ------------------------------------------------------------------
+
+@pytest.mark.parametrize("width", [160, 80])
+def test_summary_shows_the_output_path_whole(photo, monkeypatch, width):
+    from rich.console import Console
+
+    monkeypatch.setattr(cli_display, "out", Console(width=width))
+    out = "out dir/a fairly long name for the output.png"
+    result = blur(photo, "-o", out, "--only", "faces")
+    assert result.exit_code == 0, result.stderr
+    assert "…" not in result.stdout
+    if width == 160:
+        assert out in result.stdout
+    else:  # folded onto more lines of the output column, every character kept
+        column = [line.split("│")[1].strip() for line in result.stdout.splitlines()
+                  if line.count("│") > 2]
+        assert " ".join(c for c in column if c) == out
+
+
+def test_main_help_lists_the_options_of_blur_path():
+    result = CliRunner().invoke(cli.app, ["--help"])
+    assert result.exit_code == 0
+    for text in ("Commands:", "scan", "render", "check", "--overwrite", "--style", "-o, --output",
+                 "--regions", "--jobs"):
+        assert text in result.stdout, text
+
+
+@pytest.mark.parametrize("command", ["run", "scan", "render", "check"])
+def test_help_placeholders_are_readable(command):
+    text = CliRunner().invoke(cli.app, [command, "--help"]).stdout
+    for raw in ("<list[", "<str>", "<path>", "<float", "<int", "{"):
+        assert raw not in text, (raw, text)
+    usage = {"run": "PATH...", "scan": "FILE", "render": "FILE", "check": "PATH..."}[command]
+    assert f"{command} [OPTIONS] {usage}\n" in text
+
+
+REGIONS_MISTAKES = {
+    "missing": (None, "no such regions file"),
+    "empty": ("\n", "the regions file is empty"),
+    "not JSON": ("{not json", "not a regions file: invalid JSON at line 1, column 2"),
+    "a folder": ("folder", "is a folder, not a regions file"),
+}
+
+
+@pytest.mark.parametrize("mistake", REGIONS_MISTAKES)
+@pytest.mark.parametrize("command", ["render", "check"])
+def test_a_bad_regions_file_is_a_usage_error_naming_the_file(tmp_path, photo, mistake, command):
+    content, message = REGIONS_MISTAKES[mistake]
+    path = tmp_path / "my.regions.json"
+    if content == "folder":
+        path.mkdir()
+    elif content is not None:
+        path.write_text(content)
+    args = [command, "face.png", "--regions", path.name] + (["-o", "o.png"] * (command == "render"))
+    result = CliRunner().invoke(cli.app, args)
+    assert result.exit_code == ExitStatus.USAGE, result.stderr
+    line = " ".join(result.stderr.split())
+    assert line.startswith(f"error: my.regions.json: {message}"), line
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_readme_sample_output_is_not_shown_by_git_status():
+    """``blur samples/street.mp4`` writes samples/street.blurred.mp4: not to be committed."""
+    root = Path(__file__).resolve().parents[1]
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    for name in ("samples/street.blurred.mp4", "samples/messi5.blurred.jpg"):
+        ignored = subprocess.run(["git", "-C", str(root), "check-ignore", "-q", name])
+        assert ignored.returncode == 0, name

@@ -7,7 +7,9 @@ size, EXIF orientation, JPEG quality, ICC profile, PNG pixels outside regions by
 
 from __future__ import annotations
 
+import shutil
 import struct
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 
@@ -36,6 +38,10 @@ CASES = {
     "avi_mpeg4_mp3": ("clip.avi", dict(video_codec="mpeg4", audio="mp3"), ".mp4"),
     "webm_vp9_opus": ("clip.webm", dict(video_codec="libvpx-vp9", audio="libopus"), ".mp4"),
     "webm_vp8": ("vp8.webm", dict(video_codec="libvpx", size=(176, 144)), ".mp4"),
+    # The first frame after 0 and not on a whole millisecond (an MPEG-TS starts at ~1.4 s):
+    # MP4 shows it through an empty edit, which must not round the start to a millisecond.
+    "late_start": ("late.ts", dict(rate=Fraction(2997, 125), time_base=Fraction(1, 90000),
+                                   pts=[3754 * i for i in range(1, 11)]), ".mp4"),
 }
 
 
@@ -353,3 +359,56 @@ def test_real_photo_faces_redacted(tmp_path):
     mask = redacted_mask(result.plan, 0, before.shape[1], before.shape[0])
     assert np.abs(after - before)[mask].mean() > 15
     assert np.abs(after - before)[~mask].mean() < 3
+
+
+def _presentation_times(path: Path) -> list[float | None]:
+    """Every video frame's presentation time, read independently of blur: ffprobe's
+    best-effort timestamps when it is installed (None where it has none: it leaves the last
+    frame of Megamind.avi without one), else PyAV's frame times, sorted (a decoder hands out
+    frames in presentation order, whatever times a container attached)."""
+    if shutil.which("ffprobe"):
+        out = subprocess.run(
+            ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_frames", "-show_entries",
+             "frame=best_effort_timestamp_time", "-of", "csv=p=0", str(path)],
+            capture_output=True, text=True, check=True).stdout
+        values = [line.strip(",") for line in out.split()]
+        return [None if v == "N/A" else float(v) for v in values]
+    with av.open(str(path)) as c:
+        return sorted(float(f.pts * f.time_base) for f in c.decode(c.streams.video[0]))
+
+
+def _stream_duration(path: Path) -> float:
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        return float(v.duration * v.time_base)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, frames", [("Megamind.avi", None), ("vtest.avi", 120)])
+def test_real_avi_frames_keep_their_presentation_times(tmp_path, name, frames):
+    """Megamind.avi (MPEG-4 part 2 with packed B-frames) decodes with times attached out of
+    order (0.125, 0.209, 0.167, ...); frame i must still be shown at the i-th time, and the
+    duration and frame count kept. vtest.avi (no B-frames) must not change."""
+    src = shared_file(name)
+    if frames:
+        src = _excerpt(src, tmp_path / name, frames)
+    expected = _presentation_times(src)
+    known = [i for i, t in enumerate(expected) if t is not None]
+    assert len(known) >= len(expected) - 1
+
+    def same(times):
+        assert len(times) == len(expected)
+        assert [times[i] for i in known] == pytest.approx([expected[i] for i in known], abs=1e-6)
+        step = np.diff(times)
+        assert step.min() > 0 and step.max() < 1.5 * float(1 / info.fps)  # none left out
+
+    info = video.probe(src)
+    # What blur analyses: each frame with its time, in order.
+    same([float(f.time) for f in video.frames(src)])
+    # What blur writes.
+    result = pipeline.render(src, tmp_path / "out.mp4", pipeline.Plan(info, len(expected), []),
+                             FAST)
+    assert result.frames == len(expected)
+    same(_presentation_times(result.dst))
+    assert _stream_duration(result.dst) == pytest.approx(_stream_duration(src), abs=1e-6)
+    assert video.probe(result.dst).fps == info.fps

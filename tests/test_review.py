@@ -8,6 +8,7 @@ rules (manual regions, keyframes, validation) are tested on plain dicts.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from fractions import Fraction
 
 import numpy as np
@@ -225,7 +226,7 @@ def test_render_refuses_a_regions_file_made_for_another_file(tmp_path, three_fac
     other = tmp_path / "other.png"
     Image.fromarray(face_frame).save(other)
     result = blur("render", other, "--regions", regions_path, "-o", tmp_path / "o.png")
-    assert result.exit_code == ExitStatus.ERROR
+    assert result.exit_code == ExitStatus.USAGE  # the wrong regions file was given
     assert "regions file is for a 720x180 picture, this one is 240x180" in result.stderr
     assert not (tmp_path / "o.png").exists()
 
@@ -237,13 +238,14 @@ def test_render_reports_a_broken_regions_file_and_writes_nothing(tmp_path, three
                             '"kind": "face", "boxes": [[0, 800, 10, 900, 50]]}]}')
     out = tmp_path / "o.png"
     result = blur("render", three_faces, "--regions", regions_path, "-o", out)
-    assert result.exit_code == ExitStatus.ERROR
-    assert "track 1, frame 0: box [800.0, 10.0, 900.0, 50.0] lies outside the 720x180 frame" \
-        in " ".join(result.stderr.split())
+    assert result.exit_code == ExitStatus.USAGE
+    assert "bad.json: track 1, frame 0: box [800.0, 10.0, 900.0, 50.0] lies outside the " \
+           "720x180 frame" in " ".join(result.stderr.split())
     assert not out.exists()
     regions_path.write_text("{not json")
     result = blur("render", three_faces, "--regions", regions_path, "-o", out)
-    assert result.exit_code == ExitStatus.ERROR and "cannot read regions file" in result.stderr
+    assert result.exit_code == ExitStatus.USAGE
+    assert "bad.json: not a regions file: invalid JSON at line 1" in result.stderr
 
 
 def test_scan_never_overwrites_an_edited_regions_file(tmp_path, three_faces):
@@ -300,3 +302,100 @@ def test_render_writes_a_manifest_that_names_no_file(tmp_path, three_faces):
                   "--manifest", manifest)
     assert result.exit_code == ExitStatus.USAGE and "already exists" in result.stderr
     assert not (tmp_path / "o2.png").exists()
+
+
+# ---- scan -> render, untouched: blur reads back every regions file it writes ------------------
+
+def _walking_face(face_frame):
+    """Frame i of a face that walks right, out of a 320x180 picture (25 px a frame)."""
+    face = face_frame[10:110, 60:160]
+
+    def image(i):
+        picture = np.full((180, 320, 3), 90, np.uint8)
+        x = 60 + 25 * i
+        x1, x2 = max(x, 0), min(x + 100, 320)
+        if x1 < x2:
+            picture[40:140, x1:x2] = face[:, x1 - x:x2 - x]
+        return picture
+    return image
+
+
+GENERATED_CLIPS = {
+    "plain": lambda d, face: write_video(d / "plain.mp4"),
+    "vfr": lambda d, face: write_video(d / "vfr.mp4", frames=8, pts=[0, 1, 2, 5, 6, 10, 11, 20],
+                                       time_base=Fraction(1, 30)),
+    "rotated": lambda d, face: write_video(d / "rotated.mp4", rotation=-90),
+    "odd size": lambda d, face: write_video(d / "odd.mp4", size=(161, 121)),
+    "audio": lambda d, face: write_video(d / "audio.mp4", audio="aac"),
+    "mkv": lambda d, face: write_video(d / "clip.mkv"),
+    # Padding carries the face's motion on past its last hit: off the picture.
+    "face walks out": lambda d, face: write_video(d / "walk.mp4", frames=12, rate=10,
+                                                  size=(320, 180), image=_walking_face(face)),
+}
+
+
+def _scan_then_render(src, tmp_path):
+    """``blur scan`` then ``blur render`` with the regions file as written; its boxes."""
+    regions_path = tmp_path / f"{src.stem}.regions.json"
+    result = blur("scan", src, "--regions", regions_path, "-q")
+    assert result.exit_code == 0, result.output
+    data = json.loads(regions_path.read_text())
+    width, height = data["media"]["width"], data["media"]["height"]
+    boxes = np.array([row[1:5] for t in data["tracks"] for row in t["boxes"]],
+                     np.float64).reshape(-1, 4)
+    assert ((boxes[:, :2] >= 0) & (boxes[:, 2:] <= [width, height])).all(), boxes
+    assert ((boxes[:, 2:] > boxes[:, :2]).all(axis=1)).all(), boxes
+    out = tmp_path / f"{src.stem}.out{src.suffix}"
+    result = blur("render", src, "--regions", regions_path, "-o", out, "--preset", "ultrafast")
+    assert result.exit_code == 0, result.output
+    assert "clipped" not in result.output  # nothing left for render to clip
+    assert len(video_facts(out)["times"]) == data["media"]["frame_count"]
+    return data, boxes
+
+
+@pytest.mark.parametrize("clip", GENERATED_CLIPS)
+def test_scan_then_render_untouched_on_every_generated_clip(tmp_path, face_frame, clip):
+    src = GENERATED_CLIPS[clip](tmp_path, face_frame)
+    data, boxes = _scan_then_render(src, tmp_path)
+    if clip == "face walks out":
+        faces = [t for t in data["tracks"] if t["kind"] == "face"]
+        assert faces and boxes[:, 2].max() == 320  # the face is covered up to the edge
+
+
+@pytest.mark.slow
+def test_scan_then_render_untouched_on_the_sample(tmp_path):
+    src = tmp_path / "clip.mp4"
+    src.write_bytes((Path(__file__).resolve().parents[1] / "samples" / "street.mp4").read_bytes())
+    data, boxes = _scan_then_render(src, tmp_path)
+    assert data["media"]["frame_count"] == 50 and len(boxes) > 100
+
+
+def test_tracks_are_clipped_to_the_frame_where_they_are_made():
+    from blur.tracking import build_tracks
+    from blur.types import Detections
+
+    # A 40 px face moving 26 px a frame to the right, last seen overhanging a 160 px frame
+    # (x 124-164): padding carries it on, partly (frame 5) then wholly (frames 6, 7) outside.
+    per_frame = [Detections.of([[20 + 26 * f, 50, 60 + 26 * f, 90]], [0.9], "face")
+                 for f in range(5)] + [Detections.empty() for _ in range(3)]
+    (track,) = build_tracks(per_frame, [None] * 8, 10.0, 0.5, 0.3, size=(160, 120))
+    assert track.frames.tolist() == [0, 1, 2, 3, 4, 5]  # frames 6, 7: wholly outside, left out
+    np.testing.assert_allclose(track.xyxy[4:], [[124, 50, 160, 90], [150, 50, 160, 90]], atol=1e-3)
+    assert track.source[4] == "detected"
+    assert track.source[-1] == "padded"
+
+
+def test_render_clips_a_box_that_overhangs_and_says_so(tmp_path, three_faces):
+    regions_path = tmp_path / "over.json"
+    regions_path.write_text(json.dumps({
+        "version": 1, "media": {"kind": "image", "width": 720, "height": 180, "frame_count": 1},
+        "tracks": [{"id": 7, "kind": "manual", "box": [700, -10, 760, 40]}]}))
+    out = tmp_path / "o.png"
+    result = blur("render", three_faces, "--regions", regions_path, "-o", out, "--style", "solid")
+    assert result.exit_code == 0, result.output
+    assert "1 box(es) overhanging the 720x180 frame clipped to it (track(s) 7)" \
+        in " ".join(result.output.split())
+    changed = (np.asarray(Image.open(out).convert("RGB"))
+               != np.asarray(Image.open(three_faces).convert("RGB"))).any(axis=2)
+    assert changed[0:40, 700:720].all() and not changed[40:, :].any() \
+        and not changed[:, :700].any()

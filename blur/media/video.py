@@ -2,14 +2,18 @@
 
 Frames are handed out upright (the display matrix applied) with their PTS kept, and written
 back with the same PTS, so frame count, timing (variable frame rate included) and duration are
-preserved. Audio packets are copied bit-exact. Nothing else is carried over: the output is a
-new container with no tags, chapters, attachments, subtitle or data streams.
+preserved. Where a container attaches the times to the wrong frames (AVI with packed B-frames),
+frame i gets the i-th time in sorted order (``_InTimeOrder``). Audio packets are copied
+bit-exact. Nothing else is carried over: the output is a new container with no tags, chapters,
+attachments, subtitle or data streams.
 """
 
 from __future__ import annotations
 
+import heapq
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -254,6 +258,51 @@ def read_ahead(make: Callable[[], Iterator], depth: int, name: str = "blur-decod
     return consume()
 
 
+class _InTimeOrder:
+    """Decoded frames with their timestamps put back in presentation order.
+
+    A decoder hands out frames in presentation order, but the timestamps it attaches are only as
+    good as the container's. AVI stores none for B-frames, so FFmpeg guesses them from the
+    packet order, and a clip with packed B-frames (MPEG-4 part 2, as DivX/Xvid wrote it)
+    decodes with times 1, 2, 3, 5, 4, 6, 8, 7, ... (in frame durations): right as a set,
+    attached to the wrong frames. Frame i is shown at the i-th time in sorted order: each frame
+    waits until the decoder's reordering window has passed, so the smallest time seen is its
+    own. Files whose times are in order come out unchanged. Memory: the frames waiting, the
+    reorder depth plus one (1-3 for most files, at most 17).
+    """
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.waiting: deque[av.VideoFrame] = deque()
+        self.times: list[int] = []  # a heap of the timestamps not yet handed out
+        self.count = 0
+
+    def push(self, vf: av.VideoFrame) -> list[tuple[av.VideoFrame, int]]:
+        """Take one decoded frame; return the (frame, pts) pairs whose time is now certain."""
+        heapq.heappush(self.times, _pts(vf, self.count, self.stream))
+        self.waiting.append(vf)
+        self.count += 1
+        window = _reorder_depth(self.stream.codec_context) + 1  # one frame of margin
+        ready = []
+        while len(self.waiting) > window:
+            ready.append((self.waiting.popleft(), heapq.heappop(self.times)))
+        return ready
+
+    def finish(self) -> list[tuple[av.VideoFrame, int]]:
+        """The frames still waiting, at the end of the stream."""
+        ready = [(vf, heapq.heappop(self.times)) for vf in self.waiting]
+        self.waiting.clear()
+        return ready
+
+
+def _reorder_depth(codec_context) -> int:
+    """How many frames the decoder holds back to reorder them (it learns this as it goes)."""
+    depth = getattr(codec_context, "reorder_depth", None)
+    if depth is None:  # PyAV before it exposed the depth: only whether there is reordering
+        return 4 if getattr(codec_context, "has_b_frames", True) else 0
+    return int(depth)
+
+
 def _frames(path: Path) -> Iterator[Frame]:
     container = _open(path)
     try:
@@ -262,29 +311,34 @@ def _frames(path: Path) -> Iterator[Frame]:
         rotation = None
         index = 0
         checked = _Checked(container, stream, path)
-        try:
+        in_order = _InTimeOrder(stream)
+
+        def decoded() -> Iterator[tuple[av.VideoFrame, int]]:
             for packet in container.demux(stream):
                 checked.packet(packet)
                 for vf in packet.decode():
-                    checked.frame(vf, index)
-                    if rotation is None:
-                        rotation = _rotation(vf)
-                    image = upright(vf.to_ndarray(format="rgb24"), rotation)
-                    yield Frame(image=image, index=index, time=_time(vf, index, stream))
-                    index += 1
+                    checked.frame(vf, in_order.count)
+                    yield from in_order.push(vf)
+            yield from in_order.finish()
+
+        try:
+            for vf, pts in decoded():
+                if rotation is None:
+                    rotation = _rotation(vf)
+                image = upright(vf.to_ndarray(format="rgb24"), rotation)
+                yield Frame(image=image, index=index, time=_time(pts, stream))
+                index += 1
         except av.error.FFmpegError as exc:
-            raise MediaError(f"damaged video data at frame {index} ({_reason(exc)})",
+            raise MediaError(f"damaged video data at frame {in_order.count} ({_reason(exc)})",
                              path) from exc
         checked.finish(index)
     finally:
         container.close()
 
 
-def _time(vf: av.VideoFrame, index: int, stream) -> Fraction | None:
-    if vf.pts is not None and vf.time_base is not None:
-        return Fraction(vf.pts) * vf.time_base
-    rate = stream.average_rate or stream.guessed_rate
-    return Fraction(index) / Fraction(rate) if rate else None
+def _time(pts: int, stream) -> Fraction | None:
+    """Seconds of a timestamp in the stream's time base."""
+    return Fraction(pts) * stream.time_base if stream.time_base else None
 
 
 def output_format(src: Path) -> tuple[str, str]:
@@ -317,6 +371,9 @@ def transcode(src: Path, dst: Path, muxer: str, process: Callable[[Frame], np.nd
     options = {"fflags": "+bitexact"}
     if muxer == "mp4":
         options["movflags"] = "+faststart"
+        # A video that starts after 0 gets an empty edit of that length, counted in the movie
+        # timescale (1000 by default): 41.708 ms would become 41 ms, moving every frame.
+        options["movie_timescale"] = str(_track_timescale(inp.streams.video[0].time_base))
     out = av.open(str(dst), "w", format=muxer, options=options)
     try:
         vin = inp.streams.video[0]
@@ -330,6 +387,27 @@ def transcode(src: Path, dst: Path, muxer: str, process: Callable[[Frame], np.nd
         durations: dict[int, int] = {}
         count = 0
         checked = _Checked(inp, vin, src)
+        in_order = _InTimeOrder(vin)
+
+        def encode(vf: av.VideoFrame, pts: int) -> None:
+            nonlocal count, last_pts
+            image = upright(vf.to_ndarray(format="rgb24"), rotation)
+            result = process(Frame(image=image, index=count, time=_time(pts, vin)))
+            if result.shape != (height, width, 3):
+                raise MediaError(f"frame {count} is {result.shape[1]}x{result.shape[0]}, "
+                                 f"expected {width}x{height}", src)
+            if last_pts is not None and pts <= last_pts:
+                pts = last_pts + 1  # encoders need strictly increasing timestamps
+            last_pts = pts
+            of = av.VideoFrame.from_ndarray(result, format="rgb24")
+            of.pts = pts
+            of.time_base = vin.time_base
+            durations[pts] = vf.duration
+            _mux_video(out, strip(vout.encode(of)), durations)
+            count += 1
+            if on_frame:
+                on_frame(count)
+
         try:
             for packet in inp.demux([vin] + [inp.streams[i] for i in audio_map]):
                 if packet.stream.type == "audio":
@@ -337,24 +415,11 @@ def transcode(src: Path, dst: Path, muxer: str, process: Callable[[Frame], np.nd
                     continue
                 checked.packet(packet)
                 for vf in packet.decode():
-                    checked.frame(vf, count)
-                    image = upright(vf.to_ndarray(format="rgb24"), rotation)
-                    result = process(Frame(image=image, index=count, time=_time(vf, count, vin)))
-                    if result.shape != (height, width, 3):
-                        raise MediaError(f"frame {count} is {result.shape[1]}x{result.shape[0]}, "
-                                         f"expected {width}x{height}", src)
-                    pts = _pts(vf, count, vin)
-                    if last_pts is not None and pts <= last_pts:
-                        pts = last_pts + 1  # encoders need strictly increasing timestamps
-                    last_pts = pts
-                    of = av.VideoFrame.from_ndarray(result, format="rgb24")
-                    of.pts = pts
-                    of.time_base = vin.time_base
-                    durations[pts] = vf.duration
-                    _mux_video(out, strip(vout.encode(of)), durations)
-                    count += 1
-                    if on_frame:
-                        on_frame(count)
+                    checked.frame(vf, in_order.count)
+                    for ready, pts in in_order.push(vf):
+                        encode(ready, pts)
+            for ready, pts in in_order.finish():
+                encode(ready, pts)
             _mux_video(out, strip(vout.encode(None)) + strip.drain(), durations)
             for aout, decode_from in audio_map.values():
                 if decode_from is not None:
@@ -444,6 +509,15 @@ def _pts(vf: av.VideoFrame, index: int, vin) -> int:
         return int(vf.pts)
     rate = vin.average_rate or vin.guessed_rate or Fraction(25)
     return int(round(Fraction(index) / Fraction(rate) / vin.time_base))
+
+
+def _track_timescale(time_base: Fraction | None) -> int:
+    """The timescale FFmpeg's MP4 muxer gives a video track of this time base: its
+    denominator, doubled until at least 10000."""
+    scale = time_base.denominator if time_base else 1000
+    while scale < 10000:
+        scale *= 2
+    return scale
 
 
 def _video_stream(out, vin, width: int, height: int, crf: int, preset: str, rotation: int):
