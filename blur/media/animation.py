@@ -78,6 +78,8 @@ def _durations(im: Image.Image) -> list[float]:
     out = []
     for index in range(getattr(im, "n_frames", 1)):
         im.seek(index)
+        if im.format == "WEBP":
+            im.load()  # Pillow's WebP reader learns a frame's duration only by decoding it
         out.append(im.info.get("duration", 0) or 0)
     im.seek(0)
     return out

@@ -24,7 +24,7 @@ _HEIF_INFO_ALLOWED = {"primary", "bit_depth", "chroma", "nclx_profile", "tiling"
                       "nominal_diffuse_white_luminance", "thumbnails", "depth_images", "aux",
                       "metadata"}
 # Animation fields: how frames are shown (the GIF version, and its looping extension).
-_ANIMATION_INFO_ALLOWED = {"version", "disposal", "blend", "default_image", "timestamp"}
+_ANIMATION_INFO_ALLOWED = {"version", "disposal", "blend", "default_image", "timestamp", "bbox"}
 # TIFF fields that describe the pixel layout (and the ICC profile, which is kept on purpose).
 _TIFF_LAYOUT = {256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 282, 283, 284, 296, 317, 320,
                 322, 323, 324, 325, 338, 339, 34675}
@@ -62,8 +62,11 @@ def image_metadata(im: Image.Image) -> list[str]:
     if im.format in heif.FORMATS:
         allowed = allowed | _HEIF_INFO_ALLOWED
     for key, value in im.info.items():
-        if key == "extension" and im.format == "GIF" and value[0] == b"NETSCAPE2.0":
-            continue  # the loop count
+        if key == "extension" and im.format == "GIF":
+            name = value[0].decode("latin-1", "replace") if isinstance(value, tuple) else "?"
+            if name != "NETSCAPE2.0":  # that one holds the loop count
+                found.append(f"GIF:application extension {name}")
+            continue
         if key not in allowed and not key.startswith("exif"):
             found.append(f"info:{key}")
         elif key == "exif" and value and not exif:
