@@ -142,7 +142,7 @@ def test_orientation_6_is_applied_once(tmp_path, portrait, fmt, name):
     assert (info.width, info.height) == (288, 384)
 
     result = pipeline.anonymise(src, None, FACES)
-    assert result.dst.name == f"sideways.blurred.jpg"
+    assert result.dst.name == "sideways.blurred.jpg"
     with Image.open(result.dst) as out:
         rgb = np.asarray(out.convert("RGB"))
     assert rgb.shape == upright.shape

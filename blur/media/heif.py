@@ -15,7 +15,7 @@ without trusting the decoder's view of the file.
 from __future__ import annotations
 
 import struct
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 # Pillow format names of this family, and the file names that say each.
@@ -27,7 +27,7 @@ _WRITTEN_AS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG",
                **{s: fmt for fmt, suffixes in FORMATS.items() for s in suffixes}}
 
 
-@lru_cache(maxsize=None)
+@cache
 def enable() -> bool:
     """Teach Pillow to open HEIC/HEIF (once per process); False when pillow-heif is missing."""
     try:
