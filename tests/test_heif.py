@@ -236,15 +236,17 @@ def test_auxiliary_image_is_found_and_dropped(tmp_path, portrait):
 
 @pytest.mark.parametrize("name, fmt", [("IMG_0042.HEIC", "HEIF"), ("photo.avif", "AVIF")])
 def test_keep_format_writes_heic_and_avif_back_clean(tmp_path, portrait, name, fmt):
+    """Same format, no metadata, the ICC profile kept (a profile is not identifying)."""
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     src = tmp_path / name
-    Image.fromarray(portrait).save(src, format=fmt, quality=90)
+    Image.fromarray(portrait).save(src, format=fmt, quality=90, icc_profile=icc)
     add_phone_metadata(src)
     result = blur("--keep-format", src)
     assert result.exit_code == 0, (result.stderr, result.exception)
     dst = src.with_name(f"{src.stem}.blurred{src.suffix}")
     assert dst.exists()
     with Image.open(dst) as out:
-        assert out.format == fmt
+        assert out.format == fmt and out.info.get("icc_profile") == icc
         rgb = np.asarray(out.convert("RGB"))
     assert heif.contents(dst) == [] and metadata.image_leftover(dst) == []
     assert secrets_in(exiftool_all(dst)) == []

@@ -89,8 +89,9 @@ def save_options(fmt: str, quality: int) -> dict:
 # ---------------------------------------------------------------------- the box tree
 
 # Item properties that describe how the picture is coded and shown, and identify nobody.
+# (``auxC`` names an auxiliary image's type; the images themselves are reported from ``iref``.)
 _TECHNICAL_PROPERTIES = {"ispe", "pixi", "colr", "hvcC", "av1C", "vvcC", "irot", "imir", "clap",
-                         "pasp", "lsel", "a1op", "a1lx", "clli", "mdcv", "amve", "rloc",
+                         "auxC", "pasp", "lsel", "a1op", "a1lx", "clli", "mdcv", "amve", "rloc",
                          "iscl", "free", "skip"}
 _CONTAINER_BOXES = {"ftyp", "meta", "mdat", "free", "skip"}
 _PICTURE_ITEMS = {"hvc1", "av01", "grid", "iden", "iovl"}

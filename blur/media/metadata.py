@@ -18,8 +18,8 @@ _IMAGE_INFO_ALLOWED = {"icc_profile", "jfif", "jfif_version", "jfif_unit", "jfif
 # What the HEIF decoder reports about the coding (bit depth, chroma, colour, HDR levels, grid).
 # Its lists of thumbnails, depth and auxiliary images and metadata blocks are left out here:
 # ``heif.contents`` finds those in the file itself.
-_HEIF_INFO_ALLOWED = {"primary", "bit_depth", "chroma", "nclx_profile", "tiling",
-                      "original_orientation", "pixel_aspect_ratio", "content_light_level",
+_HEIF_INFO_ALLOWED = {"primary", "bit_depth", "chroma", "nclx_profile", "icc_profile_type",
+                      "tiling", "original_orientation", "pixel_aspect_ratio", "content_light_level",
                       "mastering_display_colour_volume", "ambient_viewing_environment",
                       "nominal_diffuse_white_luminance", "thumbnails", "depth_images", "aux",
                       "metadata"}
