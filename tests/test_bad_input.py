@@ -292,7 +292,7 @@ FAILURES = {
     "huge_jpeg_header": (huge_jpeg_header, r"too large"),
     "huge_video_header": (huge_video_header, r"too large \(12000x12000"),
     "multipage_tiff": (multipage_tiff, r"multi-page TIFF \(3 frames\) is not supported"),
-    "heic_photo": (heic_photo, r"not an image blur can read"),
+    "heic_photo": (heic_photo, r"not an image blur can read|needs? the pillow-heif package"),
     "unknown_extension": (unknown_extension, r"unknown file type \.xyz"),
     "real_truncated_avi": (real_truncated_avi, r"truncated|damaged"),
     "real_truncated_jpeg": (real_truncated_jpeg, r"truncated"),

@@ -190,4 +190,6 @@ def _check_timing(dst: Path, src: Path, durations: list[float], info: dict) -> i
         raise MediaError(f"the output loops {loop} times, the input {info.get('loop')}", src)
     if len(got) > len(durations):
         raise MediaError(f"wrote {len(got)} frames from {len(durations)}", src)
+    if len(got) == len(durations) and any(abs(a - b) > 1e-6 for a, b in zip(got, durations)):
+        raise MediaError(f"the output's frame durations {got} differ from the input's", src)
     return len(got)
