@@ -350,7 +350,8 @@ def render(src: Path, dst: Path, plan: Plan, settings: Settings | None = None,
         if plan.info.kind == "image":
             still = image.read(src)
             still.rgb = redact(still.rgb, 0)
-            image.write(still, tmp, settings.jpeg_quality, name=dst)
+            still.format = image.output_format(still, dst)  # HEIC: JPEG unless kept
+            image.write(still, tmp, settings.jpeg_quality)
             left = metadata.image_leftover(tmp)
             frames = 1
             if on_progress:

@@ -134,20 +134,26 @@ def _icc_fits(profile: bytes, mode: str) -> bool:
     return space == b"GRAY" if mode == "L" else space == b"RGB "
 
 
-def write(still: Still, path: Path, quality: int = 95, name: Path | None = None) -> None:
-    """Write a fresh file from pixels only: nothing of the source's metadata is carried over
-    except the ICC colour profile (it changes how colours look, and identifies nobody).
+def output_format(still: Still, name: Path) -> str:
+    """The format a still is written in, as an output called ``name``: its own, except that a
+    HEIC/AVIF photo becomes what the name says (JPEG by default, see ``heif.written_as``).
 
-    Args:
-        still: the pixels, and the format they were read from.
-        path: where to write (a temporary name).
-        quality: JPEG, WebP, HEIC and AVIF quality.
-        name: the output's final name; a HEIC/AVIF photo is written in the format it says
-            (JPEG by default, see ``heif.written_as``).
+    Raises:
+        UnsupportedMediaError: a HEIC/AVIF photo given an output name of another format.
     """
+    if still.format not in heif.FORMATS:
+        return still.format
+    try:
+        return heif.written_as(name)
+    except ValueError as exc:
+        raise UnsupportedMediaError(str(exc)) from exc
+
+
+def write(still: Still, path: Path, quality: int = 95) -> None:
+    """Write a fresh file from pixels only, in ``still.format``: nothing of the source's
+    metadata is carried over except the ICC colour profile (it changes how colours look, and
+    identifies nobody). ``quality``: of JPEG, WebP, HEIC and AVIF outputs."""
     fmt = still.format
-    if fmt in heif.FORMATS:
-        fmt = heif.written_as(name if name is not None else path)
     if still.alpha is not None and fmt in ("PNG", "WEBP", "TIFF"):
         im = Image.fromarray(np.dstack([still.rgb, still.alpha]), "RGBA")
     else:
