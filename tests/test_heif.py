@@ -356,3 +356,12 @@ def test_bad_heif_input_fails_cleanly(tmp_path, portrait, case):
         assert len(lines) == 1 and lines[0].startswith("error: ") and src.name in lines[0], lines
         assert __import__("re").search(problem, lines[0]), lines[0]
         assert sorted(p.name for p in tmp_path.iterdir()) == before, "something was written"
+
+
+def test_keep_format_setting_is_checked():
+    from blur.errors import SettingsError
+    from blur.settings import Settings
+
+    assert Settings(keep_format=True).keep_format is True
+    with pytest.raises(SettingsError, match="keep_format"):
+        Settings(keep_format="yes")
