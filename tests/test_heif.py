@@ -219,17 +219,29 @@ def test_thumbnail_exif_and_xmp_items_are_found_and_dropped(tmp_path, portrait):
     assert not [k for k in exiftool_all(result.dst) if "Thumbnail" in k or "Preview" in k]
 
 
-def test_auxiliary_image_is_found_and_dropped(tmp_path, portrait):
-    """An auxiliary image (here an alpha plane; on phones depth maps, HDR gain maps, portrait
-    mattes) is listed in the input; the output, JPEG or HEIC, has none."""
-    rgba = np.dstack([portrait, np.full(portrait.shape[:2], 255, np.uint8)])
-    src = tmp_path / "matte.heic"
+@pytest.mark.parametrize("aux", ["alpha", "depth"])
+def test_auxiliary_image_is_found_and_dropped(tmp_path, portrait, aux):
+    """An auxiliary image (an alpha plane, or a depth map as portrait-mode photos carry; phones
+    also add HDR gain maps and mattes) is listed in the input; the output, JPEG or HEIC, has
+    none. The depth map is the alpha plane with its type rewritten to HEVC's depth (auxid 2)."""
+    rgba = np.dstack([portrait, np.tile(np.linspace(0, 255, 384, dtype=np.uint8), (384, 1))])
+    src = tmp_path / f"{aux}.heic"
     Image.fromarray(rgba, "RGBA").save(src, format="HEIF", quality=90)
+    if aux == "depth":
+        data = src.read_bytes()
+        alpha_type = b"urn:mpeg:hevc:2015:auxid:1\0"
+        assert data.count(alpha_type) == 1
+        src.write_bytes(data.replace(alpha_type, b"urn:mpeg:hevc:2015:auxid:2\0"))
+        assert len(pillow_heif.open_heif(src).info["depth_images"]) == 1
     assert any(f.startswith("HEIF:auxiliary images") for f in heif.contents(src))
-    kept = pipeline.anonymise(src, tmp_path / "kept.heic", FACES)
-    assert heif.contents(kept.dst) == []
-    assert metadata.image_leftover(kept.dst) == []
-    assert any(f.startswith("HEIF:auxiliary images") for f in kept.metadata_removed)
+    for dst in (tmp_path / "out.jpg", tmp_path / "kept.heic"):
+        result = pipeline.anonymise(src, dst, FACES)
+        assert any(f.startswith("HEIF:auxiliary images") for f in result.metadata_removed)
+        assert metadata.image_leftover(dst) == []
+        assert "Auxiliary" not in json.dumps(exiftool_all(dst))
+    kept = pillow_heif.open_heif(tmp_path / "kept.heic")
+    assert kept.info["depth_images"] == [] and kept.mode == "RGB" and heif.contents(
+        tmp_path / "kept.heic") == []
 
 
 # ---------------------------------------------------------------------- --keep-format
