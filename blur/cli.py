@@ -119,6 +119,8 @@ DeviceOpt = Annotated[Optional[Device], typer.Option(
     "--device", case_sensitive=False,
     help="Where the models run (default auto: cuda or directml when an ONNX Runtime build for "
          "it is installed, else the CPU).")]
+KeepFormat = Annotated[bool, typer.Option(
+    "--keep-format", help="Write HEIC/HEIF/AVIF photos back as HEIC/AVIF (default: JPEG).")]
 Quiet = Annotated[bool, typer.Option("-q", "--quiet",
                                      help="No progress or summary; errors only.")]
 
@@ -221,6 +223,7 @@ def run(
                              help="Process this many files at once, in separate processes "
                                   "(default 1; each one already uses every core)."),
     device: DeviceOpt = None,
+    keep_format: KeepFormat = False,
     quiet: Quiet = False,
 ):
     """Anonymise each PATH: NAME.blurred.EXT beside each file, or under -o."""
@@ -228,13 +231,13 @@ def run(
         kinds=_kinds(only, text), style=style, shape=shape, mask_scale=mask_scale,
         face_threshold=threshold, max_gap_seconds=gap, pad_seconds=pad, crf=crf, preset=preset,
         audio=audio, overwrite=overwrite, fail_frame=on_frame_error, face_rotate=sideways,
-        device=device, face_small_every_n_frames=small_face_stride)
+        device=device, face_small_every_n_frames=small_face_stride, keep_format=keep_format)
     try:
         pipeline.check_device(settings.device)
     except BlurError as exc:
         _fail(exc)
     try:
-        pairs = plan_outputs(paths, output)
+        pairs = plan_outputs(paths, output, settings.keep_format)
     except BlurError as exc:
         _fail(exc)
     except OSError as exc:
@@ -353,6 +356,7 @@ def render_command(
     manifest: Optional[Path] = typer.Option(None, "--manifest", metavar="FILE",
                                             help="Write a JSON manifest: versions, model and "
                                                  "file hashes, settings."),
+    keep_format: KeepFormat = False,
     quiet: Quiet = False,
 ):
     """Redact FILE exactly as a regions file says (after blur scan and your corrections)."""
@@ -362,7 +366,7 @@ def render_command(
 
     settings = _settings(style=style, shape=shape, mask_scale=mask_scale, crf=crf, preset=preset,
                          audio=audio, overwrite=overwrite)
-    dst = output or default_output(path)
+    dst = output or default_output(path, keep_format)
     _free(dst, overwrite, path, regions)
     if manifest is not None:
         _free(manifest, overwrite, path, regions, dst)

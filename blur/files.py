@@ -10,26 +10,35 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import UsageError
-from .media import is_media, is_video, kind_of, video
+from .media import heif, is_media, is_video, kind_of, video
 
 OUTPUT_TAG = ".blurred"
 # Extensions naming the same still format: the output is written in the input's format, so its
 # name must say so (photo.jpg -o out.png would be a JPEG named .png).
-_SAME_FORMAT = [{".jpg", ".jpeg"}, {".tif", ".tiff"}, {".png"}, {".webp"}, {".bmp"}]
+_SAME_FORMAT = [{".jpg", ".jpeg"}, {".tif", ".tiff"}, {".png", ".apng"}, {".webp"}, {".bmp"},
+                {".gif"}]
 # Video outputs are MP4 (Matroska for .mkv); these names suit what is written.
 _VIDEO_OUTPUTS = {".mp4", ".m4v", ".mov", ".mkv"}
 
 
-def default_output(src: Path) -> Path:
-    """``NAME.blurred.EXT`` beside the input (videos become .mp4, or .mkv for MKV input)."""
-    ext = video.output_format(src)[1] if is_video(src) else src.suffix
-    return src.with_name(f"{src.stem}{OUTPUT_TAG}{ext}")
+def output_suffix(src: Path, keep_format: bool = False) -> str:
+    """The extension of what is written for ``src``: videos become .mp4 (.mkv for MKV input),
+    HEIC/HEIF/AVIF photos .jpg (their own with ``keep_format``), the rest keep theirs."""
+    if is_video(src):
+        return video.output_format(src)[1]
+    if heif.is_heif(src):
+        return heif.default_suffix(src, keep_format)
+    return src.suffix
 
 
-def _mirrored(src: Path, root: Path, out_root: Path) -> Path:
+def default_output(src: Path, keep_format: bool = False) -> Path:
+    """``NAME.blurred.EXT`` beside the input, EXT as ``output_suffix`` says."""
+    return src.with_name(f"{src.stem}{OUTPUT_TAG}{output_suffix(src, keep_format)}")
+
+
+def _mirrored(src: Path, root: Path, out_root: Path, keep_format: bool = False) -> Path:
     rel = src.relative_to(root)
-    ext = video.output_format(src)[1] if is_video(src) else src.suffix
-    return out_root / rel.with_suffix(ext)
+    return out_root / rel.with_suffix(output_suffix(src, keep_format))
 
 
 def walk(folder: Path) -> Iterator[Path]:
@@ -52,7 +61,8 @@ def _unreadable(exc: OSError) -> None:
     raise UsageError(f"cannot read this folder: {exc.strerror or exc}", exc.filename)
 
 
-def plan_outputs(inputs: list[Path], output: Path | str | None) -> list[tuple[Path, Path]]:
+def plan_outputs(inputs: list[Path], output: Path | str | None,
+                 keep_format: bool = False) -> list[tuple[Path, Path]]:
     """Pair every input file with its output path.
 
     Args:
@@ -60,6 +70,7 @@ def plan_outputs(inputs: list[Path], output: Path | str | None) -> list[tuple[Pa
         output: ``-o``: a file (one input file), or a folder (several inputs, a folder input
             whose tree is mirrored, an existing folder, or a name ending in "/"). None: beside
             each input (``NAME.blurred.EXT``), and ``FOLDER.blurred/`` for a folder.
+        keep_format: HEIC/HEIF/AVIF outputs keep their format (else they become JPEG).
 
     Raises:
         UsageError: a missing input, or two inputs that would share an output, or an output
@@ -79,13 +90,14 @@ def plan_outputs(inputs: list[Path], output: Path | str | None) -> list[tuple[Pa
             out_root = output if output is not None else root.with_name(root.name + OUTPUT_TAG)
             if several and output is not None:
                 out_root = output / root.name
-            pairs += [(src, _mirrored(src, item, out_root)) for src in walk(item)
+            pairs += [(src, _mirrored(src, item, out_root, keep_format)) for src in walk(item)
                       if not _inside(src, out_root)]  # outputs of an earlier run, not inputs
         elif output is None:
-            pairs.append((item, default_output(item)))
+            pairs.append((item, default_output(item, keep_format)))
         elif several or as_folder or output.is_dir():
-            dst = _mirrored(item, item.parent, output)
-            pairs.append((item, default_output(item) if _real(dst) == _real(item) else dst))
+            dst = _mirrored(item, item.parent, output, keep_format)
+            pairs.append((item, default_output(item, keep_format)
+                          if _real(dst) == _real(item) else dst))
         else:
             pairs.append((item, output))
     _check_distinct(pairs)
@@ -130,6 +142,8 @@ def check_output(src: Path, dst: Path, overwrite: bool) -> None:
     suffix = dst.suffix.lower()
     if kind_of(src) == "video":
         expected = _VIDEO_OUTPUTS
+    elif heif.is_heif(src):
+        expected = heif.output_suffixes(src)
     else:
         expected = next((group for group in _SAME_FORMAT if src.suffix.lower() in group),
                         {src.suffix.lower()})

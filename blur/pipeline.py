@@ -25,7 +25,8 @@ from .detectors import DEFAULT_FOR_KIND, DETECTORS, runtime
 from .errors import (BlurError, DetectionError, MediaError, MetadataLeftError,
                      RegionsError, UsageError)
 from .files import atomic_output, check_output, default_output, describe_os_error
-from .media import image, kind_of, metadata, video
+from .media import animation, image, metadata, video
+from .media import frames as media_frames, probe as media_probe
 from .redact import Redactor
 from .settings import Settings
 from .types import Detections, MediaInfo, Track
@@ -221,8 +222,7 @@ def _with_last(items):
 
 
 def probe(src: Path) -> MediaInfo:
-    family = image if kind_of(src) == "image" else video
-    return family.probe(src)
+    return media_probe(src)
 
 
 def scan(src: Path, settings: Settings | None = None,
@@ -257,7 +257,7 @@ def scan(src: Path, settings: Settings | None = None,
     memo: dict[int, tuple[int, bool, Detections]] = {}
     version, previous = 0, None
     ahead = settings.decode_ahead if info.width * info.height < LARGE_FRAME_PIXELS else 0
-    for frame, last in _with_last(video.frames(src, ahead=ahead)):
+    for frame, last in _with_last(media_frames(info, ahead=ahead)):
         if previous is None or not np.array_equal(previous, frame.image):
             version += 1
         previous = frame.image
@@ -364,11 +364,24 @@ def render(src: Path, dst: Path, plan: Plan, settings: Settings | None = None,
         if plan.info.kind == "image":
             still = image.read(src)
             still.rgb = redact(still.rgb, 0)
+            still.format = image.output_format(still, dst)  # HEIC: JPEG unless kept
             image.write(still, tmp, settings.jpeg_quality)
             left = metadata.image_leftover(tmp)
             frames = 1
             if on_progress:
                 on_progress("render", 1, 1)
+        elif plan.info.kind == "animation":
+            stats = animation.transcode(
+                src, tmp, lambda fr: redact(fr.image, fr.index), quality=settings.jpeg_quality,
+                on_frame=(lambda n: on_progress("render", n, plan.frame_count))
+                if on_progress else None)
+            frames = stats["frames"]
+            if frames != plan.frame_count:
+                raise MediaError(f"wrote {frames} frames but scanned {plan.frame_count}", src)
+            if stats["written"] < frames:
+                notes.append(f"{frames - stats['written']} frame(s) identical to the one before "
+                             f"stored as a longer display of it (same timing)")
+            left = metadata.image_leftover(tmp)
         else:
             muxer = video.output_format(dst)[0] if dst.suffix.lower() == ".mkv" else "mp4"
             stats = video.transcode(
@@ -413,7 +426,7 @@ def anonymise(src: Path, dst: Path | None = None, settings: Settings | None = No
     """
     settings = settings or Settings()
     src = Path(src)
-    dst = Path(dst) if dst is not None else default_output(src)
+    dst = Path(dst) if dst is not None else default_output(src, settings.keep_format)
     started = time.monotonic()
     try:
         check_output(src, dst, settings.overwrite)  # before the long scan, not after

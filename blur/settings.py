@@ -48,7 +48,9 @@ class Settings:
         crf / preset: libx264 quality and speed.
         audio: "copy" (bit-exact) or "drop".
         overwrite: allow replacing an existing output (never an input).
-        jpeg_quality: quality of re-encoded JPEG/WebP stills.
+        jpeg_quality: quality of re-encoded JPEG/WebP/HEIC/AVIF stills and WebP animations.
+        keep_format: write a HEIC/HEIF/AVIF photo back in its own format (by default it
+            becomes a JPEG, which every editor and website reads).
         fail_frame: "fail" (the file fails) or "redact" (the whole frame is redacted) when a frame
             cannot be analysed.
         text_max_side: plates and text are looked for with the frame's long side at most this
@@ -86,6 +88,7 @@ class Settings:
     audio: str = "copy"
     overwrite: bool = False
     jpeg_quality: int = 95
+    keep_format: bool = False
     fail_frame: str = "fail"
     text_max_side: int = 1280
     text_every_n_frames: int = 3
@@ -135,7 +138,7 @@ class Settings:
         number("text_every_n_frames", 1, integer=True)
         number("face_small_every_n_frames", 1, integer=True)
         number("decode_ahead", 0, integer=True)
-        for name in ("face_second_look", "face_flip", "face_rotate", "overwrite"):
+        for name in ("face_second_look", "face_flip", "face_rotate", "overwrite", "keep_format"):
             if not isinstance(getattr(self, name), bool):
                 raise SettingsError(f"{name}={getattr(self, name)!r} is not true or false")
 

@@ -1,39 +1,57 @@
-"""Media families: which module reads and writes a given file."""
+"""Media families: which module reads and writes a given file.
+
+By name (``kind_of``) a file is an "image" (a photo, or a picture format that may be animated)
+or a "video". By content (``probe``) an image is a still ("image", ``image``; HEIC/AVIF
+through ``heif``) or an "animation" (``animation``: GIF, animated WebP, APNG), which is
+scanned and tracked frame by frame like a video.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import UnsupportedMediaError
-from . import image, video
+from ..types import Frame, MediaInfo
+from . import animation, heif, image, video
 
-FAMILIES = {"image": image, "video": video}
+FAMILIES = {"image": image, "animation": animation, "video": video}
+__all__ = ["FAMILIES", "animation", "frames", "heif", "image", "is_media", "is_video", "kind_of",
+           "probe", "video"]
+
+PICTURE_EXTENSIONS = image.EXTENSIONS | animation.EXTENSIONS
 
 
 def kind_of(path: Path) -> str:
     """"image" or "video", from the file name's extension."""
     suffix = path.suffix.lower()
-    if suffix in image.EXTENSIONS:
+    if suffix in PICTURE_EXTENSIONS:
         return "image"
     if suffix in video.EXTENSIONS:
         return "video"
-    if suffix in REFUSED - {".gif"}:
-        raise UnsupportedMediaError(f"{suffix[1:].upper()} photos are not supported: convert to "
-                                    f"JPEG or PNG first", path)
-    if suffix == ".gif":
-        raise UnsupportedMediaError("GIF is not supported: convert a still GIF to PNG, an "
-                                    "animated one to a video (MP4)", path)
     raise UnsupportedMediaError(f"unknown file type {suffix or '(no extension)'}", path)
 
 
-# Photo formats refused by name, with advice (``kind_of``); still listed by a folder walk so
-# that each is reported as a failure instead of being left out without a word.
-REFUSED = {".heic", ".heif", ".avif", ".gif"}
+def probe(path: Path) -> MediaInfo:
+    """Facts about a file, from the family that reads it (an animation by its content)."""
+    if kind_of(path) == "video":
+        return video.probe(path)
+    if animation.is_animation(path):
+        return animation.probe(path)
+    return image.probe(path)
+
+
+def frames(info: MediaInfo, ahead: int = 0) -> Iterator[Frame]:
+    """Every frame of a video or an animation, upright RGB, in order (``ahead``: see
+    ``video.frames``; an animation is decoded in the caller's thread)."""
+    if info.kind == "animation":
+        return animation.frames(info.path)
+    return video.frames(info.path, ahead=ahead)
 
 
 def is_media(path: Path) -> bool:
-    """A photo or video by its name, including the formats blur refuses."""
-    return path.suffix.lower() in image.EXTENSIONS | video.EXTENSIONS | REFUSED
+    """A photo, animation or video by its name."""
+    return path.suffix.lower() in PICTURE_EXTENSIONS | video.EXTENSIONS
 
 
 def is_video(path: Path) -> bool:

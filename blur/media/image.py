@@ -10,11 +10,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import UnsupportedMediaError
 from ..types import MediaInfo
-from . import metadata
+from . import heif, metadata
 
-# Pillow format name -> what we write back.
-FORMATS = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WEBP", "TIFF": "TIFF", "BMP": "BMP", "MPO": "JPEG"}
-EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"}
+# Pillow format name -> what we write back (a HEIF-family photo: see ``heif.written_as``).
+FORMATS = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WEBP", "TIFF": "TIFF", "BMP": "BMP", "MPO": "JPEG",
+           "HEIF": "HEIF", "AVIF": "AVIF"}
+EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"} | heif.EXTENSIONS
 MAX_PIXELS = 250_000_000  # refuse before decoding: a forged header must not exhaust memory
 
 
@@ -33,6 +34,9 @@ class Still:
 def _open(path: Path) -> Image.Image:
     if path.is_file() and path.stat().st_size == 0:
         raise UnsupportedMediaError("the file is empty (0 bytes)", path)
+    missing = heif.unreadable_because(path)
+    if missing:
+        raise UnsupportedMediaError(missing, path)
     try:
         im = Image.open(path)
     except Image.DecompressionBombError as exc:  # a header claiming a gigantic size
@@ -40,6 +44,8 @@ def _open(path: Path) -> Image.Image:
     except UnidentifiedImageError as exc:
         raise UnsupportedMediaError("not an image blur can read (damaged, truncated or another "
                                     "format)", path) from exc
+    except (ValueError, RuntimeError, EOFError) as exc:  # libheif's and libavif's refusals
+        raise UnsupportedMediaError(f"cannot decode image: {exc}", path) from exc
     except OSError as exc:
         raise UnsupportedMediaError(f"cannot open image: {exc.strerror or exc}", path) from exc
     if im.format not in FORMATS:
@@ -47,6 +53,10 @@ def _open(path: Path) -> Image.Image:
     w, h = im.size
     if w * h > MAX_PIXELS:
         raise UnsupportedMediaError(f"image is too large ({w}x{h} pixels)", path)
+    if getattr(im, "n_frames", 1) > 1 and im.format in heif.FORMATS:
+        raise UnsupportedMediaError(
+            f"{im.format} file with {im.n_frames} images (a burst or an image sequence) is not "
+            f"supported: only single photos are", path)
     if getattr(im, "n_frames", 1) > 1 and im.format != "MPO":
         raise UnsupportedMediaError(
             f"animated or multi-page {im.format} ({im.n_frames} frames) is not supported: "
@@ -61,7 +71,9 @@ def probe(path: Path) -> MediaInfo:
         try:  # a PNG's EXIF may follow its pixels, so this can read (and fail on) the whole file
             orientation = im.getexif().get(0x0112, 1)
             found = metadata.image_metadata(im)
-        except (OSError, ValueError, SyntaxError) as exc:
+            if im.format in heif.FORMATS:
+                found = sorted(set(found) | set(heif.contents(path)))
+        except (OSError, ValueError, SyntaxError, RuntimeError) as exc:
             raise UnsupportedMediaError(f"cannot decode image: {exc}", path) from exc
         if orientation in (5, 6, 7, 8):
             w, h = h, w
@@ -75,7 +87,7 @@ def read(path: Path) -> Still:
             im.load()
             fmt, icc = im.format, im.info.get("icc_profile")
             upright = ImageOps.exif_transpose(im)
-        except (OSError, ValueError, SyntaxError) as exc:
+        except (OSError, ValueError, SyntaxError, RuntimeError, EOFError) as exc:
             raise UnsupportedMediaError(f"cannot decode image: {exc}", path) from exc
     mode = upright.mode
     alpha = None
@@ -122,28 +134,47 @@ def _icc_fits(profile: bytes, mode: str) -> bool:
     return space == b"GRAY" if mode == "L" else space == b"RGB "
 
 
+def output_format(still: Still, name: Path) -> str:
+    """The format a still is written in, as an output called ``name``: its own, except that a
+    HEIC/AVIF photo becomes what the name says (JPEG by default, see ``heif.written_as``).
+
+    Raises:
+        UnsupportedMediaError: a HEIC/AVIF photo given an output name of another format.
+    """
+    if still.format not in heif.FORMATS:
+        return still.format
+    try:
+        return heif.written_as(name)
+    except ValueError as exc:
+        raise UnsupportedMediaError(str(exc)) from exc
+
+
 def write(still: Still, path: Path, quality: int = 95) -> None:
-    """Write a fresh file from pixels only: nothing of the source's metadata is carried over
-    except the ICC colour profile (it changes how colours look, and identifies nobody)."""
-    if still.alpha is not None and still.format in ("PNG", "WEBP", "TIFF"):
+    """Write a fresh file from pixels only, in ``still.format``: nothing of the source's
+    metadata is carried over except the ICC colour profile (it changes how colours look, and
+    identifies nobody). ``quality``: of JPEG, WebP, HEIC and AVIF outputs."""
+    fmt = still.format
+    if still.alpha is not None and fmt in ("PNG", "WEBP", "TIFF"):
         im = Image.fromarray(np.dstack([still.rgb, still.alpha]), "RGBA")
     else:
         im = Image.fromarray(still.rgb, "RGB")
         grey = still.mode in ("L", "1", "I", "F") or still.mode.startswith("I;16")
-        if grey and still.format != "BMP":
+        if grey and fmt not in ("BMP", "HEIF", "AVIF"):
             im = im.convert("L")  # a grey source stays grey
     options: dict = {}
     if still.icc_profile and _icc_fits(still.icc_profile, im.mode):
         options["icc_profile"] = still.icc_profile
-    if still.format == "JPEG":
+    if fmt == "JPEG":
         options.update(quality=quality, subsampling=0 if quality >= 90 else 2)
-    elif still.format == "WEBP" and still.lossless:
+    elif fmt == "WEBP" and still.lossless:
         options.update(lossless=True)
-    elif still.format == "WEBP":
+    elif fmt == "WEBP":
         options.update(quality=quality, method=4)
-    elif still.format == "PNG":
+    elif fmt == "PNG":
         options.update(optimize=False, compress_level=6)
-    elif still.format == "TIFF":
+    elif fmt == "TIFF":
         options.update(compression="tiff_lzw")
+    elif fmt in heif.FORMATS:
+        options.update(heif.save_options(fmt, quality))
     with open(path, "wb") as fh:
-        im.save(fh, format=still.format, **options)
+        im.save(fh, format=fmt, **options)

@@ -1,0 +1,214 @@
+"""Animated GIF, WebP and PNG: every frame anonymised with tracking, as a video is, and written
+back in the same format with the same frames, per-frame durations and loop count."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from blur import cli, pipeline, regions
+from blur.errors import ExitStatus
+from blur.media import animation, metadata
+
+from conftest import FAST
+
+FACES = FAST.merged(kinds=("face",))
+DURATIONS = [80, 120, 80, 200, 80, 60, 100, 300]
+CANVAS = (320, 200)
+FACE = (96, 120)
+PERSON = "Jane Reporter"
+
+
+def positions() -> list[tuple[int, int]]:
+    """Where the face is in each frame: moving right, bobbing up and down."""
+    return [(8 + 28 * i, 30 + 12 * (i % 3)) for i in range(len(DURATIONS))]
+
+
+@pytest.fixture
+def frames(astronaut) -> list[np.ndarray]:
+    """Eight frames with the astronaut's face moving across a plain background."""
+    face = Image.fromarray(astronaut).crop((150, 20, 330, 245)).resize(FACE)
+    out = []
+    for x, y in positions():
+        canvas = Image.new("RGB", CANVAS, (70, 110, 150))
+        canvas.paste(face, (x, y))
+        out.append(np.asarray(canvas))
+    return out
+
+
+def save(frames: list[np.ndarray], path: Path, **options) -> Path:
+    images = [Image.fromarray(f) for f in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=DURATIONS, **options)
+    return path
+
+
+def read(path: Path) -> tuple[str, list[np.ndarray], list[float], int | None]:
+    """(format, frames, durations, loop) as a viewer would show them."""
+    with Image.open(path) as im:
+        fmt, loop = im.format, im.info.get("loop")
+        pictures, durations = [], []
+        for index in range(im.n_frames):
+            im.seek(index)
+            pictures.append(np.asarray(im.convert("RGB")))
+            durations.append(im.info.get("duration"))
+    return fmt, pictures, durations, loop
+
+
+def exiftool_all(path: Path) -> dict:
+    tool = shutil.which("exiftool")
+    if tool is None:
+        pytest.skip("exiftool is not installed (apt-get install libimage-exiftool-perl)")
+    out = subprocess.run([tool, "-j", "-a", "-u", "-G1", "-ee", str(path)], check=True,
+                         capture_output=True, text=True).stdout
+    return {k: v for k, v in json.loads(out)[0].items()
+            if k.split(":")[0] not in ("SourceFile", "System", "ExifTool", "File")}
+
+
+def assert_every_face_hidden(before: list[np.ndarray], after: list[np.ndarray]) -> None:
+    """In every frame the face (the middle of the pasted portrait) changed beyond recovery,
+    and the background far from it did not move."""
+    assert len(after) == len(before)
+    w, h = FACE
+    for index, ((x, y), src, out) in enumerate(zip(positions(), before, after)):
+        diff = np.abs(src.astype(int) - out.astype(int)).mean(axis=2)
+        face = diff[y + h // 5:y + 4 * h // 5, x + w // 5:x + 4 * w // 5]
+        assert face.mean() > 12, f"frame {index}: the face was not redacted"
+        assert diff[:, x + w + 60:].mean() < 4 if x + w + 60 < CANVAS[0] else True
+
+
+@pytest.mark.parametrize("name, options", [
+    ("moving.gif", {"loop": 0, "comment": f"by {PERSON}".encode()}),
+    ("moving.webp", {"loop": 3, "quality": 95}),
+    ("moving.png", {"loop": 2}),
+])
+def test_every_frame_is_anonymised_with_the_same_timing(tmp_path, frames, name, options):
+    src = save(frames, tmp_path / name, **options)
+    fmt, shown, durations, loop = read(src)
+    assert len(shown) == 8 and durations == pytest.approx(DURATIONS)
+
+    result = pipeline.anonymise(src, None, FACES)
+    assert result.kind == "animation" and result.frames == 8 and result.frames_redacted == 8
+    assert result.dst.name == f"moving.blurred{src.suffix}"
+    out_fmt, out_frames, out_durations, out_loop = read(result.dst)
+    assert out_fmt == fmt
+    assert out_durations == pytest.approx(durations)
+    assert out_loop == loop
+    assert_every_face_hidden(shown, out_frames)
+    assert metadata.image_leftover(result.dst) == []
+
+
+def test_gif_comment_and_xmp_are_gone(tmp_path, frames):
+    src = save(frames, tmp_path / "shared.gif", loop=0, comment=f"by {PERSON}".encode())
+    tool = shutil.which("exiftool")
+    if tool is None:
+        pytest.skip("exiftool is not installed (apt-get install libimage-exiftool-perl)")
+    subprocess.run([tool, "-q", "-overwrite_original", f"-XMP-dc:Creator={PERSON}", str(src)],
+                   check=True)
+    assert PERSON in json.dumps(exiftool_all(src))
+    found = pipeline.probe(src).metadata_found
+    assert "info:comment" in found and any("XMP" in f for f in found), found
+
+    result = pipeline.anonymise(src, None, FACES)
+    after = exiftool_all(result.dst)
+    assert PERSON not in json.dumps(after)
+    assert not [k for k in after if k.startswith(("XMP", "GIF:Comment"))], after
+    assert after.get("GIF:FrameCount") == 8 and after.get("GIF:AnimationIterations") == "Infinite"
+
+
+def test_gif_that_plays_once_still_plays_once(tmp_path, frames):
+    """No looping block in the input: none in the output (a loop count of 0 would repeat it
+    forever)."""
+    src = save(frames, tmp_path / "once.gif")
+    assert read(src)[3] is None
+    result = pipeline.anonymise(src, None, FACES)
+    assert read(result.dst)[3] is None
+
+
+def test_transparent_gif_stays_transparent(tmp_path, frames):
+    images = []
+    for f in frames:
+        rgba = np.dstack([f, np.full(f.shape[:2], 255, np.uint8)])
+        rgba[:, -40:, 3] = 0  # a transparent strip on the right
+        images.append(Image.fromarray(rgba, "RGBA"))
+    src = tmp_path / "cutout.gif"
+    images[0].save(src, save_all=True, append_images=images[1:], duration=DURATIONS, loop=0,
+                   disposal=2)
+    result = pipeline.anonymise(src, None, FACES)
+    with Image.open(result.dst) as out:
+        for index in range(out.n_frames):
+            out.seek(index)
+            alpha = np.asarray(out.convert("RGBA"))[..., 3]
+            assert (alpha[:, -40:] == 0).all() and (alpha[:, :-60] == 255).all()
+
+
+def test_scan_then_render_honours_the_regions_file(tmp_path, frames):
+    """The review loop works for animations: scan, save the regions, render from them."""
+    src = save(frames, tmp_path / "loop.webp", loop=0, quality=95)
+    plan = pipeline.scan(src, FACES)
+    saved = tmp_path / "loop.regions.json"
+    regions.save(saved, plan.to_dict())
+    again = pipeline.load_plan(src, regions.load(saved))
+    assert again.frame_count == 8 and again.info.kind == "animation"
+    result = pipeline.render(src, tmp_path / "out.webp", again, FACES)
+    assert_every_face_hidden(read(src)[1], read(result.dst)[1])
+
+
+def test_one_frame_gif_is_a_one_frame_gif(tmp_path, frames):
+    src = tmp_path / "still.gif"
+    Image.fromarray(frames[0]).save(src)
+    result = pipeline.anonymise(src, None, FACES)
+    assert result.frames == 1
+    fmt, shown, _, _ = read(result.dst)
+    assert fmt == "GIF" and len(shown) == 1
+
+
+def test_a_still_png_or_webp_stays_a_still(tmp_path, frames):
+    for name in ("still.png", "still.webp"):
+        Image.fromarray(frames[0]).save(tmp_path / name)
+        assert not animation.is_animation(tmp_path / name)
+        assert pipeline.probe(tmp_path / name).kind == "image"
+
+
+# ---------------------------------------------------------------------- bad input
+
+def _truncated(name: str):
+    def make(d: Path, frames) -> Path:
+        path = save(frames, d / name, loop=0)
+        data = path.read_bytes()
+        path.write_bytes(data[:len(data) * 6 // 10])
+        return path
+    return make
+
+
+def _empty(name: str):
+    def make(d: Path, frames) -> Path:
+        (d / name).write_bytes(b"")
+        return d / name
+    return make
+
+
+BAD = {"truncated_gif": (_truncated("cut.gif"), r"damaged|truncated|cannot"),
+       "truncated_webp": (_truncated("cut.webp"), r"damaged|truncated|cannot|not an image"),
+       "zero_byte_gif": (_empty("empty.gif"), r"empty \(0 bytes\)"),
+       "zero_byte_webp": (_empty("empty.webp"), r"empty \(0 bytes\)")}
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_animation_fails_cleanly(tmp_path, frames, case):
+    maker, problem = BAD[case]
+    src = maker(tmp_path, frames)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = CliRunner().invoke(cli.app, ["run", "-q", "--only", "faces", str(src)])
+    assert result.exit_code == ExitStatus.ERROR, (result.stderr, result.exception)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and src.name in lines[0], lines
+    assert re.search(problem, lines[0]), lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before, "something was written"
