@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw
 from .boxes import clip_to_image
 from .errors import UsageError
 from .files import atomic_output
-from .media import image, video
+from .media import animation, image, video
 from .redact import Redactor
 from .risk import frame_seconds, rank_plan, short_list
 from .settings import Settings
@@ -249,7 +249,9 @@ def _frames(src: Path, plan, needed: set[int]):
         yield 0, image.read(src).rgb
         return
     last = max(needed)
-    for frame in video.frames(src):
+    # FFmpeg cannot read animated WebP: an animation is read by its own family.
+    source = animation.frames(src) if plan.info.kind == "animation" else video.frames(src)
+    for frame in source:
         if frame.index in needed:
             yield frame.index, frame.image
         if frame.index >= last:

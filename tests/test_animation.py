@@ -212,3 +212,15 @@ def test_bad_animation_fails_cleanly(tmp_path, frames, case):
     assert len(lines) == 1 and lines[0].startswith("error: ") and src.name in lines[0], lines
     assert re.search(problem, lines[0]), lines[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == before, "something was written"
+
+
+@pytest.mark.parametrize("name", ["loop.webp", "loop.gif"])
+def test_review_page_of_an_animation_shows_its_frames(tmp_path, frames, name):
+    """The review page reads an animation's frames with the animation reader (FFmpeg cannot
+    decode animated WebP)."""
+    src = save(frames, tmp_path / name, loop=0)
+    page = tmp_path / "loop.review.html"
+    result = CliRunner().invoke(cli.app, ["scan", str(src), "--regions", str(tmp_path / "r.json"),
+                                          "--report", str(page), "--only", "faces"])
+    assert result.exit_code == 0, result.output
+    assert page.read_text().count("data:image/jpeg;base64,") >= 2
