@@ -29,13 +29,14 @@ from pathlib import Path
 import av
 import numpy as np
 
-from . import pipeline
+from . import detail, pipeline
 from .boxes import clip_to_image, scale_about_centre
 from .errors import RegionsError
-from .media import kind_of, metadata, video
+from .media import image, kind_of, metadata, video
+from .redact import region_masks
 from .settings import Settings
 from .tracking import boxes_at
-from .types import Track
+from .types import Detections, Track
 
 # A detection counts as a redacted region seen again when this share of its box lies on the
 # region grown by ON_REGION_MARGIN: the detector's box for a blob takes in the neck and shoulders
@@ -43,10 +44,17 @@ from .types import Track
 # re-detected blobs had >= 0.69 of their box there, unrelated detections <= 0.5.
 ON_REGION_MARGIN = 1.25
 ON_REGION_SHARE = 0.6
-# A blob never looks like a clear face: over blur, pixelate and solid fills of those pictures
-# re-detections scored at most 0.44, while an unredacted face there scored 0.84 or more. A
-# detection scoring this much is visible even on a region the file says was redacted (a render
-# that failed, or a regions file given with the wrong file).
+# Face detail (see ``blur.detail``) below which a detection is no face: thresholds measured,
+# see the module docstring.
+BLANK_GRADIENT = 3.0
+BLANK_FLAT = 0.8
+# The same, judged only on the pixels a regions file says were redacted under a detection.
+FILL_GRADIENT = 3.0
+FILL_FLAT = 0.65
+# A detection on a region's margin (the neck and shoulders the detector's box takes in around
+# a blob) but hardly on its fill cannot be judged on the fill: below this score it is taken as
+# the redaction seen again. Re-detected blobs scored at most 0.44 on blur's own renders of the
+# samples, an unredacted face there 0.84 or more.
 ON_REGION_MAX_SCORE = 0.5
 
 
@@ -156,6 +164,40 @@ def _share_on(box: np.ndarray, regions_xyxy: np.ndarray, kinds: np.ndarray, mask
     return float(covered.mean())
 
 
+def _frames(path: Path, kind: str, wanted: set[int]):
+    """(index, RGB pixels) of the frames in ``wanted``, decoded again from the file checked."""
+    if kind == "image":
+        if 0 in wanted:
+            yield 0, image.read(path).rgb
+        return
+    for frame in video.frames(path):
+        if frame.index in wanted:
+            yield frame.index, frame.image
+        if frame.index >= max(wanted):
+            return
+
+
+def _region_mask(regions: Detections, mask_scale: float, width: int, height: int) -> np.ndarray:
+    """The pixels the regions were rendered over. Ellipses are assumed: an ellipse lies inside
+    the box of the same region, so a file rendered with boxes is judged on pixels it did fill."""
+    mask = np.zeros((height, width), dtype=bool)
+    manual = regions.kind == "manual"
+    for rows, scale, shape in ((~manual, mask_scale, "ellipse"), (manual, 1.0, "box")):
+        for x1, y1, x2, y2, m in region_masks(regions.xyxy[rows], width, height, scale, shape):
+            mask[y1:y2, x1:x2] |= m
+    return mask
+
+
+def blank(found: detail.Detail) -> bool:
+    """No face detail: every half of the box is smooth, or all of it is flat (a fill or mosaic)."""
+    return 0 <= found.gradient < BLANK_GRADIENT or found.flat >= BLANK_FLAT
+
+
+def blank_fill(found: detail.Detail) -> bool:
+    """The pixels a region covers under a detection hold no face detail: it was redacted."""
+    return 0 <= found.gradient < FILL_GRADIENT or found.flat >= FILL_FLAT
+
+
 def check(path: Path, settings: Settings | None = None, regions_data: dict | None = None,
           on_progress=None) -> CheckResult:
     """Re-scan ``path`` sensitively and list what identifies anyone.
@@ -165,7 +207,8 @@ def check(path: Path, settings: Settings | None = None, regions_data: dict | Non
         settings: the base settings; the check lowers the face threshold (see
             ``check_settings``). ``mask_scale`` should be the one the file was rendered with.
         regions_data: the regions file the output was rendered from, if it was; detections on
-            its redacted or kept regions then do not fail the check.
+            its redacted regions whose pixels there hold no face detail, and detections on its
+            kept regions, then do not fail the check.
         on_progress: progress callback, as for ``pipeline.scan``.
 
     Raises:
@@ -181,35 +224,59 @@ def check(path: Path, settings: Settings | None = None, regions_data: dict | Non
     unanalysed: set[int] = set()
     if regions_data is not None:
         redacted, kept, unanalysed = _regions_by_frame(path, regions_data, plan.frame_count)
+    size = (base.mask_scale, info.width, info.height)
 
-    def _status(box: np.ndarray, score: float, f: int) -> str:
-        if redacted is None:
-            return "visible"
-        size = (base.mask_scale, info.width, info.height)
-        if score < ON_REGION_MAX_SCORE and (
+    # Every face detection's detail, measured on the file's own pixels.
+    hits = {id(t): np.nonzero(np.isin(t.source, ("detected", "weak")))[0] for t in plan.tracks}
+    wanted: dict[int, list[tuple[int, int]]] = {}
+    for k, t in enumerate(plan.tracks):
+        if t.kind == "face":
+            for i in hits[id(t)]:
+                wanted.setdefault(int(t.frames[i]), []).append((k, int(i)))
+    status: dict[tuple[int, int], str] = {}
+    for f, rgb in (_frames(path, info.kind, set(wanted)) if wanted else ()):
+        luma = detail.grey(rgb)
+        mask = None
+        if redacted is not None and len(redacted[f]):
+            mask = _region_mask(redacted[f], *size)
+        for k, i in wanted[f]:
+            t = plan.tracks[k]
+            box = t.xyxy[i]
+            on_region = redacted is not None and (
                 f in unanalysed
-                or _share_on(box, redacted[f].xyxy, redacted[f].kind, *size) >= ON_REGION_SHARE):
-            return "redacted"
-        if _share_on(box, kept[f].xyxy, kept[f].kind, *size) >= ON_REGION_SHARE:
+                or _share_on(box, redacted[f].xyxy, redacted[f].kind, *size) >= ON_REGION_SHARE)
+            # On a redacted region: a weak detection is the redaction seen again; a strong one
+            # too when the pixels the region covers under it hold no face detail (a fill or
+            # mosaic can score as high as 0.7), else it is a face the render left visible.
+            if on_region and (f in unanalysed or t.score[i] < ON_REGION_MAX_SCORE
+                              or blank_fill(detail.measure(luma, box, mask))):
+                status[k, i] = "redacted"
+                continue
+            if blank(detail.measure(luma, box)):
+                status[k, i] = "blank"
+    def _status(k: int, i: int, box: np.ndarray, f: int) -> str:
+        if (k, i) in status:
+            return status[k, i]
+        if kept is not None and _share_on(box, kept[f].xyxy, kept[f].kind, *size) >= ON_REGION_SHARE:
             return "kept"  # a person chose to show it, however clear it is
         return "visible"
 
     findings = []
-    for t in plan.tracks:
-        hits = np.nonzero(np.isin(t.source, ("detected", "weak")))[0]
-        if not len(hits):
+    for k, t in enumerate(plan.tracks):
+        rows_of = hits[id(t)]
+        if not len(rows_of):
             continue
         status_rows: dict[str, list[int]] = {}
-        for i in hits:
-            f = int(t.frames[i])
-            status_rows.setdefault(_status(t.xyxy[i], float(t.score[i]), f), []).append(int(i))
-        for status, rows in status_rows.items():
+        for i in rows_of:
+            status_rows.setdefault(_status(k, int(i), t.xyxy[i], int(t.frames[i])),
+                                   []).append(int(i))
+        for state, rows in status_rows.items():
             best = rows[int(np.argmax(t.score[rows]))]
             findings.append(Finding(kind=t.kind, frames=[int(t.frames[i]) for i in rows],
                                     score=round(float(t.score[best]), 3),
                                     frame=int(t.frames[best]),
                                     box=[round(float(v), 1) for v in t.xyxy[best]],
-                                    status=status))
+                                    status=state))
     findings.sort(key=lambda f: (f.status != "visible", f.frames[0], -f.score))
     return CheckResult(path=path, kind=info.kind, frame_count=plan.frame_count, metadata=left,
                        findings=findings)
