@@ -46,10 +46,10 @@ ON_REGION_MARGIN = 1.25
 ON_REGION_SHARE = 0.6
 # Face detail (see ``blur.detail``) below which a detection is no face: thresholds measured,
 # see the module docstring.
-BLANK_GRADIENT = 3.0
+BLANK_FINE = 1.0
 BLANK_FLAT = 0.8
 # The same, judged only on the pixels a regions file says were redacted under a detection.
-FILL_GRADIENT = 3.0
+FILL_FINE = 1.0
 FILL_FLAT = 0.65
 # A detection on a region's margin (the neck and shoulders the detector's box takes in around
 # a blob) but hardly on its fill cannot be judged on the fill: below this score it is taken as
@@ -190,12 +190,12 @@ def _region_mask(regions: Detections, mask_scale: float, width: int, height: int
 
 def blank(found: detail.Detail) -> bool:
     """No face detail: every half of the box is smooth, or all of it is flat (a fill or mosaic)."""
-    return 0 <= found.gradient < BLANK_GRADIENT or found.flat >= BLANK_FLAT
+    return 0 <= found.fine < BLANK_FINE or found.flat >= BLANK_FLAT
 
 
 def blank_fill(found: detail.Detail) -> bool:
     """The pixels a region covers under a detection hold no face detail: it was redacted."""
-    return 0 <= found.gradient < FILL_GRADIENT or found.flat >= FILL_FLAT
+    return 0 <= found.fine < FILL_FINE or found.flat >= FILL_FLAT
 
 
 def check(path: Path, settings: Settings | None = None, regions_data: dict | None = None,

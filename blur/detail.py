@@ -32,11 +32,13 @@ class Detail:
     Attributes:
         gradient: the largest, over the box's four halves, of the median gradient (grey
             levels per cell of the ``GRID``) of its central part; -1 when nothing was measured.
+        fine: the same for the fine detail (the residue after a one-cell blur).
         flat: smallest, over the halves measured, share of flat neighbouring pixel pairs
             (0 when nothing was measured).
     """
 
     gradient: float
+    fine: float
     flat: float
 
 
@@ -78,7 +80,7 @@ def measure(luma: np.ndarray, box, mask: np.ndarray | None = None) -> Detail:
     height, width = luma.shape
     span = _central(box, width, height)
     if span is None:
-        return Detail(-1.0, 0.0)
+        return Detail(-1.0, -1.0, 0.0)
     a, b, c, d = span
     part = luma[b:d, a:c]
     shrink = min(part.shape) >= GRID
@@ -87,6 +89,9 @@ def measure(luma: np.ndarray, box, mask: np.ndarray | None = None) -> Detail:
     gx = cv2.Sobel(small, cv2.CV_32F, 1, 0, ksize=3) / 8
     gy = cv2.Sobel(small, cv2.CV_32F, 0, 1, ksize=3) / 8
     gradient = np.hypot(gx, gy)
+    # What a smooth picture lacks: the residue after a one-cell blur. A ramp of colours (a
+    # fill built from a few average colours) leaves none, eyes and a mouth leave plenty.
+    fine = np.abs(small - cv2.GaussianBlur(small, (0, 0), 1.0))
     dx = np.abs(np.diff(part, axis=1)) <= FLAT_STEP
     dy = np.abs(np.diff(part, axis=0)) <= FLAT_STEP
     if mask is None:
@@ -94,14 +99,15 @@ def measure(luma: np.ndarray, box, mask: np.ndarray | None = None) -> Detail:
         pixels = np.ones(part.shape, dtype=bool)
     else:
         pixels = mask[b:d, a:c]
-        # A cell counts when all of it, and its neighbours the gradient reads, are masked.
+        # A cell counts when all of it is masked, and its neighbours the gradient reads,
         share = cv2.resize(pixels.astype(np.float32), (GRID, GRID), interpolation=cv2.INTER_AREA)
-        inside = cv2.erode((share >= 0.999).astype(np.uint8), np.ones((3, 3), np.uint8),
+        # and the cells the blur above reads (two around it) are inside too.
+        inside = cv2.erode((share >= 0.999).astype(np.uint8), np.ones((5, 5), np.uint8),
                            borderType=cv2.BORDER_REPLICATE).astype(bool)
     keep_x = pixels[:, 1:] & pixels[:, :-1]
     keep_y = pixels[1:, :] & pixels[:-1, :]
     ph, pw = part.shape
-    best, flattest, measured = -1.0, 1.0, False
+    best, finest, flattest, measured = -1.0, -1.0, 1.0, False
     for (rows, cols) in _halves(GRID):
         cells = inside[rows, cols]
         if mask is not None and cells.mean() < 0.25:
@@ -109,6 +115,7 @@ def measure(luma: np.ndarray, box, mask: np.ndarray | None = None) -> Detail:
         if not cells.any():
             continue
         best = max(best, float(np.median(gradient[rows, cols][cells])))
+        finest = max(finest, float(np.median(fine[rows, cols][cells])))
         measured = True
         # the same half at the file's resolution
         r0, r1 = _scale(rows, GRID, ph)
@@ -119,7 +126,7 @@ def measure(luma: np.ndarray, box, mask: np.ndarray | None = None) -> Detail:
         if pairs:
             flattest = min(flattest, float((fx & kx).sum() + (fy & ky).sum()) / float(pairs))
     # Nothing measured is never "flat": a box that cannot be judged keeps its finding.
-    return Detail(best, flattest) if measured else Detail(-1.0, 0.0)
+    return Detail(best, finest, flattest) if measured else Detail(-1.0, -1.0, 0.0)
 
 
 def _scale(s: slice, n: int, size: int) -> tuple[int, int]:

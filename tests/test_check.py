@@ -170,7 +170,7 @@ def test_a_filled_face_box_has_no_face_detail_and_the_face_has(astronaut, fill):
     luma = detail.grey(astronaut)
     box = _face_box(astronaut)
     face = detail.measure(luma, box)
-    assert not check.blank(face) and face.gradient > 3 * check.BLANK_GRADIENT
+    assert not check.blank(face) and face.fine > 3 * check.BLANK_FINE
     x1, y1, x2, y2 = (int(round(v)) for v in box)
     out = astronaut.copy()
     roi = out[y1:y2, x1:x2]
@@ -201,7 +201,7 @@ def test_a_half_covered_face_keeps_its_detail(astronaut, half):
 def test_a_box_too_small_to_judge_keeps_its_finding():
     luma = np.zeros((40, 40), np.float32)
     found = detail.measure(luma, [10, 10, 11, 11])
-    assert found.gradient < 0 and found.flat == 0 and not check.blank(found)
+    assert found.fine < 0 and found.flat == 0 and not check.blank(found)
     mask = np.zeros((40, 40), bool)  # nothing of the box was redacted: not judged as a fill
     assert not check.blank_fill(detail.measure(luma, [0, 0, 40, 40], mask))
 
