@@ -16,7 +16,7 @@ with ``blur.detail.measure`` and judged with ``blur.check.blank``. Labels:
 
 Pictures alternate between a "dev" and a "held" split (the thresholds were set on dev).
 
-    python benchmarks/check.py                       # samples, 40 faces-dev photos, 6 Megamind frames
+    python benchmarks/check.py         # samples, 40 faces-dev photos, 6 Megamind frames
     python benchmarks/check.py --limit 10 --frames 2
 
 Images are read where they lie (../shared) and never copied into the repository.

@@ -15,8 +15,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from blur import check, cli, detail
+from blur import check, cli, detail, pipeline
 from blur.errors import ExitStatus
+from blur.types import Detections
 
 from conftest import FAST, exif_with_gps, pattern, shared_file, write_video
 
@@ -159,7 +160,7 @@ def _sample(name: str) -> Path:
 
 
 def _face_box(rgb: np.ndarray) -> list[float]:
-    found = check.check.__globals__["pipeline"].detectors_for(FAST)[0].detect(rgb)
+    found = pipeline.detectors_for(FAST)[0].detect(rgb)
     return [float(v) for v in found.xyxy[int(np.argmax(found.score))]]
 
 
@@ -254,7 +255,7 @@ def test_faces_in_real_footage_keep_their_detail_and_blurs_fill_over_them_has_no
     from blur.redact import Redactor
 
     path = shared_file("Megamind.avi")
-    detector = check.pipeline.detectors_for(check.check_settings(FAST))[0]
+    detector = pipeline.detectors_for(check.check_settings(FAST))[0]
     seen = 0
     for frame in video.frames(path):
         if frame.index % 40:
@@ -269,7 +270,7 @@ def test_faces_in_real_footage_keep_their_detail_and_blurs_fill_over_them_has_no
             assert not check.blank(detail.measure(luma, box)), (frame.index, box)
         out = rgb.copy()
         Redactor("blur", 1.3, "ellipse").apply(out, boxes)
-        mask = check._region_mask(check.Detections.of(boxes, np.ones(len(boxes)), "face"),
+        mask = check._region_mask(Detections.of(boxes, np.ones(len(boxes)), "face"),
                                   1.3, rgb.shape[1], rgb.shape[0])
         for box in boxes:
             assert check.blank_fill(detail.measure(detail.grey(out), box, mask)), (frame.index, box)
