@@ -116,18 +116,20 @@ class Bench:
         self.checker = pipeline.detectors_for(check.check_settings(Settings(kinds=("face",))))[0]
         # (family, variant, label, split) -> [detections, judged blank]; files likewise.
         self.found = defaultdict(lambda: [0, 0])
-        self.files = defaultdict(lambda: [0, 0])
+        self.files = defaultdict(lambda: [0, 0, 0])  # pictures, clean, clean with no detection
         self.floor = defaultdict(lambda: np.inf)  # lowest fine detail of an unredacted face
+        self.top = defaultdict(float)  # highest score per label
 
     def look(self, rgb, family, variant, split, faces, mask=None, half=False):
         found = self.checker.detect(rgb)
         luma = detail.grey(rgb)
         h, w = rgb.shape[:2]
-        clean = True
+        clean, seen = True, False
         for box, score in zip(found.xyxy, found.score):
             if score < 0.1:
                 continue
             box = [float(v) for v in box]
+            seen = True
             cx = int(min(w - 1, max(0, (box[0] + box[2]) / 2)))
             cy = int(min(h - 1, max(0, (box[1] + box[3]) / 2)))
             face = is_face(box, faces)
@@ -140,6 +142,7 @@ class Bench:
             measured = detail.measure(luma, box)
             blank = check.blank(measured)
             clean &= blank
+            self.top[label] = max(self.top[label], float(score))
             tally = self.found[family, variant, label, split]
             tally[0] += 1
             tally[1] += blank
@@ -148,6 +151,7 @@ class Bench:
         files = self.files[family, variant, split]
         files[0] += 1
         files[1] += clean
+        files[2] += clean and not seen
 
     def picture(self, rgb, family, split, faces, still=True):
         h, w = rgb.shape[:2]
@@ -212,7 +216,7 @@ def main() -> None:
     print(f"check.blank: fine < {check.BLANK_FINE} or flat >= {check.BLANK_FLAT}\n")
     print(f"{'source':10} {'picture':20} {'split':5} {'files':>7} {'clean':>6}  "
           f"{'fill':>11} {'face':>9} {'half':>9} {'other':>11}   (detections: blank/all)")
-    for (family, variant, split), (n, clean) in sorted(bench.files.items()):
+    for (family, variant, split), (n, clean, _) in sorted(bench.files.items()):
         cells = []
         for label in ("fill", "face", "half", "other"):
             total, blank = bench.found[family, variant, label, split]
@@ -225,11 +229,13 @@ def main() -> None:
             total = sum(v[0] for k, v in bench.found.items() if k[2] == label and k[3] == split)
             blank = sum(v[1] for k, v in bench.found.items() if k[2] == label and k[3] == split)
             print(f"{label:6} {split:5} judged blank {blank}/{total}")
+    print("highest score: " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(bench.top.items())))
     for split in ("dev", "held"):
         print(f"lowest fine detail of an unredacted face ({split}): {bench.floor[split]:.2f}")
     halves = [(k, v) for k, v in bench.files.items() if k[1].startswith("half")]
     print(f"pictures with a half-covered face judged clean: {sum(v[1] for _, v in halves)}/"
-          f"{sum(v[0] for _, v in halves)}")
+          f"{sum(v[0] for _, v in halves)}, of which the detector found nothing in "
+          f"{sum(v[2] for _, v in halves)}")
 
 
 if __name__ == "__main__":

@@ -39,17 +39,23 @@ by half; every detection of the check's detector, JPEG quality 95 for stills):
   2.7), so ``BLANK_FINE`` = 1.0 leaves a margin of 1.6x. Their flat share reaches 0.64 (a
   computer-animated face in Megamind), under ``BLANK_FLAT`` = 0.8; clear faces of any
   smoothness are kept by ``CLEAR_FACE_SCORE`` (no re-detected fill scored above 0.70).
-* faces covered by half: no picture with one is judged clean (145 of 145); the few detections
-  judged blank there lie on the covered half, and the uncovered half is found as well.
-* re-detected fills, without a regions file: about a third judged blank (most of the flat
-  and heavily blurred fills, few of blur's default fill and of pixelation, whose detections'
-  boxes take in the hair, neck or background beside the fill: detail that is really there).
+* faces covered by half (left half black, top or bottom half in blur's fill): 16 of 731
+  detections judged blank (they lie on the covered half), and no picture with a half-covered
+  face that the detector finds is judged clean (the 6 of 141 "clean" ones are pictures where the
+  detector found nothing at all).
+* re-detected fills, without a regions file: 447 of 1,224 judged blank (dev), 391 of 987
+  (held-out): flat grey 229/268, black ellipse 275/374, heavy blur 143/220, blur's default fill
+  76/311, pixelation 35/518, the luminance-noise stand-in 0/319 (its fine noise is detail to
+  this measure). The rest are boxes that take in the hair, neck or background beside the
+  fill (detail that is really there), pixelation's block edges, and fine noise.
+* other detections (torsos, background): 95 of 2,985 judged blank.
 
 So the rule never passes a face that the check finds, and it removes part of the noise, but it
-does not make blur's outputs pass without a regions file: measured on 2,300 re-detected fills
-and 270 faces, no threshold on these measures (nor the second-look score of the face model, nor
-a fitted combination of them) passes most fills while failing every face; the smallest faces
-(10-25 px, defocused crowds) have as little detail as a fill's edge. Given the regions file, a
+does not make blur's outputs pass without a regions file: on 2,211 re-detected fills and 258
+faces, no threshold on these measures passes most fills while failing every face (an
+exploration that also tried the face model's second-look score and a fitted linear combination
+of all of them did no better); the smallest faces (10-25 px, defocused crowds) have as little
+detail as a fill's edge. Given the regions file, a
 strong re-detection on a fill passes when the fill under it is blank, where the old score cap
 failed it. Detections smaller than about 15 px are not judged reliably either way: on
 ``samples/street.mp4`` (768x576, faces of 10-14 px, H.264) the check given the regions file
