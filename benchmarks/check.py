@@ -203,7 +203,7 @@ def main() -> None:
             bgr = cv2.imread(str(FACES / item["file"]))
             bench.picture(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), "faces-dev",
                           ("dev", "held")[k % 2], item["boxes"])
-    else:
+    elif args.limit:
         print(f"({FACES} not found: faces-dev left out)")
     if MEGAMIND.exists() and args.frames:
         count = sum(1 for _ in video.frames(MEGAMIND))

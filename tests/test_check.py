@@ -276,3 +276,18 @@ def test_faces_in_real_footage_keep_their_detail_and_blurs_fill_over_them_has_no
             assert check.blank_fill(detail.measure(detail.grey(out), box, mask)), (frame.index, box)
         seen += len(boxes)
     assert seen >= 3
+
+
+def test_the_face_detail_benchmark_runs():
+    """benchmarks/check.py on the samples alone (no ../shared needed): it runs, and no
+    unredacted face of the samples is judged blank."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "benchmarks/check.py", "--limit", "0", "--frames", "0"],
+                          cwd=root, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "samples    unredacted" in proc.stdout
+    face = [line for line in proc.stdout.splitlines() if line.startswith("face   dev")]
+    assert face and face[0].split()[-1].startswith("0/"), proc.stdout
