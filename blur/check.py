@@ -10,11 +10,58 @@ Two questions are asked of the file as it is:
    data after the end of the image; video container and stream tags, chapters, subtitle, data
    and attachment streams, extra video streams.
 
-A detector fires on head-shaped blobs too, and a redacted face is one: a solid black ellipse
-scores about as high as a faint real face. Given the regions file the output was rendered from,
-a weak detection (below ``ON_REGION_MAX_SCORE``) lying on a redacted region, or on a region kept
-on purpose, is listed as such and does not fail the check; a clear face fails it wherever it is.
-Without a regions file every detection counts. The file is clean only when nothing counts.
+A detector fires on head-shaped blobs too, and a redaction is one: re-detected fills score
+up to 0.70 (pixelation), as much as many real faces. What tells them apart is detail: an
+identifiable face has eyes, brows, a mouth; a redaction has none. ``blur.detail.measure`` takes
+the central part of a detection's box at the scale of a face's features (12 x 12 cells, at any
+face size) and keeps, over the box's four halves, the largest median *fine* detail (the residue
+after a one-cell blur: a ramp of a few average colours leaves none) and the smallest share of
+*flat* pixel pairs at the file's own resolution (a mosaic or flat fill is flat almost
+everywhere). Halves, so that a face with half of it covered keeps the detail of the other half.
+
+Each detection is then judged, most specific first:
+
+1. **On a redacted region** (given the regions file; ``ON_REGION_SHARE`` of its box on the region
+   grown by ``ON_REGION_MARGIN``): it is the redaction seen again ("redacted") when it scores
+   below ``ON_REGION_MAX_SCORE``, or when the pixels the region covers under it hold no face
+   detail (``blank_fill``: fine < ``FILL_FINE`` or flat >= ``FILL_FLAT``), whatever its score.
+2. **Anywhere**: a detection scoring below ``CLEAR_FACE_SCORE`` whose box holds no face detail
+   (``blank``: fine < ``BLANK_FINE`` or flat >= ``BLANK_FLAT``) is listed as "blank".
+3. On a region kept visible on purpose: "kept". Everything else fails the check.
+
+Measured (``python benchmarks/check.py``: the samples, 40 faces-dev photos alternating dev and
+held-out, 6 Megamind frames; blur's three styles in both shapes plus three stand-in fills that
+are no style of blur -- flat grey, a heavy Gaussian blur, luminance noise -- and faces covered
+by half; every detection of the check's detector, JPEG quality 95 for stills):
+
+* unredacted faces (labelled boxes, or scoring >= 0.3): none judged blank, dev or held-out; the
+  lowest fine detail of one is 1.6 (a defocused spectator in messi5.jpg; street faces of 12 px:
+  2.7), so ``BLANK_FINE`` = 1.0 leaves a margin of 1.6x. Their flat share reaches 0.64 (a
+  computer-animated face in Megamind), under ``BLANK_FLAT`` = 0.8; clear faces of any
+  smoothness are kept by ``CLEAR_FACE_SCORE`` (no re-detected fill scored above 0.70).
+* faces covered by half (left half black, top or bottom half in blur's fill): 16 of 731
+  detections judged blank (they lie on the covered half), and no picture with a half-covered
+  face that the detector finds is judged clean (the 6 of 141 "clean" ones are pictures where the
+  detector found nothing at all).
+* re-detected fills, without a regions file: 447 of 1,224 judged blank (dev), 391 of 987
+  (held-out): flat grey 229/268, black ellipse 275/374, heavy blur 143/220, blur's default fill
+  76/311, pixelation 35/518, the luminance-noise stand-in 0/319 (its fine noise is detail to
+  this measure). The rest are boxes that take in the hair, neck or background beside the
+  fill (detail that is really there), pixelation's block edges, and fine noise.
+* other detections (torsos, background): 95 of 2,985 judged blank.
+
+So the rule never passes a face that the check finds, and it removes part of the noise, but it
+does not make blur's outputs pass without a regions file: on 2,211 re-detected fills and 258
+faces, no threshold on these measures passes most fills while failing every face (an
+exploration that also tried the face model's second-look score and a fitted linear combination
+of all of them did no better); the smallest faces (10-25 px, defocused crowds) have as little
+detail as a fill's edge. Given the regions file, a
+strong re-detection on a fill passes when the fill under it is blank, where the old score cap
+failed it. Detections smaller than about 15 px are not judged reliably either way: on
+``samples/street.mp4`` (768x576, faces of 10-14 px, H.264) the check given the regions file
+still lists a redacted head at score 0.52 (its 10 px fill measures 3.5 after compression) and
+transient weak detections (0.10-0.18) of torsos, hands, bollards and grass, which have as much
+fine detail as a 12 px face (2.7); it keeps them: fail closed.
 
 Limits: the check trusts the regions file for faint detections, so a faint face on a region
 that was in fact never redacted (the regions file given with the wrong file) passes; and it
@@ -29,13 +76,14 @@ from pathlib import Path
 import av
 import numpy as np
 
-from . import pipeline
+from . import detail, pipeline
 from .boxes import clip_to_image, scale_about_centre
 from .errors import RegionsError
-from .media import kind_of, metadata, video
+from .media import image, kind_of, metadata, video
+from .redact import region_masks
 from .settings import Settings
 from .tracking import boxes_at
-from .types import Track
+from .types import Detections, Track
 
 # A detection counts as a redacted region seen again when this share of its box lies on the
 # region grown by ON_REGION_MARGIN: the detector's box for a blob takes in the neck and shoulders
@@ -43,10 +91,21 @@ from .types import Track
 # re-detected blobs had >= 0.69 of their box there, unrelated detections <= 0.5.
 ON_REGION_MARGIN = 1.25
 ON_REGION_SHARE = 0.6
-# A blob never looks like a clear face: over blur, pixelate and solid fills of those pictures
-# re-detections scored at most 0.44, while an unredacted face there scored 0.84 or more. A
-# detection scoring this much is visible even on a region the file says was redacted (a render
-# that failed, or a regions file given with the wrong file).
+# Face detail (see ``blur.detail``) below which a detection is no face: thresholds measured,
+# see the module docstring.
+BLANK_FINE = 1.0
+BLANK_FLAT = 0.8
+# The same, judged only on the pixels a regions file says were redacted under a detection.
+FILL_FINE = 1.0
+FILL_FLAT = 0.65
+# A detection scoring this much is never judged blank off a redacted region: no re-detected
+# fill scored above 0.70 (see the module docstring), and a smooth, clear face (animation, a
+# soft-focus portrait) must still fail.
+CLEAR_FACE_SCORE = 0.75
+# A detection on a region's margin (the neck and shoulders the detector's box takes in around
+# a blob) but hardly on its fill cannot be judged on the fill: below this score it is taken as
+# the redaction seen again. Re-detected blobs scored at most 0.44 on blur's own renders of the
+# samples, an unredacted face there 0.84 or more.
 ON_REGION_MAX_SCORE = 0.5
 
 
@@ -60,8 +119,9 @@ class Finding:
         score: best detector score.
         frame / box: where the best detection is (xyxy, upright pixels).
         status: "visible" (fails the check), "redacted" (lies on a region the regions file
-            redacted: the redaction itself is what the detector sees) or "kept" (a region the
-            regions file keeps visible on purpose).
+            redacted: the redaction itself is what the detector sees), "blank" (no face detail
+            in its box: see ``blank``) or "kept" (a region the regions file keeps visible on
+            purpose).
     """
 
     kind: str
@@ -156,6 +216,40 @@ def _share_on(box: np.ndarray, regions_xyxy: np.ndarray, kinds: np.ndarray, mask
     return float(covered.mean())
 
 
+def _frames(path: Path, kind: str, wanted: set[int]):
+    """(index, RGB pixels) of the frames in ``wanted``, decoded again from the file checked."""
+    if kind == "image":
+        if 0 in wanted:
+            yield 0, image.read(path).rgb
+        return
+    for frame in video.frames(path):
+        if frame.index in wanted:
+            yield frame.index, frame.image
+        if frame.index >= max(wanted):
+            return
+
+
+def _region_mask(regions: Detections, mask_scale: float, width: int, height: int) -> np.ndarray:
+    """The pixels the regions were rendered over. Ellipses are assumed: an ellipse lies inside
+    the box of the same region, so a file rendered with boxes is judged on pixels it did fill."""
+    mask = np.zeros((height, width), dtype=bool)
+    manual = regions.kind == "manual"
+    for rows, scale, shape in ((~manual, mask_scale, "ellipse"), (manual, 1.0, "box")):
+        for x1, y1, x2, y2, m in region_masks(regions.xyxy[rows], width, height, scale, shape):
+            mask[y1:y2, x1:x2] |= m
+    return mask
+
+
+def blank(found: detail.Detail) -> bool:
+    """No face detail: every half of the box is smooth, or all of it is flat (a fill or mosaic)."""
+    return 0 <= found.fine < BLANK_FINE or found.flat >= BLANK_FLAT
+
+
+def blank_fill(found: detail.Detail) -> bool:
+    """The pixels a region covers under a detection hold no face detail: it was redacted."""
+    return 0 <= found.fine < FILL_FINE or found.flat >= FILL_FLAT
+
+
 def check(path: Path, settings: Settings | None = None, regions_data: dict | None = None,
           on_progress=None) -> CheckResult:
     """Re-scan ``path`` sensitively and list what identifies anyone.
@@ -165,7 +259,8 @@ def check(path: Path, settings: Settings | None = None, regions_data: dict | Non
         settings: the base settings; the check lowers the face threshold (see
             ``check_settings``). ``mask_scale`` should be the one the file was rendered with.
         regions_data: the regions file the output was rendered from, if it was; detections on
-            its redacted or kept regions then do not fail the check.
+            its redacted regions whose pixels there hold no face detail, and detections on its
+            kept regions, then do not fail the check.
         on_progress: progress callback, as for ``pipeline.scan``.
 
     Raises:
@@ -181,35 +276,61 @@ def check(path: Path, settings: Settings | None = None, regions_data: dict | Non
     unanalysed: set[int] = set()
     if regions_data is not None:
         redacted, kept, unanalysed = _regions_by_frame(path, regions_data, plan.frame_count)
+    size = (base.mask_scale, info.width, info.height)
 
-    def _status(box: np.ndarray, score: float, f: int) -> str:
-        if redacted is None:
-            return "visible"
-        size = (base.mask_scale, info.width, info.height)
-        if score < ON_REGION_MAX_SCORE and (
+    # Every face detection's detail, measured on the file's own pixels.
+    hits = [np.nonzero(np.isin(t.source, ("detected", "weak")))[0] for t in plan.tracks]
+    wanted: dict[int, list[tuple[int, int]]] = {}
+    for k, t in enumerate(plan.tracks):
+        if t.kind == "face":
+            for i in hits[k]:
+                wanted.setdefault(int(t.frames[i]), []).append((k, int(i)))
+    status: dict[tuple[int, int], str] = {}
+    for f, rgb in (_frames(path, info.kind, set(wanted)) if wanted else ()):
+        luma = detail.grey(rgb)
+        mask = None
+        if redacted is not None and len(redacted[f]):
+            mask = _region_mask(redacted[f], *size)
+        for k, i in wanted[f]:
+            t = plan.tracks[k]
+            box = t.xyxy[i]
+            on_region = redacted is not None and (
                 f in unanalysed
-                or _share_on(box, redacted[f].xyxy, redacted[f].kind, *size) >= ON_REGION_SHARE):
-            return "redacted"
-        if _share_on(box, kept[f].xyxy, kept[f].kind, *size) >= ON_REGION_SHARE:
+                or _share_on(box, redacted[f].xyxy, redacted[f].kind, *size) >= ON_REGION_SHARE)
+            # On a redacted region: a weak detection is the redaction seen again; a strong one
+            # too when the pixels the region covers under it hold no face detail (a fill or
+            # mosaic can score as high as 0.7), else it is a face the render left visible.
+            if on_region and (f in unanalysed or t.score[i] < ON_REGION_MAX_SCORE
+                              or blank_fill(detail.measure(luma, box, mask))):
+                status[k, i] = "redacted"
+                continue
+            if t.score[i] < CLEAR_FACE_SCORE and blank(detail.measure(luma, box)):
+                status[k, i] = "blank"
+
+    def _status(k: int, i: int, box: np.ndarray, f: int) -> str:
+        if (k, i) in status:
+            return status[k, i]
+        if kept is not None and (
+                _share_on(box, kept[f].xyxy, kept[f].kind, *size) >= ON_REGION_SHARE):
             return "kept"  # a person chose to show it, however clear it is
         return "visible"
 
     findings = []
-    for t in plan.tracks:
-        hits = np.nonzero(np.isin(t.source, ("detected", "weak")))[0]
-        if not len(hits):
+    for k, t in enumerate(plan.tracks):
+        rows_of = hits[k]
+        if not len(rows_of):
             continue
         status_rows: dict[str, list[int]] = {}
-        for i in hits:
-            f = int(t.frames[i])
-            status_rows.setdefault(_status(t.xyxy[i], float(t.score[i]), f), []).append(int(i))
-        for status, rows in status_rows.items():
+        for i in rows_of:
+            status_rows.setdefault(_status(k, int(i), t.xyxy[i], int(t.frames[i])),
+                                   []).append(int(i))
+        for state, rows in status_rows.items():
             best = rows[int(np.argmax(t.score[rows]))]
             findings.append(Finding(kind=t.kind, frames=[int(t.frames[i]) for i in rows],
                                     score=round(float(t.score[best]), 3),
                                     frame=int(t.frames[best]),
                                     box=[round(float(v), 1) for v in t.xyxy[best]],
-                                    status=status))
+                                    status=state))
     findings.sort(key=lambda f: (f.status != "visible", f.frames[0], -f.score))
     return CheckResult(path=path, kind=info.kind, frame_count=plan.frame_count, metadata=left,
                        findings=findings)

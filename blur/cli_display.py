@@ -272,7 +272,8 @@ def checked(result, quiet: bool, with_regions: bool) -> None:
         frames = (f"frame {f.frames[0]}" if len(f.frames) == 1
                   else f"frames {f.frames[0]}-{f.frames[-1]} ({len(f.frames)} seen)")
         where = {"visible": "", "redacted": " [on a redacted region: not counted]",
-                 "kept": " [on a region kept visible: not counted]"}[f.status]
+                 "kept": " [on a region kept visible: not counted]",
+                 "blank": " [no face detail: not counted]"}[f.status]
         box = ", ".join(f"{v:.0f}" for v in f.box)
         _line(f"  {f.kind}: {frames}, score {f.score:.2f}, best at frame {f.frame} "
               f"box [{box}]{escape(where)}")
