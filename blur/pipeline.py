@@ -323,7 +323,6 @@ def render(src: Path, dst: Path, plan: Plan, settings: Settings | None = None,
     check_output(src, dst, settings.overwrite)
     started = time.monotonic()
     redactor = Redactor(settings.style, settings.mask_scale, settings.shape)
-    exact = Redactor(settings.style, 1.0, "box")  # manual regions: exactly as a person drew them
     per_frame = tracking.boxes_at(plan.tracks, plan.frame_count)
     unanalysed = set(plan.unanalysed_frames)
     redacted_frames = 0
@@ -341,8 +340,7 @@ def render(src: Path, dst: Path, plan: Plan, settings: Settings | None = None,
             redacted_frames += 1
         else:
             boxes = per_frame[index]
-            manual = boxes.kind == "manual"
-            if redactor.apply(rgb, boxes[~manual].xyxy) + exact.apply(rgb, boxes[manual].xyxy):
+            if redactor.apply(rgb, boxes.xyxy, boxes.kind):
                 redacted_frames += 1
         return rgb
 
