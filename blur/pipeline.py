@@ -237,7 +237,7 @@ def scan(src: Path, settings: Settings | None = None,
                 raise DetectionError(exc.message, src) from exc
             found, unanalysed = Detections.empty(), [0]
         tracks = tracking.build_tracks([found], [None], 1.0, 0, 0,
-                                       thresholds=_thresholds(settings))
+                                       thresholds=_thresholds(settings), frame_height=info.height)
         if on_progress:
             on_progress("scan", 1, 1)
         return Plan(info, 1, tracks, unanalysed)
@@ -284,7 +284,8 @@ def scan(src: Path, settings: Settings | None = None,
         raise MediaError("the video has no frames", src)
     tracks = tracking.build_tracks(per_frame, times, float(info.fps), settings.max_gap_seconds,
                                    settings.pad_seconds, thresholds=_thresholds(settings),
-                                   min_weak_hits=settings.weak_min_frames)
+                                   min_weak_hits=settings.weak_min_frames,
+                                   frame_height=info.height)
     return Plan(info, len(per_frame), tracks, unanalysed, times)
 
 
