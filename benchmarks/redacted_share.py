@@ -17,6 +17,7 @@ first N frames only (re-encoded almost losslessly into a temporary file).
 
     python benchmarks/redacted_share.py                           # sample, Megamind, vtest (150)
     python benchmarks/redacted_share.py CLIP ... --frames 100 --no-deface
+    python benchmarks/redacted_share.py --only face         # like for like: deface hides faces only
 
 To measure another version of blur, put it first on the path (``PYTHONPATH=that/checkout``):
 the script only falls back to its own checkout when ``blur`` is not importable.
@@ -71,13 +72,13 @@ def changed_share(before: np.ndarray, after: np.ndarray) -> float:
     return float((diff > CHANGED).mean())
 
 
-def run_blur(clip: Path) -> tuple[list[float], list[float]]:
-    """Per-frame (changed, planned) shares of blur's default run."""
+def run_blur(clip: Path, kinds: tuple[str, ...] | None = None) -> tuple[list[float], list[float]]:
+    """Per-frame (changed, planned) shares of blur's default run (of ``kinds`` only, if given)."""
     from blur import pipeline, report, tracking
     from blur.media import video
     from blur.settings import Settings
 
-    settings = Settings()
+    settings = Settings().merged(kinds=kinds)
     plan = pipeline.scan(clip, settings)
     per_frame = tracking.boxes_at(plan.tracks, plan.frame_count)
     changed, planned = [], []
@@ -145,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=None,
                         help="only the first N frames of each clip (0: all)")
     parser.add_argument("--no-deface", action="store_true", help="blur only")
+    parser.add_argument("--only", choices=["face", "plate"], default=None,
+                        help="blur redacts this kind only (deface redacts faces only)")
     args = parser.parse_args(argv)
     _blur_path()
     import blur
@@ -160,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print("deface is not importable: blur only", file=sys.stderr)
         tools = ["blur"]
-    print(f"blur from {Path(blur.__file__).parent.parent}; share of frame pixels, %: "
+    print(f"blur from {Path(blur.__file__).parent.parent} ({args.only or 'faces and plates'}); "
+          f"share of frame pixels, %: "
           f"changed = differs by more than {CHANGED} levels, planned = inside the masks")
     print(f"{'clip':<14} {'tool':<7} {'frames':>6} {'changed':>8} {'p95':>6} {'planned':>8} "
           f"{'p95':>6}")
@@ -173,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="blur-share-") as tmp:
             src = excerpt(clip, Path(tmp) / "excerpt.mp4", frames) if frames else clip
             for tool in tools:
-                changed, planned = (run_blur if tool == "blur" else run_deface)(src)
+                changed, planned = (run_blur(src, (args.only,) if args.only else None)
+                                    if tool == "blur" else run_deface(src))
                 print(_row(clip.stem[:14], tool, changed, planned), flush=True)
     return status
 
