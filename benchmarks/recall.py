@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import inspect
 import json
 import sys
 import time
@@ -138,12 +139,14 @@ def score_image(gt: np.ndarray, pred: np.ndarray, width: int, height: int, scale
 def redacted_faces(rgb: np.ndarray, settings) -> np.ndarray:
     """The face boxes blur redacts in one still: the pipeline's own detection and planning
     (``detectors_for`` + ``detect``, then the still-photo tracking step that drops weak
-    candidates), faces only."""
+    candidates, and large face boxes scoring low), faces only."""
     from blur import pipeline, tracking
 
     found = pipeline.detect(pipeline.detectors_for(settings), rgb)
     # (Older versions had no weak detections and no per-kind thresholds: this still measures them.)
     options = {"thresholds": pipeline._thresholds(settings)} if hasattr(pipeline, "_thresholds") else {}
+    if "frame_height" in inspect.signature(tracking.build_tracks).parameters:
+        options["frame_height"] = rgb.shape[0]  # the large-face rule, as pipeline.scan applies it
     tracks = tracking.build_tracks([found], [None], 1.0, 0, 0, **options)
     boxes = tracking.boxes_at(tracks, 1)[0]
     return boxes.xyxy[boxes.kind == "face"]

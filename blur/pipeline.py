@@ -243,7 +243,8 @@ def scan(src: Path, settings: Settings | None = None,
             found, unanalysed = Detections.empty(), [0]
         tracks = tracking.build_tracks([found], [None], 1.0, 0, 0,
                                        thresholds=_thresholds(settings),
-                                       size=(info.width, info.height))
+                                       size=(info.width, info.height),
+                                       frame_height=info.height)
         if on_progress:
             on_progress("scan", 1, 1)
         return Plan(info, 1, tracks, unanalysed)
@@ -291,7 +292,7 @@ def scan(src: Path, settings: Settings | None = None,
     tracks = tracking.build_tracks(per_frame, times, float(info.fps), settings.max_gap_seconds,
                                    settings.pad_seconds, thresholds=_thresholds(settings),
                                    min_weak_hits=settings.weak_min_frames,
-                                   size=(info.width, info.height))
+                                   size=(info.width, info.height), frame_height=info.height)
     return Plan(info, len(per_frame), tracks, unanalysed, times)
 
 
@@ -337,7 +338,6 @@ def render(src: Path, dst: Path, plan: Plan, settings: Settings | None = None,
     check_output(src, dst, settings.overwrite)
     started = time.monotonic()
     redactor = Redactor(settings.style, settings.mask_scale, settings.shape)
-    exact = Redactor(settings.style, 1.0, "box")  # manual regions: exactly as a person drew them
     per_frame = tracking.boxes_at(plan.tracks, plan.frame_count)
     unanalysed = set(plan.unanalysed_frames)
     redacted_frames = 0
@@ -355,8 +355,7 @@ def render(src: Path, dst: Path, plan: Plan, settings: Settings | None = None,
             redacted_frames += 1
         else:
             boxes = per_frame[index]
-            manual = boxes.kind == "manual"
-            if redactor.apply(rgb, boxes[~manual].xyxy) + exact.apply(rgb, boxes[manual].xyxy):
+            if redactor.apply(rgb, boxes.xyxy, boxes.kind):
                 redacted_frames += 1
         return rgb
 

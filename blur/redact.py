@@ -5,6 +5,17 @@ Gaussian blur and pixelation of a face's own pixels can be undone or recognised,
 many video frames, so the default style ``blur`` first throws the face away: it keeps only a 3x3
 grid of average colours, adds noise drawn afresh for every frame, and smooths the result so it
 looks like a blur. Kernels scale with each box; nothing uses a fixed pixel size.
+
+How it looks matters too: a newsroom will not publish a frame that looks broken. So
+
+- regions that overlap or touch are merged first and each connected group is filled once: filling
+  them one after the other shows a second blob (often mouth- or hair-coloured) inside the first;
+- the noise is the same on the red, green and blue channels, so it varies the brightness only:
+  colour noise reads as green and purple tints.
+
+Shapes follow what is hidden: a face is an ellipse (or a box with ``shape="box"``); a plate or a
+line of text is a rectangle, always, since an ellipse leaves a plate's corner characters readable;
+a region a person drew by hand is redacted exactly as drawn (a rectangle, not grown).
 """
 
 from __future__ import annotations
@@ -14,18 +25,67 @@ import numpy as np
 
 from .boxes import clip_to_image, scale_about_centre
 
+# Kinds redacted as rectangles whatever ``shape`` says; manual regions are also not grown.
+RECTANGLE_KINDS = frozenset({"plate", "text", "manual"})
+EXACT_KINDS = frozenset({"manual"})
 
-def region_masks(xyxy: np.ndarray, width: int, height: int, scale: float, shape: str):
+
+def _per_box_kinds(kinds, n: int) -> np.ndarray:
+    """``kinds`` as an (n,) array: None means every box is a face, a string applies to all."""
+    if kinds is None:
+        kinds = "face"
+    if isinstance(kinds, str):
+        return np.full(n, kinds, dtype=object)
+    kinds = np.asarray(kinds).reshape(-1)
+    if len(kinds) != n:
+        raise ValueError(f"{len(kinds)} kinds for {n} boxes")
+    return kinds
+
+
+def _run_on_past_edges(xyxy: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Boxes with each side that lies on the frame's edge moved out by the box's size."""
+    out = xyxy.copy()
+    w, h = xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1]
+    # Only boxes that show in the frame: an empty, inverted or outside box stays as it is.
+    shown = ((w > 0) & (h > 0) & (xyxy[:, 0] < width) & (xyxy[:, 2] > 0)
+             & (xyxy[:, 1] < height) & (xyxy[:, 3] > 0))
+    w, h = np.where(shown, w, 0), np.where(shown, h, 0)
+    out[:, 0] = np.where(xyxy[:, 0] <= 0.5, xyxy[:, 0] - w, xyxy[:, 0])
+    out[:, 1] = np.where(xyxy[:, 1] <= 0.5, xyxy[:, 1] - h, xyxy[:, 1])
+    out[:, 2] = np.where(xyxy[:, 2] >= width - 0.5, xyxy[:, 2] + w, xyxy[:, 2])
+    out[:, 3] = np.where(xyxy[:, 3] >= height - 0.5, xyxy[:, 3] + h, xyxy[:, 3])
+    return out
+
+
+def region_masks(xyxy: np.ndarray, width: int, height: int, scale: float, shape: str,
+                 kinds=None):
     """Yield (x1, y1, x2, y2, mask) for each box grown by ``scale`` and clipped to the image.
 
+    Args:
+        xyxy: (N, 4) boxes.
+        width, height: the image size.
+        scale: faces, plates and text lines are grown by this factor about their centre.
+        shape: "ellipse" or "box", for faces (and any kind not redacted as a rectangle).
+        kinds: the kind of each box (an (N,) array, or one string for all); None: all faces.
+            Plates, text lines and manual regions are rectangles; manual ones are not grown.
+
     ``mask`` is a boolean array of the clipped box's size; for ellipses it is drawn from the
-    unclipped box, so a face cut by the image edge keeps its full ellipse up to the edge.
+    unclipped box, so a face cut by the image edge keeps its full ellipse up to the edge. Boxes
+    are clipped to the frame where they are made, so an ellipse box whose side lies on the frame's
+    edge is taken to run on past it (by its own width or height): the face it holds does, and an
+    ellipse drawn inside the clipped box alone would leave the face's pixels along that edge.
     """
-    grown = scale_about_centre(np.asarray(xyxy, dtype=np.float32).reshape(-1, 4), scale)
-    for (bx1, by1, bx2, by2), (x1, y1, x2, y2) in zip(grown, clip_to_image(grown, width, height)):
+    xyxy = np.asarray(xyxy, dtype=np.float32).reshape(-1, 4)
+    kinds = _per_box_kinds(kinds, len(xyxy))
+    exact = np.isin(kinds.astype(str), sorted(EXACT_KINDS))
+    rectangle = np.isin(kinds.astype(str), sorted(RECTANGLE_KINDS)) | (shape == "box")
+    xyxy = np.where(rectangle[:, None], xyxy, _run_on_past_edges(xyxy, width, height))
+    grown = np.where(exact[:, None], xyxy, scale_about_centre(xyxy, scale))
+    for (bx1, by1, bx2, by2), (x1, y1, x2, y2), rect in zip(
+            grown, clip_to_image(grown, width, height), rectangle):
         if x2 <= x1 or y2 <= y1:
             continue
-        if shape == "box":
+        if rect:
             mask = np.ones((y2 - y1, x2 - x1), dtype=bool)
         else:
             yy, xx = np.mgrid[y1:y2, x1:x2].astype(np.float32) + 0.5
@@ -38,8 +98,19 @@ def region_masks(xyxy: np.ndarray, width: int, height: int, scale: float, shape:
         yield int(x1), int(y1), int(x2), int(y2), mask
 
 
+def union_mask(xyxy: np.ndarray, width: int, height: int, scale: float, shape: str,
+               kinds=None) -> np.ndarray:
+    """Boolean (height, width) image of every pixel redacted for these boxes (see
+    ``region_masks`` for the arguments)."""
+    mask = np.zeros((height, width), dtype=bool)
+    for x1, y1, x2, y2, m in region_masks(xyxy, width, height, scale, shape, kinds):
+        mask[y1:y2, x1:x2] |= m
+    return mask
+
+
 class NoiseBlur:
-    """Default: coarse colour average + fresh noise, smoothed. Irreversible by construction."""
+    """Default: coarse colour average + fresh brightness noise, smoothed. Irreversible by
+    construction, calm to look at (no colour noise)."""
 
     name = "blur"
 
@@ -49,16 +120,17 @@ class NoiseBlur:
     def fill(self, roi: np.ndarray) -> np.ndarray:
         h, w = roi.shape[:2]
         coarse = cv2.resize(roi, (3, 3), interpolation=cv2.INTER_AREA).astype(np.float32)
-        coarse += self.rng.normal(0, 12, coarse.shape)
-        out = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR)
-        out += self.rng.normal(0, 18, out.shape)
+        # One draw per cell, added to the three channels alike: it shifts brightness, not hue.
+        coarse += self.rng.normal(0, 12, (3, 3, 1)).astype(np.float32)
+        out = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h, w, 3)
+        out += self.rng.normal(0, 18, (h, w, 1)).astype(np.float32)
         sigma = max(1.0, 0.06 * max(w, h))
-        out = cv2.GaussianBlur(out, (0, 0), sigmaX=sigma, sigmaY=sigma)
+        out = cv2.GaussianBlur(out, (0, 0), sigmaX=sigma, sigmaY=sigma).reshape(h, w, 3)
         return np.clip(out, 0, 255).astype(np.uint8)
 
 
 class Pixelate:
-    """Coarse mosaic (at most 6 blocks across) with fresh noise per frame."""
+    """Coarse mosaic (at most 6 blocks across) with fresh brightness noise per frame."""
 
     name = "pixelate"
 
@@ -70,10 +142,17 @@ class Pixelate:
         bw = max(1, min(6, w))
         bh = max(1, min(6, round(6 * h / max(w, 1))))
         small = cv2.resize(roi, (bw, bh), interpolation=cv2.INTER_AREA).astype(np.float32)
-        small += self.rng.normal(0, 6, small.shape)
+        small = small.reshape(bh, bw, 3)
+        # Brightness noise of 3-9 levels, never near 0 (a block of one or two pixels would
+        # otherwise keep its own value), turned back where it would be clipped away.
+        noise = (self.rng.choice([-1.0, 1.0], (bh, bw, 1))
+                 * self.rng.uniform(3, 9, (bh, bw, 1))).astype(np.float32)
+        clipped = ((small + noise) > 255).any(axis=2, keepdims=True) | (
+            (small + noise) < 0).any(axis=2, keepdims=True)
+        small = small + np.where(clipped, -noise, noise)
         out = cv2.resize(np.clip(small, 0, 255).astype(np.uint8), (w, h),
                          interpolation=cv2.INTER_NEAREST)
-        return out
+        return out.reshape(h, w, 3)
 
 
 class Solid:
@@ -96,8 +175,8 @@ class Redactor:
 
     Args:
         style: a name from ``STYLES``.
-        mask_scale: boxes are grown by this factor about their centre.
-        shape: "ellipse" or "box".
+        mask_scale: boxes (except manual ones) are grown by this factor about their centre.
+        shape: "ellipse" or "box", for faces; plates, text and manual regions are rectangles.
     """
 
     def __init__(self, style: str = "blur", mask_scale: float = 1.3, shape: str = "ellipse",
@@ -110,20 +189,40 @@ class Redactor:
         self.mask_scale = mask_scale
         self.shape = shape
 
-    def apply(self, image: np.ndarray, xyxy: np.ndarray) -> int:
+    def apply(self, image: np.ndarray, xyxy: np.ndarray, kinds=None) -> int:
         """Redact every box of ``xyxy`` in ``image`` (H, W, 3 uint8) in place.
 
+        Overlapping or touching regions are merged and each connected group is filled once, from
+        the image as it was, so no fill shows through another.
+
+        Args:
+            image: the picture, changed in place.
+            xyxy: (N, 4) boxes.
+            kinds: the kind of each box (see ``region_masks``); None: all faces.
+
         Returns:
-            the number of regions redacted.
+            the number of regions redacted (boxes with at least one pixel in the image).
         """
         height, width = image.shape[:2]
-        count = 0
-        for x1, y1, x2, y2, mask in region_masks(xyxy, width, height, self.mask_scale, self.shape):
-            roi = image[y1:y2, x1:x2]
-            fill = self.style.fill(np.ascontiguousarray(roi))
-            roi[mask] = fill[mask]
-            count += 1
-        return count
+        parts = list(region_masks(xyxy, width, height, self.mask_scale, self.shape, kinds))
+        if not parts:
+            return 0
+        # Work inside the bounding rectangle of all regions only (a 4K frame is mostly untouched).
+        ox1, oy1 = min(p[0] for p in parts), min(p[1] for p in parts)
+        ox2, oy2 = max(p[2] for p in parts), max(p[3] for p in parts)
+        mask = np.zeros((oy2 - oy1, ox2 - ox1), dtype=np.uint8)
+        for x1, y1, x2, y2, m in parts:
+            mask[y1 - oy1:y2 - oy1, x1 - ox1:x2 - ox1] |= m
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        area = image[oy1:oy2, ox1:ox2]
+        fills = []
+        for label in range(1, n):  # 0 is the background
+            x, y, w, h = (int(v) for v in stats[label, :4])
+            fill = self.style.fill(np.ascontiguousarray(area[y:y + h, x:x + w]))
+            fills.append((x, y, w, h, labels[y:y + h, x:x + w] == label, fill))
+        for x, y, w, h, inside, fill in fills:  # written after all are read: one source image
+            area[y:y + h, x:x + w][inside] = fill[inside]
+        return len(parts)
 
     def apply_everywhere(self, image: np.ndarray) -> None:
         """Redact the whole frame (used when a frame could not be analysed)."""

@@ -209,9 +209,7 @@ def _redact_frame(rgb: np.ndarray, index: int, plan, per_frame, settings: Settin
         redactor.apply_everywhere(rgb)
         return rgb
     boxes = per_frame[index]
-    manual = boxes.kind == "manual"
-    redactor.apply(rgb, boxes[~manual].xyxy)
-    Redactor(settings.style, 1.0, "box").apply(rgb, boxes[manual].xyxy)
+    redactor.apply(rgb, boxes.xyxy, boxes.kind)
     return rgb
 
 

@@ -41,7 +41,8 @@ class Settings:
         weak_min_frames: in videos, weak face detections linked to no confident one are
             redacted when they persist for this many frames.
         mask_scale: redacted box = detected box enlarged by this factor about its centre.
-        shape: "ellipse" or "box".
+        shape: "ellipse" or "box", for faces; plates, text lines and manual regions are always
+            rectangles (see ``blur.redact``).
         style: redaction style name, see ``blur.redact.STYLES``.
         max_gap_seconds: a track missed for at most this long is bridged (box interpolated).
         pad_seconds: tracks are redacted this long before their first and after their last hit.

@@ -222,9 +222,9 @@ def redacted_mask(plan, index: int, width: int, height: int, settings: Settings 
     from blur.tracking import boxes_at
 
     mask = np.zeros((height, width), dtype=bool)
-    boxes = boxes_at(plan.tracks, plan.frame_count)[index].xyxy
-    for x1, y1, x2, y2, m in region_masks(boxes, width, height, settings.mask_scale,
-                                          settings.shape):
+    boxes = boxes_at(plan.tracks, plan.frame_count)[index]
+    for x1, y1, x2, y2, m in region_masks(boxes.xyxy, width, height, settings.mask_scale,
+                                          settings.shape, boxes.kind):
         mask[y1:y2, x1:x2] |= m
     return mask
 

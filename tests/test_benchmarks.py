@@ -44,3 +44,11 @@ def test_speed_benchmark_runs(tmp_path):
     out = run("benchmarks/speed.py", "--files", str(clip), "--frames", "3", "--runs", "1",
               "--no-deface", "--blur", "default=--only faces --preset ultrafast")
     assert "default/floor" in out
+
+
+def test_redacted_share_benchmark_runs(tmp_path):
+    clip = write_video(tmp_path / "clip.mp4", frames=4)
+    out = run("benchmarks/redacted_share.py", str(clip), "--frames", "3")
+    rows = [line.split() for line in out.splitlines()
+            if line.split()[:2] in (["clip", "blur"], ["clip", "deface"])]
+    assert [r[1] for r in rows] == ["blur", "deface"] and all(r[2] == "3" for r in rows)

@@ -170,11 +170,11 @@ def test_failure_midway_leaves_no_output_and_no_temp_file(tmp_path, monkeypatch)
     from blur.errors import MediaError
     real, calls = redact.Redactor.apply, []
 
-    def apply(self, image, xyxy):
+    def apply(self, image, *boxes):
         calls.append(1)
         if len(calls) == 4:
             raise MediaError("simulated encoder failure")
-        return real(self, image, xyxy)
+        return real(self, image, *boxes)
     monkeypatch.setattr(redact.Redactor, "apply", apply)
     result = blur(src, *FAST)
     assert len(calls) == 4

@@ -161,11 +161,11 @@ def _fail_on_third_frame(monkeypatch, error=MediaError):
     calls = {"n": 0}
     real = redact.Redactor.apply
 
-    def apply(self, image, xyxy):
+    def apply(self, image, *boxes):
         calls["n"] += 1
         if calls["n"] == 3:
             raise error("simulated failure at frame 3") if error is MediaError else error()
-        return real(self, image, xyxy)
+        return real(self, image, *boxes)
     monkeypatch.setattr(redact.Redactor, "apply", apply)
     return calls
 

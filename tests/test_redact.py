@@ -7,7 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from blur.redact import STYLES, NoiseBlur, Pixelate, Redactor
+from blur.redact import STYLES, NoiseBlur, Pixelate, Redactor, region_masks
+from blur.settings import Settings
 
 # The astronaut's face in samples/astronaut.jpg (512x512), as CenterFace finds it.
 FACE = (175, 54, 275, 180)
@@ -177,3 +178,115 @@ def test_unknown_style_or_shape_is_refused():
         Redactor("swirl")
     with pytest.raises(ValueError, match="shape"):
         Redactor("blur", shape="star")
+
+
+def _ycrcb(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2YCrCb).astype(np.float32)
+
+
+def test_overlapping_regions_are_filled_as_one_smooth_region(astronaut):
+    """A second box inside a face (here over the mouth) must not show as a blob with a seam
+    inside the face's fill: overlapping masks are merged and filled once. Measured as the
+    largest brightness step between neighbouring pixels inside the merged mask (away from
+    its border): a seam is a step of 10-20 levels, a smooth fill steps by 2-3."""
+    boxes = np.array([[175, 54, 275, 180], [205, 130, 245, 170]], np.float32)
+    mask = np.zeros(astronaut.shape[:2], np.uint8)
+    for x1, y1, x2, y2, m in region_masks(boxes, 512, 512, 1.3, "ellipse"):
+        mask[y1:y2, x1:x2] |= m
+    inner = cv2.erode(mask, np.ones((5, 5), np.uint8)).astype(bool)
+    for seed in range(5):
+        out = _redact(astronaut, boxes, scale=1.3, shape="ellipse", seed=seed)
+        y = _ycrcb(out)[..., 0]
+        steps = np.concatenate([np.abs(np.diff(y, axis=1))[inner[:, 1:] & inner[:, :-1]],
+                                np.abs(np.diff(y, axis=0))[inner[1:] & inner[:-1]]])
+        assert steps.max() <= 5, f"seed {seed}: a step of {steps.max()} levels inside the fill"
+        assert np.array_equal(out[mask == 0], astronaut[mask == 0])
+
+
+def test_regions_that_do_not_touch_are_filled_separately(busy):
+    """Merging is per connected group: two far-apart regions each get their own fill (the
+    colour of one does not spill into the other, and both count)."""
+    busy[:, :60] = (200, 40, 40)
+    busy[:, 100:] = (40, 40, 200)
+    out = busy.copy()
+    assert Redactor("blur", 1.0, "box").apply(out, np.array([[10, 10, 50, 50], [110, 10, 150, 50]],
+                                                            np.float32)) == 2
+    assert out[10:50, 10:50, 0].mean() > out[10:50, 10:50, 2].mean() + 100
+    assert out[10:50, 110:150, 2].mean() > out[10:50, 110:150, 0].mean() + 100
+
+
+@pytest.mark.parametrize("style", ["blur", "pixelate"])
+def test_fill_noise_is_brightness_not_colour(style):
+    """The fresh noise varies brightness only: on a flat skin-coloured patch the fill's
+    chroma (Cr, Cb) stays the patch's own, with no green or purple tints, while its
+    brightness does vary (the noise is there)."""
+    roi = np.empty((90, 70, 3), np.uint8)
+    roi[:] = (170, 120, 95)
+    base = _ycrcb(roi)[0, 0]
+    for seed in range(5):
+        fill = _ycrcb(STYLES[style](np.random.default_rng(seed)).fill(roi))
+        assert fill[..., 0].std() > 1
+        assert np.abs(fill[..., 1:] - base[1:]).max() <= 1
+
+
+def test_plates_and_manual_regions_are_rectangles_faces_ellipses(busy):
+    """Under the default settings (ellipse, grown 1.3x) a plate is redacted as its whole
+    grown box, to the corners; a manual region exactly as drawn; a face as an ellipse."""
+    s = Settings()
+    out = busy.copy()
+    boxes = np.array([[20, 20, 60, 40], [100, 20, 140, 60], [20, 70, 60, 110]], np.float32)
+    Redactor("solid", s.mask_scale, s.shape).apply(out, boxes, np.array(["plate", "face", "manual"]))
+    # plate: (20, 20, 60, 40) grown 1.3x about (40, 30) -> (14, 17, 66, 43), every pixel
+    assert (out[17:43, 14:66] == 0).all()
+    assert out[16, 14:66].all() and out[43, 14:66].all()
+    # manual: exactly its box, not grown
+    assert (out[70:110, 20:60] == 0).all() and out[69, 20:60].all() and out[70:110, 19].all()
+    # face: ellipse; the grown box's corners stay
+    assert (out[40, 120] == 0).all() and out[15, 95].all() and out[65, 145].all()
+
+
+@pytest.mark.parametrize("where", ["render", "review page"])
+def test_a_plate_track_is_redacted_as_a_full_rectangle(tmp_path, busy, where):
+    """The kind travels from the plan to the redaction: a plate track renders as a filled
+    rectangle to its corners with the default settings, in the output and on the review page."""
+    from PIL import Image
+
+    from blur import pipeline, report, tracking
+    from blur.types import Track
+
+    src = tmp_path / "car.png"
+    Image.fromarray(busy).save(src)
+    plate = [40, 50, 100, 70]
+    plan = pipeline.Plan(pipeline.probe(src), 1, [Track(1, "plate", [0], [plate], [0.9],
+                                                        ["detected"])])
+    if where == "render":
+        dst = tmp_path / "car.blurred.png"
+        pipeline.render(src, dst, plan, Settings())
+        out = np.asarray(Image.open(dst).convert("RGB"))
+    else:
+        out = report._redact_frame(busy, 0, plan, tracking.boxes_at(plan.tracks, 1), Settings())
+    changed = (out != busy).any(axis=-1)
+    # the box grown 1.3x about (70, 60): (31, 47, 109, 73); corner patches of 3x3 pixels
+    for y, x in ((47, 31), (47, 106), (70, 31), (70, 106)):
+        assert changed[y:y + 3, x:x + 3].all(), f"corner at ({x}, {y}) left visible"
+    assert not changed[:47].any() and not changed[73:].any()
+    assert not changed[:, :31].any() and not changed[:, 109:].any()
+
+
+def test_an_ellipse_clipped_at_the_frame_edge_still_covers_the_face_along_the_edge():
+    """Boxes are clipped where they are made; the face they hold runs on past the edge, so the
+    ellipse must cover at least what the unclipped box's ellipse covered inside the frame."""
+    from blur.redact import union_mask
+
+    width, height = 200, 120
+    # a face half out of the right edge: unclipped [170, 30, 230, 100]
+    clipped = np.array([[170, 30, 200, 100]], np.float32)
+    # The ellipse of the unclipped box grown 1.3x, drawn by hand inside the frame.
+    yy, xx = np.mgrid[0:height, 0:width] + 0.5
+    whole = ((xx - 200) / 39) ** 2 + ((yy - 65) / 45.5) ** 2 <= 1.0
+    cut = union_mask(clipped, width, height, 1.3, "ellipse")
+    assert whole.any() and not (whole & ~cut).any()
+    # and a face on no edge keeps its ellipse exactly
+    inner = np.array([[60, 30, 120, 100]], np.float32)
+    assert (union_mask(inner, width, height, 1.3, "ellipse").sum()
+            < union_mask(inner, width, height, 1.3, "box").sum())

@@ -1,0 +1,187 @@
+"""Redacted share: how much of each video frame blur hides, beside deface on the same frames.
+
+Over-redaction has a cost too: a frame blanked around every face is not publishable. For each
+clip this prints, per tool, the median and 95th percentile over frames of the share of a frame's
+pixels that are redacted, measured two ways:
+
+- ``changed``: pixels of the redacted frame that differ from the input by more than 40 levels in
+  some channel (measured in memory, before any encoding, so codec noise does not count). It is
+  the same measure for both tools, but it undercounts smooth areas whose fill is close to them.
+- ``planned``: pixels inside the masks the tool draws (blur: ``blur.redact.region_masks`` of the
+  planned regions; deface: its grown boxes' ellipses, as ``deface.deface.draw_det`` draws them).
+
+blur runs as it does by default: ``scan`` (detection and tracking of faces and plates), then each
+frame redacted as the output shows it. deface (if importable) runs with its defaults: threshold
+0.2, mask scale 1.3, ellipse, blur. The clips are read where they lie; ``--frames N`` analyses the
+first N frames only (re-encoded almost losslessly into a temporary file).
+
+    python benchmarks/redacted_share.py                           # sample, Megamind, vtest (150)
+    python benchmarks/redacted_share.py CLIP ... --frames 100 --no-deface
+    python benchmarks/redacted_share.py --only face         # like for like: deface hides faces only
+
+To measure another version of blur, put it first on the path (``PYTHONPATH=that/checkout``):
+the script only falls back to its own checkout when ``blur`` is not importable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+MEDIA = ROOT.parent / "shared" / "media"
+DEFAULT_CLIPS = [(ROOT / "samples" / "street.mp4", 0), (MEDIA / "Megamind.avi", 0),
+                 (MEDIA / "vtest.avi", 150)]
+CHANGED = 40  # levels
+
+
+def _blur_path() -> None:
+    try:
+        import blur  # noqa: F401
+    except ImportError:
+        sys.path.append(str(ROOT))
+
+
+def blur_masks(boxes, width: int, height: int, settings) -> np.ndarray:
+    """Union of the masks blur draws for one frame's boxes (older versions drew every kind
+    the same way, except manual regions)."""
+    from blur import redact
+
+    mask = np.zeros((height, width), dtype=bool)
+    try:
+        parts = list(redact.region_masks(boxes.xyxy, width, height, settings.mask_scale,
+                                         settings.shape, boxes.kind))
+    except TypeError:  # no kinds: manual regions exact boxes, everything else the same shape
+        manual = boxes.kind == "manual"
+        parts = list(redact.region_masks(boxes[~manual].xyxy, width, height, settings.mask_scale,
+                                         settings.shape))
+        parts += list(redact.region_masks(boxes[manual].xyxy, width, height, 1.0, "box"))
+    for x1, y1, x2, y2, m in parts:
+        mask[y1:y2, x1:x2] |= m
+    return mask
+
+
+def changed_share(before: np.ndarray, after: np.ndarray) -> float:
+    diff = np.abs(before.astype(np.int16) - after.astype(np.int16)).max(axis=-1)
+    return float((diff > CHANGED).mean())
+
+
+def run_blur(clip: Path, kinds: tuple[str, ...] | None = None) -> tuple[list[float], list[float]]:
+    """Per-frame (changed, planned) shares of blur's default run (of ``kinds`` only, if given)."""
+    from blur import pipeline, report, tracking
+    from blur.media import video
+    from blur.settings import Settings
+
+    settings = Settings().merged(kinds=kinds)
+    plan = pipeline.scan(clip, settings)
+    per_frame = tracking.boxes_at(plan.tracks, plan.frame_count)
+    changed, planned = [], []
+    for frame in video.frames(clip):
+        rgb = frame.image
+        # The review page's copy of a frame is redacted exactly as the output is.
+        out = report._redact_frame(rgb, frame.index, plan, per_frame, settings)
+        changed.append(changed_share(rgb, out))
+        planned.append(float(blur_masks(per_frame[frame.index], rgb.shape[1], rgb.shape[0],
+                                        settings).mean()))
+    return changed, planned
+
+
+def deface_masks(dets: np.ndarray, width: int, height: int, mask_scale: float) -> np.ndarray:
+    """The pixels deface's ``anonymize_frame`` replaces (its box growth, clipping and ellipse)."""
+    from deface.deface import scale_bb
+
+    mask = np.zeros((height, width), dtype=bool)
+    for det in dets:
+        x1, y1, x2, y2 = scale_bb(*det[:4].astype(int), mask_scale)
+        y1, y2 = max(0, y1), min(height - 1, y2)
+        x1, x2 = max(0, x1), min(width - 1, x2)
+        if x2 <= x1 or y2 <= y1:
+            continue
+        h, w = y2 - y1, x2 - x1
+        yy, xx = np.mgrid[0:h, 0:w]
+        # skimage.draw.ellipse(h // 2, w // 2, h // 2, w // 2): centre and radii in whole pixels
+        r, c, rr, rc = h // 2, w // 2, max(h // 2, 1), max(w // 2, 1)
+        mask[y1:y2, x1:x2] |= ((yy - r) / rr) ** 2 + ((xx - c) / rc) ** 2 < 1
+    return mask
+
+
+def run_deface(clip: Path) -> tuple[list[float], list[float]]:
+    """Per-frame (changed, planned) shares of deface with its defaults."""
+    from deface.centerface import CenterFace
+    from deface.deface import anonymize_frame
+
+    from blur.media import video
+
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints the provider it chose
+        centerface = CenterFace(in_shape=None, backend="auto")
+    changed, planned = [], []
+    for frame in video.frames(clip):
+        rgb = np.ascontiguousarray(frame.image)
+        dets, _ = centerface(rgb, threshold=0.2)
+        out = rgb.copy()
+        anonymize_frame(dets, out, mask_scale=1.3, replacewith="blur", ellipse=True,
+                        draw_scores=False, replaceimg=None, mosaicsize=20)
+        changed.append(changed_share(rgb, out))
+        planned.append(float(deface_masks(dets, rgb.shape[1], rgb.shape[0], 1.3).mean()))
+    return changed, planned
+
+
+def _row(name: str, tool: str, changed: list[float], planned: list[float]) -> str:
+    c, p = 100 * np.asarray(changed), 100 * np.asarray(planned)
+    return (f"{name:<14} {tool:<7} {len(c):6d} {np.median(c):8.1f} {np.percentile(c, 95):6.1f} "
+            f"{np.median(p):8.1f} {np.percentile(p, 95):6.1f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("clips", nargs="*", type=Path,
+                        help="videos (default: the sample, Megamind.avi, vtest.avi's first 150 "
+                             "frames)")
+    parser.add_argument("--frames", type=int, default=None,
+                        help="only the first N frames of each clip (0: all)")
+    parser.add_argument("--no-deface", action="store_true", help="blur only")
+    parser.add_argument("--only", choices=["face", "plate"], default=None,
+                        help="blur redacts this kind only (deface redacts faces only)")
+    args = parser.parse_args(argv)
+    _blur_path()
+    import blur
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from plates import excerpt
+
+    clips = ([(c, args.frames or 0) for c in args.clips] if args.clips else
+             [(c, n if args.frames is None else args.frames) for c, n in DEFAULT_CLIPS])
+    try:
+        import deface  # noqa: F401
+        tools = ["blur"] if args.no_deface else ["blur", "deface"]
+    except ImportError:
+        print("deface is not importable: blur only", file=sys.stderr)
+        tools = ["blur"]
+    print(f"blur from {Path(blur.__file__).parent.parent} ({args.only or 'faces and plates'}); "
+          f"share of frame pixels, %: "
+          f"changed = differs by more than {CHANGED} levels, planned = inside the masks")
+    print(f"{'clip':<14} {'tool':<7} {'frames':>6} {'changed':>8} {'p95':>6} {'planned':>8} "
+          f"{'p95':>6}")
+    status = 0
+    for clip, frames in clips:
+        if not clip.exists():
+            print(f"skipped {clip}: not found", file=sys.stderr)
+            status = 1
+            continue
+        with tempfile.TemporaryDirectory(prefix="blur-share-") as tmp:
+            src = excerpt(clip, Path(tmp) / "excerpt.mp4", frames) if frames else clip
+            for tool in tools:
+                changed, planned = (run_blur(src, (args.only,) if args.only else None)
+                                    if tool == "blur" else run_deface(src))
+                print(_row(clip.stem[:14], tool, changed, planned), flush=True)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
