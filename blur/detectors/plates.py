@@ -182,8 +182,9 @@ def plate_extent(image: np.ndarray, rect, reach_long: float = 0.5, reach_sides: 
     part. From the line outward, columns (along the line) and rows (across it) that are mostly of
     that colour belong to the plate; the walk stops where the plate ends (its border, the car, a
     dealer's frame). A short dip (a sticker, a screw, the thin strokes of a state name above the
-    number) does not stop it. A side whose colour runs on to the end of the search shows no
-    plate edge and is not grown. The search reaches at most ``reach_long`` line lengths plus
+    number) does not stop it. A plate is a closed rectangle: when the colour runs on to the end
+    of the search on any side (a word on a car body or a wall, a white plate on a white car)
+    nothing is grown. The search reaches at most ``reach_long`` line lengths plus
     ``reach_sides`` line heights along the line, and ``reach_up`` line heights up and down.
 
     Returns:
@@ -224,6 +225,8 @@ def plate_extent(image: np.ndarray, rect, reach_long: float = 0.5, reach_sides: 
     rows = like[:, x0:x1].mean(axis=1) >= 0.5
     left, right = _walk(cols, x0, -1, gap), _walk(cols, x1 - 1, 1, gap)
     top, bottom = _walk(rows, y0, -1, gap), _walk(rows, y1 - 1, 1, gap)
+    if None in (left, right, top, bottom):
+        return None  # not closed on every side: no plate rectangle to grow to
     corners = np.float32([[left, top], [right + 1, top], [right + 1, bottom + 1],
                           [left, bottom + 1]])
     inverse = cv2.invertAffineTransform(upright_transform(window))
@@ -231,10 +234,9 @@ def plate_extent(image: np.ndarray, rect, reach_long: float = 0.5, reach_sides: 
     return np.r_[pts.min(axis=0), pts.max(axis=0)].astype(np.float32)
 
 
-def _walk(ok: np.ndarray, start: int, step: int, gap: int) -> int:
+def _walk(ok: np.ndarray, start: int, step: int, gap: int) -> int | None:
     """Last ok index from ``start`` in direction ``step`` before ``gap`` consecutive non-ok
-    cells: the plate's edge. Without such an edge inside the window (the colour runs on: a white
-    plate on a white car, a word on a wall) there is no evidence of a plate there: ``start``."""
+    cells: the plate's edge; None when the colour runs on to the end of the window."""
     last, misses, i = start, 0, start + step
     while 0 <= i < len(ok):
         if ok[i]:
@@ -244,7 +246,7 @@ def _walk(ok: np.ndarray, start: int, step: int, gap: int) -> int:
             if misses >= gap:
                 return last
         i += step
-    return start
+    return None
 
 
 def _merge(xyxy: np.ndarray, score: np.ndarray, inside: float = 0.8):
