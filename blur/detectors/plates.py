@@ -22,8 +22,10 @@ least ``read_conf`` mean confidence:
 - no Latin letter or digit at all (a logo, a symbol, another script): every plate this tool
   targets carries some.
 
-One piece of evidence does not need a reading: a line shorter than 1.5 times its height that is
-at least 40 px tall in the analysed image and that the recogniser cannot read is a block of
+Two pieces of evidence do not need a reading: three or more lines of the same size stacked in
+one column are a sign or a banner (``text_block``; a two-line plate has two lines, a state name
+and a slogan are much smaller than the number), and a line shorter than 1.5 times
+its height that is at least 40 px tall in the analysed image and that the recogniser cannot read is a block of
 small text seen as one blob (a sign: a "Fire assembly point" sign in the street sample), not a
 plate: characters that large on a plate are read.
 
@@ -163,6 +165,8 @@ class PlateDetector:
     def detect(self, image: np.ndarray) -> Detections:
         """Plates in one upright RGB uint8 image, boxes grown to the whole plate."""
         rects, score = self.candidates(image)
+        block = text_block(rects)
+        rects, score = rects[~block], score[~block]
         if len(rects):
             keep = self.classify(image, rects)
             rects, score = rects[keep], score[keep]
@@ -174,6 +178,38 @@ class PlateDetector:
                 xyxy[i, 2:] = np.maximum(xyxy[i, 2:], plate[2:])
         xyxy, score = _merge(xyxy, score)
         return Detections.of(xyxy, score, "plate")
+
+
+def text_block(rects: np.ndarray, min_lines: int = 3) -> np.ndarray:
+    """Boolean mask of lines stacked with at least ``min_lines - 1`` others of the same size.
+
+    Lines are stacked when their heights differ by at most 40 %, their centres are at most 3
+    line heights apart vertically, and they overlap horizontally by at least a third of the
+    shorter. Three or more equal lines in one column are a sign, a banner or a page: no plate
+    has that (a two-line plate has two; a state name and a slogan are much smaller than the
+    number).
+    """
+    n = len(rects)
+    if n < min_lines:
+        return np.zeros(n, dtype=bool)
+    boxes = rect_xyxy(rects)
+    sht = rects[:, 3]
+    linked = np.zeros((n, n), dtype=bool)
+    for i in range(n):
+        for j in range(i + 1, n):
+            small, big = sorted((sht[i], sht[j]))
+            overlap = min(boxes[i, 2], boxes[j, 2]) - max(boxes[i, 0], boxes[j, 0])
+            shorter = min(boxes[i, 2] - boxes[i, 0], boxes[j, 2] - boxes[j, 0])
+            if (big <= 1.4 * small and abs(rects[i, 1] - rects[j, 1]) <= 3.0 * big
+                    and overlap >= shorter / 3):
+                linked[i, j] = linked[j, i] = True
+    # Connected groups of linked lines.
+    group = np.arange(n)
+    for _ in range(n):
+        for i, j in zip(*np.nonzero(linked)):
+            group[i] = group[j] = min(group[i], group[j])
+    sizes = np.bincount(group, minlength=n)
+    return sizes[group] >= min_lines
 
 
 def is_dark(image: np.ndarray, level: float) -> bool:
