@@ -45,8 +45,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SET = ROOT.parent / "shared" / "eval" / "plates-dev"
 # Other installed model files to compare against (only used when asked for with --models).
-# ppocrv6 needs `pip install --no-deps rapidocr==3.10.0` (its dependencies would add
-# opencv-python-headless, a second cv2 build, so it is not a dependency of blur).
+# ppocrv6 needs `pip install --no-deps rapidocr==3.10.0` in a separate environment: the 3.9 and
+# 3.10 wheels carry PP-OCRv6 small det/rec inside; no 3.x wheel carries PP-OCRv5 (3.x fetches
+# it at run time), and 3.x requires opencv-python-headless, a second cv2 build beside blur's.
 MODEL_SETS = {
     "ppocrv4": {"det": ("rapidocr-onnxruntime",
                         "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx"),

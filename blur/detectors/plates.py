@@ -24,20 +24,24 @@ least ``read_conf`` mean confidence:
 
 Two pieces of evidence do not need a reading: three or more lines of the same size stacked in
 one column are a sign or a banner (``text_block``; a two-line plate has two lines, a state name
-and a slogan are much smaller than the number), and a line shorter than 1.5 times
-its height that is at least 40 px tall in the analysed image and that the recogniser cannot read is a block of
-small text seen as one blob (a sign: a "Fire assembly point" sign in the street sample), not a
-plate: characters that large on a plate are read.
+and a slogan are much smaller than the number); and a line shorter than 1.5 times its height,
+at least 40 px tall in the analysed image, that the recogniser cannot read is a block of small
+text seen as one blob (a "Fire assembly point" sign in the street sample), not a plate:
+characters that large on a plate are read. Its box would be square, not a plate's shape.
 
 What is *not* such evidence: reading as a word (personalised plates are words: "FREEDOM",
 "HEIDI"), having no digit, having no letter, being short (the top line of a two-line plate holds
 two letters), or reading nothing at all (motion blur, dirt, a tiny or dim plate: a plate that
 cannot be read must still be hidden). These were the reasons earlier rules dropped real plates.
 
-Each kept line is grown to the plate around it: characters are about half a plate's height, so
-the box grows by ``pad_y`` line heights up and down and ``pad_x`` along the line, which reaches a
-state name above and a slogan below; lines of one plate (two-line plates) are merged into one
-box. The renderer draws plates as rectangles grown by the mask scale, so the corners are covered.
+Each kept line is grown to the plate around it, in two ways whose union is kept: by a fixed
+padding (characters are about half a plate's height, so ``pad_y`` line heights up and down and
+``pad_x`` along the line), and to the plate's own rectangle when one is found around the line
+(``plate_extent``: the plate's background colour, closed on all four sides), which reaches the
+corners of a plate whose number is short, off-centre, under a state name or above a slogan, or
+in a dealer's frame. Boxes lying mostly inside another (the lines of a two-line plate, each
+grown to the same plate) are merged. The renderer draws plates as rectangles grown by the mask
+scale.
 
 Dim plates: a dark frame (median luminance under ``dark_level``) is shown to the text detector
 after CLAHE on the luminance (see ``text.equalised``), which finds grey characters on a grey
