@@ -185,7 +185,7 @@ class PlateDetector:
 
 
 def text_block(rects: np.ndarray, min_lines: int = 3) -> np.ndarray:
-    """Boolean mask of lines stacked with at least ``min_lines - 1`` others of the same size.
+    """Boolean mask of lines in a stack of at least ``min_lines`` rows of the same size.
 
     Lines are stacked when their heights differ by at most 40 %, their centres are at most 3
     line heights apart vertically, and they overlap horizontally by at least a third of the
@@ -212,8 +212,14 @@ def text_block(rects: np.ndarray, min_lines: int = 3) -> np.ndarray:
     for _ in range(n):
         for i, j in zip(*np.nonzero(linked)):
             group[i] = group[j] = min(group[i], group[j])
-    sizes = np.bincount(group, minlength=n)
-    return sizes[group] >= min_lines
+    block = np.zeros(n, dtype=bool)
+    for g in np.unique(group):
+        members = group == g
+        # Overlapping detections of one line are one row, not a stack.
+        cy = np.sort(rects[members, 1])
+        rows = 1 + int((np.diff(cy) >= 0.7 * np.median(sht[members])).sum())
+        block[members] = rows >= min_lines
+    return block
 
 
 def is_dark(image: np.ndarray, level: float) -> bool:
