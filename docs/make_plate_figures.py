@@ -46,10 +46,11 @@ def picture(cls: str, index: int, dst: Path, brighten: float = 1.0) -> None:
     crop = (slice(max(0, y1 - pad_y), min(h, y2 + pad_y)), slice(max(0, x1 - pad_x),
                                                                  min(w, x2 + pad_x)))
     panels = []
-    for rgb, label in ((sample.rgb, "before"), (after, "after: blur")):
+    note = f" (shown {brighten:g}x brighter)" if brighten != 1 else ""
+    for rgb, label in ((sample.rgb, "before" + note), (after, "after: blur" + note)):
         part = np.clip(rgb[crop].astype(np.float32) * brighten, 0, 255).astype(np.uint8)
         part = np.ascontiguousarray(part)
-        cv2.rectangle(part, (0, 0), (16 + 12 * len(label), 28), (0, 0, 0), -1)
+        cv2.rectangle(part, (0, 0), (12 + 11 * len(label), 28), (0, 0, 0), -1)
         cv2.putText(part, label, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1,
                     cv2.LINE_AA)
         panels += [part, np.full((part.shape[0], 6, 3), 255, np.uint8)]
@@ -61,7 +62,7 @@ def picture(cls: str, index: int, dst: Path, brighten: float = 1.0) -> None:
 
 def main() -> int:
     picture("vanity", 2, ROOT / "docs" / "plate-vanity.jpg")
-    picture("dim", 2, ROOT / "docs" / "plate-dim.jpg", brighten=3.0)
+    picture("dim", 3, ROOT / "docs" / "plate-dim.jpg", brighten=3.0)
     return 0
 
 
