@@ -22,12 +22,14 @@ least ``read_conf`` mean confidence:
 - no Latin letter or digit at all (a logo, a symbol, another script): every plate this tool
   targets carries some.
 
-Two pieces of evidence do not need a reading: three or more lines of the same size stacked in
-one column are a sign or a banner (``text_block``; a two-line plate has two lines, a state name
-and a slogan are much smaller than the number); and a line shorter than 1.5 times its height,
-at least 40 px tall in the analysed image, that the recogniser cannot read is a block of small
-text seen as one blob (a "Fire assembly point" sign in the street sample), not a plate:
-characters that large on a plate are read. Its box would be square, not a plate's shape.
+Two more pieces of evidence: three or more rows of words (lines read confidently with letters
+and no digit) of the same size stacked in one column are a sign or a banner (``text_block``; a
+two-line plate has two rows, a state name and a slogan are much smaller than the number, and
+lines with digits never count, so a plate under a badge word is not taken for a banner); and a
+line shorter than 1.5 times its height, at least 40 px tall in the analysed image, that the
+recogniser cannot read is a block of small text seen as one blob (a "Fire assembly point" sign
+in the street sample), not a plate: characters that large on a plate are read. Its box would be
+square, not a plate's shape.
 
 What is *not* such evidence: reading as a word (personalised plates are words: "FREEDOM",
 "HEIDI"), having no digit, having no letter, being short (the top line of a two-line plate holds
@@ -152,25 +154,29 @@ class PlateDetector:
         return lines.rects[ok], lines.score[ok]
 
     def classify(self, image: np.ndarray, rects: np.ndarray) -> np.ndarray:
-        """Boolean mask of the candidate lines that are plates (unreadable ones kept, except
-        large square blobs: see ``square_blob``)."""
+        """Boolean mask of the candidate lines that are plates: all but those with strong
+        evidence against (see the module docstring); unreadable lines are kept, except large
+        square blobs."""
         height, width = image.shape[:2]
         scale = analysis_scale(width, height, self.max_side, self.upscale)
         keep = np.ones(len(rects), dtype=bool)
+        word = np.zeros(len(rects), dtype=bool)
         for i, (text, conf) in enumerate(self._model.read(image, rects)):
             if conf >= self.read_conf:
                 keep[i] = not_a_plate(text) is None
+                letters = _ALNUM.findall(text)
+                word[i] = len(letters) >= 2 and not any(c.isdigit() for c in letters)
             else:
                 _, _, lng, sht, _ = rects[i]
                 keep[i] = not (lng < self.square_aspect * sht
                                and sht * scale >= self.square_height_px)
+        # Words stacked three rows deep are a sign or a banner.
+        keep[np.flatnonzero(word)[text_block(rects[word])]] = False
         return keep
 
     def detect(self, image: np.ndarray) -> Detections:
         """Plates in one upright RGB uint8 image, boxes grown to the whole plate."""
         rects, score = self.candidates(image)
-        block = text_block(rects)
-        rects, score = rects[~block], score[~block]
         if len(rects):
             keep = self.classify(image, rects)
             rects, score = rects[keep], score[keep]
@@ -189,9 +195,7 @@ def text_block(rects: np.ndarray, min_lines: int = 3) -> np.ndarray:
 
     Lines are stacked when their heights differ by at most 40 %, their centres are at most 3
     line heights apart vertically, and they overlap horizontally by at least a third of the
-    shorter. Three or more equal lines in one column are a sign, a banner or a page: no plate
-    has that (a two-line plate has two; a state name and a slogan are much smaller than the
-    number).
+    shorter. Three or more equal rows of words in one column are a sign, a banner or a page.
     """
     n = len(rects)
     if n < min_lines:
