@@ -1,17 +1,29 @@
-"""Licence-plate benchmark on a labelled photo set (default ../shared/eval/plates-dev).
+"""Licence-plate benchmark: labelled photos, degraded copies of them, and synthetic plates.
 
-Prints, per country folder and overall:
-- coverage: share of labelled plates with >= 70 % of their box inside the redacted region
-  (the detector's boxes drawn with ``blur.redact.region_masks`` and the default mask settings);
-- full: share of plates covered >= 95 % (the whole plate hidden, not just most of it);
+Three suites (``--suite``, default all):
+- dev: the labelled photo set (default ../shared/eval/plates-dev), per country folder and overall;
+- degraded: the same photos dimmed to x0.3, saved as JPEG quality 20, halved in size, and smeared
+  by horizontal motion blur (1 % of the width), one row each;
+- synthetic: plates rendered from scratch (``plate_synth.py``: vanity plates, digits only, two
+  lines, state headers, dealer frames, EU band, both polarities, dim, low contrast, JPEG q20,
+  motion blur, tilt, perspective), pasted over the dev photos' plates or onto generated cars with
+  a fixed seed, one row per class. Nothing in them was fitted to the dev photos.
+
+Columns:
+- whole: share of plates with >= 95 % of their pixels inside the redacted region, the region
+  drawn with ``blur.redact.region_masks`` as rectangles (``--shape box``, the plate default)
+  grown by the default ``mask_scale``. A partly covered plate counts as missed;
+- >=70%: share of plates at least 70 % covered (most of it hidden);
 - recall@0.5: share of plates matched by a detected box with IoU >= 0.5 (boxes as detected);
 - false/img: detected regions that touch no labelled plate (less than 25 % of a plate and less
-  than half of the region on one), per image. Unlabelled plates count as false, so this is an
-  upper bound;
-- ms/img: detector time per image (median over images x repeat, after a warm-up).
+  than half of the region on one), per image. Unlabelled plates in the photos count as false, so
+  this is an upper bound;
+- non-plate px: share of the pixels outside labelled plates that are redacted;
+- ms/img: detector time per image (median), wall clock, on whatever else the machine runs.
 
-    python benchmarks/plates.py
-    python benchmarks/plates.py --set max_side=960 --threads 2 --misses
+    python benchmarks/plates.py                      # all suites
+    python benchmarks/plates.py --suite synthetic --per-class 20 --misses
+    python benchmarks/plates.py --set max_side=960 --threads 2
     python benchmarks/plates.py --kind text          # the --text detector instead
     python benchmarks/plates.py --video ../shared/media/vtest.avi   # faces alone vs + plates
 """
@@ -33,8 +45,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SET = ROOT.parent / "shared" / "eval" / "plates-dev"
 # Other installed model files to compare against (only used when asked for with --models).
-# ppocrv6 needs `pip install --no-deps rapidocr==3.10.0` (its dependencies would add
-# opencv-python-headless, a second cv2 build, so it is not a dependency of blur).
+# ppocrv6 needs `pip install --no-deps rapidocr==3.10.0` in a separate environment: the 3.9 and
+# 3.10 wheels carry PP-OCRv6 small det/rec inside; no 3.x wheel carries PP-OCRv5 (3.x fetches
+# it at run time), and 3.x requires opencv-python-headless, a second cv2 build beside blur's.
 MODEL_SETS = {
     "ppocrv4": {"det": ("rapidocr-onnxruntime",
                         "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx"),
@@ -45,28 +58,41 @@ MODEL_SETS = {
 }
 
 
-def region_mask(xyxy: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Pixels the renderer would redact for these boxes, with the default mask settings."""
+def region_mask(xyxy: np.ndarray, width: int, height: int, shape: str = "box") -> np.ndarray:
+    """Pixels the renderer would redact for these boxes: ``shape`` masks, default mask_scale."""
     from blur.redact import region_masks
     from blur.settings import Settings
 
-    s = Settings()
     mask = np.zeros((height, width), dtype=bool)
-    for x1, y1, x2, y2, m in region_masks(xyxy, width, height, s.mask_scale, s.shape):
+    for x1, y1, x2, y2, m in region_masks(xyxy, width, height, Settings().mask_scale, shape):
         mask[y1:y2, x1:x2] |= m
     return mask
 
 
-def score_image(xyxy: np.ndarray, labels: np.ndarray, width: int, height: int) -> dict:
-    """Coverage, IoU match and false regions of one image's detections against its labels."""
+def box_masks(labels: np.ndarray, width: int, height: int) -> list[np.ndarray]:
+    """One pixel mask per labelled xyxy box."""
+    out = []
+    for x1, y1, x2, y2 in labels.round().astype(int):
+        m = np.zeros((height, width), bool)
+        m[max(y1, 0):min(y2, height), max(x1, 0):min(x2, width)] = True
+        out.append(m)
+    return out
+
+
+def score_image(xyxy: np.ndarray, labels: np.ndarray, plates: list[np.ndarray],
+                shape: str = "box") -> dict:
+    """Coverage, IoU match, false regions and redacted background of one image.
+
+    Args:
+        xyxy: detected boxes.
+        labels: (N, 4) xyxy boxes around the labelled plates.
+        plates: N pixel masks of the plates (the plate's own pixels; a tilted plate's quad).
+    """
     from blur.boxes import iou_matrix
 
-    mask = region_mask(xyxy, width, height)
-    cover = []
-    for x1, y1, x2, y2 in labels.round().astype(int):
-        x1, y1 = max(x1, 0), max(y1, 0)
-        x2, y2 = min(x2, width), min(y2, height)
-        cover.append(mask[y1:y2, x1:x2].mean() if x2 > x1 and y2 > y1 else 1.0)
+    height, width = plates[0].shape
+    mask = region_mask(xyxy, width, height, shape)
+    cover = [float(mask[p].mean()) if p.any() else 1.0 for p in plates]
     ious = iou_matrix(labels.astype(np.float32), xyxy.astype(np.float32))
     matched = ious.max(axis=1) >= 0.5 if len(xyxy) else np.zeros(len(labels), bool)
     false = 0
@@ -78,11 +104,16 @@ def score_image(xyxy: np.ndarray, labels: np.ndarray, width: int, height: int) -
         own_area = max((box[2] - box[0]) * (box[3] - box[1]), 1e-6)
         if not ((inter >= 0.25 * label_area) | (inter >= 0.5 * own_area)).any():
             false += 1
-    return {"cover": cover, "matched": list(matched), "false": false}
+    background = ~np.logical_or.reduce(plates)
+    return {"cover": cover, "matched": list(matched), "false": false,
+            "background": float(mask[background].mean()) if background.any() else 0.0}
+
+
+DEGRADATIONS = ["dim", "jpeg", "small", "motion"]
 
 
 def degrade(bgr: np.ndarray, labels: np.ndarray, how: str | None):
-    """Make the photo harder (see --degrade); labels follow a resize."""
+    """Make the photo harder (see DEGRADATIONS); labels follow a resize."""
     import cv2
 
     if how == "motion":
@@ -96,7 +127,85 @@ def degrade(bgr: np.ndarray, labels: np.ndarray, how: str | None):
     elif how == "jpeg":
         ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 20])
         bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    elif how == "dim":
+        bgr = (bgr.astype(np.float32) * 0.3).round().astype(np.uint8)
     return bgr, labels
+
+
+def dev_images(data: Path, images: list[dict], how: str | None = None):
+    """(group, name, rgb, labels, plate masks) for each labelled photo, degraded by ``how``."""
+    import cv2
+
+    for item in images:
+        bgr = cv2.imread(str(data / item["file"]))
+        if bgr is None:
+            raise SystemExit(f"cannot read {item['file']}")
+        labels = np.asarray(item["boxes"], dtype=np.float64).reshape(-1, 4)
+        bgr, labels = degrade(bgr, labels, how)
+        rgb = np.ascontiguousarray(bgr[..., ::-1])
+        group = {"dim": "dim x0.3", "jpeg": "JPEG q20", "small": "half size",
+                 "motion": "motion blur"}.get(how, item["file"].split("/")[0])
+        yield group, item["file"], rgb, labels, box_masks(labels, rgb.shape[1], rgb.shape[0])
+
+
+def synthetic_images(data: Path | None, images: list[dict] | None, per_class: int, seed: int,
+                     classes: list[str] | None = None):
+    """(class, name, rgb, labels, plate masks) of ``per_class`` synthetic images per class."""
+    import plate_synth
+
+    for cls in classes or plate_synth.CLASSES:
+        for i in range(per_class):
+            s = plate_synth.sample(cls, i, seed, images, data)
+            yield cls, f"{cls}#{i}", s.rgb, s.box, [s.plate_mask]
+
+
+def evaluate(detector, suite: str, samples, shape: str, misses: Path | bool | None) -> None:
+    """Run the detector over ``samples`` and print one table row per group and overall."""
+    rows: dict[str, dict] = defaultdict(lambda: {"n": 0, "cover": [], "matched": [], "false": 0,
+                                                 "background": [], "ms": []})
+    for group, name, rgb, labels, plates in samples:
+        start = time.perf_counter()
+        found = detector.detect(rgb.copy())
+        ms = 1000 * (time.perf_counter() - start)
+        scored = score_image(found.xyxy, labels, plates, shape)
+        for g in (group, "all"):
+            row = rows[g]
+            row["n"] += 1
+            row["ms"].append(ms)
+            for key in ("cover", "matched"):
+                row[key] += scored[key]
+            row["false"] += scored["false"]
+            row["background"].append(scored["background"])
+        if misses and min(scored["cover"]) < 0.95:
+            print(f"miss: {name} cover={min(scored['cover']):.2f} "
+                  f"plate={np.round(labels).astype(int).tolist()} "
+                  f"boxes={np.round(found.xyxy).astype(int).tolist()}")
+            if isinstance(misses, Path):
+                _save_miss(misses / f"{suite}-{name.replace('/', '_')}.jpg", rgb, labels,
+                           found.xyxy)
+    print(f"\n{suite}\n")
+    print("| set | images | plates | whole | >=70% | recall@0.5 | false/img | non-plate px "
+          "| ms/img |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for group in sorted(rows, key=lambda g: g == "all"):
+        r = rows[group]
+        cover = np.asarray(r["cover"])
+        print(f"| {group} | {r['n']} | {len(cover)} | {(cover >= 0.95).mean():.3f} | "
+              f"{(cover >= 0.7).mean():.3f} | {np.mean(r['matched']):.3f} | "
+              f"{r['false'] / r['n']:.2f} | {100 * np.mean(r['background']):.2f} % | "
+              f"{statistics.median(r['ms']):.0f} |")
+
+
+def _save_miss(path: Path, rgb: np.ndarray, labels: np.ndarray, found: np.ndarray) -> None:
+    import cv2
+
+    img = np.ascontiguousarray(rgb[..., ::-1])
+    for x1, y1, x2, y2 in np.round(labels).astype(int):
+        cv2.rectangle(img, (x1, y1), (x2, y2), (0, 255, 0), 1)
+    for x1, y1, x2, y2 in np.round(found).astype(int):
+        cv2.rectangle(img, (x1, y1), (x2, y2), (0, 0, 255), 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), img)
 
 
 def video_speed(path: Path, runs: int, max_frames: int) -> None:
@@ -172,16 +281,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", dest="overrides", action="append", default=[],
                     help="detector keyword, e.g. max_side=960 (repeatable)")
     ap.add_argument("--data", type=Path, default=DEFAULT_SET)
+    ap.add_argument("--suite", action="append", choices=["dev", "degraded", "synthetic"],
+                    help="which suites to run (repeatable; default all three)")
+    ap.add_argument("--degrade", action="append", choices=DEGRADATIONS,
+                    help="degraded suite: only these degradations (repeatable)")
+    ap.add_argument("--per-class", type=int, default=50, help="synthetic images per class")
+    ap.add_argument("--seed", type=int, default=12, help="seed of the synthetic plates")
+    ap.add_argument("--classes", help="synthetic suite: only these classes (comma-separated)")
     ap.add_argument("--kind", default="plate", choices=["plate", "text"])
+    ap.add_argument("--shape", default="box", choices=["box", "ellipse"],
+                    help="mask shape the coverage is computed with (plates are boxes)")
     ap.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads (0 = all)")
-    ap.add_argument("--repeat", type=int, default=1, help="time each image this many times")
     ap.add_argument("--models", choices=sorted(MODEL_SETS), default=None,
                     help="compare another model pair (default: the one blur ships with)")
-    ap.add_argument("--degrade", choices=["motion", "small", "jpeg"], default=None,
-                    help="robustness check: horizontal motion blur (1 %% of the width), half "
-                         "size, or JPEG quality 20, applied before detection")
-    ap.add_argument("--misses", action="store_true", help="list plates covered < 70 %%")
-    ap.add_argument("--limit", type=int, help="only the first N images")
+    ap.add_argument("--misses", action="store_true", help="list plates covered < 95 %%")
+    ap.add_argument("--save-misses", type=Path, help="also draw each miss into this folder")
+    ap.add_argument("--limit", type=int,
+                    help="only the first N dev images, and N synthetic images per class")
     ap.add_argument("--video", type=Path, default=None,
                     help="instead: time whole runs on this video, faces alone vs with plates")
     ap.add_argument("--frames", type=int, default=0, help="--video: only its first N frames")
@@ -191,13 +307,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.video:
         video_speed(args.video, args.runs, args.frames)
         return 0
+    suites = args.suite or ["dev", "degraded", "synthetic"]
 
     index = args.data / "plates.json"
-    if not index.exists():
-        print(f"no labelled set at {args.data} (expected plates.json there)", file=sys.stderr)
+    images = json.loads(index.read_text())["images"][:args.limit] if index.exists() else None
+    if images is None and suites != ["synthetic"]:
+        print(f"no labelled set at {args.data} (expected plates.json there); "
+              "only --suite synthetic runs without it", file=sys.stderr)
         return 2
-    sys.path.insert(0, str(ROOT))
-    import cv2
 
     from blur.detectors import plates as plates_mod, text as text_mod
     from blur.detectors.plates import PlateDetector
@@ -215,47 +332,25 @@ def main(argv: list[str] | None = None) -> int:
         key, value = item.split("=", 1)
         kwargs[key] = float(value) if "." in value else int(value)
     detector = (PlateDetector if args.kind == "plate" else TextDetector)(**kwargs)
-
-    images = json.loads(index.read_text())["images"][:args.limit]
-    rows: dict[str, dict] = defaultdict(lambda: {"n": 0, "cover": [], "matched": [], "false": 0})
-    times = []
-    first = cv2.imread(str(args.data / images[0]["file"]))
-    detector.detect(np.ascontiguousarray(first[..., ::-1]))  # warm-up
-    for item in images:
-        bgr = cv2.imread(str(args.data / item["file"]))
-        if bgr is None:
-            print(f"cannot read {item['file']}", file=sys.stderr)
-            return 2
-        labels = np.asarray(item["boxes"], dtype=np.float64).reshape(-1, 4)
-        bgr, labels = degrade(bgr, labels, args.degrade)
-        rgb = np.ascontiguousarray(bgr[..., ::-1])
-        for _ in range(args.repeat):
-            start = time.perf_counter()
-            found = detector.detect(rgb.copy())
-            times.append(time.perf_counter() - start)
-        scored = score_image(found.xyxy, labels, rgb.shape[1], rgb.shape[0])
-        for group in (item["file"].split("/")[0], "all"):
-            row = rows[group]
-            row["n"] += 1
-            row["cover"] += scored["cover"]
-            row["matched"] += scored["matched"]
-            row["false"] += scored["false"]
-        if args.misses and min(scored["cover"]) < 0.7:
-            print(f"miss: {item['file']} cover={min(scored['cover']):.2f} "
-                  f"boxes={np.round(found.xyxy).astype(int).tolist()}")
+    detector.detect(np.full((480, 640, 3), 128, np.uint8))  # warm-up
 
     print(f"\n{args.kind} detector {detector.name} {kwargs or ''} "
-          f"models {Path(text_mod.MODELS['det'][1]).name} on {args.data.name} "
-          f"({os.cpu_count()} CPUs, {args.threads or 'all'} ORT threads)\n")
-    print("| set | images | plates | coverage | full | recall@0.5 | false/img | ms/img |")
-    print("|---|---|---|---|---|---|---|---|")
-    ms = 1000 * statistics.median(times)
-    for group in sorted(rows, key=lambda g: (g == "all", g)):
-        r = rows[group]
-        cover = np.asarray(r["cover"])
-        print(f"| {group} | {r['n']} | {len(cover)} | {(cover >= 0.7).mean():.3f} | "
-              f"{(cover >= 0.95).mean():.3f} | {np.mean(r['matched']):.3f} | "
-              f"{r['false'] / r['n']:.2f} | {ms if group == 'all' else float('nan'):.0f} |")
+          f"models {Path(text_mod.MODELS['det'][1]).name}, {args.shape} masks "
+          f"({os.cpu_count()} CPUs, {args.threads or 'all'} ORT threads)")
+    misses = args.save_misses or args.misses
+    if "dev" in suites:
+        evaluate(detector, f"dev: {args.data.name}", dev_images(args.data, images), args.shape,
+                 misses)
+    if "degraded" in suites:
+        chain = (s for how in (args.degrade or DEGRADATIONS)
+                 for s in dev_images(args.data, images, how))
+        evaluate(detector, f"degraded: {args.data.name}", chain, args.shape, misses)
+    if "synthetic" in suites:
+        per_class = min(args.per_class, args.limit or args.per_class)
+        evaluate(detector, f"synthetic: {per_class} per class, seed {args.seed}",
+                 synthetic_images(args.data if images else None, images, per_class, args.seed,
+                                  args.classes.split(",") if args.classes else None),
+                 args.shape, misses)
     return 0
 
 

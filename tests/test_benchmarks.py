@@ -35,8 +35,10 @@ def test_recall_benchmark_runs():
 
 
 def test_plates_benchmark_runs():
-    out = run("benchmarks/plates.py", "--data", str(labelled("plates-dev")), "--limit", "3")
-    assert "| all | 3 |" in out
+    out = run("benchmarks/plates.py", "--data", str(labelled("plates-dev")), "--limit", "3",
+              "--suite", "dev", "--suite", "synthetic", "--classes", "vanity,dim", "--per-class", "1")
+    assert "| all | 3 |" in out  # the dev photos
+    assert "| vanity | 1 |" in out and "| dim | 1 |" in out  # the rendered plates
 
 
 def test_speed_benchmark_runs(tmp_path):

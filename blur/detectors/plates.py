@@ -1,66 +1,114 @@
-"""Licence plates: text lines that look like a plate, padded to cover the whole plate.
+"""Licence plates: text lines that look like a plate, grown to cover the whole plate.
 
-A plate is text on a rectangle, so a text detector finds plates of any country. Other text
-(signs, shop fronts, badges, tail-light patterns, overlaid clocks) is told apart by:
+A plate is text on a rectangle, so a text detector finds plates of any country. A missed plate is
+a leak and a redacted sign is a small loss, so the rules are fail closed: every text line with
+the geometry of a plate's characters is a plate unless there is strong evidence that it is not.
 
-- geometry: a plate's number is one short, near-horizontal line of large characters
-  (aspect 1.2-10, height at least ``min_height_px`` and at most a quarter of the image);
-- reading it with the recogniser: a plate (or the part of one a line holds) carries 3-9 letters
-  and digits with at least one digit; text read with some confidence as something else (a brand
-  name, a phone number, a date or a clock time) is dropped. Text the recogniser cannot read at
-  all (motion blur, small or dirty plates) is kept when its geometry fits: a plate that cannot
-  be read must still be hidden.
+Geometry (``candidates``): one short, near-horizontal line of large characters: length / height
+1.2-10, tilt at most 30 degrees, height at least ``min_height_px`` in the analysed image and at
+most ``max_height`` of the frame. Plates of every class in ``benchmarks/plates.py`` (tilted by 20
+degrees, in perspective, two lines, under a state name) fit it.
 
-Each kept line is grown to the plate around it (plates are about twice as tall as their
-characters, frame included) and then enough that the default ellipse mask covers the rectangle.
+Strong evidence that a line is not a plate (``not_a_plate``), read by the recogniser with at
+least ``read_conf`` mean confidence:
+
+- a clock time or a date (dashcam and CCTV overlays); a number of eight or more digits (phone
+  numbers, timestamps: all-digit plates are at most seven long);
+- lower-case letters that have no capital look-alike (``a b d e g h n q r t``), at least two
+  of them: plates are written in capitals in every country, signs, shop fronts and the state
+  name or web address around a US plate are not. The state line is dropped, not the plate: the
+  plate's own line is kept and grown over the plate;
+- more than ten letters and digits: longer than any plate, however the line was cut;
+- no Latin letter or digit at all (a logo, a symbol, another script): every plate this tool
+  targets carries some.
+
+Two more pieces of evidence: three or more rows of words (lines read confidently with letters
+and no digit) of the same size stacked in one column are a sign or a banner (``text_block``; a
+two-line plate has two rows, a state name and a slogan are much smaller than the number, and
+lines with digits never count, so a plate under a badge word is not taken for a banner); and a
+line shorter than 1.5 times its height, at least 40 px tall in the analysed image, that the
+recogniser cannot read is a block of small text seen as one blob (a "Fire assembly point" sign
+in the street sample), not a plate: characters that large on a plate are read. Its box would be
+square, not a plate's shape.
+
+What is *not* such evidence: reading as a word (personalised plates are words: "FREEDOM",
+"HEIDI"), having no digit, having no letter, being short (the top line of a two-line plate holds
+two letters), or reading nothing at all (motion blur, dirt, a tiny or dim plate: a plate that
+cannot be read must still be hidden). These were the reasons earlier rules dropped real plates.
+
+Each kept line is grown to the plate around it, in two ways whose union is kept: by a fixed
+padding (characters are about half a plate's height, so ``pad_y`` line heights up and down and
+``pad_x`` along the line), and to the plate's own rectangle when one is found around the line
+(``plate_extent``: the plate's background colour, closed on all four sides), which reaches the
+corners of a plate whose number is short, off-centre, under a state name or above a slogan, or
+in a dealer's frame. Boxes lying mostly inside another (the lines of a two-line plate, each
+grown to the same plate) are merged. The renderer draws plates as rectangles grown by the mask
+scale.
+
+Dim plates: a dark frame (median luminance under ``dark_level``) is shown to the text detector
+after CLAHE on the luminance (see ``text.equalised``), which finds grey characters on a grey
+plate at dusk that the plain frame hides. Daylight frames are not equalised: there it cost
+plates that the plain frame shows (measured on the development photos).
 """
 
 from __future__ import annotations
 
 import re
 
+import cv2
 import numpy as np
 
 from ..types import Detections
-from .text import analysis_scale, rect_xyxy, shared_model
+from .text import analysis_scale, rect_xyxy, shared_model, upright_crop, upright_transform
 
-_ALNUM = re.compile(r"[0-9A-Z]")
+_ALNUM = re.compile(r"[0-9A-Za-z]")
+# Lower-case letters whose capitals look different: a recogniser reads a capital plate letter as
+# one of these only rarely (c o s u v w x z and l i j k p y are left out: they look alike).
+_LOWER_ONLY = re.compile(r"[abdeghnqrt]")
 # Clock times and dates: overlays of dashcams and CCTV, never a plate.
 # A sticker between groups often reads as ":" (Czech "1Z7:5233"), hence the digit guards.
 _CLOCK = re.compile(r"(?<!\d)(\d{1,2}[:.]\d{2}[:.]\d{2}|\d{1,2}:\d{2}|\d{4}[-/.:]\d{1,2}[-/.:]\d{1,2}"
                     r"|\d{2}[-/]\d{2}[-/]\d{2})(?!\d)")
 
 
-def plate_like(text: str, min_chars: int = 3) -> bool:
-    """Does a recognised string read like (part of) a licence plate number?"""
-    text = text.upper()
+def not_a_plate(text: str) -> str | None:
+    """Why a confidently read line cannot be (part of) a licence plate, or None if it can be."""
     if _CLOCK.search(text):
-        return False
+        return "clock or date"
     chars = _ALNUM.findall(text)
     digits = sum(c.isdigit() for c in chars)
-    if digits == len(chars) and (":" in text or digits >= 8):
-        # Only digits: with a colon it is a clock whose other colons were misread ("07825:13");
-        # eight or more is a phone number or timestamp (all-digit plates are at most 7 long).
-        return False
-    return min_chars <= len(chars) <= 9 and digits >= 1
+    if digits == len(chars) and (digits >= 8 or (digits and ":" in text)):
+        # With a colon it is a clock whose other colons were misread ("07825:13").
+        return "long number"
+    if text.strip() and not chars:
+        return "no letters or digits"  # a logo, a symbol, a script no plate is written in
+    if len(_LOWER_ONLY.findall(text)) >= 2:
+        return "lower case"
+    if len(chars) > 10:
+        return "too long"
+    return None
 
 
 class PlateDetector:
-    """Licence plates found by the PP-OCR text detector and a plate classifier.
+    """Licence plates found by the PP-OCR text detector, checked by its recogniser.
 
     Args:
         max_side: the image is analysed with its long side at most this many pixels.
         upscale: smaller images are enlarged up to this factor towards ``max_side``.
         box_thresh: minimum mean text probability of a line.
+        dark_level: frames whose median luminance (0-255) is below this are equalised
+            before the text detector (0: never; 256: always).
         min_height_px: lines shorter than this (in the analysed image) are not plates.
         max_height: lines taller than this share of the image height are not plates.
         min_aspect / max_aspect: allowed length / height of a line.
         max_angle: largest tilt of a line from horizontal, in degrees.
-        read_conf: a line read with at least this confidence as something other than a plate
-            number is dropped; lines read with less confidence are kept (fail closed).
-        min_chars: fewest letters and digits a reading needs to count as (part of) a plate.
+        read_conf: a line read with at least this confidence as something that cannot be a
+            plate (``not_a_plate``) is dropped; lines read with less confidence are kept.
         pad_x / pad_y: the line's box grows by this many line heights left/right and up/down
             to reach the plate's edges and frame.
+        square_aspect / square_height_px: an unreadable line shorter than ``square_aspect``
+            times its height and at least ``square_height_px`` tall in the analysed image is a
+            block of text (a sign), not a plate.
         every_n_frames: in videos, run on every n-th frame; the tracker bridges the others.
         device: where ONNX Runtime runs the text model (see ``runtime.providers``).
     """
@@ -68,30 +116,34 @@ class PlateDetector:
     name = "ppocr-plates"
     kind = "plate"
 
-    def __init__(self, max_side: int = 1280, box_thresh: float = 0.5, min_height_px: float = 8.0,
-                 min_aspect: float = 1.2, max_aspect: float = 10.0, max_angle: float = 30.0,
-                 read_conf: float = 0.4, min_chars: int = 3, pad_x: float = 0.6,
+    def __init__(self, max_side: int = 1280, box_thresh: float = 0.5, dark_level: float = 80.0,
+                 min_height_px: float = 8.0, min_aspect: float = 1.2, max_aspect: float = 10.0,
+                 max_angle: float = 30.0, read_conf: float = 0.4, pad_x: float = 0.6,
                  pad_y: float = 0.55, max_height: float = 0.35, upscale: float = 2.0,
+                 square_aspect: float = 1.5, square_height_px: float = 40.0,
                  every_n_frames: int = 1, device: str = "auto", **_ignored):
         self.max_side = max_side
         self.upscale = upscale
         self.max_height = max_height
         self.box_thresh = box_thresh
+        self.dark_level = dark_level
         self.min_height_px = min_height_px
         self.min_aspect = min_aspect
         self.max_aspect = max_aspect
         self.max_angle = max_angle
         self.read_conf = read_conf
-        self.min_chars = min_chars
         self.pad_x = pad_x
         self.pad_y = pad_y
+        self.square_aspect = square_aspect
+        self.square_height_px = square_height_px
         self.every_n_frames = every_n_frames
         self._model = shared_model(device)
 
     def candidates(self, image: np.ndarray):
         """Text lines whose geometry fits a plate: (rects, scores)."""
         height, width = image.shape[:2]
-        lines = self._model.find(image, self.max_side, self.box_thresh, self.upscale)
+        lines = self._model.find(image, self.max_side, self.box_thresh, self.upscale,
+                                 is_dark(image, self.dark_level))
         if not len(lines):
             return lines.rects, lines.score
         scale = analysis_scale(width, height, self.max_side, self.upscale)
@@ -102,22 +154,164 @@ class PlateDetector:
         return lines.rects[ok], lines.score[ok]
 
     def classify(self, image: np.ndarray, rects: np.ndarray) -> np.ndarray:
-        """Boolean mask of the candidate lines that are plates (unreadable ones kept)."""
+        """Boolean mask of the candidate lines that are plates: all but those with strong
+        evidence against (see the module docstring); unreadable lines are kept, except large
+        square blobs."""
+        height, width = image.shape[:2]
+        scale = analysis_scale(width, height, self.max_side, self.upscale)
         keep = np.ones(len(rects), dtype=bool)
+        word = np.zeros(len(rects), dtype=bool)
         for i, (text, conf) in enumerate(self._model.read(image, rects)):
-            if conf >= self.read_conf and not plate_like(text, self.min_chars):
-                keep[i] = False
+            if conf >= self.read_conf:
+                keep[i] = not_a_plate(text) is None
+                letters = _ALNUM.findall(text)
+                word[i] = len(letters) >= 2 and not any(c.isdigit() for c in letters)
+            else:
+                _, _, lng, sht, _ = rects[i]
+                keep[i] = not (lng < self.square_aspect * sht
+                               and sht * scale >= self.square_height_px)
+        # Words stacked three rows deep are a sign or a banner.
+        keep[np.flatnonzero(word)[text_block(rects[word])]] = False
         return keep
 
     def detect(self, image: np.ndarray) -> Detections:
-        """Plates in one upright RGB uint8 image, boxes padded to the whole plate."""
+        """Plates in one upright RGB uint8 image, boxes grown to the whole plate."""
         rects, score = self.candidates(image)
         if len(rects):
             keep = self.classify(image, rects)
             rects, score = rects[keep], score[keep]
         xyxy = rect_xyxy(rects, self.pad_x, self.pad_y)
+        for i, rect in enumerate(rects):
+            plate = plate_extent(image, rect)
+            if plate is not None:  # only ever grows the box
+                xyxy[i, :2] = np.minimum(xyxy[i, :2], plate[:2])
+                xyxy[i, 2:] = np.maximum(xyxy[i, 2:], plate[2:])
         xyxy, score = _merge(xyxy, score)
         return Detections.of(xyxy, score, "plate")
+
+
+def text_block(rects: np.ndarray, min_lines: int = 3) -> np.ndarray:
+    """Boolean mask of lines in a stack of at least ``min_lines`` rows of the same size.
+
+    Lines are stacked when their heights differ by at most 40 %, their centres are at most 3
+    line heights apart vertically, and they overlap horizontally by at least a third of the
+    shorter. Three or more equal rows of words in one column are a sign, a banner or a page.
+    """
+    n = len(rects)
+    if n < min_lines:
+        return np.zeros(n, dtype=bool)
+    boxes = rect_xyxy(rects)
+    sht = rects[:, 3]
+    linked = np.zeros((n, n), dtype=bool)
+    for i in range(n):
+        for j in range(i + 1, n):
+            small, big = sorted((sht[i], sht[j]))
+            overlap = min(boxes[i, 2], boxes[j, 2]) - max(boxes[i, 0], boxes[j, 0])
+            shorter = min(boxes[i, 2] - boxes[i, 0], boxes[j, 2] - boxes[j, 0])
+            if (big <= 1.4 * small and abs(rects[i, 1] - rects[j, 1]) <= 3.0 * big
+                    and overlap >= shorter / 3):
+                linked[i, j] = linked[j, i] = True
+    # Connected groups of linked lines.
+    group = np.arange(n)
+    for _ in range(n):
+        for i, j in zip(*np.nonzero(linked)):
+            group[i] = group[j] = min(group[i], group[j])
+    block = np.zeros(n, dtype=bool)
+    for g in np.unique(group):
+        members = group == g
+        # Overlapping detections of one line are one row, not a stack.
+        cy = np.sort(rects[members, 1])
+        rows = 1 + int((np.diff(cy) >= 0.7 * np.median(sht[members])).sum())
+        block[members] = rows >= min_lines
+    return block
+
+
+def is_dark(image: np.ndarray, level: float) -> bool:
+    """Is the frame's median luminance below ``level``? (Measured on a 64 px thumbnail.)"""
+    if level <= 0:
+        return False
+    if level > 255:
+        return True
+    height, width = image.shape[:2]
+    scale = 64 / max(height, width)
+    thumb = cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))),
+                       interpolation=cv2.INTER_AREA)
+    return float(np.median(cv2.cvtColor(thumb, cv2.COLOR_RGB2GRAY))) < level
+
+
+def plate_extent(image: np.ndarray, rect, reach_long: float = 0.5, reach_sides: float = 1.5,
+                 reach_up: float = 2.5) -> np.ndarray | None:
+    """The plate rectangle around a text line, found from the plate's own background colour.
+
+    The line's pixels split (Otsu) into characters and background; the background is the larger
+    part. From the line outward, columns (along the line) and rows (across it) that are mostly of
+    that colour belong to the plate; the walk stops where the plate ends (its border, the car, a
+    dealer's frame). A short dip (a sticker, a screw, the thin strokes of a state name above the
+    number) does not stop it. A plate is a closed rectangle: when the colour runs on to the end
+    of the search on any side (a word on a car body or a wall, a white plate on a white car)
+    nothing is grown. The search reaches at most ``reach_long`` line lengths plus
+    ``reach_sides`` line heights along the line, and ``reach_up`` line heights up and down.
+
+    Returns:
+        xyxy of the plate (float32) in image coordinates, or None when the line shows no
+        contrast to tell characters from background.
+    """
+    cx, cy, lng, sht, ang = (float(v) for v in rect)
+    grow = reach_long * lng + reach_sides * sht
+    window = (cx, cy, lng + 2 * grow, sht * (1 + 2 * reach_up), ang)
+    crop = upright_crop(image, window).astype(np.float32)
+    # Stretch the window's own range: a plate at dusk has a few grey levels of contrast.
+    lo, hi = np.percentile(crop, (2, 98))
+    if hi - lo < 4:
+        return None
+    crop = np.clip((crop - lo) * np.float32(255 / (hi - lo)), 0, 255).astype(np.float32)
+    grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.uint8)
+    h, w = grey.shape
+    y0, y1 = int((h - sht) / 2), int(np.ceil((h + sht) / 2))
+    x0, x1 = int((w - lng) / 2), int(np.ceil((w + lng) / 2))
+    band = np.ascontiguousarray(grey[y0:y1, x0:x1])
+    if band.size < 16:
+        return None
+    t, _ = cv2.threshold(band, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    is_light = band > t
+    background = is_light if is_light.mean() >= 0.5 else ~is_light
+    if background.all() or not background.any():
+        return None
+    colours = crop[y0:y1, x0:x1].reshape(-1, 3)
+    bg = np.median(colours[background.ravel()], axis=0)
+    fg = np.median(colours[~background.ravel()], axis=0)
+    contrast = float(np.abs(bg - fg).max())
+    if contrast < 12:
+        return None
+    # Background: within a quarter of the character contrast of the plate colour, per channel.
+    like = np.abs(crop - bg).max(axis=2) <= max(8.0, 0.25 * contrast)
+    gap = max(2, int(0.3 * sht))
+    cols = like[y0:y1].mean(axis=0) >= 0.5
+    rows = like[:, x0:x1].mean(axis=1) >= 0.5
+    left, right = _walk(cols, x0, -1, gap), _walk(cols, x1 - 1, 1, gap)
+    top, bottom = _walk(rows, y0, -1, gap), _walk(rows, y1 - 1, 1, gap)
+    if None in (left, right, top, bottom):
+        return None  # not closed on every side: no plate rectangle to grow to
+    corners = np.float32([[left, top], [right + 1, top], [right + 1, bottom + 1],
+                          [left, bottom + 1]])
+    inverse = cv2.invertAffineTransform(upright_transform(window))
+    pts = corners @ inverse[:, :2].T + inverse[:, 2]
+    return np.r_[pts.min(axis=0), pts.max(axis=0)].astype(np.float32)
+
+
+def _walk(ok: np.ndarray, start: int, step: int, gap: int) -> int | None:
+    """Last ok index from ``start`` in direction ``step`` before ``gap`` consecutive non-ok
+    cells: the plate's edge; None when the colour runs on to the end of the window."""
+    last, misses, i = start, 0, start + step
+    while 0 <= i < len(ok):
+        if ok[i]:
+            last, misses = i, 0
+        else:
+            misses += 1
+            if misses >= gap:
+                return last
+        i += step
+    return None
 
 
 def _merge(xyxy: np.ndarray, score: np.ndarray, inside: float = 0.8):

@@ -124,14 +124,33 @@ def db_lines(prob: np.ndarray, scale_xy: tuple[float, float], thresh: float = 0.
                      np.asarray(scores, np.float32).reshape(-1))
 
 
-def upright_crop(image: np.ndarray, rect) -> np.ndarray:
-    """The pixels of a rotated rectangle, turned so its text runs left to right."""
+def upright_transform(rect) -> np.ndarray:
+    """2x3 affine map from the image to the upright crop of a rotated rect (see upright_crop)."""
     cx, cy, lng, sht, ang = (float(v) for v in rect)
     w, h = max(1, int(round(lng))), max(1, int(round(sht)))
     m = cv2.getRotationMatrix2D((cx, cy), ang, 1.0)
     m[:, 2] += (w / 2 - cx, h / 2 - cy)
-    return cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR,
+    return m
+
+
+def upright_crop(image: np.ndarray, rect) -> np.ndarray:
+    """The pixels of a rotated rectangle, turned so its text runs left to right."""
+    w, h = max(1, int(round(float(rect[2])))), max(1, int(round(float(rect[3]))))
+    return cv2.warpAffine(image, upright_transform(rect), (w, h), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
+
+
+def equalised(bgr: np.ndarray) -> np.ndarray:
+    """Local contrast stretched: CLAHE on the L channel of Lab, colours kept.
+
+    Tiles are about 64 px so a plate's surroundings, not the whole frame, set its stretch; the clip
+    limit keeps flat areas (sky, car body) from turning into amplified noise.
+    """
+    lab = cv2.cvtColor(bgr, cv2.COLOR_BGR2LAB)
+    h, w = bgr.shape[:2]
+    clahe = cv2.createCLAHE(clipLimit=2.5, tileGridSize=(max(1, w // 64), max(1, h // 64)))
+    lab[..., 0] = clahe.apply(np.ascontiguousarray(lab[..., 0]))
+    return cv2.cvtColor(lab, cv2.COLOR_LAB2BGR)
 
 
 def analysis_scale(width: int, height: int, max_side: int, upscale: float = 1.0) -> float:
@@ -160,12 +179,16 @@ class TextModel:
         self._last: tuple | None = None
 
     def find(self, rgb: np.ndarray, max_side: int, box_thresh: float = 0.5,
-             upscale: float = 1.0) -> TextLines:
+             upscale: float = 1.0, equalise: bool = False) -> TextLines:
         """Text lines in an RGB image, analysed at ``analysis_scale``.
+
+        Args:
+            equalise: stretch local contrast first (CLAHE on the luminance of the resized
+                image), so grey text on a grey plate at dusk stands out as much as in daylight.
 
         The same image object asked again (plates and all text in one frame) is not re-run.
         """
-        key = (max_side, box_thresh, upscale)
+        key = (max_side, box_thresh, upscale, equalise)
         last = self._last
         if last is not None and last[0] is rgb and last[1] == key:
             return last[2]
@@ -176,6 +199,8 @@ class TextModel:
         h_in = max(32, int(round(height * scale / 32)) * 32)
         bgr = cv2.resize(rgb[..., ::-1], (w_in, h_in), interpolation=cv2.INTER_AREA
                          if w_in < width else cv2.INTER_LINEAR)
+        if equalise:
+            bgr = equalised(bgr)
         x = (bgr.astype(np.float32) * (2 / 255) - 1).transpose(2, 0, 1)[None]
         with self._lock:
             prob = self._det.run(None, {self._det.get_inputs()[0].name: x})[0]
