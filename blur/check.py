@@ -2,8 +2,10 @@
 
 Two questions are asked of the file as it is:
 
-1. **Faces and plates still detectable.** The file is scanned again, more sensitively than a
-   normal run (a lower face threshold, plates looked for on every frame). Every detection is a
+1. **Faces and plates still detectable.** The file is scanned again with blur's own face
+   threshold (``Settings.check_face_threshold``: a check more sensitive than blur would fail
+   every output blur makes on faces it chose not to redact), on every frame, unpadded, plates
+   looked for on every frame. Every detection is a
    finding.
 2. **Identifying metadata left.** The same reader that proves blur's own outputs clean lists what
    remains: EXIF (camera, time, GPS), XMP, IPTC, comments, embedded thumbnails and previews,

@@ -58,8 +58,9 @@ class Settings:
             many pixels (larger frames are shrunk; plates need characters >= ~8 px there).
         text_every_n_frames: in videos, plates and text are looked for on every n-th frame and
             tracked in between (lowered when the gap or padding would not bridge it).
-        check_face_threshold: ``blur check`` looks for faces from this score (more sensitive
-            than a normal run: it is the second look for what the first one missed).
+        check_face_threshold: ``blur check`` looks for faces from this score: by default blur's
+            own redaction threshold, so that check asks whether blur's detectors still see a
+            face blur would redact (on every frame, unpadded); lower it for a harder look.
         face_small_every_n_frames: in videos, the face detector's upscaled small-face pass (the
             costly one) runs on every n-th frame and its large-face pass on every frame; tracks
             bridge the frames between (lowered when the gap or padding would not bridge it).
@@ -93,7 +94,7 @@ class Settings:
     fail_frame: str = "fail"
     text_max_side: int = 1280
     text_every_n_frames: int = 3
-    check_face_threshold: float = 0.1
+    check_face_threshold: float = 0.12
     face_small_every_n_frames: int = 1
     decode_ahead: int = 4
     device: str = "auto"
