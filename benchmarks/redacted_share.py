@@ -161,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         import deface  # noqa: F401
         tools = ["blur"] if args.no_deface else ["blur", "deface"]
     except ImportError:
-        print("deface is not importable: blur only", file=sys.stderr)
+        print("deface is not importable (pip install deface==1.5.0 to compare): blur only",
+              file=sys.stderr)
         tools = ["blur"]
     print(f"blur from {Path(blur.__file__).parent.parent} ({args.only or 'faces and plates'}); "
           f"share of frame pixels, %: "

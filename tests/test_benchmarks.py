@@ -3,6 +3,7 @@ numbers they print are for the README, not checked here)."""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -53,4 +54,6 @@ def test_redacted_share_benchmark_runs(tmp_path):
     out = run("benchmarks/redacted_share.py", str(clip), "--frames", "3")
     rows = [line.split() for line in out.splitlines()
             if line.split()[:2] in (["clip", "blur"], ["clip", "deface"])]
-    assert [r[1] for r in rows] == ["blur", "deface"] and all(r[2] == "3" for r in rows)
+    # deface is not a dependency of blur: compared only where it is installed.
+    tools = ["blur", "deface"] if importlib.util.find_spec("deface") else ["blur"]
+    assert [r[1] for r in rows] == tools and all(r[2] == "3" for r in rows)
