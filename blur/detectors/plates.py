@@ -111,6 +111,8 @@ class PlateDetector:
         square_aspect / square_height_px: an unreadable line shorter than ``square_aspect``
             times its height and at least ``square_height_px`` tall in the analysed image is a
             block of text (a sign), not a plate.
+        second_side: also analyse the image at this long side (0: one scale only); measured and
+            off by default (see docs/benchmarks.md).
         every_n_frames: in videos, run on every n-th frame; the tracker bridges the others.
         device: where ONNX Runtime runs the text model (see ``runtime.providers``).
     """
@@ -122,7 +124,7 @@ class PlateDetector:
                  min_height_px: float = 8.0, min_aspect: float = 1.2, max_aspect: float = 10.0,
                  max_angle: float = 30.0, read_conf: float = 0.4, pad_x: float = 0.6,
                  pad_y: float = 0.55, max_height: float = 0.35, upscale: float = 2.0,
-                 square_aspect: float = 2.0, square_height_px: float = 40.0,
+                 square_aspect: float = 2.0, second_side: int = 0, square_height_px: float = 40.0,
                  every_n_frames: int = 1, device: str = "auto", **_ignored):
         self.max_side = max_side
         self.upscale = upscale
@@ -137,23 +139,32 @@ class PlateDetector:
         self.pad_x = pad_x
         self.pad_y = pad_y
         self.square_aspect = square_aspect
+        self.second_side = second_side
         self.square_height_px = square_height_px
         self.every_n_frames = every_n_frames
         self._model = shared_model(device)
 
     def candidates(self, image: np.ndarray):
-        """Text lines whose geometry fits a plate: (rects, scores)."""
+        """Text lines whose geometry fits a plate: (rects, scores), from every analysed scale."""
         height, width = image.shape[:2]
-        lines = self._model.find(image, self.max_side, self.box_thresh, self.upscale,
-                                 is_dark(image, self.dark_level))
-        if not len(lines):
-            return lines.rects, lines.score
-        scale = analysis_scale(width, height, self.max_side, self.upscale)
-        _, _, lng, sht, ang = lines.rects.T
-        ok = ((sht * scale >= self.min_height_px) & (sht <= self.max_height * height)
-              & (lng >= self.min_aspect * sht) & (lng <= self.max_aspect * sht)
-              & (np.abs(ang) <= self.max_angle))
-        return lines.rects[ok], lines.score[ok]
+        rects, scores = [], []
+        for side in (self.max_side, self.second_side):
+            if not side:
+                continue
+            lines = self._model.find(image, side, self.box_thresh, self.upscale,
+                                     is_dark(image, self.dark_level))
+            if not len(lines):
+                continue
+            scale = analysis_scale(width, height, side, self.upscale)
+            _, _, lng, sht, ang = lines.rects.T
+            ok = ((sht * scale >= self.min_height_px) & (sht <= self.max_height * height)
+                  & (lng >= self.min_aspect * sht) & (lng <= self.max_aspect * sht)
+                  & (np.abs(ang) <= self.max_angle))
+            rects.append(lines.rects[ok])
+            scores.append(lines.score[ok])
+        if not rects:
+            return np.zeros((0, 5), np.float32), np.zeros(0, np.float32)
+        return np.concatenate(rects), np.concatenate(scores)
 
     def classify(self, image: np.ndarray, rects: np.ndarray) -> np.ndarray:
         """Boolean mask of the candidate lines that are plates: all but those with strong
