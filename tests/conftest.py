@@ -6,6 +6,9 @@ Generated clips are small (160x120 to 320x240, at most 30 frames) so the whole s
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 
@@ -236,3 +239,25 @@ def iou(a, b) -> float:
     inter = w * h
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
+
+
+# Debian package of each outside tool the tests use to make fixtures or re-read outputs.
+TOOL_PACKAGES = {"exiftool": "libimage-exiftool-perl", "ffmpeg": "ffmpeg", "ffprobe": "ffmpeg",
+                 "heif-enc": "libheif-examples"}
+
+
+def need_tool(tool: str) -> str:
+    """The path of an outside tool, or skip the test saying which package brings it."""
+    path = shutil.which(tool)
+    if path is None:
+        pytest.skip(f"{tool} is not installed (apt-get install {TOOL_PACKAGES[tool]})")
+    return path
+
+
+def exiftool_all(path) -> dict:
+    """Every tag exiftool finds, embedded documents included (-ee), as {"Group:Tag": value},
+    without the groups that describe the file itself."""
+    out = subprocess.run([need_tool("exiftool"), "-j", "-a", "-u", "-G1", "-ee", str(path)],
+                         check=True, capture_output=True, text=True).stdout
+    return {k: v for k, v in json.loads(out)[0].items()
+            if k.split(":")[0] not in ("SourceFile", "System", "ExifTool", "File")}

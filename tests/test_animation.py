@@ -18,7 +18,7 @@ from blur import cli, pipeline, regions
 from blur.errors import ExitStatus
 from blur.media import animation, metadata
 
-from conftest import FAST
+from conftest import FAST, exiftool_all
 
 FACES = FAST.merged(kinds=("face",))
 DURATIONS = [80, 120, 80, 200, 80, 60, 100, 300]
@@ -60,16 +60,6 @@ def read(path: Path) -> tuple[str, list[np.ndarray], list[float], int | None]:
             pictures.append(np.asarray(im.convert("RGB")))
             durations.append(im.info.get("duration"))
     return fmt, pictures, durations, loop
-
-
-def exiftool_all(path: Path) -> dict:
-    tool = shutil.which("exiftool")
-    if tool is None:
-        pytest.skip("exiftool is not installed (apt-get install libimage-exiftool-perl)")
-    out = subprocess.run([tool, "-j", "-a", "-u", "-G1", "-ee", str(path)], check=True,
-                         capture_output=True, text=True).stdout
-    return {k: v for k, v in json.loads(out)[0].items()
-            if k.split(":")[0] not in ("SourceFile", "System", "ExifTool", "File")}
 
 
 def assert_every_face_hidden(before: list[np.ndarray], after: list[np.ndarray]) -> None:

@@ -9,7 +9,6 @@ metadata added with exiftool. A test skips, saying why, when its encoder is miss
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from blur import cli, pipeline
 from blur.errors import ExitStatus
 from blur.media import heif, metadata
 
-from conftest import FAST
+from conftest import FAST, exiftool_all, need_tool
 
 pillow_heif = pytest.importorskip("pillow_heif", reason="pillow-heif (HEIC support) is not installed")
 pillow_heif.register_heif_opener()
@@ -32,24 +31,9 @@ SECRETS = ["52.52", "52 deg 31", "Canon", "EOS 5D", "012345678901", "2024:05:01"
            "Alexanderplatz", "iPhone"]
 
 
-def need(tool: str, package: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        pytest.skip(f"{tool} is not installed (apt-get install {package})")
-    return path
-
-
 def run(*args) -> str:
     return subprocess.run([str(a) for a in args], check=True, capture_output=True,
                           text=True).stdout
-
-
-def exiftool_all(path: Path) -> dict:
-    """Every tag exiftool finds, embedded documents included, as {"Group:Tag": value}."""
-    tool = need("exiftool", "libimage-exiftool-perl")
-    tags = json.loads(run(tool, "-j", "-a", "-u", "-G1", "-ee", path))[0]
-    return {k: v for k, v in tags.items()
-            if k.split(":")[0] not in ("SourceFile", "System", "ExifTool", "File")}
 
 
 def secrets_in(tags: dict) -> list[str]:
@@ -59,7 +43,7 @@ def secrets_in(tags: dict) -> list[str]:
 
 def add_phone_metadata(path: Path) -> None:
     """GPS, make, model, serial number, capture time and an author, as exiftool writes them."""
-    run(need("exiftool", "libimage-exiftool-perl"), "-q", "-overwrite_original",
+    run(need_tool("exiftool"), "-q", "-overwrite_original",
         "-GPSLatitude=52.52", "-GPSLatitudeRef=N", "-GPSLongitude=13.405", "-GPSLongitudeRef=E",
         "-Make=Canon", "-Model=EOS 5D", "-SerialNumber=012345678901",
         "-DateTimeOriginal=2024:05:01 12:34:56", "-XMP-dc:Creator=Jane Reporter", path)
@@ -202,7 +186,7 @@ def test_avif_becomes_a_clean_jpeg(tmp_path, portrait):
 def test_thumbnail_exif_and_xmp_items_are_found_and_dropped(tmp_path, portrait):
     """libheif's own encoder copies a JPEG's EXIF and XMP into the HEIC and adds a thumbnail:
     blur's reader lists each in the input, and finds none in the output."""
-    heif_enc = need("heif-enc", "libheif-examples")
+    heif_enc = need_tool("heif-enc")
     jpeg = tmp_path / "camera.jpg"
     Image.fromarray(portrait).save(jpeg, quality=95)
     add_phone_metadata(jpeg)
@@ -282,13 +266,13 @@ def test_output_name_says_the_format(tmp_path, portrait):
 def test_live_photo_pair_in_a_folder_is_done_whole(tmp_path, portrait):
     """A Live Photo is IMG_0042.HEIC plus IMG_0042.MOV sharing an identifier: a folder run
     anonymises both halves and neither output keeps the identifier or the phone's tags."""
-    ffmpeg = need("ffmpeg", "ffmpeg")
+    ffmpeg = need_tool("ffmpeg")
     folder = tmp_path / "DCIM"
     folder.mkdir()
     pair_id = "4D2C6A0E-1B7F-4C1A-9E55-0123456789AB"
     still = folder / "IMG_0042.HEIC"
     Image.fromarray(portrait).save(still, format="HEIF", quality=90)
-    run(need("exiftool", "libimage-exiftool-perl"), "-q", "-overwrite_original",
+    run(need_tool("exiftool"), "-q", "-overwrite_original",
         f"-ImageUniqueID={pair_id}", "-Make=Apple", "-Model=iPhone 15", still)
     movie = folder / "IMG_0042.MOV"
     frame = tmp_path / "frame.png"

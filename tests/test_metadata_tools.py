@@ -13,7 +13,6 @@ without them these tests skip. blur itself never uses them.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from PIL import Image
 
 from blur import pipeline
 
-from conftest import FAST
+from conftest import FAST, exiftool_all, need_tool
 
 FACES = FAST.merged(kinds=("face",))
 PERSON, PLACE = "Jane Reporter", "Alexanderplatz"
@@ -30,28 +29,13 @@ SECRETS = [PERSON, PLACE, "52.52", "+52.5200", "Canon", "EOS 5D", "012345678901"
            "2024-05-01", "iPhone", "Core Media", "01:02:03:04"]
 
 
-def need(tool: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        package = "libimage-exiftool-perl" if tool == "exiftool" else "ffmpeg"
-        pytest.skip(f"{tool} is not installed (apt-get install {package})")
-    return path
-
-
 def run(*args) -> str:
     return subprocess.run([str(a) for a in args], check=True, capture_output=True,
                           text=True).stdout
 
 
-def exiftool_all(path: Path) -> dict:
-    """Every tag exiftool finds, embedded documents included (-ee), as {"Group:Tag": value}."""
-    tags = json.loads(run(need("exiftool"), "-j", "-a", "-u", "-G1", "-ee", path))[0]
-    return {k: v for k, v in tags.items()
-            if k.split(":")[0] not in ("SourceFile", "System", "ExifTool", "File")}
-
-
 def ffprobe(path: Path) -> dict:
-    return json.loads(run(need("ffprobe"), "-v", "error", "-show_format", "-show_streams",
+    return json.loads(run(need_tool("ffprobe"), "-v", "error", "-show_format", "-show_streams",
                           "-show_chapters", "-of", "json", path))
 
 
@@ -64,7 +48,7 @@ def secrets_in(tags: dict) -> list[str]:
 
 def dirty_video(tmp_path: Path, name: str, apple: bool = False) -> Path:
     """A clip as a phone or an editor leaves it: see the module docstring."""
-    ffmpeg = need("ffmpeg")
+    ffmpeg = need_tool("ffmpeg")
     subs = tmp_path / "subs.srt"
     subs.write_text(f"1\n00:00:00,000 --> 00:00:00,500\n{PERSON} at {PLACE}\n\n")
     chapters = tmp_path / "chapters.txt"
@@ -128,7 +112,7 @@ def test_video_output_is_clean_for_ffprobe_and_exiftool(tmp_path, name, apple):
 # ---- photos -----------------------------------------------------------------------------
 
 def _exif_dirt(path: Path, thumbnail: Path) -> None:
-    run(need("exiftool"), "-q", "-overwrite_original", "-GPSLatitude=52.52", "-GPSLatitudeRef=N",
+    run(need_tool("exiftool"), "-q", "-overwrite_original", "-GPSLatitude=52.52", "-GPSLatitudeRef=N",
         "-GPSLongitude=13.405", "-GPSLongitudeRef=E", "-Make=Canon", "-Model=EOS 5D",
         "-SerialNumber=012345678901", "-DateTimeOriginal=2024:05:01 12:34:56",
         f"-Artist={PERSON}", f"-XMP-dc:Creator={PERSON}", f"-XMP-iptcCore:Location={PLACE}",
