@@ -28,6 +28,9 @@ def _model_files(detector: str) -> tuple[str, list[Path]]:
     if detector == "centerface":
         from .detectors.centerface import model_path
         return "blur", [Path(model_path())]
+    if detector == "retinaface":
+        from .detectors.retinaface import model_path
+        return "blur", [Path(model_path())]
     if detector in ("ppocr-plates", "pptext"):
         from .detectors.text import MODELS, model_file
         return MODELS["det"][0], [model_file(role) for role in ("det", "rec")]
@@ -57,10 +60,14 @@ def models(settings: Settings) -> list[dict]:
         name = DEFAULT_FOR_KIND.get(kind)
         if name is None:
             continue
-        dist, files = _model_files(name)
-        out.append({"kind": kind, "detector": name, "package": dist,
-                    "package_version": _version(dist),
-                    "files": [{"name": f.name, "sha256": sha256(f)} for f in files]})
+        names = [name]
+        if kind == "face" and settings.face_small_model != name:
+            names.append(settings.face_small_model)  # the model of the small-face pass
+        for detector in names:
+            dist, files = _model_files(detector)
+            out.append({"kind": kind, "detector": detector, "package": dist,
+                        "package_version": _version(dist),
+                        "files": [{"name": f.name, "sha256": sha256(f)} for f in files]})
     return out
 
 

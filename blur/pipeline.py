@@ -109,7 +109,8 @@ def _detector_options(kind: str, settings: Settings) -> dict:
         options = {"threshold": settings.face_threshold,
                    "candidate_threshold": settings.face_candidate_threshold,
                    "second_look": settings.face_second_look, "flip": settings.face_flip,
-                   "rotate": settings.face_rotate, "max_upscale": settings.face_max_upscale}
+                   "rotate": settings.face_rotate, "max_upscale": settings.face_max_upscale,
+                   "small_face_model": settings.face_small_model}
     else:
         options = {"max_side": settings.text_max_side,
                    "every_n_frames": settings.text_every_n_frames}

@@ -165,6 +165,8 @@ class CenterFaceDetector:
             filmed sideways (triples the cost).
         max_upscale: largest factor by which a small image is enlarged for its small-face pass
             (see ``pass_scales``); the cost grows with its square.
+        small_face_model: the model of the upscaled small-face pass: "centerface", or
+            "retinaface" (lighter; see ``blur.detectors.retinaface``).
         device: where ONNX Runtime runs the model (see ``runtime.providers``).
     """
 
@@ -174,7 +176,8 @@ class CenterFaceDetector:
     def __init__(self, threshold: float = 0.12, candidate_threshold: float | None = None,
                  scales: list[float] | None = None, nms_iou: float = 0.3,
                  second_look: bool = False, flip: bool = False, rotate: bool = False,
-                 max_upscale: float = 2.0, confirm_threshold: float = 0.1, device: str = "auto"):
+                 max_upscale: float = 2.0, confirm_threshold: float = 0.1,
+                 small_face_model: str = "centerface", device: str = "auto"):
         self.threshold = threshold
         self.candidate_threshold = min(threshold, 0.1 if candidate_threshold is None
                                        else candidate_threshold)
@@ -187,6 +190,12 @@ class CenterFaceDetector:
         self.max_upscale = max_upscale
         self._session = session(model_bytes(), device)
         self._input = self._session.get_inputs()[0].name
+        self._small_pass = self._detect_at
+        if small_face_model == "retinaface":
+            from .retinaface import RetinaFace
+            self._small_pass = RetinaFace(device=device).small_face_pass
+        elif small_face_model != "centerface":
+            raise DetectionError(f"unknown small-face model {small_face_model!r}")
 
     def detect(self, image: np.ndarray, *, small_faces: bool = True) -> Detections:
         """Faces and weak face candidates in one upright RGB uint8 image (xyxy, its pixels).
@@ -206,8 +215,9 @@ class CenterFaceDetector:
         for view, how in views:
             scales = self.scales or pass_scales(view.shape[1], view.shape[0],
                                                 max_upscale=self.max_upscale)
-            for s in (scales if small_faces else scales[:1]):
-                b, sc = self._detect_at(view, s, self.candidate_threshold)
+            for i, s in enumerate(scales if small_faces else scales[:1]):
+                run = self._detect_at if i == 0 else self._small_pass
+                b, sc = run(view, s, self.candidate_threshold)
                 boxes.append(_unview(b, how, width, height))
                 scores.append(sc)
         xyxy = np.concatenate(boxes)
