@@ -40,7 +40,7 @@ class Settings:
         face_max_upscale: largest factor by which a small picture is enlarged to find small
             faces (the cost grows with its square).
         face_small_model: the model of that enlarged small-face pass: "centerface" (the face
-            model of the native pass) or "retinaface" (a lighter one, ~3x less CPU for that pass;
+            model of the native pass) or "retinaface" (a lighter one, ~2.4x less CPU for that pass;
             it misses a few more faces under 20 px, see the README).
         weak_min_frames: in videos, weak face detections linked to no confident one are
             redacted when they persist for this many frames.

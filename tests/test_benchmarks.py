@@ -57,3 +57,9 @@ def test_redacted_share_benchmark_runs(tmp_path):
     # deface is not a dependency of blur: compared only where it is installed.
     tools = ["blur", "deface"] if importlib.util.find_spec("deface") else ["blur"]
     assert [r[1] for r in rows] == tools and all(r[2] == "3" for r in rows)
+
+
+def test_small_faces_benchmark_runs():
+    out = run("benchmarks/small_faces.py", str(labelled("faces-dev")), "--limit", "2",
+              "--copies", "original", "half")
+    assert "original / retinaface" in out and "half / centerface" in out

@@ -60,3 +60,6 @@ def test_wheel_carries_the_model_and_its_licence(tmp_path):
         model = zf.read("blur/models/centerface.onnx")
     assert "blur/models/CENTERFACE-LICENSE.txt" in names
     assert model == Path(centerface.model_path()).read_bytes()
+    # The small-face pass's optional model, with its licence.
+    assert {"blur/models/retinaface-mobilenet0.25.onnx",
+            "blur/models/RETINAFACE-LICENSE.txt"} <= names

@@ -3,7 +3,8 @@
 The face detector sees each image twice (``centerface.pass_scales``): at native size or below,
 and enlarged to find faces down to ~10 px. The enlarged pass costs most. With
 ``face_small_model="retinaface"`` that pass runs this model instead of CenterFace, at the same
-scale (measured on faces-dev, 2x upscale: ~3x less CPU for that pass).
+scale (measured, 2x upscale, CPU time: 404 -> 170 ms for a 768x576 frame, 85 -> 35 ms for
+a 400x300 photo).
 
 The model file (1.7 MB, MIT licence) ships inside blur's own package (``blur/models``, its
 licence and origin beside it): the ONNX export of biubug6/Pytorch_Retinaface's MobileNet-0.25
@@ -158,8 +159,13 @@ class RetinaFace:
     def _forward(self, pixels: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
         """Decoded boxes (input pixels) and model scores at or above ``threshold`` in one tile."""
         height, width = pixels.shape[:2]
-        blob = (pixels[..., ::-1].astype(np.float32) - _MEAN_BGR).transpose(2, 0, 1)[None]
-        loc, conf = self._session.run(["loc", "conf"], {"input": np.ascontiguousarray(blob)})
+        # BGR planes minus the mean, one plane at a time (5x faster than one float copy of the
+        # whole image and a transpose).
+        blob = np.empty((1, 3, height, width), dtype=np.float32)
+        for plane in range(3):
+            np.subtract(pixels[..., 2 - plane], _MEAN_BGR[plane], out=blob[0, plane],
+                        dtype=np.float32)
+        loc, conf = self._session.run(["loc", "conf"], {"input": blob})
         if not (np.isfinite(loc).all() and np.isfinite(conf).all()):
             raise DetectionError("face model returned non-finite values")
         anchors = _anchors(width, height)
