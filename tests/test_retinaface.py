@@ -11,14 +11,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from test_detectors import ASTRONAUT_FACE, coverage
 
 from blur import manifest
 from blur.detectors import retinaface
 from blur.detectors.centerface import CenterFaceDetector
 from blur.errors import DetectionError, SettingsError
 from blur.settings import Settings
-
-from test_detectors import ASTRONAUT_FACE, coverage
 
 ROOT = Path(__file__).resolve().parents[1]
 THRESHOLD = Settings().face_threshold
