@@ -377,9 +377,6 @@ def render(src: Path, dst: Path, plan: Plan, settings: Settings | None = None,
             frames = stats["frames"]
             if frames != plan.frame_count:
                 raise MediaError(f"wrote {frames} frames but scanned {plan.frame_count}", src)
-            if stats["written"] < frames:
-                notes.append(f"{frames - stats['written']} frame(s) identical to the one before "
-                             f"stored as a longer display of it (same timing)")
             left = metadata.image_leftover(tmp)
         else:
             muxer = video.output_format(dst)[0] if dst.suffix.lower() == ".mkv" else "mp4"
