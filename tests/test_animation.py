@@ -204,6 +204,39 @@ def test_gif_comment_and_xmp_are_gone(tmp_path, frames):
     assert after.get("GIF:FrameCount") == 8 and after.get("GIF:AnimationIterations") == "Infinite"
 
 
+@pytest.mark.parametrize("name", ["shared.webp", "shared.png"])
+def test_webp_and_apng_metadata_is_gone(tmp_path, frames, name):
+    """EXIF (camera, GPS), XMP and PNG text written into an animated WebP or APNG: exiftool
+    (every group, embedded documents too) finds none of it in the output, nor blur's reader."""
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110], exif[0x013B] = "Canon", "EOS 5D", PERSON  # make, model, artist
+    xmp = (f'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/'
+           f'02/22-rdf-syntax-ns#"><rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/">'
+           f'<dc:creator>{PERSON}</dc:creator></rdf:Description></rdf:RDF></x:xmpmeta>')
+    options = {"loop": 0, "exif": exif.tobytes()}
+    if name.endswith(".webp"):
+        options["xmp"] = xmp.encode()
+    else:
+        from PIL import PngImagePlugin
+        text = PngImagePlugin.PngInfo()
+        text.add_text("Author", PERSON)
+        text.add_itxt("XML:com.adobe.xmp", xmp)
+        options["pnginfo"] = text
+    src = save(frames, tmp_path / name, **options)
+    before = json.dumps(exiftool_all(src))
+    assert PERSON in before and "EOS 5D" in before
+    assert pipeline.probe(src).metadata_found
+
+    result = pipeline.anonymise(src, None, FACES)
+    after = exiftool_all(result.dst)
+    assert PERSON not in json.dumps(after) and "EOS 5D" not in json.dumps(after), after
+    # Only what describes the pictures: size, frames, loop, PNG structure.
+    technical = ("Composite:", "RIFF:", "PNG:Animation", "PNG:BitDepth", "PNG:ColorType",
+                 "PNG:Compression", "PNG:Filter", "PNG:Image", "PNG:Interlace")
+    assert not [k for k in after if not k.startswith(technical)], after
+    assert metadata.image_leftover(result.dst) == []
+
+
 def test_gif_that_plays_once_still_plays_once(tmp_path, frames):
     """No looping block in the input: none in the output (a loop count of 0 would repeat it
     forever)."""
@@ -282,6 +315,8 @@ def _empty(name: str):
 
 
 BAD = {"truncated_gif": (_truncated("cut.gif"), r"damaged|truncated|cannot"),
+       "truncated_apng": (_truncated("cut.apng"), r"damaged|truncated|cannot|not an image"),
+       "zero_byte_apng": (_empty("empty.apng"), r"empty \(0 bytes\)"),
        "truncated_webp": (_truncated("cut.webp"), r"damaged|truncated|cannot|not an image"),
        "zero_byte_gif": (_empty("empty.gif"), r"empty \(0 bytes\)"),
        "zero_byte_webp": (_empty("empty.webp"), r"empty \(0 bytes\)")}
