@@ -23,6 +23,8 @@ from PIL import Image
 # GIF disposal methods: leave the frame in place, or clear it to the background (transparent)
 # before the next one is drawn, so that a transparent pixel shows nothing of the last frame.
 _GIF_KEEP, _GIF_CLEAR = 1, 2
+# A transparent GIF frame is quantised to 255 colours; index 255 is its transparent pixels.
+_TRANSPARENT_INDEX = 255
 _WEBP_NO_BLEND = 0b10  # ANMF flags: replace the canvas area, do not alpha-blend; no disposal
 _WEBP_MAX_DURATION = (1 << 24) - 1
 
@@ -54,10 +56,6 @@ def write_gif(path: Path, frames: list[Image.Image], durations: list[float],
         out += [palette, lzw]
     out.append(b";")
     Path(path).write_bytes(b"".join(out))
-
-
-# A transparent GIF frame is quantised to 255 colours; index 255 is its transparent pixels.
-_TRANSPARENT_INDEX = 255
 
 
 def _gif_picture(frame: Image.Image) -> tuple[bytes, bytes]:
