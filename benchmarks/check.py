@@ -36,7 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from blur import check, detail, pipeline, tracking  # noqa: E402
+from blur import check, detail, detectors, pipeline, tracking  # noqa: E402
 from blur.media import video  # noqa: E402
 from blur.redact import STYLES, Redactor, region_masks  # noqa: E402
 from blur.settings import Settings  # noqa: E402
@@ -112,8 +112,8 @@ def is_face(box, faces) -> bool:
 
 class Bench:
     def __init__(self):
-        self.redact_with = pipeline.detectors_for(Settings(kinds=("face",)))[0]
-        self.checker = pipeline.detectors_for(check.check_settings(Settings(kinds=("face",))))[0]
+        self.redact_with = detectors.build(Settings(kinds=("face",)))[0]
+        self.checker = detectors.build(check.check_settings(Settings(kinds=("face",))))[0]
         # (family, variant, label, split) -> [detections, judged blank]; files likewise.
         self.found = defaultdict(lambda: [0, 0])
         self.files = defaultdict(lambda: [0, 0, 0])  # pictures, clean, clean with no detection

@@ -18,7 +18,8 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from .errors import BlurError
-from .pipeline import FileResult, anonymise
+from .pipeline import anonymise
+from .types import FileResult
 from .settings import Settings
 
 # on_file_progress(index, stage, done, total): progress of the file pairs[index].

@@ -17,11 +17,14 @@ from typing import Annotated, Optional
 
 import typer
 
-from . import __version__, batch, pipeline
+from . import __version__, batch, detectors, pipeline
 from . import cli_display as show
 from .errors import BlurError, ExitStatus, RegionsError, SettingsError, UsageError
 from .files import plan_outputs
-from .settings import Settings
+from .detectors import kinds as detector_kinds
+from .detectors.runtime import DEVICE_NAMES
+from .redact import SHAPES, STYLES
+from .settings import AUDIO, FAIL_FRAME, X264_PRESETS, Settings
 
 
 class _Command(typer.core.TyperCommand):
@@ -69,12 +72,16 @@ def _choices(name: str, *values: str) -> type[Enum]:
     return Enum(name, {value: value for value in values}, type=str)
 
 
-Style = _choices("Style", "blur", "pixelate", "solid")
-Shape = _choices("Shape", "ellipse", "box")
-Audio = _choices("Audio", "copy", "drop")
-OnFrameError = _choices("OnFrameError", "fail", "redact")
-Only = _choices("Only", "faces", "plates")
-Device = _choices("Device", "auto", "cpu", "cuda", "coreml", "directml")
+# Every choice comes from where its values are defined (a registry or ``blur.settings``).
+Style = _choices("Style", *STYLES)
+Shape = _choices("Shape", *SHAPES)
+Audio = _choices("Audio", *AUDIO)
+OnFrameError = _choices("OnFrameError", *FAIL_FRAME)
+Preset = _choices("Preset", *X264_PRESETS)
+# --only names a kind blur looks for by default, in the plural; --text adds text lines.
+_ONLY = {f"{kind}s": kind for kind in detector_kinds() if kind in _D.kinds}
+Only = _choices("Only", *_ONLY)
+Device = _choices("Device", *DEVICE_NAMES)
 
 # ---- options shared by several commands: declared once, with one help text -------------------
 # Each defaults to None (a flag to False) and is merged over Settings, which holds the defaults.
@@ -100,7 +107,7 @@ Pad = Annotated[Optional[float], typer.Option(
 Crf = Annotated[Optional[int], typer.Option(
     "--crf", min=0, max=51, metavar="N",
     help=f"H.264 quality, lower is better (default {_D.crf}).")]
-Preset = Annotated[Optional[str], typer.Option(
+PresetOpt = Annotated[Optional[Preset], typer.Option(
     "--preset", metavar="NAME",
     help=f"x264 preset, e.g. veryfast, medium, slow (default {_D.preset}).")]
 AudioOpt = Annotated[Optional[Audio], typer.Option(
@@ -139,7 +146,7 @@ def _kinds(only: Optional[Only], text: bool) -> Optional[tuple[str, ...]]:
     """``--only`` and ``--text`` as ``Settings.kinds`` (None: the default kinds)."""
     if only is None and not text:
         return None
-    base = Settings().kinds if only is None else ({"faces": "face", "plates": "plate"}[only.value],)
+    base = Settings().kinds if only is None else (_ONLY[only.value],)
     return base + (("text",) if text else ())
 
 
@@ -207,7 +214,7 @@ def run(
     gap: Gap = None,
     pad: Pad = None,
     crf: Crf = None,
-    preset: Preset = None,
+    preset: PresetOpt = None,
     audio: AudioOpt = None,
     regions: Optional[Path] = typer.Option(None, "--regions", metavar="FILE",
                                            help="Save the planned regions (JSON) here; one input only."),
@@ -233,7 +240,7 @@ def run(
         audio=audio, overwrite=overwrite, fail_frame=on_frame_error, face_rotate=sideways,
         device=device, face_small_every_n_frames=small_face_stride, keep_format=keep_format)
     try:
-        pipeline.check_device(settings.device)
+        detectors.check_device(settings.device)
     except BlurError as exc:
         _fail(exc)
     try:
@@ -351,7 +358,7 @@ def render_command(
     shape: ShapeOpt = None,
     mask_scale: MaskScale = None,
     crf: Crf = None,
-    preset: Preset = None,
+    preset: PresetOpt = None,
     audio: AudioOpt = None,
     manifest: Optional[Path] = typer.Option(None, "--manifest", metavar="FILE",
                                             help="Write a JSON manifest: versions, model and "
@@ -416,14 +423,16 @@ def check_command(
 ):
     """Re-scan files sensitively: exit 0 only if no face, plate or identifying metadata is found."""
     from . import check as checker, regions as regions_file
-    from .media import is_media
+    from .files import walk
 
     settings = _settings(check_face_threshold=threshold, mask_scale=mask_scale, device=device)
     files: list[Path] = []
     for p in paths:
         if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.is_file() and is_media(f)
-                            and not any(part.startswith(".") for part in f.relative_to(p).parts))
+            try:
+                files += walk(p, outputs=True)
+            except BlurError as exc:
+                _fail(exc)
         elif p.exists():
             files.append(p)
         else:

@@ -185,6 +185,42 @@ def from_dict(data: dict, width: int | None = None, height: int | None = None,
     return tracks
 
 
+def for_media(data: dict, info: MediaInfo) -> tuple[int, list[Track], list[int], list[str]]:
+    """What a regions file says for the media ``info`` describes, checked against it.
+
+    Returns:
+        (frame count, tracks, unanalysed frames, notes on what was changed: boxes overhanging
+        the frame are clipped to it).
+
+    Raises:
+        RegionsError: the file is malformed, or was made for media of another kind or size.
+    """
+    media = data.get("media") if isinstance(data, dict) else None
+    if not isinstance(media, dict):
+        raise RegionsError("the regions file has no \"media\" section (make it with blur scan)")
+    if media.get("kind") not in (None, info.kind):
+        noun = {"image": "photo", "animation": "animation", "video": "video"}
+        raise RegionsError(f"the regions file is for a {noun.get(media.get('kind'), 'file')}, "
+                           f"this is a {noun.get(info.kind, 'file')}")
+    if (media.get("width"), media.get("height")) != (info.width, info.height):
+        raise RegionsError(f"the regions file is for a {media.get('width')}x{media.get('height')} "
+                           f"picture, this one is {info.width}x{info.height}")
+    count = media.get("frame_count", 1 if info.kind == "image" else None)
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1 or (
+            info.kind == "image" and count != 1):
+        raise RegionsError(f"media.frame_count {count!r} is not a number of frames")
+    tracks = from_dict(data, info.width, info.height, count)
+    notes = []
+    clipped = clip_tracks(tracks, info.width, info.height)
+    if clipped:
+        notes.append(f"{sum(clipped.values())} box(es) overhanging the {info.width}x{info.height} "
+                     f"frame clipped to it (track(s) {', '.join(map(str, sorted(clipped)))})")
+    unanalysed = (data.get("flags") or {}).get("unanalysed_frames") or []
+    if not isinstance(unanalysed, list) or not all(isinstance(f, int) for f in unanalysed):
+        raise RegionsError("flags.unanalysed_frames must be a list of frame numbers")
+    return count, tracks, unanalysed, notes
+
+
 def clip_tracks(tracks: list[Track], width: int, height: int) -> dict[int, int]:
     """Clip every box that overhangs the frame to the full frame, in place.
 

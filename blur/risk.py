@@ -186,5 +186,5 @@ def short_list(ranked: list[Risk], limit: int = SHORT_LIST) -> list[Risk]:
 
 
 def rank_plan(plan) -> list[Risk]:
-    """``rank`` of a scan's plan (``blur.pipeline.Plan``)."""
+    """``rank`` of a scan's plan (``blur.types.Plan``)."""
     return rank(plan.tracks, plan.info.width, plan.info.height, frame_seconds(plan))

@@ -228,8 +228,8 @@ def test_look_at_column_is_a_dash_when_nothing_needs_a_look():
 @pytest.mark.parametrize("command", ["run", "scan"])
 def test_sideways_option_turns_on_the_rotated_face_passes(photo, monkeypatch, command):
     seen = []
-    real = cli.pipeline.detectors_for
-    monkeypatch.setattr(cli.pipeline, "detectors_for",
+    real = cli.detectors.build
+    monkeypatch.setattr(cli.detectors, "build",
                         lambda settings: seen.append(settings.face_rotate) or real(settings))
     args = [command, "face.png", "--sideways", "--only", "faces"]
     assert CliRunner().invoke(cli.app, args).exit_code == 0

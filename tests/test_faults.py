@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from blur import cli, files, pipeline
+from blur import cli, detectors, files, pipeline
 from blur.errors import DetectionError, ExitStatus, MediaError
 from blur.media import image as image_module
 from blur.media import video as video_module
@@ -60,7 +60,7 @@ def clip(tmp_path, face_frame):
 
 
 def _face_detector():
-    return next(d for d in pipeline.detectors_for(FACES) if d.kind == "face")
+    return next(d for d in detectors.build(FACES) if d.kind == "face")
 
 
 # What a broken detector does on the bad frame.

@@ -166,7 +166,7 @@ def test_video_tags_do_not_survive(tmp_path, case):
     assert any("creation_time" in f for f in found), found
 
     result = pipeline.anonymise(src, None, FAST)
-    assert video.leftover(result.dst) == []
+    assert metadata.leftover(result.dst) == []
     with av.open(str(result.dst)) as out:
         keys = set(out.metadata)
         assert keys <= {"major_brand", "minor_version", "compatible_brands", "encoder"}
@@ -230,7 +230,7 @@ def test_subtitles_attachments_and_chapters_are_dropped(tmp_path):
 
     dst = pipeline.anonymise(src, None, FAST).dst
     assert dst.suffix == ".mkv"
-    assert video.leftover(dst) == []
+    assert metadata.leftover(dst) == []
     with av.open(str(dst)) as out:
         assert [s.type for s in out.streams] == ["video"]
         assert out.chapters() == []

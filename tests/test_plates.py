@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from blur import pipeline
+from blur import detectors, pipeline
 from blur.cli import app
 from PIL import ImageDraw, ImageFont
 
@@ -225,7 +225,7 @@ def test_moving_plate_covered_in_every_frame(tmp_path):
                       image=lambda i: car_scene(160, 120, *positions[i])[0])
     settings = PLATES
     plan = pipeline.scan(src, settings)
-    detector = pipeline.detectors_for(settings)[0]
+    detector = detectors.build(settings)[0]
     assert pipeline.frame_stride(detector, 30.0, settings) == 3  # frames really were skipped
     assert {t.kind for t in plan.tracks} == {"plate"}
     sources = {str(s) for t in plan.tracks for s in t.source}

@@ -535,21 +535,3 @@ def _video_stream(out, vin, width: int, height: int, crf: int, preset: str, rota
     stream.options = {"crf": str(crf), "preset": preset}
     return stream
 
-
-def leftover(path: Path) -> list[str]:
-    """Identifying metadata still present in a written video (should be [])."""
-    container = av.open(str(path), metadata_errors="ignore")
-    try:
-        return metadata.video_metadata(container)
-    finally:
-        container.close()
-
-
-def encoder_settings(path: Path) -> list[str]:
-    """The x264 settings string, if the first video packet still carries it (should be [];
-    it names no one, so ``leftover`` does not report it for other files)."""
-    with av.open(str(path), metadata_errors="ignore") as container:
-        first = next((p for p in container.demux(container.streams.video[0]) if p.size), None)
-        if first is not None and b"x264 - core" in bytes(first):
-            return ["video stream: x264 settings string (SEI)"]
-    return []
