@@ -36,7 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from blur import check, detail, detectors, pipeline, tracking  # noqa: E402
+from blur import check, detail, detectors, tracking  # noqa: E402
 from blur.media import video  # noqa: E402
 from blur.redact import STYLES, Redactor, region_masks  # noqa: E402
 from blur.settings import Settings  # noqa: E402
@@ -193,7 +193,7 @@ def main() -> None:
     for name, cls in STAND_INS.items():
         STYLES.setdefault(name, cls)
     bench = Bench()
-    for k, name in enumerate(("messi5.jpg", "astronaut.jpg")):
+    for name in ("messi5.jpg", "astronaut.jpg"):
         rgb = cv2.cvtColor(cv2.imread(str(ROOT / "samples" / name)), cv2.COLOR_BGR2RGB)
         bench.picture(rgb, "samples", "dev", bench.clear_faces(rgb))
     if FACES.exists() and args.limit:

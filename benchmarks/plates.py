@@ -317,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from blur import detectors
-    from blur.detectors import plates as plates_mod, text as text_mod
+    from blur.detectors import plates as plates_mod
+    from blur.detectors import text as text_mod
     from blur.detectors.plates import PlateDetector
     from blur.detectors.text import TextDetector, TextModel
 

@@ -53,7 +53,7 @@ class Result:
     area_redacted: float = 0.0  # share of all image pixels inside some redaction mask
     area_faces: float = 0.0     # share of all image pixels inside some labelled box
 
-    def add(self, other: "Result") -> None:
+    def add(self, other: Result) -> None:
         for name, t in other.tallies.items():
             mine = self.tallies[name]
             for f in fields(Tally):

@@ -75,8 +75,8 @@ def changed_share(before: np.ndarray, after: np.ndarray) -> float:
 def run_blur(clip: Path, kinds: tuple[str, ...] | None = None) -> tuple[list[float], list[float]]:
     """Per-frame (changed, planned) shares of blur's default run (of ``kinds`` only, if given)."""
     from blur import pipeline, tracking
-    from blur.redact import Redactor, redact_frame
     from blur.media import video
+    from blur.redact import Redactor, redact_frame
     from blur.settings import Settings
 
     settings = Settings().merged(kinds=kinds)

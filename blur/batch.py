@@ -19,8 +19,8 @@ from pathlib import Path
 
 from .errors import BlurError
 from .pipeline import anonymise
-from .types import FileResult
 from .settings import Settings
+from .types import FileResult
 
 # on_file_progress(index, stage, done, total): progress of the file pairs[index].
 FileProgressFn = Callable[[int, str, int, int], None]

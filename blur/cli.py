@@ -19,10 +19,10 @@ import typer
 
 from . import __version__, batch, detectors, pipeline
 from . import cli_display as show
-from .errors import BlurError, ExitStatus, RegionsError, SettingsError, UsageError
-from .files import plan_outputs
 from .detectors import kinds as detector_kinds
 from .detectors.runtime import DEVICE_NAMES
+from .errors import BlurError, ExitStatus, RegionsError, SettingsError, UsageError
+from .files import plan_outputs
 from .redact import SHAPES, STYLES
 from .settings import AUDIO, FAIL_FRAME, X264_PRESETS, Settings
 
@@ -324,7 +324,8 @@ def scan_command(
     quiet: Quiet = False,
 ):
     """Find what to redact and write it to a regions file to look at and edit; no output yet."""
-    from . import regions as regions_file, report as review
+    from . import regions as regions_file
+    from . import report as review
 
     settings = _settings(kinds=_kinds(only, text), face_threshold=threshold, max_gap_seconds=gap,
                          pad_seconds=pad, fail_frame=on_frame_error, face_rotate=sideways,
@@ -367,7 +368,7 @@ def render_command(
     quiet: Quiet = False,
 ):
     """Redact FILE exactly as a regions file says (after blur scan and your corrections)."""
-    from . import manifest as manifest_file, regions as regions_file
+    from . import manifest as manifest_file
     from .errors import MediaError
     from .files import default_output, describe_os_error
 
@@ -422,7 +423,8 @@ def check_command(
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Only the verdict per file."),
 ):
     """Re-scan files sensitively: exit 0 only if no face, plate or identifying metadata is found."""
-    from . import check as checker, regions as regions_file
+    from . import check as checker
+    from . import regions as regions_file
     from .files import walk
 
     settings = _settings(check_face_threshold=threshold, mask_scale=mask_scale, device=device)
@@ -456,7 +458,7 @@ def check_command(
             except Exception as exc:  # this file fails (never "clean"), the others go on
                 if isinstance(exc, RegionsError) and exc.path is None:
                     exc.path = regions  # the regions file does not fit this file
-                failure = _failure(exc, f, lambda e: BlurError(f"{e.strerror or e}", f))
+                failure = _failure(exc, f, lambda e, f=f: BlurError(f"{e.strerror or e}", f))
                 show.error(failure)
                 status = max(status, failure.exit_status)
                 continue

@@ -17,8 +17,8 @@ from . import detectors, regions, tracking
 from .detectors import Detector
 from .errors import BlurError, DetectionError, MediaError, MetadataLeftError
 from .files import atomic_output, check_output, default_output, describe_os_error
-from .media import family_of, image
-from .media import frames as media_frames, probe
+from .media import family_of, image, probe
+from .media import frames as media_frames
 from .redact import Redactor, redact_frame
 from .settings import Settings
 from .types import HITS, Detections, FileResult, MediaInfo, Plan, ProgressFn

@@ -146,7 +146,7 @@ class Settings:
             if not isinstance(getattr(self, name), bool):
                 raise SettingsError(f"{name}={getattr(self, name)!r} is not true or false")
 
-    def merged(self, **overrides: Any) -> "Settings":
+    def merged(self, **overrides: Any) -> Settings:
         """Return a copy with every override that is not None applied."""
         known = {f.name for f in fields(self)}
         unknown = set(overrides) - known

@@ -35,7 +35,6 @@ import numpy as np
 from .boxes import clip_xyxy, iou_matrix, non_empty
 from .types import Detections, Track
 
-
 # Linking: how far (in face sizes) a face may stray from where its track predicts it, after one
 # frame; the reach grows with the square root of the frames it was unseen.
 _REACH = 0.75

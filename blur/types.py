@@ -70,18 +70,18 @@ class Detections:
         self.track_id = np.asarray(self.track_id, dtype=np.int32).reshape(n)
 
     @classmethod
-    def empty(cls) -> "Detections":
+    def empty(cls) -> Detections:
         return cls(np.zeros((0, 4)), np.zeros(0), np.zeros(0, "<U8"), np.zeros(0))
 
     @classmethod
-    def of(cls, xyxy, score, kind: str) -> "Detections":
+    def of(cls, xyxy, score, kind: str) -> Detections:
         """Boxes of one kind, not yet tracked."""
         xyxy = np.asarray(xyxy, dtype=np.float32).reshape(-1, 4)
         n = len(xyxy)
         return cls(xyxy, score, np.full(n, kind, dtype="<U8"), np.full(n, -1, dtype=np.int32))
 
     @classmethod
-    def concat(cls, parts: list["Detections"]) -> "Detections":
+    def concat(cls, parts: list[Detections]) -> Detections:
         parts = [p for p in parts if len(p)]
         if not parts:
             return cls.empty()
@@ -95,7 +95,7 @@ class Detections:
     def __len__(self) -> int:
         return len(self.xyxy)
 
-    def __getitem__(self, index) -> "Detections":
+    def __getitem__(self, index) -> Detections:
         """Index with a boolean mask, an index array or a slice; always returns Detections."""
         if isinstance(index, (int, np.integer)):
             index = [index]

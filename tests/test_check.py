@@ -12,15 +12,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import FAST, exif_with_gps, pattern, shared_file, write_video
 from PIL import Image
 from typer.testing import CliRunner
 
-from blur import check, cli, detail, detectors, pipeline
+from blur import check, cli, detail, detectors
 from blur.errors import ExitStatus
 from blur.media import metadata
 from blur.types import Detections
-
-from conftest import FAST, exif_with_gps, pattern, shared_file, write_video
 
 
 def blur(*args):

@@ -11,18 +11,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_video
 from PIL import Image
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from blur import cli, cli_display
 from blur.errors import ExitStatus
 
-from conftest import write_video
-
 FAST = ["--preset", "ultrafast"]
 
 
-def blur(*args) -> "Result":
+def blur(*args) -> Result:
     """Run ``blur run ARGS`` in-process; stdout and stderr are kept apart."""
     return CliRunner().invoke(cli.app, ["run", *map(str, args)])
 

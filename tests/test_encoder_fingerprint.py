@@ -4,11 +4,10 @@ into the first frame (an SEI unit), which blur removes, and its own check would 
 from __future__ import annotations
 
 import pytest
+from conftest import FAST, write_video
 
 from blur import pipeline
 from blur.media import metadata, video
-
-from conftest import FAST, write_video
 
 
 @pytest.mark.parametrize("name", ["clip.mp4", "clip.mkv"])

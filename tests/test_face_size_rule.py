@@ -7,8 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from blur.tracking import (LARGE_FACE_PX, LARGE_FACE_SCORE, LARGE_FACE_SHARE, boxes_at,
-                           build_tracks, unsure_large_faces)
+from blur.tracking import (
+    LARGE_FACE_PX,
+    LARGE_FACE_SCORE,
+    LARGE_FACE_SHARE,
+    boxes_at,
+    build_tracks,
+    unsure_large_faces,
+)
 from blur.types import Detections
 
 ROOT = Path(__file__).resolve().parents[1]

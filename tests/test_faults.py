@@ -16,6 +16,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+from conftest import FAST, frame_index, write_video
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -24,8 +25,6 @@ from blur.errors import DetectionError, ExitStatus, MediaError
 from blur.media import image as image_module
 from blur.media import video as video_module
 from blur.types import Detections
-
-from conftest import FAST, frame_index, write_video
 
 FACES = FAST.merged(kinds=("face",))
 BAD_FRAME = 3

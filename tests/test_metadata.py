@@ -17,13 +17,12 @@ from pathlib import Path
 
 import av
 import pytest
+from conftest import FAST, exif_with_gps, write_video
 from PIL import Image, PngImagePlugin
 
 from blur import pipeline
 from blur.errors import MetadataLeftError
 from blur.media import metadata, video
-
-from conftest import FAST, exif_with_gps, write_video
 
 # Strings a dirty input carries; none may appear anywhere in an output's bytes.
 SECRETS = [b"Jane Reporter", b"Canon", b"EOS 5D", b"012345678901", b"2024:05:01", b"2024-05-01",

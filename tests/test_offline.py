@@ -5,11 +5,11 @@ from __future__ import annotations
 import socket
 
 import numpy as np
+from conftest import FAST, write_video
 from PIL import Image
 
 import blur
 import blur.detectors.text
-from conftest import FAST, write_video
 
 
 class _NoNetwork(RuntimeError):

@@ -9,6 +9,7 @@ import threading
 import av
 import numpy as np
 import pytest
+from conftest import FAST, write_video
 from typer.testing import CliRunner
 
 from blur import cli, detectors, pipeline, tracking
@@ -17,8 +18,6 @@ from blur.errors import BlurError, UsageError
 from blur.media import video
 from blur.settings import Settings
 from blur.types import Detections
-
-from conftest import FAST, write_video
 
 BOX = np.array([[40, 30, 60, 55]], np.float32)
 
@@ -296,7 +295,7 @@ def test_an_accelerator_asked_for_by_name_but_missing_is_refused(monkeypatch):
 
 def test_detectors_are_built_for_the_device(monkeypatch):
     """--device reaches every model's session: the face detector's and the text model's."""
-    from blur.detectors import runtime, text
+    from blur.detectors import runtime
 
     asked = []
     real = runtime.providers

@@ -56,16 +56,14 @@ plates that the plain frame shows (measured on the development photos).
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import cv2
 import numpy as np
 
-from pathlib import Path
-
 from ..types import Detections
 from .base import Detector
-from .text import (MODELS, analysis_scale, model_file, rect_xyxy, shared_model, upright_crop,
-                   upright_transform)
+from .text import MODELS, analysis_scale, model_file, rect_xyxy, shared_model, upright_crop, upright_transform
 
 _ALNUM = re.compile(r"[0-9A-Za-z]")
 # Lower-case letters whose capitals look different: a recogniser reads a capital plate letter as

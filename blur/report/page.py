@@ -184,7 +184,8 @@ def html_page(data: dict, crop_map: dict[int, list[dict]], redacted: bool = Fals
         out.append(
             f'<article class="{classes}" id="track-{t["id"]}" data-track="{t["id"]}" '
             f'data-kind="{_e(t["kind"])}"><h3>Track {t["id"]} · {_e(t["kind"])}{tags}</h3>'
-            f'<div class="meta">{_e(_when(t["first_frame"], t["last_frame"], t["first_time"], t["last_time"]))}'
+            f'<div class="meta">'
+            f'{_e(_when(t["first_frame"], t["last_frame"], t["first_time"], t["last_time"]))}'
             f' · {_e(counts)} · {_e(score)}</div>{why}<div class="crops">{figs}</div></article>')
 
     name = _e(regions_name or "the regions file")
