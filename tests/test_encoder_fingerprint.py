@@ -7,7 +7,7 @@ import pytest
 from conftest import FAST, write_video
 
 from blur import pipeline
-from blur.media import metadata, video
+from blur.media import metadata, video, video_encode
 
 
 @pytest.mark.parametrize("name", ["clip.mp4", "clip.mkv"])
@@ -32,8 +32,8 @@ def test_leftover_check_catches_the_string(tmp_path):
 def test_output_is_refused_if_the_string_survives(tmp_path, monkeypatch):
     from blur.errors import MetadataLeftError
     src = write_video(tmp_path / "clip.mp4", frames=3)
-    monkeypatch.setattr(video._StripSei, "__call__", lambda self, packets: list(packets))
-    monkeypatch.setattr(video._StripSei, "drain", lambda self: [])
+    monkeypatch.setattr(video_encode._StripSei, "__call__", lambda self, packets: list(packets))
+    monkeypatch.setattr(video_encode._StripSei, "drain", lambda self: [])
     with pytest.raises(MetadataLeftError, match="x264 settings string"):
         pipeline.anonymise(src, None, FAST.merged(kinds=("face",)))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]

@@ -63,6 +63,8 @@ def test_a_registered_detector_runs_through_scan_and_render(tmp_path, photo, reg
     out = np.asarray(Image.open(result.dst).convert("RGB"))
     assert (out[30:60, 40:90] != 255).any(axis=-1).mean() > 0.9  # redacted
     assert np.array_equal(out[:20], rgb[:20])  # nothing else touched
+    again = pipeline.load_plan(path, plan.to_dict())  # the regions file knows the kind too
+    assert [t.kind for t in again.tracks] == ["square"]
     [model] = manifest.models(settings)  # what the manifest records comes from the class
     assert (model["kind"], model["detector"], model["files"]) == ("square", "bright-squares", [])
 

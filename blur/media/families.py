@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import MediaError
 from ..types import Frame, MediaInfo
-from . import animation, image, metadata, video
+from . import animation, image, metadata, video, video_encode
 
 # process(frame) -> the redacted RGB pixels of that frame, same size.
 ProcessFn = Callable[[Frame], np.ndarray]
@@ -108,8 +108,9 @@ class Video:
 
     def write(self, src, out, name, process, settings, on_frame=None) -> Written:
         muxer = video.output_format(name)[0] if name.suffix.lower() == ".mkv" else "mp4"
-        stats = video.transcode(src, out, muxer, process, crf=settings.crf,
-                                preset=settings.preset, audio=settings.audio, on_frame=on_frame)
+        stats = video_encode.transcode(src, out, muxer, process, crf=settings.crf,
+                                       preset=settings.preset, audio=settings.audio,
+                                       on_frame=on_frame)
         notes = []
         if stats["audio_reencoded"]:
             notes.append("audio re-encoded to AAC (the output container cannot hold "
