@@ -84,7 +84,7 @@ from .media import frames_at, leftover
 from .redact import region_masks
 from .settings import Settings
 from .tracking import boxes_at
-from .types import Detections, Track
+from .types import HITS, Detections, Track
 
 # A detection counts as a redacted region seen again when this share of its box lies on the
 # region grown by ON_REGION_MARGIN: the detector's box for a blob takes in the neck and shoulders
@@ -245,7 +245,7 @@ def check(path: Path, settings: Settings | None = None, regions_data: dict | Non
     size = (base.mask_scale, info.width, info.height)
 
     # Every face detection's detail, measured on the file's own pixels.
-    hits = [np.nonzero(np.isin(t.source, ("detected", "weak")))[0] for t in plan.tracks]
+    hits = [np.nonzero(np.isin(t.source, HITS))[0] for t in plan.tracks]
     wanted: dict[int, list[tuple[int, int]]] = {}
     for k, t in enumerate(plan.tracks):
         if t.kind == "face":
