@@ -56,6 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import hand_drawn
 from .boxes import clip_xyxy
 from .errors import RegionsError
 from .hand_drawn import whole
@@ -155,8 +156,8 @@ def from_dict(data: dict, width: int | None = None, height: int | None = None,
         keep = t.get("keep", False)
         if not isinstance(keep, bool):
             raise RegionsError(f"track {tid}: \"keep\" must be true or false, not {keep!r}")
-        hand_drawn = "box" in t or "keyframes" in t
-        if hand_drawn:
+        drawn = "box" in t or "keyframes" in t
+        if drawn:
             if "boxes" in t:
                 raise RegionsError(f"track {tid}: give either \"boxes\" (one per frame) or "
                                    f"\"box\"/\"keyframes\", not both")
