@@ -13,14 +13,13 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from conftest import FAST, exiftool_all
 from PIL import Image
 from typer.testing import CliRunner
 
 from blur import cli, pipeline, regions
 from blur.errors import ExitStatus
 from blur.media import animation, metadata
-
-from conftest import FAST, exiftool_all
 
 FACES = FAST.merged(kinds=("face",))
 DURATIONS = [80, 120, 80, 200, 80, 60, 100, 300]

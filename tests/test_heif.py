@@ -14,14 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import FAST, exiftool_all, need_tool
 from PIL import Image, ImageCms
 from typer.testing import CliRunner
 
 from blur import cli, pipeline
 from blur.errors import ExitStatus
 from blur.media import heif, image, metadata
-
-from conftest import FAST, exiftool_all, need_tool
 
 pillow_heif = pytest.importorskip("pillow_heif", reason="pillow-heif (HEIC support) is not installed")
 pillow_heif.register_heif_opener()

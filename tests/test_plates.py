@@ -4,24 +4,21 @@ frame of a moving clip, told apart from other text, and left alone with ``--only
 from __future__ import annotations
 
 import json
-from fractions import Fraction
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
+from conftest import FAST, redacted_mask, shared_file, write_video
+from PIL import Image, ImageDraw, ImageFont
 from typer.testing import CliRunner
 
-from blur import pipeline
+from blur import detectors, pipeline
 from blur.cli import app
-from PIL import ImageDraw, ImageFont
-
 from blur.detectors.plates import PlateDetector, not_a_plate
 from blur.detectors.text import TextDetector, db_lines, rect_xyxy
 from blur.redact import region_masks
 from blur.settings import Settings
-from conftest import FAST, redacted_mask, shared_file, write_video
 
 PLATES = FAST.merged(kinds=("plate",))
 
@@ -225,7 +222,7 @@ def test_moving_plate_covered_in_every_frame(tmp_path):
                       image=lambda i: car_scene(160, 120, *positions[i])[0])
     settings = PLATES
     plan = pipeline.scan(src, settings)
-    detector = pipeline.detectors_for(settings)[0]
+    detector = detectors.build(settings)[0]
     assert pipeline.frame_stride(detector, 30.0, settings) == 3  # frames really were skipped
     assert {t.kind for t in plan.tracks} == {"plate"}
     sources = {str(s) for t in plan.tracks for s in t.source}
