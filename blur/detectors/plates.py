@@ -49,8 +49,9 @@ plate was never detected and was covered only by the padding of a 337 x 180 px u
 beside it with no rectangle. Real footage (``benchmarks/redacted_share.py``, changed share,
 median / p95): vtest 0.5 / 23.7 -> 0.4 / 7.0 %, Megamind 12.3 / 22.3 -> 11.6 / 19.9 %. Drawing a
 kept large unreadable line as its rectangle only, without the fixed padding, lost more
-motion-blurred plates (0.703 -> 0.676), all covered by a padded neighbour, so the padding stays. Tighter rectangles were measured and
-not used: at most 2 times the line's height would clean vtest further (p95 7.0 -> 1.2 %) but
+motion-blurred plates (0.703 -> 0.676), all covered by a padded neighbour, so the padding stays.
+Tighter rectangles were measured and not used: at most 2 times the line's height would clean
+vtest further (p95 7.0 -> 1.2 %) but
 lost another motion-blurred plate (0.694 -> 0.685); the real unreadable plates of the benchmark
 have rectangles up to 1.9 times the line's width (a bumper of the plate's colour beside it) and
 1.5 times its height. The top row of a two-line plate ("MQ", two letters) counts as unread and
