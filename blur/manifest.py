@@ -15,26 +15,11 @@ import json
 import platform
 from pathlib import Path
 
-from .detectors import DEFAULT_FOR_KIND
+from . import detectors
 from .files import atomic_output
 from .settings import Settings
 
 FORMAT = "blur-manifest/1"
-
-
-def _model_files(detector: str) -> tuple[str, list[Path]]:
-    """(distribution carrying the weights, weight files) of a detector, found where the
-    detector itself loads them from."""
-    if detector == "centerface":
-        from .detectors.centerface import model_path
-        return "blur", [Path(model_path())]
-    if detector == "retinaface":
-        from .detectors.retinaface import model_path
-        return "blur", [Path(model_path())]
-    if detector in ("ppocr-plates", "pptext"):
-        from .detectors.text import MODELS, model_file
-        return MODELS["det"][0], [model_file(role) for role in ("det", "rec")]
-    raise KeyError(detector)
 
 
 def sha256(path: Path, chunk: int = 1 << 20) -> str:
@@ -57,15 +42,15 @@ def models(settings: Settings) -> list[dict]:
     """The detectors a run with ``settings`` uses, with their weight files' hashes."""
     out = []
     for kind in settings.kinds:
-        name = DEFAULT_FOR_KIND.get(kind)
-        if name is None:
-            continue
-        names = [name]
-        if kind == "face" and settings.face_small_model != name:
-            names.append(settings.face_small_model)  # the model of the small-face pass
-        for detector in names:
-            dist, files = _model_files(detector)
-            out.append({"kind": kind, "detector": detector, "package": dist,
+        cls = detectors.for_kind(kind)
+        entries = [cls]
+        if kind == "face" and settings.face_small_model == "retinaface":
+            from .detectors.retinaface import RetinaFace  # the model of the small-face pass
+
+            entries.append(RetinaFace)
+        for entry in entries:
+            dist, files = entry.weights()  # where the detector itself loads them from
+            out.append({"kind": kind, "detector": entry.name, "package": dist,
                         "package_version": _version(dist),
                         "files": [{"name": f.name, "sha256": sha256(f)} for f in files]})
     return out

@@ -92,10 +92,10 @@ def test_setting_is_validated_and_reaches_the_detector():
         Settings(face_small_model="retina")
     with pytest.raises(DetectionError):
         CenterFaceDetector(small_face_model="retina", device="cpu")
-    from blur import pipeline
+    from blur import detectors
 
-    (det,) = pipeline.detectors_for(Settings(kinds=("face",), face_small_model="retinaface",
-                                             device="cpu"))
+    (det,) = detectors.build(Settings(kinds=("face",), face_small_model="retinaface",
+                                      device="cpu"))
     assert det._small_pass.__self__.name == "retinaface"
 
 
@@ -116,3 +116,28 @@ def test_loads_and_runs_with_no_network(monkeypatch, astronaut):
         monkeypatch.setattr(socket, name, forbid)
     det = CenterFaceDetector(small_face_model="retinaface", device="cpu")
     assert coverage(ASTRONAUT_FACE, confident(det.detect(astronaut)), 512, 512) >= 0.9
+
+
+def test_cli_option_selects_the_model(astronaut, tmp_path, monkeypatch):
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from blur import cli
+    from blur.errors import ExitStatus
+
+    picture, (x1, y1, x2, y2) = small_face_picture(astronaut, 16)
+    Image.fromarray(picture[..., ::-1]).save(tmp_path / "small.png")
+    seen = []
+    real = cli.detectors.build
+    monkeypatch.setattr(cli.detectors, "build",
+                        lambda settings: seen.append(settings.face_small_model) or real(settings))
+    monkeypatch.chdir(tmp_path)
+    args = ["run", "small.png", "--only", "faces", "--device", "cpu", "-o", "out.png"]
+    result = CliRunner().invoke(cli.app, args + ["--small-face-model", "retinaface"])
+    assert result.exit_code == ExitStatus.OK, result.stderr
+    assert seen == ["retinaface"]
+    with Image.open(tmp_path / "out.png") as out:
+        face = np.asarray(out.convert("RGB"))[y1:y2, x1:x2]
+    assert not np.array_equal(face, picture[y1:y2, x1:x2, ::-1])  # the small face was redacted
+    result = CliRunner().invoke(cli.app, args + ["--overwrite", "--small-face-model", "retina"])
+    assert result.exit_code == ExitStatus.USAGE and seen == ["retinaface"]

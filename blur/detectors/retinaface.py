@@ -39,6 +39,7 @@ from __future__ import annotations
 import importlib.resources
 import math
 from functools import lru_cache
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -124,6 +125,11 @@ class RetinaFace:
     """
 
     name = "retinaface"
+
+    @classmethod
+    def weights(cls) -> tuple[str, list[Path]]:
+        """(distribution carrying the model file, the file), for the manifest."""
+        return "blur", [Path(model_path())]
 
     def __init__(self, nms_iou: float = 0.3, device: str = "auto"):
         self.nms_iou = nms_iou
