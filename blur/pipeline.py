@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import regions, tracking
+from . import regions, schedule, tracking
 from .boxes import clip_xyxy
 from .detectors import DEFAULT_FOR_KIND, DETECTORS, runtime
 from .errors import (BlurError, DetectionError, MediaError, MetadataLeftError,
@@ -167,11 +167,13 @@ def detect(detectors: list, rgb: np.ndarray) -> Detections:
     return Detections.concat([detect_one(det, rgb) for det in detectors])
 
 
-def detect_one(det, rgb: np.ndarray, small_faces: bool = True) -> Detections:
-    """Run one detector; ``small_faces=False`` skips a face detector's small-face pass."""
+def detect_one(det, rgb: np.ndarray, small_faces: bool = True, **options) -> Detections:
+    """Run one detector; ``small_faces=False`` skips a face detector's small-face pass, and
+    ``options`` are passed on to its ``detect`` (see ``blur.schedule``)."""
+    if not small_faces and _has_passes(det):
+        options["small_faces"] = False
     try:
-        found = det.detect(rgb) if small_faces or not _has_passes(det) else det.detect(
-            rgb, small_faces=False)
+        found = det.detect(rgb, **options)
     except DetectionError:
         raise
     except Exception as exc:  # fail closed: an unanalysed frame must never pass unredacted
@@ -251,33 +253,14 @@ def scan(src: Path, settings: Settings | None = None,
 
     per_frame, times, unanalysed = [], [], []
     fps = float(info.fps or 25)
-    strides = [frame_stride(d, fps, settings) for d in detectors]
-    small_every = small_face_stride(fps, settings)
-    # Per detector: (picture version, small faces included, result), to reuse on a repeat of
-    # the same picture (a frozen or duplicated frame) instead of analysing it again.
-    memo: dict[int, tuple[int, bool, Detections]] = {}
-    version, previous = 0, None
+    plan_passes = schedule.Schedule(
+        detectors, [frame_stride(d, fps, settings) for d in detectors],
+        small_face_stride(fps, settings), fps, settings.analyse, settings.keyframe_seconds,
+        run=detect_one, follow=settings.follow_tracks)
     ahead = settings.decode_ahead if info.width * info.height < LARGE_FRAME_PIXELS else 0
     for frame, last in _with_last(media_frames(info, ahead=ahead)):
-        if previous is None or not np.array_equal(previous, frame.image):
-            version += 1
-        previous = frame.image
-        # Strided detectors and the small-face pass also run on the last frame, so something
-        # that appears in the final skipped frames is found (and padded back).
-        small = last or frame.index % small_every == 0
-        parts = []
         try:
-            for i, (det, n) in enumerate(zip(detectors, strides)):
-                if frame.index % n and not last:
-                    continue
-                hit = memo.get(i)
-                if hit is not None and hit[0] == version and (hit[1] or not small):
-                    parts.append(hit[2])
-                    continue
-                found = detect_one(det, frame.image, small)
-                memo[i] = (version, small or not _has_passes(det), found)
-                parts.append(found)
-            found = Detections.concat(parts)
+            found = plan_passes.detect(frame.image, frame.index, last)
         except DetectionError as exc:
             if settings.fail_frame != "redact":
                 raise DetectionError(f"frame {frame.index}: {exc.message}", src) from exc
