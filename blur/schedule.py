@@ -1,43 +1,60 @@
 """Which pass runs on which video frame, and where.
 
 A video is not a pile of independent photos. Between two frames of a fixed camera most pixels
-do not change, and the networks blur runs (CenterFace's passes, the text detector behind plates)
-are fully convolutional: what they output for a place depends on the pixels around it. So each
-pass of each network is run *incrementally* (``ChangeDrivenNetwork``): its input is compared with
-the input it last analysed, tile by tile, and the network runs only on windows around the tiles
-that changed; its output maps are patched there and reused everywhere else. The detector's own
-decoding (thresholds, NMS, calibration, plate rules) then runs on the whole patched map, exactly
-as on a full pass, so nothing downstream knows the difference.
+do not change, and the networks blur runs are fully convolutional: what they output for a place
+depends on the pixels around it. So the costliest pass, the face detector's upscaled small-face
+pass, runs *incrementally* (``ChangeDrivenNetwork``; the text detector behind plates can too,
+see ``INCREMENTAL_KINDS``): the
+input is compared with the input each tile was last analysed with, and the network runs only on
+windows around the tiles that changed; its output maps are patched there and reused elsewhere.
+The detector's own decoding (thresholds, NMS, calibration, plate rules) then runs on the whole
+patched map as on a full pass, so nothing downstream knows the difference. The face detector's
+large-face pass (the frame at most 1280 px wide, a quarter of the small-face pass's pixels or
+less) runs in full on every frame: a large face's score depends on pixels far from its centre,
+more context than a window around a change carries (measured: patching it cost a 160 px face a
+frame on the panning clip of ``benchmarks/video_recall.py``).
+
+Measured (``benchmarks/scan_cost.py``, first 200 frames of ``vtest.avi``): the face network is
+given 1.45 instead of 2.21 million pixels per frame; on the hand-held clip of
+``benchmarks/video_recall.py --clip moving`` 2.82 instead of 3.30 (its still stretch), with the
+same coverage on both generated clips, face for face.
+
+With ``Settings.follow_tracks`` (off by default), faces are also *followed*: a small face
+seen on one of the last ``LOST_FRAMES`` frames that this frame's pass does not find near its
+predicted box is looked for in a crop magnified so the face is ~40 px tall, where CenterFace scores it much
+higher; what is found there is added. A face not found in its crop either makes its
+neighbourhood count as changed, so the next frame analyses it again; the tracker bridges and
+pads it meanwhile.
 
 Why no face can hide in a skipped area (fail closed)
 ----------------------------------------------------
 * **Same pixels, same detections.** Output cells are reused only where no input pixel within
   ``margin`` tiles changed beyond codec noise; every cell near a change is recomputed from a crop
-  that gives it ``context`` tiles of surrounding pixels on every side (the image border, where a
-  crop is cut, is the border the full pass sees too). Crops start on the network's 32-pixel grid,
-  so a recomputed cell sees its pixels through the same downsampling as in a full pass.
-  Measured (``benchmarks/change.py``): with the default 1-tile margin and 1-tile context the
-  patched face heatmap differs from a full pass by at most a few hundredths where it matters,
-  and no detection at or above the candidate threshold was lost on the clips measured.
+  that gives it ``context`` further tiles of surrounding pixels on every side (the image border,
+  where a crop is cut, is the border the full pass sees too). Crops start on the network's
+  32-pixel grid, so a recomputed cell sees its pixels through the same downsampling as in a full
+  pass. ``benchmarks/change.py`` compares patched maps with full passes frame by frame.
 * **A face cannot appear where nothing changed.** A face that enters, moves, turns or is
   uncovered changes the pixels where it is; those tiles are re-analysed. The reference a tile is
   compared with is the input *when that tile was last analysed*, not the previous frame, so a
   slow drift adds up until it counts.
-* **Codec noise, measured.** Between consecutive decoded frames of ``vtest.avi`` (MJPEG-like
-  CCTV) and ``samples/street.mp4`` (H.264), 55 % / 40 % of 32-pixel tiles hold a pixel that moved
-  by more than 4 grey levels, but only 14 % / 11 % one that moved by more than 12, against 9 % /
-  8 % beyond 32 levels (the real motion); hence a tile counts as changed when any one pixel of
-  any channel differs by more than ``NOISE_LEVELS`` = 12 levels: one pixel suffices, the most
-  sensitive rule that does not call every frame changed.
+* **Codec noise, measured** (``benchmarks/change.py``): between consecutive decoded frames of
+  ``vtest.avi`` (CCTV) and ``samples/street.mp4`` (H.264), 55 % / 40 % of 32-pixel tiles hold a
+  pixel whose grey level moved by more than 4, but only 14 % / 11 % one that moved by more than
+  12, against 9 % / 8 % by more than 32 (the real motion). A tile counts as changed when any one
+  pixel of any channel differs by more than ``NOISE_LEVELS`` = 12: one pixel suffices, the most
+  sensitive rule that does not call most of a frame changed.
 * **Global change** (a cut, a pan, shake, a lighting change): when more than ``FULL_SHARE`` of
   the tiles changed, the whole input is analysed, as before.
-* **Keyframes.** Every pass is run in full at least every ``keyframe_seconds`` (sooner the more
-  the picture moves), which bounds how long any approximation can last.
-* A frame that fails to be analysed resets every pass (the next frame is analysed in full), and
-  the frame itself is never written unredacted (see ``blur.pipeline``).
+* **Keyframes.** Every incremental pass runs in full at least every ``keyframe_seconds`` (sooner
+  the more of the picture moves), which bounds how long any approximation can last.
+* **Only ever adds.** Followed faces add boxes; nothing here removes one. A frame that fails to
+  be analysed resets every pass (the next frame is analysed in full), and the frame itself is
+  never written unredacted (see ``blur.pipeline``).
 
-Switched off with ``Settings.analyse = "every-frame"``: every pass analyses the whole frame
-(the text detector and the small-face pass at their strides, as before), to compare.
+``Settings.analyse = "every-frame"`` (``--analyse every-frame``) analyses every frame in full
+(the text detector and the small-face pass at their strides, as before) and
+``Settings.follow_tracks = False`` stops following: both together are the plain per-frame scan.
 """
 
 from __future__ import annotations
@@ -53,6 +70,10 @@ from .boxes import clip_xyxy, iou_matrix
 from .errors import DetectionError
 from .types import Detections
 
+# Kinds whose detectors run incrementally. The text detector (plates, text) can, but measured on
+# vtest.avi it saved 12 % of its pixels (0.42 -> 0.37 MP per frame at its stride of 3 frames)
+# and no labelled video with plates tells whether it holds recall: it runs in full.
+INCREMENTAL_KINDS = ("face",)
 TILE = 32            # input pixels per change tile: the networks' coarsest stride
 NOISE_LEVELS = 12    # a pixel moved by more than this many grey levels (0-255) has changed
 FULL_SHARE = 0.5     # above this share of changed tiles, a full pass is cheaper and simpler
@@ -397,7 +418,8 @@ class Schedule:
         kwargs = {}
         if not small and _takes(type(det), "small_faces"):
             kwargs["small_faces"] = False
-        if self.incremental and _takes(type(det), "incremental"):
+        if (self.incremental and det.kind in INCREMENTAL_KINDS
+                and _takes(type(det), "incremental")):
             kwargs["incremental"] = lambda key, forward, levels=1.0: self._network(
                 (i, key), forward, levels)
         return self.run(det, image, **kwargs)

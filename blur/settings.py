@@ -75,8 +75,9 @@ class Settings:
             (shorter when much of the picture moves).
         follow_tracks: in videos, a face seen on the last few frames that a frame's pass does
             not find is looked for again in a magnified crop around where it should be (see
-            ``blur.schedule``); off with ``analyse="every-frame"`` gives the plain per-frame
-            analysis.
+            ``blur.schedule``). Off by default: measured on the generated clips of
+            ``benchmarks/video_recall.py`` it found no face the tracker did not already
+            cover, for 7-15 crops per frame.
         device: where ONNX Runtime runs the face, plate and text models: "auto" (cuda or
             directml when an ONNX Runtime build for it is installed, else the CPU), "cpu",
             "cuda", "coreml" or "directml" (a name this ONNX Runtime build lacks is refused).
@@ -109,7 +110,7 @@ class Settings:
     decode_ahead: int = 4
     analyse: str = "changes"
     keyframe_seconds: float = 2.0
-    follow_tracks: bool = True
+    follow_tracks: bool = False
     device: str = "auto"
 
     def __post_init__(self):

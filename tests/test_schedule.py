@@ -236,3 +236,40 @@ def test_real_face_in_a_still_scene_is_covered_on_every_frame(tmp_path, astronau
     nets = made[0].networks.values()
     full = sum(n.full_passes for n in nets)
     assert full < 20 * len(nets)  # most frames were not analysed in full
+
+
+class DimmingFaces(IncrementalFaces):
+    """Finds a face on the whole frame only while it is bright, and in a crop (``look_around``)
+    while it is at least dim, as CenterFace scores a small face higher magnified."""
+
+    threshold = 0.5
+
+    def __init__(self):
+        super().__init__()
+        self.looked = 0
+
+    def look_around(self, image, xyxy):
+        self.looked += len(xyxy)
+        boxes = []
+        for x1, y1, x2, y2 in np.asarray(xyxy).astype(int):
+            ys, xs = np.nonzero(image[max(y1, 0):y2, max(x1, 0):x2].max(axis=2) > 150)
+            if len(xs):
+                boxes.append([x1 + xs.min(), y1 + ys.min(), x1 + xs.max() + 1, y1 + ys.max() + 1])
+        return Detections.of(np.array(boxes, np.float32).reshape(-1, 4),
+                             np.full(len(boxes), 0.9, np.float32), "face")
+
+
+def test_following_adds_a_face_the_whole_frame_pass_loses_and_never_removes_one():
+    frames = []
+    for t in range(10):
+        image = frames_with_face(1, 1)[0]  # the still scene, no face yet
+        image[80:104, 100 + 2 * t:124 + 2 * t] = 250 if t < 4 else 200  # dims from frame 4
+        frames.append(image)
+    for follow, expect in ((False, 4), (True, 10)):
+        det = DimmingFaces()
+        sched = Schedule([det], [1], 1, 25.0, "changes", 2.0, run=pipeline.detect_one,
+                         follow=follow)
+        found = [sched.detect(image, t, t == 9) for t, image in enumerate(frames)]
+        assert sum(len(f) == 1 for f in found) == expect
+        assert all(len(f) <= 1 for f in found)
+        assert (det.looked > 0) == follow
