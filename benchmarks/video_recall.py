@@ -289,7 +289,8 @@ def report(result: dict, seconds: float, show_frames: bool) -> str:
     worst = sorted(longest.items(), key=lambda kv: -kv[1])[:5]
     lines.append("longest misses: " + ", ".join(f"{f} ({height[f]:.0f} px) {n}" for f, n in worst))
     width, height = result["size"]
-    lines.append(f"{len(rows)} frames {width}x{height}, scan {1000 * seconds / len(rows):.0f} ms/frame, "
+    lines.append(f"{len(rows)} frames {width}x{height}, "
+                 f"scan {1000 * seconds / len(rows):.0f} ms/frame, "
                  f"mean redacted {100 * np.mean([r[4] for r in rows]):.1f}% of pixels, "
                  f"{np.mean([r[3] for r in rows]):.1f} boxes/frame of which "
                  f"{np.mean([r[5] for r in rows]):.1f} on no labelled face")

@@ -21,8 +21,8 @@ same coverage on both generated clips, face for face.
 
 With ``Settings.follow_tracks`` (off by default), faces are also *followed*: a small face
 seen on one of the last ``LOST_FRAMES`` frames that this frame's pass does not find near its
-predicted box is looked for in a crop magnified so the face is ~40 px tall, where CenterFace scores it much
-higher; what is found there is added. A face not found in its crop either makes its
+predicted box is looked for in a crop magnified so the face is ~40 px tall, where CenterFace
+scores it much higher; what is found there is added. A face not found in its crop either makes its
 neighbourhood count as changed, so the next frame analyses it again; the tracker bridges and
 pads it meanwhile.
 
