@@ -13,6 +13,8 @@ For each video it prints
 
     python benchmarks/change.py ../shared/media/vtest.avi samples/street.mp4 --frames 150
     python benchmarks/change.py clip.mp4 --margin 0 --context 1      # another geometry
+    python benchmarks/change.py ../shared/media/vtest.avi samples/street.mp4 --frames 300 \
+        --only-noise                                                 # the noise table only
 """
 
 from __future__ import annotations
@@ -130,12 +132,15 @@ def main() -> int:
     ap.add_argument("--context", type=int, default=2)
     ap.add_argument("--text", action="store_true", help="also the text detector's map")
     ap.add_argument("--no-noise", action="store_true")
+    ap.add_argument("--only-noise", action="store_true", help="the codec-noise line only")
     args = ap.parse_args()
     for path in args.videos:
         print(f"{path.name} (first {args.frames} frames, margin {args.margin}, context "
               f"{args.context} tiles)")
         if not args.no_noise:
             print("  " + noise(path, args.frames))
+        if args.only_noise:
+            continue
         for line in compare(path, args.frames, args.margin, args.context, args.text):
             print("  " + line)
     return 0
