@@ -15,7 +15,7 @@ more context than a window around a change carries (measured: patching it cost a
 frame on the panning clip of ``benchmarks/video_recall.py``).
 
 Measured (``benchmarks/scan_cost.py``, first 200 frames of ``vtest.avi``): the face network is
-given 1.45 instead of 2.21 million pixels per frame; on the hand-held clip of
+given 1.44 instead of 2.21 million pixels per frame; on the hand-held clip of
 ``benchmarks/video_recall.py --clip moving`` 2.82 instead of 3.30 (its still stretch), with the
 same coverage on both generated clips, face for face.
 
