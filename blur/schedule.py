@@ -61,7 +61,6 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -294,9 +293,9 @@ def _area(box: tuple, context: int) -> int:
     return (box[2] - box[0] + 2 * context) * (box[3] - box[1] + 2 * context)
 
 
-@lru_cache(maxsize=None)
-def _takes(cls: type, name: str) -> bool:
-    return name in inspect.signature(cls.detect).parameters
+def _takes(det, name: str) -> bool:
+    """Does ``det.detect`` (the instance's, which a wrapper may have replaced) take ``name``?"""
+    return name in inspect.signature(det.detect).parameters
 
 
 class Schedule:
@@ -361,7 +360,7 @@ class Schedule:
                 found = self._run(i, det, image, small)
                 if self.follow_tracks and hasattr(det, "look_around"):
                     found = self.follow(i, det, image, found)
-                self.memo[i] = (self.version, small or not _takes(type(det), "small_faces"),
+                self.memo[i] = (self.version, small or not _takes(det, "small_faces"),
                                 found)
                 parts.append(found)
         except DetectionError:
@@ -416,10 +415,10 @@ class Schedule:
 
     def _run(self, i: int, det, image: np.ndarray, small: bool) -> Detections:
         kwargs = {}
-        if not small and _takes(type(det), "small_faces"):
+        if not small and _takes(det, "small_faces"):
             kwargs["small_faces"] = False
         if (self.incremental and det.kind in INCREMENTAL_KINDS
-                and _takes(type(det), "incremental")):
+                and _takes(det, "incremental")):
             kwargs["incremental"] = lambda key, forward, levels=1.0: self._network(
                 (i, key), forward, levels)
         return self.run(det, image, **kwargs)
