@@ -148,7 +148,6 @@ def _hidden(box: np.ndarray, rect: tuple[int, int, int, int]) -> float:
 def build(path: Path, dev: Path, frames: int = FRAMES) -> list[list[tuple[str, np.ndarray]]]:
     """Write the clip to ``path`` (H.264 MP4) and return every frame's visible faces."""
     import av
-
     from recall import load_set
 
     photos, drifting = choose_photos(load_set(dev))

@@ -26,9 +26,9 @@ from video_recall import NetworkPixels  # noqa: E402
 
 
 def cost(path: Path, settings) -> dict:
-    from blur import pipeline, schedule
+    from blur import detectors, pipeline, schedule
 
-    pipeline.detectors_for(settings)  # loading the models is not what is measured
+    detectors.build(settings)  # loading the models is not what is measured
     made = []
 
     class Recorded(schedule.Schedule):

@@ -337,7 +337,7 @@ class NetworkPixels:
         counter = self
 
         def run(session, output_names, input_feed, *args, **kwargs):
-            for name, value in input_feed.items():
+            for value in input_feed.values():
                 shape = getattr(value, "shape", ())
                 if len(shape) == 4:
                     model = _model_name(session)
@@ -366,7 +366,7 @@ CLIPS = ("pan", "moving")
 
 def run_clip(name: str, dev: Path, settings, show_frames: bool, keep: Path | None) -> None:
     """Generate clip ``name``, scan it with ``settings`` and print its tables."""
-    from blur import pipeline, risk, schedule, tracking
+    from blur import detectors, pipeline, risk, schedule, tracking
 
     with tempfile.TemporaryDirectory(prefix="blur-video-recall-") as tmp:
         clip = Path(tmp) / "clip.mp4"
@@ -378,7 +378,7 @@ def run_clip(name: str, dev: Path, settings, show_frames: bool, keep: Path | Non
         else:
             truth = build_clip(clip, dev)
             size = (WIDTH, HEIGHT)
-        pipeline.detectors_for(settings)  # model loading is not what is measured
+        detectors.build(settings)  # model loading is not what is measured
         made = []
 
         class Recorded(schedule.Schedule):

@@ -308,20 +308,17 @@ class Schedule:
         fps: the video's average frame rate.
         analyse: "changes" (incremental, see the module docstring) or "every-frame".
         keyframe_seconds: longest time between two full passes of each network.
-        run: ``run(detector, image, **options) -> Detections``, which checks what the detector
-            returns (``blur.pipeline.detect_one``).
         follow: look again, in a magnified crop, for each recently seen face the whole-frame
             pass did not find on this frame (see ``follow``).
     """
 
     def __init__(self, detectors: list, strides: list[int], small_every: int, fps: float,
                  analyse: str = "changes", keyframe_seconds: float = 2.0,
-                 run: Callable[..., Detections] | None = None, follow: bool = True):
+                 follow: bool = True):
         self.detectors = detectors
         self.follow_tracks = follow
         self.live: dict[int, list[Live]] = {}  # per face detector: faces seen recently
         self.crops = 0  # magnified crops looked at (for benchmarks)
-        self.run = run or (lambda det, image, **options: det.detect(image, **options))
         self.strides = strides
         self.small_every = small_every
         self.incremental = analyse == "changes"
@@ -360,8 +357,7 @@ class Schedule:
                 found = self._run(i, det, image, small)
                 if self.follow_tracks and hasattr(det, "look_around"):
                     found = self.follow(i, det, image, found)
-                self.memo[i] = (self.version, small or not _takes(det, "small_faces"),
-                                found)
+                self.memo[i] = (self.version, small or not det.small_face_pass, found)
                 parts.append(found)
         except DetectionError:
             self.reset()
@@ -396,7 +392,7 @@ class Schedule:
                 raise
             except Exception as exc:  # fail closed, as for the whole-frame pass
                 raise DetectionError(f"{det.name} failed on a track's crop: {exc}") from exc
-            if len(extra) and not np.isfinite(extra.xyxy).all():
+            if not isinstance(extra, Detections) or not extra.validate():
                 raise DetectionError(f"{det.name} returned invalid boxes in a track's crop")
             extra.xyxy = clip_xyxy(extra.xyxy, image.shape[1], image.shape[0])
             extra = extra[_continues(predicted[missing], extra.xyxy, found.xyxy)]
@@ -414,14 +410,14 @@ class Schedule:
                 net.invalidate(xyxy, shape[1], shape[0])
 
     def _run(self, i: int, det, image: np.ndarray, small: bool) -> Detections:
+        """``det.run`` (which fails closed and clips the boxes), given the incremental
+        analysis where the detector takes it."""
         kwargs = {}
-        if not small and _takes(det, "small_faces"):
-            kwargs["small_faces"] = False
         if (self.incremental and det.kind in INCREMENTAL_KINDS
                 and _takes(det, "incremental")):
             kwargs["incremental"] = lambda key, forward, levels=1.0: self._network(
                 (i, key), forward, levels)
-        return self.run(det, image, **kwargs)
+        return det.run(image, small, **kwargs)
 
     def _network(self, key: tuple, forward: Forward, levels: float) -> ChangeDrivenNetwork:
         net = self.networks.get(key)

@@ -8,14 +8,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from conftest import FAST, redacted_mask, write_video
 
-from blur import pipeline, schedule
+from blur import detectors, pipeline, schedule
+from blur.detectors import Detector
 from blur.errors import DetectionError
-from blur.schedule import TILE, ChangeDrivenNetwork, Schedule
+from blur.schedule import ChangeDrivenNetwork, Schedule
 from blur.settings import Settings
 from blur.types import Detections
-
-from conftest import FAST, redacted_mask, write_video
 
 
 def local_net(blob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -44,7 +44,7 @@ def test_patched_outputs_equal_a_full_pass_and_skip_unchanged_tiles():
     net(blob_of(image))
     full_pixels = image.shape[0] * image.shape[1]
     scene = image.copy()
-    for step in range(12):
+    for _ in range(12):
         x, y = rng.integers(0, 220), rng.integers(0, 160)
         scene[y:y + 20, x:x + 30] = rng.integers(0, 255, 3)  # something moves
         image = np.clip(scene.astype(np.int16) + rng.integers(-3, 4, scene.shape), 0, 255
@@ -79,11 +79,12 @@ def test_noise_below_the_threshold_runs_nothing_and_one_changed_pixel_reruns_its
     assert len(calls) == 2 and calls[1][2] < image.shape[0] and calls[1][3] < image.shape[1]
 
 
-class IncrementalFaces:
+class IncrementalFaces(Detector):
     """A face detector whose network is ``local_net``; a "face" is a bright spot."""
 
     name = "fake-faces"
     kind = "face"
+    small_face_pass = True
 
     def __init__(self):
         self.fail_next = False
@@ -116,7 +117,7 @@ def frames_with_face(appear_at: int, n: int, path=lambda t: (100, 80), cut_at=No
 
 
 def run_schedule(frames, det, keyframe_seconds=2.0):
-    sched = Schedule([det], [1], 1, 25.0, "changes", keyframe_seconds, run=pipeline.detect_one)
+    sched = Schedule([det], [1], 1, 25.0, "changes", keyframe_seconds)
     found, full = [], []
     for t, image in enumerate(frames):
         before = sum(n.full_passes for n in sched.networks.values())
@@ -159,7 +160,7 @@ def test_a_face_moving_across_tiles_is_found_on_every_frame():
 def test_a_failed_frame_makes_the_next_one_a_full_pass():
     det = IncrementalFaces()
     frames = frames_with_face(5, 12)
-    sched = Schedule([det], [1], 1, 25.0, "changes", 2.0, run=pipeline.detect_one)
+    sched = Schedule([det], [1], 1, 25.0, "changes", 2.0)
     for t in range(5):
         sched.detect(frames[t], t, False)
     det.fail_next = True
@@ -171,6 +172,29 @@ def test_a_failed_frame_makes_the_next_one_a_full_pass():
     assert net.full_passes == before + 1
 
 
+def test_a_scheduled_detector_is_checked_and_clipped_as_everywhere():
+    """The schedule runs detectors through ``Detector.run``: garbage output fails the frame,
+    and a box grown off the picture is clipped to it."""
+
+    class Garbage(IncrementalFaces):
+        def __init__(self, box):
+            super().__init__()
+            self.box = box
+
+        def detect(self, image, *, small_faces=True, incremental=None):
+            super().detect(image, small_faces=small_faces, incremental=incremental)
+            return Detections.of(np.array([self.box], np.float32),
+                                 np.array([0.9], np.float32), "face")
+
+    frames = frames_with_face(0, 2)
+    height, width = frames[0].shape[:2]
+    with pytest.raises(DetectionError, match="invalid boxes"):
+        Schedule([Garbage([50, 50, 40, 60])], [1], 1, 25.0).detect(frames[0], 0, False)
+    found = Schedule([Garbage([-5, 10, width + 30, 40])], [1], 1, 25.0).detect(frames[0], 0,
+                                                                                False)
+    assert found.xyxy.tolist() == [[0, 10, width, 40]]
+
+
 def test_every_frame_mode_gives_detectors_the_whole_frame():
     seen = []
 
@@ -179,7 +203,7 @@ def test_every_frame_mode_gives_detectors_the_whole_frame():
             seen.append(incremental)
             return super().detect(image, small_faces=small_faces, incremental=incremental)
 
-    sched = Schedule([Spy()], [1], 1, 25.0, "every-frame", 2.0, run=pipeline.detect_one)
+    sched = Schedule([Spy()], [1], 1, 25.0, "every-frame", 2.0)
     for t, image in enumerate(frames_with_face(2, 4)):
         sched.detect(image, t, t == 3)
     assert seen == [None] * 4
@@ -225,7 +249,7 @@ def test_real_face_in_a_still_scene_is_covered_on_every_frame(tmp_path, astronau
         plan = pipeline.scan(clip, settings)
     finally:
         schedule.Schedule = original
-    detector = pipeline.detectors_for(settings)[0]
+    detector = detectors.build(settings)[0]
     for t in range(9, 20):
         # The face as the detector sees it on the whole (unencoded) picture.
         seen = detector.detect(image(t))
@@ -267,7 +291,7 @@ def test_following_adds_a_face_the_whole_frame_pass_loses_and_never_removes_one(
         frames.append(image)
     for follow, expect in ((False, 4), (True, 10)):
         det = DimmingFaces()
-        sched = Schedule([det], [1], 1, 25.0, "changes", 2.0, run=pipeline.detect_one,
+        sched = Schedule([det], [1], 1, 25.0, "changes", 2.0,
                          follow=follow)
         found = [sched.detect(image, t, t == 9) for t, image in enumerate(frames)]
         assert sum(len(f) == 1 for f in found) == expect
