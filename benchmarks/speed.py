@@ -13,6 +13,12 @@ never shares packages with blur.
     python benchmarks/speed.py --files ../shared/media/vtest.avi --no-deface \
         --blur default= --blur stride3="--small-face-stride 3"   # compare blur variants
     python benchmarks/speed.py --files ../shared/media/vtest.avi --frames 100 --runs 1   # quick
+    python benchmarks/speed.py --moving --runs 1 --no-deface \
+        --blur changes= --blur every="--analyse every-frame"   # the hand-held clip, both ways
+
+``--moving`` adds the hand-held 1280x720 clip of ``video_recall.py --clip moving`` (made from
+the labelled photos in ``../shared/eval/faces-dev``, in a temporary folder). On a shared machine
+compare the ``cpu s`` column (the process's CPU time), not wall time.
 """
 
 from __future__ import annotations
@@ -123,6 +129,8 @@ def main() -> None:
     ap.add_argument("--files", nargs="*", type=Path, help="videos (default: vtest.avi + generated 1080p)")
     ap.add_argument("--generate", action="append", default=[], metavar="SIZE:SECONDS",
                     help=f"add a generated clip, SIZE one of {', '.join(SIZES)} (e.g. 4k:3)")
+    ap.add_argument("--moving", action="store_true",
+                    help="add the hand-held camera clip made from the labelled photos")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--frames", type=int,
                     help="time only the first N frames of each file (a near-lossless copy)")
@@ -136,7 +144,13 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="blur-speed-"))
     files = list(args.files or [])
-    if not files and not args.generate:
+    if args.moving:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import moving_clip
+
+        moving_clip.build(work / "moving_1280x720.mp4", SHARED / "eval" / "faces-dev")
+        files.append(work / "moving_1280x720.mp4")
+    if not files and not args.generate and not args.moving:
         files = [SHARED / "media" / "vtest.avi"] if (SHARED / "media" / "vtest.avi").exists() else []
         files.append(generated_1080p(work / "moving_faces_1080p.mp4"))
     for spec in args.generate:

@@ -12,8 +12,15 @@ as ``blur.redact.region_masks`` draws them) and, per face, the longest run of fr
 was left unredacted. A face counts in a frame when at least half of its box is inside the
 picture and at most half of it is behind the pole.
 
-    python benchmarks/video_recall.py                        # Settings()
+    python benchmarks/video_recall.py                        # both clips, Settings()
+    python benchmarks/video_recall.py --clip moving          # the hand-held 1280x720 clip
     python benchmarks/video_recall.py --set face_threshold=0.3 --frames
+
+A second clip, ``--clip moving`` (see ``moving_clip.py``), films prints of labelled photos with
+a panning, zooming and shaking camera, and holds a still stretch where one photo drifts by.
+Besides coverage, each clip prints the scan's CPU time and how many pixels each network was
+given per frame (counted at ONNX Runtime's input), which do not depend on what else the machine
+runs.
 
 The clip is written to a temporary folder and deleted; nothing is copied into the repository.
 """
@@ -231,11 +238,11 @@ def _hidden(box: np.ndarray, cover: np.ndarray) -> float:
     return float((cover[y1:y2, x1:x2] > 0.5).mean())
 
 
-def score(truth, per_frame_boxes, settings) -> dict:
+def score(truth, per_frame_boxes, settings, size=(WIDTH, HEIGHT)) -> dict:
     """Per-frame coverage and, per face, the longest run of visible but unredacted frames."""
     rows, runs, longest, heights = [], {}, {}, {}
     for t, (faces, boxes) in enumerate(zip(truth, per_frame_boxes)):
-        mask = redaction_mask(boxes, WIDTH, HEIGHT, settings.mask_scale, settings.shape)
+        mask = redaction_mask(boxes, *size, settings.mask_scale, settings.shape)
         covered = 0
         seen = set()
         for fid, (x1, y1, x2, y2) in faces:
@@ -258,7 +265,7 @@ def score(truth, per_frame_boxes, settings) -> dict:
         stray = int((iou_matrix(boxes, gt).max(axis=1, initial=0) < 0.3).sum()) if len(boxes) else 0
         rows.append((t, len(faces), covered, len(boxes), mask.mean(), stray))
     median_h = {fid: float(np.median(h)) for fid, h in heights.items()}
-    return {"rows": rows, "longest": longest, "height": median_h}
+    return {"rows": rows, "longest": longest, "height": median_h, "size": size}
 
 
 def report(result: dict, seconds: float, show_frames: bool) -> str:
@@ -281,7 +288,9 @@ def report(result: dict, seconds: float, show_frames: bool) -> str:
                      f"{_coverage(result, ids):6.3f} {max([longest[f] for f in ids] or [0]):13d}")
     worst = sorted(longest.items(), key=lambda kv: -kv[1])[:5]
     lines.append("longest misses: " + ", ".join(f"{f} ({height[f]:.0f} px) {n}" for f, n in worst))
-    lines.append(f"{len(rows)} frames {WIDTH}x{HEIGHT}, scan {1000 * seconds / len(rows):.0f} ms/frame, "
+    width, height = result["size"]
+    lines.append(f"{len(rows)} frames {width}x{height}, "
+                 f"scan {1000 * seconds / len(rows):.0f} ms/frame, "
                  f"mean redacted {100 * np.mean([r[4] for r in rows]):.1f}% of pixels, "
                  f"{np.mean([r[3] for r in rows]):.1f} boxes/frame of which "
                  f"{np.mean([r[5] for r in rows]):.1f} on no labelled face")
@@ -297,11 +306,12 @@ def _coverage(result, ids) -> float:
     return sum(result["per_face"][f][1] for f in ids) / max(n, 1)
 
 
-def per_face(truth, per_frame_boxes, settings) -> dict[str, tuple[int, int]]:
+def per_face(truth, per_frame_boxes, settings, size=(WIDTH, HEIGHT)
+             ) -> dict[str, tuple[int, int]]:
     """(visible frames, covered frames) per face id."""
     out: dict[str, list[int]] = {}
     for faces, boxes in zip(truth, per_frame_boxes):
-        mask = redaction_mask(boxes, WIDTH, HEIGHT, settings.mask_scale, settings.shape)
+        mask = redaction_mask(boxes, *size, settings.mask_scale, settings.shape)
         for fid, (x1, y1, x2, y2) in faces:
             ix1, iy1 = int(np.floor(x1)), int(np.floor(y1))
             ix2, iy2 = int(np.ceil(x2)), int(np.ceil(y2))
@@ -312,45 +322,128 @@ def per_face(truth, per_frame_boxes, settings) -> dict[str, tuple[int, int]]:
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 
+class NetworkPixels:
+    """Counts the pixels each ONNX model is given (batch x height x width of its image input),
+    by wrapping ONNX Runtime's ``run``: what the networks see, whatever code asked."""
+
+    def __init__(self):
+        self.pixels: dict[str, int] = {}
+        self.calls: dict[str, int] = {}
+
+    def __enter__(self):
+        from onnxruntime.capi.onnxruntime_inference_collection import Session
+
+        self._session, self._run = Session, Session.run
+        counter = self
+
+        def run(session, output_names, input_feed, *args, **kwargs):
+            for value in input_feed.values():
+                shape = getattr(value, "shape", ())
+                if len(shape) == 4:
+                    model = _model_name(session)
+                    counter.pixels[model] = counter.pixels.get(model, 0) + int(
+                        shape[0] * shape[2] * shape[3])
+                    counter.calls[model] = counter.calls.get(model, 0) + 1
+            return counter._run(session, output_names, input_feed, *args, **kwargs)
+
+        Session.run = run
+        return self
+
+    def __exit__(self, *exc):
+        self._session.run = self._run
+
+
+def _model_name(session) -> str:
+    outputs = [o.name for o in session.get_outputs()]
+    if "537" in outputs:
+        return "face"
+    shape = session.get_inputs()[0].shape
+    return "text-rec" if len(shape) == 4 and shape[2] == 48 else "text-det"
+
+
+CLIPS = ("pan", "moving")
+
+
+def run_clip(name: str, dev: Path, settings, show_frames: bool, keep: Path | None) -> None:
+    """Generate clip ``name``, scan it with ``settings`` and print its tables."""
+    from blur import detectors, pipeline, risk, schedule, tracking
+
+    with tempfile.TemporaryDirectory(prefix="blur-video-recall-") as tmp:
+        clip = Path(tmp) / "clip.mp4"
+        if name == "moving":
+            import moving_clip
+
+            truth = moving_clip.build(clip, dev)
+            size = (moving_clip.WIDTH, moving_clip.HEIGHT)
+        else:
+            truth = build_clip(clip, dev)
+            size = (WIDTH, HEIGHT)
+        detectors.build(settings)  # model loading is not what is measured
+        made = []
+
+        class Recorded(schedule.Schedule):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                made.append(self)
+
+        original, schedule.Schedule = schedule.Schedule, Recorded
+        try:
+            with NetworkPixels() as seen:
+                start, cpu = time.perf_counter(), time.process_time()
+                plan = pipeline.scan(clip, settings)
+                seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+        finally:
+            schedule.Schedule = original
+        if keep:
+            keep.mkdir(parents=True, exist_ok=True)
+            (keep / f"{name}.mp4").write_bytes(clip.read_bytes())
+    if plan.frame_count != len(truth):
+        raise SystemExit(f"scanned {plan.frame_count} frames, wrote {len(truth)}")
+    boxes = [d.xyxy[d.kind == "face"] for d in tracking.boxes_at(plan.tracks, plan.frame_count)]
+    result = score(truth, boxes, settings, size)
+    result["per_face"] = per_face(truth, boxes, settings, size)
+    print(f"clip: {name}")
+    print(report(result, seconds, show_frames))
+    n = plan.frame_count
+    print(f"scan CPU {cpu:.1f} s ({1000 * cpu / n:.0f} ms/frame); network input per frame: "
+          + ", ".join(f"{k} {v / n / 1e6:.2f} MP" for k, v in sorted(seen.pixels.items())))
+    for sched in made:
+        passes = ", ".join(f"{key[1][0]} x{key[1][2]:.2f}: {net.full_passes} full"
+                           for key, net in sched.networks.items())
+        print(f"schedule: {passes or 'no incremental pass'}; {sched.crops} track crops")
+    flags = plan.to_dict()["flags"]
+    ranked = risk.rank_plan(plan)
+    short = risk.short_list(ranked)
+    print(f"tracks: {sum(t.kind == 'face' for t in plan.tracks)}, flagged frames: "
+          + ", ".join(f"{k} {len(v)}" for k, v in flags.items() if isinstance(v, list))
+          + f"; look at: {len(short)} track(s)"
+          + (" (" + ", ".join(r.label() for r in short) + ")" if short else "")
+          + f", {sum(r.check_first for r in ranked)} with a reason")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", nargs="?", type=Path, default=DEFAULT_SET,
                         help="labelled photo set the clip is made from")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="override a Settings field (repeatable)")
+    parser.add_argument("--clip", choices=CLIPS + ("all",), default="all",
+                        help="pan: 640x360 pans, a cut, walking faces, a pole (72 frames); "
+                             "moving: 1280x720 hand-held camera over prints (200 frames)")
     parser.add_argument("--frames", action="store_true", help="print every frame's line")
-    parser.add_argument("--keep", type=Path, help="also save the clip and its redacted boxes here")
+    parser.add_argument("--keep", type=Path, help="also save the clips here")
     args = parser.parse_args(argv)
     if not (args.path / "faces.json").is_file():
         print(f"no labelled set at {args.path} (expected faces.json)", file=sys.stderr)
         return 2
-    from blur import detectors, pipeline, tracking
     from blur.settings import Settings
 
     settings = Settings().merged(**parse_overrides(args.overrides)).merged(kinds=("face",))
-    with tempfile.TemporaryDirectory(prefix="blur-video-recall-") as tmp:
-        clip = Path(tmp) / "clip.mp4"
-        truth = build_clip(clip, args.path)
-        detectors.build(settings)  # model loading is not what is measured
-        start = time.perf_counter()
-        plan = pipeline.scan(clip, settings)
-        seconds = time.perf_counter() - start
-        if args.keep:
-            args.keep.mkdir(parents=True, exist_ok=True)
-            (args.keep / "clip.mp4").write_bytes(clip.read_bytes())
-    if plan.frame_count != len(truth):
-        print(f"scanned {plan.frame_count} frames, wrote {len(truth)}", file=sys.stderr)
-        return 1
-    boxes = [d.xyxy[d.kind == "face"] for d in tracking.boxes_at(plan.tracks, plan.frame_count)]
-    result = score(truth, boxes, settings)
-    result["per_face"] = per_face(truth, boxes, settings)
     changed = {f.name: getattr(settings, f.name) for f in fields(settings)
                if getattr(settings, f.name) != getattr(Settings(), f.name)}
-    flags = plan.to_dict()["flags"]
-    print(f"generated clip: Settings({', '.join(f'{k}={v!r}' for k, v in changed.items())})")
-    print(report(result, seconds, args.frames))
-    print(f"tracks: {sum(t.kind == 'face' for t in plan.tracks)}, flagged frames: "
-          + ", ".join(f"{k} {len(v)}" for k, v in flags.items() if isinstance(v, list)))
+    print(f"Settings({', '.join(f'{k}={v!r}' for k, v in changed.items())})")
+    for name in CLIPS if args.clip == "all" else (args.clip,):
+        run_clip(name, args.path, settings, args.frames, args.keep)
     return 0
 
 

@@ -141,6 +141,10 @@ def run(
         help="Videos: run the costly small-face pass on every N-th frame, tracking in between "
              "(default 1; 2-3 scan about a third to a half faster, at some risk to tiny faces)."),
     small_face_model: SmallFaceModelOpt = None,
+    analyse: Optional[str] = typer.Option(
+        None, "--analyse", metavar="WHAT",
+        help="Videos: 'changes' (default: each frame is analysed where it changed, in full at "
+             "keyframes and cuts) or 'every-frame' (every frame in full; slower, to compare)."),
     jobs: int = typer.Option(1, "-j", "--jobs", min=1, metavar="N",
                              help="Process this many files at once, in separate processes "
                                   "(default 1; each one already uses every core)."),
@@ -154,7 +158,7 @@ def run(
         face_threshold=threshold, max_gap_seconds=gap, pad_seconds=pad, crf=crf, preset=preset,
         audio=audio, overwrite=overwrite, fail_frame=on_frame_error, face_rotate=sideways,
         device=device, face_small_every_n_frames=small_face_stride,
-        face_small_model=small_face_model, keep_format=keep_format)
+        face_small_model=small_face_model, keep_format=keep_format, analyse=analyse)
     try:
         detectors.check_device(settings.device)
     except BlurError as exc:

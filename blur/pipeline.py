@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import detectors, regions, tracking
+from . import detectors, regions, schedule, tracking
 from .detectors import Detector
 from .errors import BlurError, DetectionError, MediaError, MetadataLeftError
 from .files import atomic_output, check_output, default_output, describe_os_error
@@ -117,33 +117,14 @@ def scan_video_frames(src: Path, info: MediaInfo, found_by: list[Detector], sett
     """
     per_frame, times, unanalysed = [], [], []
     fps = float(info.fps or 25)
-    strides = [frame_stride(d, fps, settings) for d in found_by]
-    small_every = small_face_stride(fps, settings)
-    # Per detector: (picture version, small faces included, result), to reuse on a repeat of
-    # the same picture (a frozen or duplicated frame) instead of analysing it again.
-    memo: dict[int, tuple[int, bool, Detections]] = {}
-    version, previous = 0, None
+    plan_passes = schedule.Schedule(
+        found_by, [frame_stride(d, fps, settings) for d in found_by],
+        small_face_stride(fps, settings), fps, settings.analyse, settings.keyframe_seconds,
+        follow=settings.follow_tracks)
     ahead = settings.decode_ahead if info.width * info.height < LARGE_FRAME_PIXELS else 0
     for frame, last in _with_last(media_frames(info, ahead=ahead)):
-        if previous is None or not np.array_equal(previous, frame.image):
-            version += 1
-        previous = frame.image
-        # Strided detectors and the small-face pass also run on the last frame, so something
-        # that appears in the final skipped frames is found (and padded back).
-        small = last or frame.index % small_every == 0
-        parts = []
         try:
-            for i, (det, n) in enumerate(zip(found_by, strides)):
-                if frame.index % n and not last:
-                    continue
-                hit = memo.get(i)
-                if hit is not None and hit[0] == version and (hit[1] or not small):
-                    parts.append(hit[2])
-                    continue
-                found = det.run(frame.image, small)
-                memo[i] = (version, small or not det.small_face_pass, found)
-                parts.append(found)
-            found = Detections.concat(parts)
+            found = plan_passes.detect(frame.image, frame.index, last)
         except DetectionError as exc:
             if settings.fail_frame != "redact":
                 raise DetectionError(f"frame {frame.index}: {exc.message}", src) from exc

@@ -12,6 +12,7 @@ from .errors import SettingsError
 AUDIO = ("copy", "drop")
 FAIL_FRAME = ("fail", "redact")
 SMALL_FACE_MODELS = ("centerface", "retinaface")
+ANALYSE = ("changes", "every-frame")
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
                 "slower", "veryslow", "placebo")
 
@@ -69,6 +70,16 @@ class Settings:
         decode_ahead: video frames decoded ahead in a background thread while the previous ones
             are analysed (0: decode in turn; frames of 6 million pixels or more are never
             decoded ahead, to keep a 4K run's memory down).
+        analyse: in videos, "changes" (each network recomputes only where the picture changed
+            since it last looked, with full passes at keyframes and on global change; see
+            ``blur.schedule``) or "every-frame" (every pass over the whole frame, to compare).
+        keyframe_seconds: in videos, the longest time between two full passes of each network
+            (shorter when much of the picture moves).
+        follow_tracks: in videos, a face seen on the last few frames that a frame's pass does
+            not find is looked for again in a magnified crop around where it should be (see
+            ``blur.schedule``). Off by default: measured on the generated clips of
+            ``benchmarks/video_recall.py`` it found no face the tracker did not already
+            cover, for 7-15 crops per frame.
         device: where ONNX Runtime runs the face, plate and text models: "auto" (cuda or
             directml when an ONNX Runtime build for it is installed, else the CPU), "cpu",
             "cuda", "coreml" or "directml" (a name this ONNX Runtime build lacks is refused).
@@ -100,6 +111,9 @@ class Settings:
     check_face_threshold: float = 0.12
     face_small_every_n_frames: int = 1
     decode_ahead: int = 4
+    analyse: str = "changes"
+    keyframe_seconds: float = 2.0
+    follow_tracks: bool = False
     device: str = "auto"
 
     def __post_init__(self):
@@ -132,6 +146,7 @@ class Settings:
         choice("fail_frame", FAIL_FRAME)
         choice("face_small_model", SMALL_FACE_MODELS)
         choice("preset", X264_PRESETS)
+        choice("analyse", ANALYSE)
         if not isinstance(self.device, str) or self.device.lower() not in DEVICE_NAMES:
             raise SettingsError(f"device={self.device!r} is not one of {', '.join(DEVICE_NAMES)}")
         for name in ("face_threshold", "face_candidate_threshold", "check_face_threshold"):
@@ -141,6 +156,7 @@ class Settings:
         number("face_max_upscale", 1.0, 8.0)
         number("max_gap_seconds", 0.0)
         number("pad_seconds", 0.0)
+        number("keyframe_seconds", 0.04, 60.0)
         number("crf", 0, 51, integer=True)
         number("jpeg_quality", 1, 100, integer=True)
         number("weak_min_frames", 1, integer=True)
@@ -148,7 +164,8 @@ class Settings:
         number("text_every_n_frames", 1, integer=True)
         number("face_small_every_n_frames", 1, integer=True)
         number("decode_ahead", 0, integer=True)
-        for name in ("face_second_look", "face_flip", "face_rotate", "overwrite", "keep_format"):
+        for name in ("face_second_look", "face_flip", "face_rotate", "overwrite", "keep_format",
+                     "follow_tracks"):
             if not isinstance(getattr(self, name), bool):
                 raise SettingsError(f"{name}={getattr(self, name)!r} is not true or false")
 

@@ -62,3 +62,23 @@ def test_small_faces_benchmark_runs():
     out = run("benchmarks/small_faces.py", str(labelled("faces-dev")), "--limit", "2",
               "--copies", "original", "half")
     assert "original / retinaface" in out and "half / centerface" in out
+
+
+def test_moving_clip_and_scan_cost_run(tmp_path):
+    dev = labelled("faces-dev")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import moving_clip
+
+        clip = tmp_path / "moving.mp4"
+        truth = moving_clip.build(clip, dev, frames=3)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    assert len(truth) == 3 and all(len(faces) >= 10 for faces in truth)
+    for faces in truth:
+        for _, (x1, y1, x2, y2) in faces:
+            assert 0 <= x1 < x2 <= moving_clip.WIDTH and 0 <= y1 < y2 <= moving_clip.HEIGHT
+    out = run("benchmarks/scan_cost.py", str(clip), "--variant", "before=analyse=every-frame",
+              "--variant", "after=kinds=('face',)")
+    rows = [line.split() for line in out.splitlines()[1:]]
+    assert [r[1] for r in rows] == ["before", "after"] and all(r[2] == "3" for r in rows)

@@ -69,19 +69,21 @@ class Detector:
         """(distribution carrying the model files, the files), as the detector loads them."""
         return "blur", []
 
-    def run(self, image: np.ndarray, small_faces: bool = True) -> Detections:
+    def run(self, image: np.ndarray, small_faces: bool = True, **options) -> Detections:
         """``detect``, checked: fail closed on any failure or garbage output, boxes clipped.
 
         Args:
             image: upright RGB uint8.
             small_faces: False leaves out the small-face pass of a detector that has one.
+            **options: passed on to ``detect`` (``incremental``: see ``blur.schedule``).
 
         Raises:
             DetectionError: the detector raised, or returned anything but valid Detections.
         """
+        if not small_faces and self.small_face_pass:
+            options["small_faces"] = False
         try:
-            found = (self.detect(image) if small_faces or not self.small_face_pass
-                     else self.detect(image, small_faces=False))
+            found = self.detect(image, **options)
         except DetectionError:
             raise
         except Exception as exc:  # fail closed: an unanalysed frame must never pass unredacted

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import importlib.resources
 import math
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
@@ -205,6 +206,7 @@ class CenterFaceDetector(Detector):
         self.max_upscale = max_upscale
         self._session = session(model_bytes(), device)
         self._input = self._session.get_inputs()[0].name
+        self._small_model = small_face_model
         self._small_pass = self._detect_at
         if small_face_model == "retinaface":
             from .retinaface import RetinaFace
@@ -212,12 +214,16 @@ class CenterFaceDetector(Detector):
         elif small_face_model != "centerface":
             raise DetectionError(f"unknown small-face model {small_face_model!r}")
 
-    def detect(self, image: np.ndarray, *, small_faces: bool = True) -> Detections:
+    def detect(self, image: np.ndarray, *, small_faces: bool = True,
+               incremental: Callable | None = None) -> Detections:
         """Faces and weak face candidates in one upright RGB uint8 image (xyxy, its pixels).
 
         ``small_faces=False`` runs only the first (large-face) scale of ``pass_scales``, not the
-        upscaled small-face pass, which costs most; videos run it on every few frames and let
-        the tracker bridge the others.
+        upscaled small-face pass, which costs most.
+
+        ``incremental(key, forward)``, given by a video's schedule, returns the network to run
+        for the small-face pass named ``key`` in place of ``forward`` (one that recomputes only
+        what changed since the previous frame, see ``blur.schedule``).
         """
         height, width = image.shape[:2]
         views = [(image, None)]
@@ -230,9 +236,18 @@ class CenterFaceDetector(Detector):
         for view, how in views:
             scales = self.scales or pass_scales(view.shape[1], view.shape[0],
                                                 max_upscale=self.max_upscale)
-            for i, s in enumerate(scales if small_faces else scales[:1]):
-                run = self._detect_at if i == 0 else self._small_pass
-                b, sc = run(view, s, self.candidate_threshold)
+            for k, s in enumerate(scales if small_faces else scales[:1]):
+                if k > 0 and self._small_model != "centerface":
+                    # Another model's small-face pass runs in full: only CenterFace's own
+                    # network output can be patched around changed tiles.
+                    b, sc = self._small_pass(view, s, self.candidate_threshold)
+                else:
+                    forward = None
+                    # Only the small-face pass is incremental: a large face's score depends on
+                    # pixels far from its centre, more context than a crop around a change gives.
+                    if incremental is not None and k > 0:
+                        forward = incremental(("face", how, s), self._forward)
+                    b, sc = self._detect_at(view, s, self.candidate_threshold, forward)
                 boxes.append(_unview(b, how, width, height))
                 scores.append(sc)
         xyxy = np.concatenate(boxes)
@@ -263,8 +278,8 @@ class CenterFaceDetector(Detector):
             raise DetectionError("face model returned non-finite values")
         return heatmap, size, offset
 
-    def _detect_at(self, image: np.ndarray, scale: float, threshold: float
-                   ) -> tuple[np.ndarray, np.ndarray]:
+    def _detect_at(self, image: np.ndarray, scale: float, threshold: float,
+                   forward: Callable | None = None) -> tuple[np.ndarray, np.ndarray]:
         height, width = image.shape[:2]
         # The network downsamples by 32: round the input up to a multiple of it.
         w_in = max(32, int(math.ceil(width * scale / 32)) * 32)
@@ -272,9 +287,11 @@ class CenterFaceDetector(Detector):
         resized = (image if (w_in, h_in) == (width, height)
                    else cv2.resize(image, (w_in, h_in), interpolation=cv2.INTER_LINEAR))
         spans = [(0, 0, w_in, h_in)] if w_in * h_in <= _TILE_PIXELS else tiles(w_in, h_in)
+        if len(spans) > 1 or forward is None:  # tiled inputs are analysed in full
+            forward = self._forward
         found, scores = [], []
         for x0, y0, tw, th in spans:
-            heatmap, size, offset = self._forward(_blob(resized[y0:y0 + th, x0:x0 + tw]))
+            heatmap, size, offset = forward(_blob(resized[y0:y0 + th, x0:x0 + tw]))
             b, sc = _decode(heatmap[0, 0], size[0], offset[0], threshold)
             found.append(b + np.array([x0, y0, x0, y0], dtype=np.float32))
             scores.append(sc)
@@ -284,6 +301,47 @@ class CenterFaceDetector(Detector):
             keep = nms(xyxy, score, self.nms_iou)
             xyxy, score = xyxy[keep], score[keep]
         return xyxy, score
+
+    def look_around(self, image: np.ndarray, xyxy: np.ndarray, face_px: float = 40.0,
+                    side: int = 128) -> Detections:
+        """Faces near each of ``xyxy`` (where a video's tracks predict them), each looked for in
+        a ``side`` px crop magnified so the face is about ``face_px`` tall (never shrunk):
+        CenterFace scores a small face much higher when it is this size. Per box, the best
+        candidate whose centre lies within the box grown by half its size on every side, at
+        ``candidate_threshold`` or more, calibrated like ``detect``'s boxes."""
+        xyxy = np.asarray(xyxy, np.float32).reshape(-1, 4)
+        height, width = image.shape[:2]
+        if not len(xyxy):
+            return Detections.empty()
+        centre = (xyxy[:, :2] + xyxy[:, 2:]) / 2
+        size = np.maximum(xyxy[:, 3] - xyxy[:, 1], xyxy[:, 2] - xyxy[:, 0])
+        zoom = np.maximum(face_px / np.maximum(size, 1.0), 1.0)
+        crops = []
+        for (cx, cy), z in zip(centre, zoom):
+            warp = np.array([[z, 0, side / 2 - cx * z], [0, z, side / 2 - cy * z]], np.float32)
+            crops.append(cv2.warpAffine(image, warp, (side, side), flags=cv2.INTER_LINEAR,
+                                        borderMode=cv2.BORDER_REPLICATE))
+        maps = [self._forward(_blob(np.stack(crops[i:i + _LOOK_BATCH])))
+                for i in range(0, len(crops), _LOOK_BATCH)]
+        heatmap, size_map, offset = (np.concatenate(m) for m in zip(*maps))
+        boxes, scores = [], []
+        for i in range(len(xyxy)):
+            found, score = _decode(heatmap[i, 0], size_map[i], offset[i],
+                                   self.candidate_threshold)
+            if not len(found):
+                continue
+            found = (found - side / 2) / zoom[i] + np.tile(centre[i], 2)
+            mid = (found[:, :2] + found[:, 2:]) / 2
+            reach = size[i]
+            near = (np.abs(mid - centre[i]) <= reach).all(axis=1)
+            if near.any():
+                best = int(np.argmax(np.where(near, score, -1)))
+                boxes.append(found[best])
+                scores.append(score[best])
+        if not boxes:
+            return Detections.empty()
+        return Detections.of(_calibrate(np.stack(boxes), width, height),
+                             np.asarray(scores, np.float32), "face")
 
     def _look_again(self, image: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
         """Score of each box on a crop magnified so the face is ``_LOOK_FACE`` px tall: the best

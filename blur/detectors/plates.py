@@ -189,15 +189,16 @@ class PlateDetector(Detector):
         self.every_n_frames = every_n_frames
         self._model = shared_model(device)
 
-    def candidates(self, image: np.ndarray):
-        """Text lines whose geometry fits a plate: (rects, scores), from every analysed scale."""
+    def candidates(self, image: np.ndarray, incremental=None):
+        """Text lines whose geometry fits a plate: (rects, scores), from every analysed scale
+        (``incremental``: see ``TextModel.find``)."""
         height, width = image.shape[:2]
         rects, scores = [], []
         for side in (self.max_side, self.second_side):
             if not side:
                 continue
             lines = self._model.find(image, side, self.box_thresh, self.upscale,
-                                     is_dark(image, self.dark_level))
+                                     is_dark(image, self.dark_level), incremental)
             if not len(lines):
                 continue
             scale = analysis_scale(width, height, side, self.upscale)
@@ -241,9 +242,10 @@ class PlateDetector(Detector):
         bare = keep & ~read & (rects[:, 3] * scale >= self.bare_height_px)
         return keep, bare
 
-    def detect(self, image: np.ndarray) -> Detections:
-        """Plates in one upright RGB uint8 image, boxes grown to the whole plate."""
-        rects, score = self.candidates(image)
+    def detect(self, image: np.ndarray, incremental=None) -> Detections:
+        """Plates in one upright RGB uint8 image, boxes grown to the whole plate
+        (``incremental``: see ``TextModel.find``)."""
+        rects, score = self.candidates(image, incremental)
         bare = np.zeros(len(rects), dtype=bool)
         if len(rects):
             keep, bare = self.classify(image, rects)

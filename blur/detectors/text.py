@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.metadata
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -179,12 +180,16 @@ class TextModel:
         self._last: tuple | None = None
 
     def find(self, rgb: np.ndarray, max_side: int, box_thresh: float = 0.5,
-             upscale: float = 1.0, equalise: bool = False) -> TextLines:
+             upscale: float = 1.0, equalise: bool = False,
+             incremental: Callable | None = None) -> TextLines:
         """Text lines in an RGB image, analysed at ``analysis_scale``.
 
         Args:
             equalise: stretch local contrast first (CLAHE on the luminance of the resized
                 image), so grey text on a grey plate at dusk stands out as much as in daylight.
+            incremental: ``incremental(key, forward, levels)`` returns the network to run in
+                place of ``forward`` (in videos: one that recomputes only what changed, see
+                ``blur.schedule``); ``levels`` is one grey level in the network's input units.
 
         The same image object asked again (plates and all text in one frame) is not re-run.
         """
@@ -201,14 +206,20 @@ class TextModel:
                          if w_in < width else cv2.INTER_LINEAR)
         if equalise:
             bgr = equalised(bgr)
-        x = (bgr.astype(np.float32) * (2 / 255) - 1).transpose(2, 0, 1)[None]
-        with self._lock:
-            prob = self._det.run(None, {self._det.get_inputs()[0].name: x})[0]
+        x = np.ascontiguousarray((bgr.astype(np.float32) * (2 / 255) - 1).transpose(2, 0, 1)[None])
+        forward = self._detect_text
+        if incremental is not None:
+            forward = incremental(("text", max_side, upscale, equalise), forward, 2 / 255)
+        prob = forward(x)[0]
         if prob.ndim != 4 or not np.isfinite(prob).all():
             raise DetectionError("text model returned an invalid probability map")
         lines = db_lines(prob[0, 0], (width / w_in, height / h_in), box_thresh=box_thresh)
         self._last = (rgb, key, lines)
         return lines
+
+    def _detect_text(self, x: np.ndarray) -> tuple[np.ndarray]:
+        with self._lock:
+            return tuple(self._det.run(None, {self._det.get_inputs()[0].name: x}))
 
     def read(self, rgb: np.ndarray, rects: np.ndarray) -> list[tuple[str, float]]:
         """Recognise the text of each rotated rect: (text, mean character confidence)."""
@@ -266,6 +277,7 @@ class TextDetector(Detector):
         self.every_n_frames = every_n_frames
         self._model = shared_model(device)
 
-    def detect(self, image: np.ndarray) -> Detections:
-        lines = self._model.find(image, self.max_side, self.box_thresh, self.upscale)
+    def detect(self, image: np.ndarray, incremental: Callable | None = None) -> Detections:
+        lines = self._model.find(image, self.max_side, self.box_thresh, self.upscale,
+                                 incremental=incremental)
         return Detections.of(lines.xyxy(self.pad, self.pad), lines.score, "text")

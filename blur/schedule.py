@@ -1,0 +1,438 @@
+"""Which pass runs on which video frame, and where.
+
+A video is not a pile of independent photos. Between two frames of a fixed camera most pixels
+do not change, and the networks blur runs are fully convolutional: what they output for a place
+depends on the pixels around it. So the costliest pass, the face detector's upscaled small-face
+pass, runs *incrementally* (``ChangeDrivenNetwork``; the text detector behind plates can too,
+see ``INCREMENTAL_KINDS``): the
+input is compared with the input each tile was last analysed with, and the network runs only on
+windows around the tiles that changed; its output maps are patched there and reused elsewhere.
+The detector's own decoding (thresholds, NMS, calibration, plate rules) then runs on the whole
+patched map as on a full pass, so nothing downstream knows the difference. The face detector's
+large-face pass (the frame at most 1280 px wide, a quarter of the small-face pass's pixels or
+less) runs in full on every frame: a large face's score depends on pixels far from its centre,
+more context than a window around a change carries (measured: patching it cost a 160 px face a
+frame on the panning clip of ``benchmarks/video_recall.py``).
+
+Measured (``benchmarks/scan_cost.py``, first 200 frames of ``vtest.avi``): the face network is
+given 1.44 instead of 2.21 million pixels per frame; on the hand-held clip of
+``benchmarks/video_recall.py --clip moving`` 2.82 instead of 3.30 (its still stretch), with the
+same coverage on both generated clips, face for face.
+
+With ``Settings.follow_tracks`` (off by default), faces are also *followed*: a small face
+seen on one of the last ``LOST_FRAMES`` frames that this frame's pass does not find near its
+predicted box is looked for in a crop magnified so the face is ~40 px tall, where CenterFace
+scores it much higher; what is found there is added. A face not found in its crop either makes its
+neighbourhood count as changed, so the next frame analyses it again; the tracker bridges and
+pads it meanwhile.
+
+Why no face can hide in a skipped area (fail closed)
+----------------------------------------------------
+* **Same pixels, same detections.** Output cells are reused only where no input pixel within
+  ``margin`` tiles changed beyond codec noise; every cell near a change is recomputed from a crop
+  that gives it ``context`` further tiles of surrounding pixels on every side (the image border,
+  where a crop is cut, is the border the full pass sees too). Crops start on the network's
+  32-pixel grid, so a recomputed cell sees its pixels through the same downsampling as in a full
+  pass. ``benchmarks/change.py`` compares patched maps with full passes frame by frame.
+* **A face cannot appear where nothing changed.** A face that enters, moves, turns or is
+  uncovered changes the pixels where it is; those tiles are re-analysed. The reference a tile is
+  compared with is the input *when that tile was last analysed*, not the previous frame, so a
+  slow drift adds up until it counts.
+* **Codec noise, measured** (``benchmarks/change.py``): between consecutive decoded frames of
+  ``vtest.avi`` (CCTV) and ``samples/street.mp4`` (H.264), 55 % / 40 % of 32-pixel tiles hold a
+  pixel whose grey level moved by more than 4, but only 14 % / 11 % one that moved by more than
+  12, against 9 % / 8 % by more than 32 (the real motion). A tile counts as changed when any one
+  pixel of any channel differs by more than ``NOISE_LEVELS`` = 12: one pixel suffices, the most
+  sensitive rule that does not call most of a frame changed.
+* **Global change** (a cut, a pan, shake, a lighting change): when more than ``FULL_SHARE`` of
+  the tiles changed, the whole input is analysed, as before.
+* **Keyframes.** Every incremental pass runs in full at least every ``keyframe_seconds`` (sooner
+  the more of the picture moves), which bounds how long any approximation can last.
+* **Only ever adds.** Followed faces add boxes; nothing here removes one. A frame that fails to
+  be analysed resets every pass (the next frame is analysed in full), and the frame itself is
+  never written unredacted (see ``blur.pipeline``).
+
+``Settings.analyse = "every-frame"`` (``--analyse every-frame``) analyses every frame in full
+(the text detector and the small-face pass at their strides, as before) and
+``Settings.follow_tracks = False`` stops following: both together are the plain per-frame scan.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+
+from .boxes import clip_xyxy, iou_matrix
+from .errors import DetectionError
+from .types import Detections
+
+# Kinds whose detectors run incrementally. The text detector (plates, text) can, but measured on
+# vtest.avi it saved 12 % of its pixels (0.42 -> 0.37 MP per frame at its stride of 3 frames)
+# and no labelled video with plates tells whether it holds recall: it runs in full.
+INCREMENTAL_KINDS = ("face",)
+TILE = 32            # input pixels per change tile: the networks' coarsest stride
+NOISE_LEVELS = 12    # a pixel moved by more than this many grey levels (0-255) has changed
+FULL_SHARE = 0.5     # above this share of changed tiles, a full pass is cheaper and simpler
+
+# Faces followed by ``Schedule.follow`` are looked for this many frames after they were last
+# seen (the tracker bridges up to ``max_gap_seconds`` anyway; beyond a few frames the predicted
+# box is a guess).
+LOST_FRAMES = 3
+# Only faces up to this tall are followed: magnifying helps small faces, which fall below the
+# threshold; a large face's crop would hold part of it, and a partial box could steal the
+# track's link from the right one (measured on the panning clip: a 160 px face lost a frame).
+FOLLOW_MAX_PX = 48
+_SIZE_RATIO = 1.5  # a crop's box continues a followed face only within this size factor
+_NEVER = -1e6  # a reference value no input has: the tile counts as changed
+
+Forward = Callable[[np.ndarray], tuple]
+
+
+class Live:
+    """A face seen recently: its last box, its motion per frame, frames since it was seen."""
+
+    def __init__(self, xyxy: np.ndarray, velocity: np.ndarray | None = None, unseen: int = 0):
+        self.xyxy = np.asarray(xyxy, np.float32)
+        self.velocity = np.zeros(2, np.float32) if velocity is None else velocity
+        self.unseen = unseen
+
+    def predicted(self) -> np.ndarray:
+        """Where it should be on the next frame (constant velocity)."""
+        return self.xyxy + np.tile(self.velocity * (self.unseen + 1), 2)
+
+
+def _near(box: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Which of ``others`` have their centre within ``box`` grown by half its size (the same
+    face, moved a little)."""
+    others = np.asarray(others, np.float32).reshape(-1, 4)
+    centre = (box[:2] + box[2:]) / 2
+    half = np.maximum(box[2:] - box[:2], 1.0)
+    mid = (others[:, :2] + others[:, 2:]) / 2
+    return (np.abs(mid - centre) <= half).all(axis=1)
+
+
+def _continues(predicted: np.ndarray, boxes: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Which boxes found in crops continue a followed face: near its predicted box, of a size
+    within ``_SIZE_RATIO`` of it, and not a face this frame's pass already has (a neighbour in
+    a crowd: a second box on it could take the followed face's place in the tracker)."""
+    keep = np.zeros(len(boxes), dtype=bool)
+    for k, box in enumerate(np.asarray(boxes, np.float32).reshape(-1, 4)):
+        height = box[3] - box[1]
+        sizes = predicted[:, 3] - predicted[:, 1]
+        ratio = np.maximum(height / np.maximum(sizes, 1), sizes / max(height, 1))
+        fits = _near_any(predicted, box) & (ratio <= _SIZE_RATIO)
+        taken = len(others) and (iou_matrix(box[None], others)[0] >= 0.3).any()
+        keep[k] = bool(fits.any()) and not taken
+    return keep
+
+
+def _near_any(predicted: np.ndarray, box: np.ndarray) -> np.ndarray:
+    return np.array([_near(p, box[None])[0] for p in predicted], dtype=bool)
+
+
+def _update(live: list[Live], predicted: np.ndarray, found: Detections, threshold: float
+            ) -> list[Live]:
+    """The faces to follow on the next frame: confident faces found now (velocity from the
+    followed face each continues), and followed faces unseen for at most ``LOST_FRAMES``."""
+    faces = found.xyxy[(found.kind == "face") & (found.score >= threshold)]
+    out, used = [], set()
+    for box in faces:
+        match = None
+        for k in range(len(live)):
+            if k not in used and _near(predicted[k], box[None])[0]:
+                match = k
+                break
+        if match is None:
+            out.append(Live(box))
+            continue
+        used.add(match)
+        old = live[match]
+        moved = ((box[:2] + box[2:]) - (old.xyxy[:2] + old.xyxy[2:])) / 2 / (old.unseen + 1)
+        out.append(Live(box, moved.astype(np.float32)))
+    for k, old in enumerate(live):
+        if k not in used and old.unseen < LOST_FRAMES:
+            out.append(Live(old.xyxy, old.velocity, old.unseen + 1))
+    return out
+
+
+class ChangeDrivenNetwork:
+    """One pass of a fully convolutional network, run frame after frame on inputs of one size,
+    recomputing its output only near input tiles that changed (see the module docstring).
+
+    Args:
+        forward: the network: (1, C, H, W) float32 input -> tuple of (1, K, H/s, W/s) maps.
+        levels: how many input units one grey level is (1 for raw pixels, 2/255 for inputs
+            scaled to [-1, 1]).
+        margin: tiles around a changed tile whose output is recomputed.
+        context: further tiles of input each recomputed cell is given on every side.
+    """
+
+    def __init__(self, forward: Forward, levels: float = 1.0, margin: int = 1, context: int = 2):
+        self.forward = forward
+        self.threshold = NOISE_LEVELS * levels
+        self.margin = margin
+        self.context = context
+        self.reference: np.ndarray | None = None  # the input each tile was last analysed with
+        self.outputs: tuple | None = None
+        self.full_next = True
+        self.last_share = 0.0     # share of tiles that changed, when last measured
+        self.pixels = 0           # input pixels given to the network, all calls
+        self.full_passes = 0
+
+    def reset(self) -> None:
+        """Forget everything: the next input is analysed in full."""
+        self.reference, self.outputs, self.full_next = None, None, True
+
+    def __call__(self, blob: np.ndarray) -> tuple:
+        if blob.ndim != 4 or blob.shape[0] != 1:
+            return self.forward(blob)
+        height, width = blob.shape[2:]
+        if (self.full_next or self.reference is None or self.reference.shape != blob.shape
+                or height % TILE or width % TILE):
+            return self._full(blob)
+        changed = self.changed_tiles(blob)
+        self.last_share = float(changed.mean())
+        if self.last_share > FULL_SHARE:
+            return self._full(blob)
+        if not changed.any():
+            return self.outputs
+        outputs = tuple(o.copy() for o in self.outputs)
+        for (ix0, iy0, ix1, iy1), (cx0, cy0, cx1, cy1) in self.windows(changed):
+            crop = np.ascontiguousarray(blob[:, :, cy0 * TILE:cy1 * TILE, cx0 * TILE:cx1 * TILE])
+            self.pixels += crop.shape[2] * crop.shape[3]
+            patch = self.forward(crop)
+            for out, part in zip(outputs, patch):
+                s = height // out.shape[2]  # input pixels per output cell
+                if s * out.shape[2] != height or part.shape[2] * s != crop.shape[2]:
+                    raise DetectionError("network output does not tile its input")
+                t = TILE // s
+                out[:, :, iy0 * t:iy1 * t, ix0 * t:ix1 * t] = part[
+                    :, :, (iy0 - cy0) * t:(iy1 - cy0) * t, (ix0 - cx0) * t:(ix1 - cx0) * t]
+            self.reference[:, :, iy0 * TILE:iy1 * TILE, ix0 * TILE:ix1 * TILE] = blob[
+                :, :, iy0 * TILE:iy1 * TILE, ix0 * TILE:ix1 * TILE]
+        self.outputs = outputs
+        return outputs
+
+    def invalidate(self, xyxy: np.ndarray, width: int, height: int) -> None:
+        """Make the tiles under ``xyxy`` (frame pixels of a ``width`` x ``height`` frame),
+        grown by its size on every side, count as changed on the next call."""
+        if self.reference is None:
+            return
+        in_h, in_w = self.reference.shape[2:]
+        x1, y1, x2, y2 = (float(v) for v in xyxy)
+        grow_x, grow_y = x2 - x1, y2 - y1
+        xa = int(max(0, (x1 - grow_x) * in_w / width))
+        xb = int(min(in_w, np.ceil((x2 + grow_x) * in_w / width)))
+        ya = int(max(0, (y1 - grow_y) * in_h / height))
+        yb = int(min(in_h, np.ceil((y2 + grow_y) * in_h / height)))
+        if xb > xa and yb > ya:
+            self.reference[:, :, ya:yb, xa:xb] = _NEVER
+
+    def _full(self, blob: np.ndarray) -> tuple:
+        outputs = tuple(self.forward(blob))
+        self.pixels += blob.shape[2] * blob.shape[3]
+        self.full_passes += 1
+        self.reference, self.outputs = blob.copy(), outputs
+        self.full_next = False
+        return outputs
+
+    def changed_tiles(self, blob: np.ndarray) -> np.ndarray:
+        """(rows, cols) bool: tiles holding an input value that moved beyond codec noise since
+        that tile was last analysed."""
+        channels, height, width = blob.shape[1:]
+        diff = cv2.absdiff(blob[0].reshape(-1, width), self.reference[0].reshape(-1, width))
+        moved = diff.reshape(channels, height, width).max(axis=0)
+        rows, cols = height // TILE, width // TILE
+        return moved.reshape(rows, TILE, cols, TILE).max(axis=(1, 3)) > self.threshold
+
+    def windows(self, changed: np.ndarray) -> list[tuple[tuple, tuple]]:
+        """(interior, crop) pairs in tiles (x0, y0, x1, y1): the interior is recomputed and
+        pasted, the crop around it (``context`` tiles more) is what the network is given."""
+        rows, cols = changed.shape
+        grown = _dilate(changed, self.margin)
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(
+            grown.astype(np.uint8), connectivity=8)
+        boxes = [(x, y, x + w, y + h) for x, y, w, h, _ in stats[1:count]]
+        boxes = _merge_boxes(boxes, self.context)
+        c = self.context
+        return [((x0, y0, x1, y1), (max(0, x0 - c), max(0, y0 - c), min(cols, x1 + c),
+                                    min(rows, y1 + c))) for x0, y0, x1, y1 in boxes]
+
+
+def _dilate(mask: np.ndarray, n: int) -> np.ndarray:
+    if n <= 0:
+        return mask
+    return cv2.dilate(mask.astype(np.uint8), np.ones((2 * n + 1, 2 * n + 1), np.uint8)) > 0
+
+
+def _merge_boxes(boxes: list[tuple], context: int) -> list[tuple]:
+    """Union interiors whose crops overlap when one crop around both costs no more than two:
+    fewer, larger network calls (each call has a fixed cost and its own context border)."""
+    boxes = list(boxes)
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                u = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+                if _area(u, context) <= _area(a, context) + _area(b, context):
+                    boxes[i] = u
+                    del boxes[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return boxes
+
+
+def _area(box: tuple, context: int) -> int:
+    return (box[2] - box[0] + 2 * context) * (box[3] - box[1] + 2 * context)
+
+
+def _takes(det, name: str) -> bool:
+    """Does ``det.detect`` (the instance's, which a wrapper may have replaced) take ``name``?"""
+    return name in inspect.signature(det.detect).parameters
+
+
+class Schedule:
+    """What each detector analyses on each frame of one video.
+
+    Args:
+        detectors: the detectors, in the order their results are concatenated.
+        strides: per detector, every how many frames it runs (see ``pipeline.frame_stride``).
+        small_every: every how many frames a face detector's small-face pass runs.
+        fps: the video's average frame rate.
+        analyse: "changes" (incremental, see the module docstring) or "every-frame".
+        keyframe_seconds: longest time between two full passes of each network.
+        follow: look again, in a magnified crop, for each recently seen face the whole-frame
+            pass did not find on this frame (see ``follow``).
+    """
+
+    def __init__(self, detectors: list, strides: list[int], small_every: int, fps: float,
+                 analyse: str = "changes", keyframe_seconds: float = 2.0,
+                 follow: bool = True):
+        self.detectors = detectors
+        self.follow_tracks = follow
+        self.live: dict[int, list[Live]] = {}  # per face detector: faces seen recently
+        self.crops = 0  # magnified crops looked at (for benchmarks)
+        self.strides = strides
+        self.small_every = small_every
+        self.incremental = analyse == "changes"
+        self.keyframe_frames = max(1, int(round(keyframe_seconds * fps)))
+        self.networks: dict[tuple, ChangeDrivenNetwork] = {}
+        self.last_full: dict[tuple, int] = {}  # frame of each pass's last full analysis
+        self.index = 0
+        # Per detector: (picture version, small faces included, result), reused on a repeat of
+        # the same picture (a frozen or duplicated frame) instead of analysing it again.
+        self.memo: dict[int, tuple[int, bool, Detections]] = {}
+        self.version, self.previous = 0, None
+
+    def detect(self, image: np.ndarray, index: int, last: bool) -> Detections:
+        """Everything the detectors find in frame ``index`` (``last``: the video's final frame,
+        where strided passes also run, so something that appears in the final skipped frames is
+        found and padded back).
+
+        Raises:
+            DetectionError: a detector failed or returned garbage; every pass then starts again
+                from a full analysis.
+        """
+        if self.previous is None or not np.array_equal(self.previous, image):
+            self.version += 1
+        self.previous = image
+        self.index = index
+        small = last or index % self.small_every == 0
+        parts = []
+        try:
+            for i, (det, n) in enumerate(zip(self.detectors, self.strides)):
+                if index % n and not last:
+                    continue
+                hit = self.memo.get(i)
+                if hit is not None and hit[0] == self.version and (hit[1] or not small):
+                    parts.append(hit[2])
+                    continue
+                found = self._run(i, det, image, small)
+                if self.follow_tracks and hasattr(det, "look_around"):
+                    found = self.follow(i, det, image, found)
+                self.memo[i] = (self.version, small or not det.small_face_pass, found)
+                parts.append(found)
+        except DetectionError:
+            self.reset()
+            raise
+        return Detections.concat(parts)
+
+    def reset(self) -> None:
+        """Forget every pass's state: the next frame is analysed in full."""
+        for net in self.networks.values():
+            net.reset()
+        self.memo.clear()
+        self.live.clear()
+        self.previous = None
+
+    def follow(self, i: int, det, image: np.ndarray, found: Detections) -> Detections:
+        """Track-guided re-detection: each face seen in the last ``LOST_FRAMES`` frames that
+        this frame's pass did not find near where it should be is looked for in a crop
+        magnified around its predicted box (``det.look_around``); what is found there is added
+        (only ever added: the tracker bridges and pads the rest). A face not found in its crop
+        either makes its neighbourhood count as changed, so the next frame analyses it again.
+        """
+        live = self.live.get(i, [])
+        predicted = np.array([f.predicted() for f in live], np.float32).reshape(-1, 4)
+        missing = [k for k in range(len(live))
+                   if predicted[k, 3] - predicted[k, 1] <= FOLLOW_MAX_PX
+                   and not _near(predicted[k], found.xyxy[found.kind == "face"]).any()]
+        if missing:
+            self.crops += len(missing)
+            try:
+                extra = det.look_around(image, predicted[missing])
+            except DetectionError:
+                raise
+            except Exception as exc:  # fail closed, as for the whole-frame pass
+                raise DetectionError(f"{det.name} failed on a track's crop: {exc}") from exc
+            if not isinstance(extra, Detections) or not extra.validate():
+                raise DetectionError(f"{det.name} returned invalid boxes in a track's crop")
+            extra.xyxy = clip_xyxy(extra.xyxy, image.shape[1], image.shape[0])
+            extra = extra[_continues(predicted[missing], extra.xyxy, found.xyxy)]
+            for k in missing:
+                if not _near(predicted[k], extra.xyxy).any():
+                    self._recheck(i, predicted[k], image.shape)
+            found = Detections.concat([found, extra])
+        self.live[i] = _update(live, predicted, found, getattr(det, "threshold", 0.0))
+        return found
+
+    def _recheck(self, i: int, xyxy: np.ndarray, shape: tuple) -> None:
+        """Make the area around a lost face count as changed for detector ``i``'s passes."""
+        for (j, _), net in self.networks.items():
+            if j == i:
+                net.invalidate(xyxy, shape[1], shape[0])
+
+    def _run(self, i: int, det, image: np.ndarray, small: bool) -> Detections:
+        """``det.run`` (which fails closed and clips the boxes), given the incremental
+        analysis where the detector takes it."""
+        kwargs = {}
+        if (self.incremental and det.kind in INCREMENTAL_KINDS
+                and _takes(det, "incremental")):
+            kwargs["incremental"] = lambda key, forward, levels=1.0: self._network(
+                (i, key), forward, levels)
+        return det.run(image, small, **kwargs)
+
+    def _network(self, key: tuple, forward: Forward, levels: float) -> ChangeDrivenNetwork:
+        net = self.networks.get(key)
+        if net is None:
+            net = self.networks[key] = ChangeDrivenNetwork(forward, levels)
+        net.forward = forward
+        # Keyframes come sooner the more of the picture moves: after keyframe_frames frames
+        # of a still picture, after half as many when half the picture keeps changing.
+        due = self.keyframe_frames * (1.0 - min(net.last_share, FULL_SHARE))
+        if self.index - self.last_full.get(key, self.index) >= due:
+            net.full_next = True
+        if net.full_next or key not in self.last_full:
+            self.last_full[key] = self.index
+        return net
+
+    def stats(self) -> dict[str, int]:
+        """Input pixels and full passes per network pass (for benchmarks and logs)."""
+        return {f"{k}": (n.pixels, n.full_passes) for k, n in self.networks.items()}

@@ -1,0 +1,299 @@
+"""Change-driven video analysis (``blur.schedule``) must never hide a face: a patched network
+output equals a full pass's, a face that appears in a still scene on a frame that is not a
+keyframe is covered from its first frame, a cut or a pan forces a full pass, a face moving across
+tiles stays covered, and a failed frame starts the analysis again from a full pass."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from conftest import FAST, redacted_mask, write_video
+
+from blur import detectors, pipeline, schedule
+from blur.detectors import Detector
+from blur.errors import DetectionError
+from blur.schedule import ChangeDrivenNetwork, Schedule
+from blur.settings import Settings
+from blur.types import Detections
+
+
+def local_net(blob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A stand-in for a fully convolutional network: a 9x9 box filter at stride 4 (a receptive
+    field well inside one tile of context) and a stride-1 map, both zero-padded at the border
+    as a network's convolutions are."""
+    grey = blob[0].max(axis=0).astype(np.float32)
+    smooth = cv2.boxFilter(grey, -1, (9, 9), borderType=cv2.BORDER_CONSTANT)
+    return smooth[None, None, 2::4, 2::4].copy(), grey[None, None] * 0.5
+
+
+def blob_of(image: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+def background(width=256, height=192, seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    noise = cv2.GaussianBlur(rng.normal(0, 1, (height, width)).astype(np.float32), (0, 0), 3)
+    return np.clip(120 + 400 * noise, 0, 255).astype(np.uint8)[..., None].repeat(3, axis=2)
+
+
+def test_patched_outputs_equal_a_full_pass_and_skip_unchanged_tiles():
+    rng = np.random.default_rng(1)
+    image = background(512, 384)
+    net = ChangeDrivenNetwork(local_net)
+    net(blob_of(image))
+    full_pixels = image.shape[0] * image.shape[1]
+    scene = image.copy()
+    for _ in range(12):
+        x, y = rng.integers(0, 220), rng.integers(0, 160)
+        scene[y:y + 20, x:x + 30] = rng.integers(0, 255, 3)  # something moves
+        image = np.clip(scene.astype(np.int16) + rng.integers(-3, 4, scene.shape), 0, 255
+                        ).astype(np.uint8)  # and codec noise everywhere
+        before = net.pixels
+        patched = net(blob_of(image))
+        full = local_net(blob_of(image))
+        for p, f in zip(patched, full):
+            # Unchanged tiles keep an earlier output, which differs from today's only by the
+            # noise (at most 6 levels between two noisy frames); elsewhere it is today's.
+            assert np.abs(p - f).max() <= 6.0
+        assert net.pixels - before < full_pixels  # only windows around the change ran
+    assert net.full_passes == 1
+
+
+def test_noise_below_the_threshold_runs_nothing_and_one_changed_pixel_reruns_its_tile():
+    calls = []
+
+    def counted(blob):
+        calls.append(blob.shape)
+        return local_net(blob)
+
+    image = background(512, 384)
+    net = ChangeDrivenNetwork(counted)
+    net(blob_of(image))
+    noisy = np.clip(image.astype(np.int16) + schedule.NOISE_LEVELS, 0, 255).astype(np.uint8)
+    net(blob_of(noisy))
+    assert len(calls) == 1  # codec noise: nothing recomputed
+    moved = noisy.copy()
+    moved[100, 70] = (moved[100, 70].astype(np.int16) + 128) % 256
+    net(blob_of(moved))
+    assert len(calls) == 2 and calls[1][2] < image.shape[0] and calls[1][3] < image.shape[1]
+
+
+class IncrementalFaces(Detector):
+    """A face detector whose network is ``local_net``; a "face" is a bright spot."""
+
+    name = "fake-faces"
+    kind = "face"
+    small_face_pass = True
+
+    def __init__(self):
+        self.fail_next = False
+
+    def detect(self, image, *, small_faces: bool = True, incremental=None) -> Detections:
+        if self.fail_next:
+            self.fail_next = False
+            raise RuntimeError("the model crashed")
+        forward = incremental(("face", None, 1.0), local_net) if incremental else local_net
+        heat = forward(blob_of(image))[1][0, 0]
+        ys, xs = np.nonzero(heat > 120)
+        if not len(xs):
+            return Detections.empty()
+        box = np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], np.float32)
+        return Detections.of(box, np.array([0.9], np.float32), "face")
+
+
+def frames_with_face(appear_at: int, n: int, path=lambda t: (100, 80), cut_at=None):
+    """Dark still scene (another one after ``cut_at``); a bright 24x24 'face' from ``appear_at``;
+    a few grey levels of noise on every frame, as a decoder gives."""
+    out = []
+    for t in range(n):
+        image = background(seed=0 if cut_at is None or t < cut_at else 5) // 3
+        if t >= appear_at:
+            x, y = path(t)
+            image[y:y + 24, x:x + 24] = 250
+        noise = np.random.default_rng(100 + t).integers(0, 3, image.shape, dtype=np.uint8)
+        out.append(np.maximum(image, 3) - noise)
+    return out
+
+
+def run_schedule(frames, det, keyframe_seconds=2.0):
+    sched = Schedule([det], [1], 1, 25.0, "changes", keyframe_seconds)
+    found, full = [], []
+    for t, image in enumerate(frames):
+        before = sum(n.full_passes for n in sched.networks.values())
+        try:
+            found.append(sched.detect(image, t, t == len(frames) - 1))
+        except DetectionError:
+            found.append(None)
+        full.append(sum(n.full_passes for n in sched.networks.values()) > before)
+    return sched, found, full
+
+
+def test_a_face_appearing_between_keyframes_is_found_on_its_first_frame():
+    det = IncrementalFaces()
+    frames = frames_with_face(appear_at=13, n=20)
+    _, found, full = run_schedule(frames, det)
+    assert full[0] and not any(full[1:])  # frame 13 is not a keyframe
+    assert all(len(f) == 0 for f in found[:13])
+    for f in found[13:]:
+        assert len(f) == 1 and np.allclose(f.xyxy[0], [100, 80, 124, 104], atol=1)
+
+
+def test_a_cut_forces_a_full_pass_and_keyframes_come_anyway():
+    det = IncrementalFaces()
+    _, _, full = run_schedule(frames_with_face(30, 30, cut_at=10), det, keyframe_seconds=0.4)
+    assert full[0] and full[10]  # the first frame and the cut
+    keyframes = [t for t in range(11, 30) if full[t]]
+    assert keyframes and max(np.diff([10] + keyframes)) <= 10  # at least every 0.4 s
+
+
+def test_a_face_moving_across_tiles_is_found_on_every_frame():
+    det = IncrementalFaces()
+    frames = frames_with_face(0, 24, path=lambda t: (10 + 9 * t, 40 + 5 * t))
+    _, found, full = run_schedule(frames, det)
+    assert not any(full[1:])
+    for t, f in enumerate(found):
+        x, y = 10 + 9 * t, 40 + 5 * t
+        assert len(f) == 1 and np.allclose(f.xyxy[0], [x, y, x + 24, y + 24], atol=1), t
+
+
+def test_a_failed_frame_makes_the_next_one_a_full_pass():
+    det = IncrementalFaces()
+    frames = frames_with_face(5, 12)
+    sched = Schedule([det], [1], 1, 25.0, "changes", 2.0)
+    for t in range(5):
+        sched.detect(frames[t], t, False)
+    det.fail_next = True
+    with pytest.raises(DetectionError):
+        sched.detect(frames[5], 5, False)
+    net = next(iter(sched.networks.values()))
+    before = net.full_passes
+    assert len(sched.detect(frames[6], 6, False)) == 1  # the face that came with frame 5
+    assert net.full_passes == before + 1
+
+
+def test_a_scheduled_detector_is_checked_and_clipped_as_everywhere():
+    """The schedule runs detectors through ``Detector.run``: garbage output fails the frame,
+    and a box grown off the picture is clipped to it."""
+
+    class Garbage(IncrementalFaces):
+        def __init__(self, box):
+            super().__init__()
+            self.box = box
+
+        def detect(self, image, *, small_faces=True, incremental=None):
+            super().detect(image, small_faces=small_faces, incremental=incremental)
+            return Detections.of(np.array([self.box], np.float32),
+                                 np.array([0.9], np.float32), "face")
+
+    frames = frames_with_face(0, 2)
+    height, width = frames[0].shape[:2]
+    with pytest.raises(DetectionError, match="invalid boxes"):
+        Schedule([Garbage([50, 50, 40, 60])], [1], 1, 25.0).detect(frames[0], 0, False)
+    found = Schedule([Garbage([-5, 10, width + 30, 40])], [1], 1, 25.0).detect(frames[0], 0,
+                                                                                False)
+    assert found.xyxy.tolist() == [[0, 10, width, 40]]
+
+
+def test_every_frame_mode_gives_detectors_the_whole_frame():
+    seen = []
+
+    class Spy(IncrementalFaces):
+        def detect(self, image, *, small_faces=True, incremental=None):
+            seen.append(incremental)
+            return super().detect(image, small_faces=small_faces, incremental=incremental)
+
+    sched = Schedule([Spy()], [1], 1, 25.0, "every-frame", 2.0)
+    for t, image in enumerate(frames_with_face(2, 4)):
+        sched.detect(image, t, t == 3)
+    assert seen == [None] * 4
+
+
+def test_settings_refuse_an_unknown_schedule():
+    with pytest.raises(Exception, match="analyse"):
+        Settings(analyse="sometimes")
+    with pytest.raises(Exception, match="keyframe_seconds"):
+        Settings(keyframe_seconds=0)
+
+
+@pytest.mark.parametrize("motion", ["appears", "moves"])
+def test_real_face_in_a_still_scene_is_covered_on_every_frame(tmp_path, astronaut, motion):
+    """The real detector on a generated clip: a face pasted into a still textured scene on
+    frame 9 (no keyframe) and then still, or walking across tiles; every frame it is in is
+    covered, and the incremental analysis did skip work."""
+    face = cv2.resize(astronaut[30:250, 130:330], (44, 48), interpolation=cv2.INTER_AREA)
+    scene = background(320, 240, seed=3)
+
+    def where(t):
+        return (150, 90) if motion == "appears" else (40 + 11 * t, 60 + 4 * t)
+
+    def image(t):
+        picture = scene.copy()
+        if t >= 9:  # not a keyframe
+            x, y = where(t)
+            picture[y:y + 48, x:x + 44] = face
+        return picture
+
+    clip = write_video(tmp_path / "still.mp4", frames=20, size=(320, 240), rate=25, image=image)
+    made = []
+
+    class Recording(Schedule):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    settings = FAST.merged(kinds=("face",))
+    original = schedule.Schedule
+    schedule.Schedule = Recording
+    try:
+        plan = pipeline.scan(clip, settings)
+    finally:
+        schedule.Schedule = original
+    detector = detectors.build(settings)[0]
+    for t in range(9, 20):
+        # The face as the detector sees it on the whole (unencoded) picture.
+        seen = detector.detect(image(t))
+        face_box = seen.xyxy[np.argmax(seen.score)]
+        x1, y1, x2, y2 = (int(round(v)) for v in face_box)
+        mask = redacted_mask(plan, t, 320, 240, settings)
+        assert mask[y1:y2, x1:x2].mean() >= 0.95, t
+    nets = made[0].networks.values()
+    full = sum(n.full_passes for n in nets)
+    assert full < 20 * len(nets)  # most frames were not analysed in full
+
+
+class DimmingFaces(IncrementalFaces):
+    """Finds a face on the whole frame only while it is bright, and in a crop (``look_around``)
+    while it is at least dim, as CenterFace scores a small face higher magnified."""
+
+    threshold = 0.5
+
+    def __init__(self):
+        super().__init__()
+        self.looked = 0
+
+    def look_around(self, image, xyxy):
+        self.looked += len(xyxy)
+        boxes = []
+        for x1, y1, x2, y2 in np.asarray(xyxy).astype(int):
+            ys, xs = np.nonzero(image[max(y1, 0):y2, max(x1, 0):x2].max(axis=2) > 150)
+            if len(xs):
+                boxes.append([x1 + xs.min(), y1 + ys.min(), x1 + xs.max() + 1, y1 + ys.max() + 1])
+        return Detections.of(np.array(boxes, np.float32).reshape(-1, 4),
+                             np.full(len(boxes), 0.9, np.float32), "face")
+
+
+def test_following_adds_a_face_the_whole_frame_pass_loses_and_never_removes_one():
+    frames = []
+    for t in range(10):
+        image = frames_with_face(1, 1)[0]  # the still scene, no face yet
+        image[80:104, 100 + 2 * t:124 + 2 * t] = 250 if t < 4 else 200  # dims from frame 4
+        frames.append(image)
+    for follow, expect in ((False, 4), (True, 10)):
+        det = DimmingFaces()
+        sched = Schedule([det], [1], 1, 25.0, "changes", 2.0,
+                         follow=follow)
+        found = [sched.detect(image, t, t == 9) for t, image in enumerate(frames)]
+        assert sum(len(f) == 1 for f in found) == expect
+        assert all(len(f) <= 1 for f in found)
+        assert (det.looked > 0) == follow
