@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import glob
 import os
 import uuid
 from collections.abc import Iterator
@@ -184,10 +185,20 @@ def atomic_output(dst: Path) -> Iterator[Path]:
                 raise UsageError(f"cannot write {dst}: {folder} is a file, not a folder")
             break
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:8]}.part")
+    tmp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:8]}{_TEMP_SUFFIX}")
     try:
         yield tmp
         os.replace(tmp, dst)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+_TEMP_SUFFIX = ".part"
+
+
+def temp_files(dst: Path) -> list[Path]:
+    """The temp files ``atomic_output`` has (or had) open for ``dst``: after a process was
+    killed while writing, the only trace it leaves (removed by the next attempt)."""
+    pattern = f".{glob.escape(dst.name)}.{'[0-9a-f]' * 8}{_TEMP_SUFFIX}"
+    return sorted(Path(p) for p in glob.glob(os.path.join(glob.escape(str(dst.parent)), pattern)))
