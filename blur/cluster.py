@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from . import pipeline, split
 from .batch import FileProgressFn, run_file, throttled
 from .errors import BlurError, UsageError
-from .files import temp_files
+from .files import check_output, temp_files
 from .pipeline import FileResult
 from .settings import Settings
 
@@ -40,6 +42,8 @@ from .settings import Settings
 RETRIES = 2
 # After Ctrl-C, how long running tasks have to unwind before they are killed.
 GRACE_SECONDS = 10.0
+# Videos are cut into segments of at least this long (``blur.split``), run in parallel.
+SEGMENT_SECONDS = 60.0
 
 _log = logging.getLogger(__name__)
 
@@ -89,25 +93,87 @@ def task_resources(settings: Settings) -> tuple[dict, int]:
     return {"num_cpus": per_task}, max(1, at_once)
 
 
-def _run_task(index: int, src: str, dst: str, settings: Settings, regions: str | None,
-              updates) -> FileResult:
-    """One file, inside a Ray worker process."""
-    for stale in temp_files(Path(dst)):  # an earlier attempt's, killed before it could clean up
-        stale.unlink(missing_ok=True)
+def _sender(updates, index: int, part: int):
+    """A progress callback sending ``(index, part, stage, done, total)`` to the driver."""
 
     def send(stage: str, done: int, total: int) -> None:
         try:
-            updates.put_nowait((index, stage, done, total))
-        except Exception:  # the progress bar is not worth failing a file for
+            updates.put_nowait((index, part, stage, done, total))
+        except Exception:  # noqa: BLE001 -- the progress bar is not worth failing a file for
             pass
 
-    return run_file(Path(src), Path(dst), settings, throttled(send),
+    return throttled(send)
+
+
+def _clear(dst: str, part: str | None = None) -> None:
+    """Remove the temp files an earlier attempt of this task left (killed before it could)."""
+    for stale in temp_files(Path(dst), part):
+        stale.unlink(missing_ok=True)
+
+
+def _run_task(index: int, src: str, dst: str, settings: Settings, regions: str | None,
+              updates) -> FileResult:
+    """One whole file, inside a Ray worker process."""
+    _clear(dst)
+    return run_file(Path(src), Path(dst), settings, _sender(updates, index, -1),
                     Path(regions) if regions else None)
+
+
+def _segments_task(src: str, dst: str, settings: Settings, min_seconds: float):
+    """(MediaInfo, segments) of a video to split; no segments when it cannot be cut."""
+    check_output(Path(src), Path(dst), settings.overwrite)  # before the long work, not after
+    segments = split.plan_segments(Path(src), min_seconds)
+    return (pipeline.probe(Path(src)) if len(segments) > 1 else None), segments
+
+
+def _scan_task(index: int, src: str, segment, info, settings: Settings, updates):
+    return split.scan_segment(Path(src), segment, info, settings,
+                              _sender(updates, index, segment.number))
+
+
+def _join_task(info, settings: Settings, regions: str | None, *scans):
+    plan = split.join_scans(info, settings, list(scans))
+    if regions:
+        from . import regions as regions_file
+
+        regions_file.save(Path(regions), plan.to_dict())
+    return plan
+
+
+def _render_task(index: int, src: str, dst: str, segment, plan, settings: Settings, updates):
+    _clear(dst, split.segment_part(segment))
+    return split.render_segment(Path(src), Path(dst), segment, plan, settings,
+                                _sender(updates, index, segment.number))
+
+
+def _concat_task(src: str, dst: str, plan, settings: Settings, *rendered) -> FileResult:
+    _clear(dst, "")
+    return split.join_segments(Path(src), Path(dst), plan, settings, list(rendered))
+
+
+class _Progress:
+    """Progress of each file, summed over its segments, for ``on_progress``."""
+
+    def __init__(self, on_progress: FileProgressFn | None):
+        self.on_progress = on_progress
+        self.parts: dict[tuple[int, str], dict[int, tuple[int, int]]] = {}
+
+    def expect(self, index: int, segments) -> None:
+        for stage in ("scan", "render"):
+            self.parts[(index, stage)] = {s.number: (0, s.stop - s.start) for s in segments}
+
+    def __call__(self, index: int, part: int, stage: str, done: int, total: int) -> None:
+        parts = self.parts.setdefault((index, stage), {})
+        parts[part] = (done, total)
+        if self.on_progress:
+            self.on_progress(index, stage, sum(d for d, _ in parts.values()),
+                             sum(t for _, t in parts.values()))
 
 
 def anonymise_on_cluster(pairs: list[tuple[Path, Path]], settings: Settings, address: str,
                          on_progress: FileProgressFn | None = None,
-                         regions_path: Path | None = None
+                         regions_path: Path | None = None,
+                         segment_seconds: float = SEGMENT_SECONDS
                          ) -> Iterator[tuple[int, FileResult | BlurError]]:
     """Anonymise ``(src, dst)`` pairs as tasks on the Ray cluster at ``address``.
 
@@ -117,6 +183,8 @@ def anonymise_on_cluster(pairs: list[tuple[Path, Path]], settings: Settings, add
         address: "auto" or the head node's HOST:PORT.
         on_progress: ``(index, stage, done, total)`` as files progress.
         regions_path: save the regions file here (one pair only).
+        segment_seconds: videos are cut into segments of at least this many seconds, scanned
+            and rendered in parallel (``blur.split``); 0: every file runs whole.
 
     Yields:
         (index into ``pairs``, FileResult or the BlurError it failed with), as files finish.
@@ -130,27 +198,72 @@ def anonymise_on_cluster(pairs: list[tuple[Path, Path]], settings: Settings, add
 
     resources, _ = task_resources(settings)
     updates = Queue(actor_options={"num_cpus": 0})
-    task = ray.remote(_run_task).options(max_retries=RETRIES, retry_exceptions=False,
-                                         **resources)
+    progress = _Progress(on_progress)
+
+    def remote(fn, **options):
+        return ray.remote(fn).options(max_retries=RETRIES, retry_exceptions=False,
+                                      **(options or resources))
+
+    whole, scan, render = remote(_run_task), remote(_scan_task), remote(_render_task)
+    light = {"num_cpus": 1}  # reading packets, tracking, copying packets: one core
+    segments_of, join, concat = (remote(_segments_task, **light), remote(_join_task, **light),
+                                 remote(_concat_task, **light))
     regions = os.path.abspath(regions_path) if regions_path is not None else None
-    pending = {task.remote(i, os.path.abspath(src), os.path.abspath(dst), settings, regions,
-                           updates): i for i, (src, dst) in enumerate(pairs)}
+    paths = [(os.path.abspath(src), os.path.abspath(dst)) for src, dst in pairs]
+    # Every task of a file (to cancel them all), and the one whose result is the file's.
+    tasks: dict[int, list] = {}
+    pending: dict = {}  # ref -> (index, "file" or "segments")
+    started: dict[int, float] = {}
+
+    def submit_whole(i: int) -> None:
+        ref = whole.remote(i, *paths[i], settings, regions, updates)
+        tasks.setdefault(i, []).append(ref)
+        pending[ref] = (i, "file")
+
+    def submit_split(i: int, info, segments) -> None:
+        src, dst = paths[i]
+        progress.expect(i, segments)
+        scans = [scan.remote(i, src, s, info, settings, updates) for s in segments]
+        plan = join.remote(info, settings, regions, *scans)
+        rendered = [render.remote(i, src, dst, s, plan, settings, updates) for s in segments]
+        ref = concat.remote(src, dst, plan, settings, *rendered)
+        tasks[i] += [*scans, plan, *rendered, ref]
+        pending[ref] = (i, "file")
+
+    for i, (src, _) in enumerate(pairs):
+        started[i] = time.monotonic()
+        if segment_seconds > 0 and split.can_split(src, settings):
+            ref = segments_of.remote(*paths[i], settings, segment_seconds)
+            tasks[i] = [ref]
+            pending[ref] = (i, "segments")
+        else:
+            submit_whole(i)
     finished = False
     try:
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1, timeout=0.1)
-            _drain(updates, Empty, on_progress)
+            _drain(updates, Empty, progress)
             for ref in done:
-                index = pending.pop(ref)
+                index, what = pending.pop(ref)
                 src, dst = pairs[index]
                 try:
                     outcome = ray.get(ref)
+                    if what == "segments":
+                        info, segments = outcome
+                        if len(segments) > 1:
+                            submit_split(index, info, segments)
+                        else:
+                            submit_whole(index)
+                        continue
                     outcome.src, outcome.dst = src, dst  # as the user named them
+                    outcome.seconds = time.monotonic() - started[index]
                 except Exception as exc:  # noqa: BLE001 -- every failure is this file's
                     outcome = _as_blur_error(ray, exc, src)
+                    _cancel(ray, tasks.get(index, []))
                     _remove_temps(dst)
+                tasks.pop(index, None)
                 yield index, outcome
-        _drain(updates, Empty, on_progress)
+        _drain(updates, Empty, progress)
         finished = True
     except SystemError as exc:
         # A signal handler's exception (Ctrl-C, SIGTERM) raised while Ray's compiled code was
@@ -161,7 +274,9 @@ def anonymise_on_cluster(pairs: list[tuple[Path, Path]], settings: Settings, add
     finally:
         try:
             if not finished:
-                _cancel(ray, pending, pairs)
+                _cancel(ray, [ref for refs in tasks.values() for ref in refs])
+                for index in tasks:
+                    _remove_temps(pairs[index][1])
         finally:
             try:
                 ray.kill(updates.actor)
@@ -192,11 +307,11 @@ def _first_line(exc: BaseException) -> str:
     return lines[0].strip()[:300] if lines else exc.__class__.__name__
 
 
-def _cancel(ray, pending: dict, pairs: list[tuple[Path, Path]]) -> None:
-    """Stop the tasks still pending and remove what they left: a KeyboardInterrupt first (the
-    task unwinds and removes its temp file), then, for those still running, the process is
-    killed and the driver removes their temp files."""
-    refs = list(pending)
+def _cancel(ray, refs: list) -> None:
+    """Stop these tasks: a KeyboardInterrupt first (a task unwinds and removes its temp file),
+    then the process of any still running is killed (the caller removes its temp files)."""
+    if not refs:
+        return
     for ref in refs:
         ray.cancel(ref)
     _, running = ray.wait(refs, num_returns=len(refs), timeout=GRACE_SECONDS)
@@ -204,8 +319,6 @@ def _cancel(ray, pending: dict, pairs: list[tuple[Path, Path]]) -> None:
         for ref in running:
             ray.cancel(ref, force=True)
         ray.wait(running, num_returns=len(running), timeout=GRACE_SECONDS)
-    for index in pending.values():
-        _remove_temps(pairs[index][1])
 
 
 def _remove_temps(dst: Path) -> None:
@@ -216,12 +329,11 @@ def _remove_temps(dst: Path) -> None:
             _log.warning("could not remove %s: %s", stale, exc)
 
 
-def _drain(updates, empty, on_progress: FileProgressFn | None) -> None:
+def _drain(updates, empty, progress: _Progress) -> None:
     try:
         items = updates.get_nowait_batch(updates.qsize())
     except empty:
         return
-    if on_progress:
-        for index, stage, done, total in items:
-            on_progress(index, stage, done, total)
+    for item in items:
+        progress(*item)
 
