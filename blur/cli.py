@@ -227,6 +227,10 @@ def run(
         help="Run each file as a task on a running Ray cluster: auto (the one ray start began "
              "on this machine) or the head's HOST:PORT. Paths must be on storage every machine "
              "sees; existing outputs are skipped unless --overwrite."),
+    split: float = typer.Option(
+        60.0, "--split", min=0.0, metavar="SECONDS",
+        help="With --cluster: cut videos at keyframes into segments of at least this long, "
+             "scanned and rendered in parallel, then joined (default 60; 0: whole files)."),
     device: DeviceOpt = None,
     keep_format: KeepFormat = False,
     quiet: Quiet = False,
@@ -253,7 +257,7 @@ def run(
     if regions is not None and len(pairs) != 1:
         _fail(UsageError("--regions needs exactly one input file"))
     if cluster is not None:
-        results, failures = _run_on_cluster(pairs, settings, cluster, regions, quiet)
+        results, failures = _run_on_cluster(pairs, settings, cluster, regions, split, quiet)
     elif jobs > 1 and len(pairs) > 1:
         results, failures = _run_parallel(pairs, quiet, jobs, lambda progress: batch.anonymise_many(
             pairs, settings, jobs, progress))
@@ -277,7 +281,7 @@ def run(
 
 
 def _run_on_cluster(pairs, settings: Settings, address: str, regions: Optional[Path],
-                    quiet: bool) -> tuple[list, list]:
+                    split: float, quiet: bool) -> tuple[list, list]:
     """``--cluster``: each file a Ray task; outputs that exist are skipped unless --overwrite,
     so a re-run after a crash does only what is missing."""
     from . import cluster
@@ -295,7 +299,7 @@ def _run_on_cluster(pairs, settings: Settings, address: str, regions: Optional[P
     except BlurError as exc:
         _fail(exc)
     return _run_parallel(pairs, quiet, at_once, lambda progress: cluster.anonymise_on_cluster(
-        pairs, settings, address, progress, regions))
+        pairs, settings, address, progress, regions, split))
 
 
 def _run_parallel(pairs, quiet: bool, at_once: int, outcomes) -> tuple[list, list]:

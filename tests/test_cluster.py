@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -22,7 +23,9 @@ import pytest
 
 from conftest import FAST, write_video
 
-from blur import cluster
+import av
+
+from blur import cluster, pipeline
 from blur.cli import main
 from blur.errors import UsageError
 
@@ -205,3 +208,20 @@ def test_ctrl_c_cancels_tasks_and_leaves_no_output(ray_address, tmp_path):
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr
     assert list(out_dir.iterdir()) == [], "an output or temp file was left"
+
+
+def test_long_video_in_segments_on_cluster(ray_address, tmp_path, capsys, face_frame):
+    from test_split import moving_face_clip
+
+    clip = moving_face_clip(tmp_path / "walk.mp4", face_frame)
+    out = tmp_path / "out.mp4"
+    code, text = _run(capsys, clip, "-o", out, "--regions", tmp_path / "split.json",
+                      "--cluster", ray_address, "--split", "0.3", "--preset", "ultrafast")
+    assert code == 0, text
+    assert re.search(r"rendered in 4[\s│]*segments", text), text  # the note, maybe folded
+    whole = tmp_path / "whole.json"
+    pipeline.anonymise(clip, tmp_path / "whole.mp4", FAST, whole)
+    assert json.loads((tmp_path / "split.json").read_text()) == json.loads(whole.read_text())
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].frames == 48
+    assert not _temps(tmp_path)
