@@ -295,6 +295,7 @@ def render_segment(src: Path, dst: Path, segment: Segment, plan: pipeline.Plan,
     boxes = tracking.boxes_at(plan.tracks, plan.frame_count)
     unanalysed = set(plan.unanalysed_frames)
     info = plan.info
+    dst.parent.mkdir(parents=True, exist_ok=True)  # as atomic_output does for the output
     tmp = temp_path(dst, segment_part(segment))
     redacted = 0
     inp = video._open(src)

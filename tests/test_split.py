@@ -100,13 +100,13 @@ def test_split_run_redacts_exactly_what_a_whole_run_does(tmp_path, clip):
 
 def test_mkv_output_and_no_audio(tmp_path, face_frame):
     clip = moving_face_clip(tmp_path / "walk.mkv", face_frame, audio=None, gop=16)
-    result = split.anonymise_in_segments(clip, tmp_path / "out.mkv", FAST, 0.5,
-                                         tmp_path / "split.json")
+    result = split.anonymise_in_segments(clip, tmp_path / "new" / "out.mkv", FAST, 0.5,
+                                         tmp_path / "split.json")  # into a folder to create
     assert result.frames == 48
     pipeline.anonymise(clip, tmp_path / "whole.mkv", FAST, tmp_path / "whole.json")
     assert json.loads((tmp_path / "split.json").read_text()) == json.loads(
         (tmp_path / "whole.json").read_text())
-    assert video_facts(tmp_path / "out.mkv")["times"] == video_facts(clip)["times"]
+    assert video_facts(tmp_path / "new" / "out.mkv")["times"] == video_facts(clip)["times"]
 
 
 def test_not_cut_where_it_would_not_be_exact(tmp_path):
