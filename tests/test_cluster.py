@@ -18,12 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
 from conftest import FAST, write_video
-
-import av
 
 from blur import cluster, pipeline
 from blur.cli import main
