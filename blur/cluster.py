@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,6 +69,10 @@ def connect(address: str) -> None:
     ray = _ray()
     if ray.is_initialized():
         return
+    unreachable = _unreachable(address)
+    if unreachable:  # else Ray waits for minutes, printing its retries
+        raise UsageError(f"no Ray cluster answers at {address!r} ({unreachable}); check the "
+                         f"address (HOST:PORT of the head node, as ray start printed it)")
     try:
         ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -75,6 +80,21 @@ def connect(address: str) -> None:
                 else "check the address (HOST:PORT of the head node, as ray start printed it)")
         reason = " ".join(str(exc).split())[:300]
         raise UsageError(f"no Ray cluster found at {address!r} ({reason}); {hint}") from None
+
+
+def _unreachable(address: str) -> str | None:
+    """Why a TCP connection to a HOST:PORT address fails (None: it connects, or the address
+    is "auto" or a ray:// URL, which Ray resolves itself)."""
+    if address == "auto" or "://" in address:
+        return None
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except ValueError:
+        return "not HOST:PORT"
+    except OSError as exc:
+        return (exc.strerror or str(exc) or exc.__class__.__name__).lower()
+    return None
 
 
 def task_resources(settings: Settings) -> tuple[dict, int]:

@@ -93,6 +93,14 @@ def test_without_ray_says_how_to_install(monkeypatch, tmp_path):
         cluster.connect("auto")
 
 
+def test_no_cluster_at_the_address_is_a_usage_error(tmp_path, capsys):
+    pytest.importorskip("ray", reason="Ray is not installed (pip install '.[ray]')")
+    write_video(tmp_path / "a.mp4", frames=2)
+    code, text = _run(capsys, tmp_path / "a.mp4", "--cluster", f"127.0.0.1:{_free_port()}")
+    assert code == 2 and "no Ray cluster answers at" in text, text
+    assert not list(tmp_path.glob("a.blurred*"))
+
+
 def test_folder_on_cluster_failure_reported_rerun_skips(ray_address, tmp_path, capsys,
                                                         face_frame):
     footage = tmp_path / "footage"
