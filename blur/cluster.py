@@ -1,7 +1,10 @@
 """Many files on a Ray cluster: ``blur FOLDER -o OUT --cluster auto|ADDRESS``.
 
 Each file is one Ray task running the same ``anonymise`` as a local run, so what is redacted
-does not depend on where it ran. Inputs and outputs are paths that every machine of the
+does not depend on where it ran. A video that can be cut exactly (``blur.split``) into segments
+of at least ``segment_seconds`` runs as a chain of tasks instead: the cut points (one task),
+one scan per segment, the tracks built once over all frames (one task), one render per segment,
+and the lossless join (one task); Ray starts each as soon as what it needs is ready. Inputs and outputs are paths that every machine of the
 cluster sees (shared storage); they are sent as absolute paths.
 
 blur only connects, as a Ray driver, to a cluster that is already running: it never starts
