@@ -192,7 +192,7 @@ def main() -> None:
                              f"regions equal: {equal}"))
             finally:
                 cluster.stop()
-        print(f"\n| run | wall s | |\n|---|---:|---|")
+        print("\n| run | wall s | |\n|---|---:|---|")
         for name, seconds, note in rows:
             print(f"| {name} | {seconds:.1f} | {note} |")
     finally:

@@ -4,8 +4,9 @@ Each file is one Ray task running the same ``anonymise`` as a local run, so what
 does not depend on where it ran. A video that can be cut exactly (``blur.split``) into segments
 of at least ``segment_seconds`` runs as a chain of tasks instead: the cut points (one task),
 one scan per segment, the tracks built once over all frames (one task), one render per segment,
-and the lossless join (one task); Ray starts each as soon as what it needs is ready. Inputs and outputs are paths that every machine of the
-cluster sees (shared storage); they are sent as absolute paths.
+and the lossless join (one task); Ray starts each as soon as what it needs is ready. Inputs and
+outputs are paths that every machine of the cluster sees (shared storage); they are sent as
+absolute paths.
 
 blur only connects, as a Ray driver, to a cluster that is already running: it never starts
 one (``ray.init`` without an address would), so blur itself opens no listening port; the ports
@@ -35,12 +36,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import pipeline, split
+from . import split
 from .batch import FileProgressFn, run_file, throttled
 from .errors import BlurError, UsageError
 from .files import check_output, temp_files
-from .pipeline import FileResult
+from .media import probe
 from .settings import Settings
+from .types import FileResult
 
 # A task whose worker died is run this many more times before its file is reported as failed.
 RETRIES = 2
@@ -146,7 +148,7 @@ def _segments_task(src: str, dst: str, settings: Settings, min_seconds: float):
     """(MediaInfo, segments) of a video to split; no segments when it cannot be cut."""
     check_output(Path(src), Path(dst), settings.overwrite)  # before the long work, not after
     segments = split.plan_segments(Path(src), min_seconds)
-    return (pipeline.probe(Path(src)) if len(segments) > 1 else None), segments
+    return (probe(Path(src)) if len(segments) > 1 else None), segments
 
 
 def _scan_task(index: int, src: str, segment, info, settings: Settings, updates):

@@ -40,13 +40,13 @@ from pathlib import Path
 import av
 import numpy as np
 
-from . import pipeline, tracking
-from .errors import DetectionError, MediaError, MetadataLeftError
+from . import detectors, pipeline, tracking
+from .errors import MediaError, MetadataLeftError
 from .files import atomic_output, check_output, temp_path
-from .media import video
-from .redact import Redactor
+from .media import metadata, probe, video, video_encode
+from .redact import Redactor, redact_frame
 from .settings import Settings
-from .types import Detections, Frame, MediaInfo
+from .types import HITS, Detections, FileResult, Frame, MediaInfo, Plan
 
 _CONTAINERS = {"mov", "mp4", "matroska", "webm"}  # timestamps stored, not guessed
 _H264_IDR = 5
@@ -220,45 +220,20 @@ class SegmentScan:
 
 def scan_segment(src: Path, segment: Segment, info: MediaInfo, settings: Settings,
                  on_progress: Callable[[str, int, int], None] | None = None) -> SegmentScan:
-    """Detect in one segment, running each detector on the frames a whole-file scan would
-    (``pipeline.scan``): the strided ones by whole-video frame number, all on the last frame."""
-    detectors = pipeline.detectors_for(settings)
-    fps = float(info.fps or 25)
-    strides = [pipeline.frame_stride(d, fps, settings) for d in detectors]
-    memo: dict[int, tuple[int, Detections]] = {}
-    version, previous = 0, None
-    per_frame, times, unanalysed = [], [], []
-    for frame in segment_frames(src, segment, info.rotation):
-        if previous is None or not np.array_equal(previous, frame.image):
-            version += 1
-        previous = frame.image
-        last = segment.last and frame.index == segment.stop - 1
-        parts = []
-        try:
-            for i, (det, n) in enumerate(zip(detectors, strides)):
-                if frame.index % n and not last:
-                    continue
-                hit = memo.get(i)
-                if hit is not None and hit[0] == version:  # a repeated picture
-                    parts.append(hit[1])
-                    continue
-                found = pipeline.detect_one(det, frame.image)
-                memo[i] = (version, found)
-                parts.append(found)
-            found = Detections.concat(parts)
-        except DetectionError as exc:
-            if settings.fail_frame != "redact":
-                raise DetectionError(f"frame {frame.index}: {exc.message}", src) from exc
-            found = Detections.empty()
-            unanalysed.append(frame.index)
-        per_frame.append(found)
-        times.append(frame.time)
-        if on_progress:
-            on_progress("scan", frame.index + 1 - segment.start, segment.stop - segment.start)
+    """Detect in one segment with the loop of a whole-file scan (``pipeline.scan_video_frames``):
+    the strided detectors run by whole-video frame number, all of them on the video's last frame."""
+    last = segment.stop - 1 if segment.last else None
+    frames = ((frame, frame.index == last) for frame in segment_frames(src, segment, info.rotation))
+    progress = None
+    if on_progress:
+        def progress(stage: str, done: int, _total: int) -> None:
+            on_progress(stage, done - segment.start, segment.stop - segment.start)
+    per_frame, times, unanalysed = pipeline.scan_video_frames(
+        src, info, detectors.build(settings), settings, progress, frames)
     return SegmentScan(segment, per_frame, times, unanalysed)
 
 
-def join_scans(info: MediaInfo, settings: Settings, scans: list[SegmentScan]) -> pipeline.Plan:
+def join_scans(info: MediaInfo, settings: Settings, scans: list[SegmentScan]) -> Plan:
     """The plan of the whole video from its segments' detections: tracks built once, over all
     frames in order, as ``pipeline.scan`` builds them."""
     scans = sorted(scans, key=lambda s: s.segment.start)
@@ -274,7 +249,7 @@ def join_scans(info: MediaInfo, settings: Settings, scans: list[SegmentScan]) ->
                                    min_weak_hits=settings.weak_min_frames,
                                    size=(info.width, info.height), frame_height=info.height)
     unanalysed = [f for s in scans for f in s.unanalysed]
-    return pipeline.Plan(info, len(per_frame), tracks, unanalysed, times)
+    return Plan(info, len(per_frame), tracks, unanalysed, times)
 
 
 def segment_part(segment: Segment) -> str:
@@ -282,7 +257,7 @@ def segment_part(segment: Segment) -> str:
     return f"seg{segment.number:05d}"
 
 
-def render_segment(src: Path, dst: Path, segment: Segment, plan: pipeline.Plan,
+def render_segment(src: Path, dst: Path, segment: Segment, plan: Plan,
                    settings: Settings,
                    on_progress: Callable[[str, int, int], None] | None = None
                    ) -> tuple[Path, int]:
@@ -303,26 +278,23 @@ def render_segment(src: Path, dst: Path, segment: Segment, plan: pipeline.Plan,
         vin = inp.streams.video[0]
         out = av.open(str(tmp), "w", format="mp4", options={"fflags": "+bitexact"})
         try:
-            vout = video._video_stream(out, vin, info.width, info.height, settings.crf,
-                                       settings.preset, info.rotation)
-            strip = video._StripSei(vout)
+            vout = video_encode._video_stream(out, vin, info.width, info.height, settings.crf,
+                                 settings.preset, info.rotation)
+            strip = video_encode._StripSei(vout)
             durations: dict[int, int] = {}
             for frame, duration in _decode_segment(src, segment, info.rotation):
                 rgb = frame.image if frame.image.flags.writeable else frame.image.copy()
-                if frame.index in unanalysed:
-                    redactor.apply_everywhere(rgb)
-                    redacted += 1
-                elif redactor.apply(rgb, boxes[frame.index].xyxy, boxes[frame.index].kind):
+                if redact_frame(rgb, redactor, boxes[frame.index], frame.index in unanalysed):
                     redacted += 1
                 pts = segment.pts[frame.index - segment.start]
                 of = av.VideoFrame.from_ndarray(rgb, format="rgb24")
                 of.pts, of.time_base = pts, vin.time_base
                 durations[pts] = duration
-                video._mux_video(out, strip(vout.encode(of)), durations)
+                video_encode._mux_video(out, strip(vout.encode(of)), durations)
                 if on_progress:
                     on_progress("render", frame.index + 1 - segment.start,
                                 segment.stop - segment.start)
-            video._mux_video(out, strip(vout.encode(None)) + strip.drain(), durations)
+            video_encode._mux_video(out, strip(vout.encode(None)) + strip.drain(), durations)
         finally:
             out.close()
     except BaseException:
@@ -333,9 +305,9 @@ def render_segment(src: Path, dst: Path, segment: Segment, plan: pipeline.Plan,
     return tmp, redacted
 
 
-def join_segments(src: Path, dst: Path, plan: pipeline.Plan, settings: Settings,
+def join_segments(src: Path, dst: Path, plan: Plan, settings: Settings,
                   rendered: list[tuple[Path, int]], started: float | None = None
-                  ) -> pipeline.FileResult:
+                  ) -> FileResult:
     """Copy the segments' packets, in order, into ``dst`` (atomically), with the input's audio
     copied once; check the frame count and the metadata left; remove the segment files."""
     try:
@@ -346,7 +318,7 @@ def join_segments(src: Path, dst: Path, plan: pipeline.Plan, settings: Settings,
                                              settings.audio)
             if frames != plan.frame_count:
                 raise MediaError(f"wrote {frames} frames but scanned {plan.frame_count}", src)
-            left = video.leftover(tmp) + video.encoder_settings(tmp)
+            left = metadata.leftover(tmp, "video", written_by_blur=True)
             if left:
                 raise MetadataLeftError("identifying metadata left in the output: "
                                         + ", ".join(left), src)
@@ -359,13 +331,13 @@ def join_segments(src: Path, dst: Path, plan: pipeline.Plan, settings: Settings,
                      + ", ".join(reencoded) + ")")
     notes.append(f"rendered in {len(rendered)} segments on the cluster")
     flags = tracking.flagged_frames(plan.tracks)
-    return pipeline.FileResult(
+    return FileResult(
         src=src, dst=dst, kind="video",
         tracks=dict(Counter(t.kind for t in plan.tracks if not t.keep)),
-        detections=sum(int(np.isin(t.source, ("detected", "weak")).sum()) for t in plan.tracks),
+        detections=sum(int(np.isin(t.source, HITS).sum()) for t in plan.tracks),
         frames=frames, frames_redacted=sum(n for _, n in rendered),
         seconds=time.monotonic() - started if started else 0.0,
-        metadata_removed=plan.info.metadata_found, notes=notes,
+        metadata_removed=plan.info.metadata_found, notes=notes, plan=plan,
         bridged_frames=len(flags["bridged_frames"]), weak_frames=len(flags["weak_frames"]))
 
 
@@ -379,14 +351,15 @@ def _concatenate(src: Path, dst: Path, muxer: str, parts: list[Path], audio: str
     options = {"fflags": "+bitexact"}
     if muxer == "mp4":
         options["movflags"] = "+faststart"
-        options["movie_timescale"] = str(video._track_timescale(inp.streams.video[0].time_base))
+        options["movie_timescale"] = str(
+            video_encode._track_timescale(inp.streams.video[0].time_base))
     out = av.open(str(dst), "w", format=muxer, options=options)
     try:
         template = first.streams.video[0]
         vout = out.add_stream_from_template(template)
         vout.time_base = template.time_base
         vout.metadata.clear()
-        audio_map, reencoded = (video._audio_streams(inp, out, muxer) if audio == "copy"
+        audio_map, reencoded = (video_encode._audio_streams(inp, out, muxer) if audio == "copy"
                                 else ({}, []))
         extradata = template.codec_context.extradata
         count = 0
@@ -425,7 +398,7 @@ def _concatenate(src: Path, dst: Path, muxer: str, parts: list[Path], audio: str
                 out.mux(packet)
                 count += 1
             else:
-                video._write_audio(out, packet, *audio_map[packet.stream.index])
+                video_encode._write_audio(out, packet, *audio_map[packet.stream.index])
         for aout, decode_from in audio_map.values():
             if decode_from is not None:
                 out.mux(aout.encode(None))
@@ -446,7 +419,7 @@ def can_split(src: Path, settings: Settings) -> bool:
 
 
 def anonymise_in_segments(src: Path, dst: Path, settings: Settings, min_seconds: float,
-                          regions_path: Path | None = None) -> pipeline.FileResult:
+                          regions_path: Path | None = None) -> FileResult:
     """The segmented path run in this process, one segment after another: what a cluster run
     does, without the cluster (for tests and for measuring the cost of splitting)."""
     from . import regions
@@ -457,7 +430,7 @@ def anonymise_in_segments(src: Path, dst: Path, settings: Settings, min_seconds:
     segments = plan_segments(src, min_seconds) if can_split(src, settings) else []
     if len(segments) < 2:
         return pipeline.anonymise(src, dst, settings, regions_path)
-    info = pipeline.probe(src)
+    info = probe(src)
     scans = [scan_segment(src, s, info, settings) for s in segments]
     plan = join_scans(info, settings, scans)
     if regions_path is not None:

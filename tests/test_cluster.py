@@ -21,7 +21,6 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-
 from conftest import FAST, write_video
 
 from blur import cluster, pipeline

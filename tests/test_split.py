@@ -15,7 +15,6 @@ import av
 import cv2
 import numpy as np
 import pytest
-
 from conftest import FAST, _write_tone, video_facts, write_video
 
 from blur import pipeline, split
