@@ -47,22 +47,37 @@ _UPDATES = None
 
 
 def _worker_run(index: int, src: Path, dst: Path, settings: Settings) -> FileResult:
+    return run_file(src, dst, settings, throttled(lambda *update: _UPDATES.put((index, *update))))
+
+
+def throttled(send: Callable[[str, int, int], None]) -> Callable[[str, int, int], None]:
+    """A progress callback that passes on a few updates a second (plenty for a progress bar):
+    every change of stage, the last update of a stage, and one every 0.2 s in between."""
     last = [0.0, None]
 
     def report(stage: str, done: int, total: int) -> None:
-        now = time.monotonic()  # a few updates a second are plenty for a progress bar
+        now = time.monotonic()
         if stage != last[1] or done >= total or now - last[0] >= 0.2:
             last[:] = [now, stage]
-            _UPDATES.put((index, stage, done, total))
+            send(stage, done, total)
 
+    return report
+
+
+def run_file(src: Path, dst: Path, settings: Settings, report=None,
+             regions_path: Path | None = None) -> FileResult:
+    """``anonymise`` in a worker process, its result and errors made fit to send back to the
+    process that asked: any failure becomes a plain BlurError (an exception class the parent
+    cannot unpickle would lose the message), and the result drops its plan (the parent needs
+    the counts, not every track)."""
     try:
-        result = anonymise(src, dst, settings, on_progress=report)
+        result = anonymise(src, dst, settings, regions_path, on_progress=report)
     except BlurError:
         raise
-    except Exception as exc:  # pickled back to the parent; keep it a plain BlurError
+    except Exception as exc:
         raise BlurError(f"internal error: {exc.__class__.__name__}: "
                         f"{' '.join(str(exc).split()) or 'no details'}", src) from None
-    result.plan = None  # the parent needs the counts, not every track
+    result.plan = None
     return result
 
 

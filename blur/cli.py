@@ -148,6 +148,15 @@ def run(
     jobs: int = typer.Option(1, "-j", "--jobs", min=1, metavar="N",
                              help="Process this many files at once, in separate processes "
                                   "(default 1; each one already uses every core)."),
+    cluster: Optional[str] = typer.Option(
+        None, "--cluster", metavar="ADDRESS",
+        help="Run each file as a task on a running Ray cluster: auto (the one ray start began "
+             "on this machine) or the head's HOST:PORT. Paths must be on storage every machine "
+             "sees; existing outputs are skipped unless --overwrite."),
+    split: float = typer.Option(
+        60.0, "--split", min=0.0, metavar="SECONDS",
+        help="With --cluster: cut videos at keyframes into segments of at least this long, "
+             "scanned and rendered in parallel, then joined (default 60; 0: whole files)."),
     device: DeviceOpt = None,
     keep_format: KeepFormat = False,
     quiet: Quiet = False,
@@ -160,7 +169,8 @@ def run(
         device=device, face_small_every_n_frames=small_face_stride,
         face_small_model=small_face_model, keep_format=keep_format, analyse=analyse)
     try:
-        detectors.check_device(settings.device)
+        if cluster is None:  # on a cluster, the workers' ONNX Runtime is the one that counts
+            detectors.check_device(settings.device)
     except BlurError as exc:
         _fail(exc)
     try:
@@ -173,8 +183,11 @@ def run(
         _fail(UsageError("no photos or videos found in " + ", ".join(map(str, paths))))
     if regions is not None and len(pairs) != 1:
         _fail(UsageError("--regions needs exactly one input file"))
-    if jobs > 1 and len(pairs) > 1:
-        results, failures = _run_parallel(pairs, settings, jobs, quiet)
+    if cluster is not None:
+        results, failures = _run_on_cluster(pairs, settings, cluster, regions, split, quiet)
+    elif jobs > 1 and len(pairs) > 1:
+        results, failures = _run_parallel(pairs, quiet, jobs, lambda progress: batch.anonymise_many(
+            pairs, settings, jobs, progress))
     else:
         results, failures = [], []
         with show.FileProgress(quiet) as progress:
@@ -194,11 +207,35 @@ def run(
         raise typer.Exit(max(int(f.exit_status) for f in failures))
 
 
-def _run_parallel(pairs, settings: Settings, jobs: int, quiet: bool) -> tuple[list, list]:
-    """``--jobs N``: files in N worker processes; the summary keeps the order of the inputs."""
+def _run_on_cluster(pairs, settings: Settings, address: str, regions: Optional[Path],
+                    split: float, quiet: bool) -> tuple[list, list]:
+    """``--cluster``: each file a Ray task; outputs that exist are skipped unless --overwrite,
+    so a re-run after a crash does only what is missing."""
+    from . import cluster
+
+    if not settings.overwrite:
+        skipped = [dst for _, dst in pairs if dst.exists()]
+        pairs = [(src, dst) for src, dst in pairs if not dst.exists()]
+        if skipped and not quiet:
+            show.skipped(skipped)
+        if not pairs:
+            return [], []
+    try:
+        cluster.connect(address)
+        _, at_once = cluster.task_resources(settings)
+    except BlurError as exc:
+        _fail(exc)
+    return _run_parallel(pairs, quiet, at_once, lambda progress: cluster.anonymise_on_cluster(
+        pairs, settings, address, progress, regions, split))
+
+
+def _run_parallel(pairs, quiet: bool, at_once: int, outcomes) -> tuple[list, list]:
+    """Files in worker processes (``--jobs``) or cluster tasks (``--cluster``), ``at_once`` at
+    a time; ``outcomes(on_progress)`` yields (index, FileResult or BlurError) as files finish.
+    The summary keeps the order of the inputs."""
     done: dict[int, object] = {}
-    with show.BatchProgress(quiet, [src.name for src, _ in pairs], jobs) as progress, \
-            closing(batch.anonymise_many(pairs, settings, jobs, progress.update)) as finished:
+    with show.BatchProgress(quiet, [src.name for src, _ in pairs], at_once) as progress, \
+            closing(outcomes(progress.update)) as finished:
         for index, outcome in finished:
             done[index] = outcome
             if isinstance(outcome, BlurError):

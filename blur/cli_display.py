@@ -157,6 +157,13 @@ class BatchProgress:
 
 # ---- blur run --------------------------------------------------------------------------------
 
+def skipped(outputs) -> None:
+    """Outputs that exist and were left alone (``--cluster`` without ``--overwrite``)."""
+    out.print(f"{len(outputs)} file(s) skipped: the output exists (--overwrite replaces it)")
+    for path in outputs:
+        out.print(f"  {path}", markup=False, highlight=False)
+
+
 _KIND_COLUMNS = {"face": "faces", "plate": "plates", "text": "text"}
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import errno
+import glob
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -189,10 +191,26 @@ def atomic_output(dst: Path) -> Iterator[Path]:
                 raise UsageError(f"cannot write {dst}: {folder} is a file, not a folder")
             break
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:8]}.part")
+    tmp = temp_path(dst)
     try:
         yield tmp
         os.replace(tmp, dst)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def temp_path(dst: Path, part: str | None = None) -> Path:
+    """A new hidden temp file name beside ``dst``; ``part`` names a piece of it (a segment)."""
+    piece = f"{part}." if part else ""
+    return dst.with_name(f".{dst.name}.{piece}{uuid.uuid4().hex[:8]}.part")
+
+
+def temp_files(dst: Path, part: str | None = None) -> list[Path]:
+    """The temp files ``temp_path`` named for ``dst`` that exist: after a process was killed
+    while writing, the only trace it leaves. ``part``: only that piece's ("": only those of
+    the output itself); None: all of them."""
+    piece = (re.escape(f"{part}.") if part else "") if part is not None else r"(?:seg\d+\.)?"
+    name = re.compile(rf"\.{re.escape(dst.name)}\.{piece}[0-9a-f]{{8}}\.part")
+    found = glob.glob(os.path.join(glob.escape(str(dst.parent)), f".{glob.escape(dst.name)}.*"))
+    return sorted(Path(p) for p in found if name.fullmatch(os.path.basename(p)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from .media import family_of, image, probe
 from .media import frames as media_frames
 from .redact import Redactor, redact_frame
 from .settings import Settings
-from .types import HITS, Detections, FileResult, MediaInfo, Plan, ProgressFn
+from .types import HITS, Detections, FileResult, Frame, MediaInfo, Plan, ProgressFn
 
 # From this many pixels per frame (4K is 8.3 million), memory comes first: frames are not decoded
 # ahead (at 4K that thread's frames and allocator arena cost ~100-180 MB for a <1 % gain), and the
@@ -108,9 +109,14 @@ def scan(src: Path, settings: Settings | None = None,
 
 
 def scan_video_frames(src: Path, info: MediaInfo, found_by: list[Detector], settings: Settings,
-                      on_progress: ProgressFn | None = None
+                      on_progress: ProgressFn | None = None,
+                      frames: Iterable[tuple[Frame, bool]] | None = None
                       ) -> tuple[list[Detections], list, list[int]]:
     """Run the detectors over every frame of a video or animation.
+
+    Args:
+        frames: (frame, is the video's last frame) pairs to scan instead of the whole file,
+            numbered as in the whole file (one segment of a long video).
 
     Returns:
         (detections per frame, presentation time per frame, frames that could not be analysed).
@@ -122,7 +128,9 @@ def scan_video_frames(src: Path, info: MediaInfo, found_by: list[Detector], sett
         small_face_stride(fps, settings), fps, settings.analyse, settings.keyframe_seconds,
         follow=settings.follow_tracks)
     ahead = settings.decode_ahead if info.width * info.height < LARGE_FRAME_PIXELS else 0
-    for frame, last in _with_last(media_frames(info, ahead=ahead)):
+    if frames is None:
+        frames = _with_last(media_frames(info, ahead=ahead))
+    for frame, last in frames:
         try:
             found = plan_passes.detect(frame.image, frame.index, last)
         except DetectionError as exc:
