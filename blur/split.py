@@ -25,6 +25,12 @@ Splitting needs the face detector's small-face pass on every frame
 (``face_small_every_n_frames == 1``, the default): with a stride, a whole-file scan reuses the
 analysis of a repeated picture across a cut, which a segment cannot see, so such a video runs
 whole.
+
+Segments are analysed frame by frame in full (``analyse="every-frame"``): change-driven
+analysis (``schedule.py``) carries what it saw from one frame to the next, which a segment that
+starts cold cannot reproduce, and a full analysis is the reference the change-driven one is
+measured against. A split run's regions therefore equal those of a single-process run with
+``--analyse every-frame`` (tested).
 """
 
 from __future__ import annotations
@@ -228,6 +234,7 @@ def scan_segment(src: Path, segment: Segment, info: MediaInfo, settings: Setting
     if on_progress:
         def progress(stage: str, done: int, _total: int) -> None:
             on_progress(stage, done - segment.start, segment.stop - segment.start)
+    settings = settings.merged(analyse="every-frame")  # see the module docstring
     per_frame, times, unanalysed = pipeline.scan_video_frames(
         src, info, detectors.build(settings), settings, progress, frames)
     return SegmentScan(segment, per_frame, times, unanalysed)

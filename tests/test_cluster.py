@@ -222,7 +222,7 @@ def test_long_video_in_segments_on_cluster(ray_address, tmp_path, capsys, face_f
     assert code == 0, text
     assert re.search(r"rendered in 2[\s│]*segments", text), text  # the note, maybe folded
     whole = tmp_path / "whole.json"
-    pipeline.anonymise(clip, tmp_path / "whole.mp4", FAST, whole)
+    pipeline.anonymise(clip, tmp_path / "whole.mp4", FAST.merged(analyse="every-frame"), whole)
     assert json.loads((tmp_path / "split.json").read_text()) == json.loads(whole.read_text())
     with av.open(str(out)) as c:
         assert c.streams.video[0].frames == 48

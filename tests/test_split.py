@@ -76,7 +76,9 @@ def test_segments_decode_the_pictures_of_a_whole_decode(clip):
 
 def test_split_run_redacts_exactly_what_a_whole_run_does(tmp_path, clip):
     whole_regions, split_regions = tmp_path / "whole.json", tmp_path / "split.json"
-    pipeline.anonymise(clip, tmp_path / "whole.mp4", FAST, whole_regions)
+    # Segments are analysed in full on every frame (change-driven analysis cannot start cold).
+    pipeline.anonymise(clip, tmp_path / "whole.mp4", FAST.merged(analyse="every-frame"),
+                       whole_regions)
     result = split.anonymise_in_segments(clip, tmp_path / "split.mp4", FAST, 0.3, split_regions)
     assert "rendered in 4 segments" in " ".join(result.notes)
     regions = json.loads(split_regions.read_text())
@@ -102,7 +104,8 @@ def test_mkv_output_and_no_audio(tmp_path, face_frame):
     result = split.anonymise_in_segments(clip, tmp_path / "new" / "out.mkv", FAST, 0.5,
                                          tmp_path / "split.json")  # into a folder to create
     assert result.frames == 48
-    pipeline.anonymise(clip, tmp_path / "whole.mkv", FAST, tmp_path / "whole.json")
+    pipeline.anonymise(clip, tmp_path / "whole.mkv", FAST.merged(analyse="every-frame"),
+                       tmp_path / "whole.json")
     assert json.loads((tmp_path / "split.json").read_text()) == json.loads(
         (tmp_path / "whole.json").read_text())
     assert video_facts(tmp_path / "new" / "out.mkv")["times"] == video_facts(clip)["times"]
