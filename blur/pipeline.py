@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import regions, tracking
+from . import regions, seen, tracking
 from .boxes import clip_xyxy
 from .detectors import DEFAULT_FOR_KIND, DETECTORS, runtime
 from .errors import (BlurError, DetectionError, MediaError, MetadataLeftError,
@@ -45,11 +45,18 @@ class Plan:
     unanalysed_frames: list[int] = field(default_factory=list)
     frame_times: list | None = None  # presentation time of each frame (videos), from the PTS
     notes: list[str] = field(default_factory=list)  # what loading it changed, said in the result
+    # Per frame, everything the scan saw, weak face candidates included (see ``blur.seen``).
+    seen: list[Detections] | None = None
+    face_threshold: float | None = None
+    seen_every: int = 1  # plates and text were looked for on every n-th frame
 
     def to_dict(self) -> dict:
         flags = {"unanalysed_frames": self.unanalysed_frames}
         flags.update(_flags(self.tracks))
-        return regions.to_dict(self.info, self.frame_count, self.tracks, flags, self.frame_times)
+        data = regions.to_dict(self.info, self.frame_count, self.tracks, flags, self.frame_times)
+        if self.seen is not None:
+            data["seen"] = seen.to_dict(self.seen, self.face_threshold, self.seen_every)
+        return data
 
 
 @dataclass
@@ -231,25 +238,27 @@ def scan(src: Path, settings: Settings | None = None,
     settings = settings or Settings()
     src = Path(src)
     info = probe(src)
-    detectors = detectors_for(settings)
+    detectors = detectors_for(_recording(settings))
     if info.kind == "image":
         still = image.read(src)
         try:
-            found = detect(detectors, still.rgb)
+            found, record = seen.split(detect(detectors, still.rgb),
+                                      settings.face_candidate_threshold)
             unanalysed = []
         except DetectionError as exc:
             if settings.fail_frame != "redact":
                 raise DetectionError(exc.message, src) from exc
-            found, unanalysed = Detections.empty(), [0]
+            found, record, unanalysed = Detections.empty(), Detections.empty(), [0]
         tracks = tracking.build_tracks([found], [None], 1.0, 0, 0,
                                        thresholds=_thresholds(settings),
                                        size=(info.width, info.height),
                                        frame_height=info.height)
         if on_progress:
             on_progress("scan", 1, 1)
-        return Plan(info, 1, tracks, unanalysed)
+        return Plan(info, 1, tracks, unanalysed, seen=[record],
+                    face_threshold=settings.face_threshold)
 
-    per_frame, times, unanalysed = [], [], []
+    per_frame, times, unanalysed, recorded = [], [], [], []
     fps = float(info.fps or 25)
     strides = [frame_stride(d, fps, settings) for d in detectors]
     small_every = small_face_stride(fps, settings)
@@ -283,6 +292,8 @@ def scan(src: Path, settings: Settings | None = None,
                 raise DetectionError(f"frame {frame.index}: {exc.message}", src) from exc
             found = Detections.empty()
             unanalysed.append(frame.index)
+        found, record = seen.split(found, settings.face_candidate_threshold)
+        recorded.append(record)
         per_frame.append(found)
         times.append(frame.time)
         if on_progress:
@@ -293,7 +304,17 @@ def scan(src: Path, settings: Settings | None = None,
                                    settings.pad_seconds, thresholds=_thresholds(settings),
                                    min_weak_hits=settings.weak_min_frames,
                                    size=(info.width, info.height), frame_height=info.height)
-    return Plan(info, len(per_frame), tracks, unanalysed, times)
+    return Plan(info, len(per_frame), tracks, unanalysed, times, seen=recorded,
+                face_threshold=settings.face_threshold, seen_every=max(strides, default=1))
+
+
+def _recording(settings: Settings) -> Settings:
+    """The settings the scan's detectors are built with: face candidates from ``seen.FLOOR``
+    (split off again before tracking). Not with the second look, which could confirm them."""
+    if settings.face_second_look:
+        return settings
+    return settings.merged(
+        face_candidate_threshold=min(settings.face_candidate_threshold, seen.FLOOR))
 
 
 def load_plan(src: Path, data: dict) -> Plan:
