@@ -12,7 +12,7 @@ lower-scoring box remove a higher one). In the regions file::
 Why ``blur check`` needs it: the check re-scans the output at blur's own threshold, and the
 output is not the input. A redaction changes what the detector sees around it, and re-encoding
 moves every score a little, so a blob that scored 0.09 at the scan may score 0.13 beside a fill
-(measured: ``benchmarks/check.py --residual``). The record says what the scan saw at that place:
+(measured: see ``FLOOR``). The record says what the scan saw at that place:
 a face that was weak there was not redacted by choice; a face that was strong there, or a
 plate found there, and is not redacted now is a track someone deleted from the regions file.
 """
@@ -25,10 +25,11 @@ from .boxes import iou_matrix
 from .errors import RegionsError
 from .types import Detections
 
-# Lowest score kept. Measured on blur's renders of 20 faces-dev photos (6 styles and shapes,
-# 183 detections off the redactions): 63 % scored 0.05 or more at the scan, 94 % 0.02 or more,
-# but a floor of 0.02 keeps ~130 candidates per frame of the sample clip against ~25 at 0.05.
-# Most of the rest lie beside a redaction, which ``blur.check`` judges on its own.
+# Lowest score kept. Measured on blur's renders of 20 faces-dev photos (3 styles x 2 shapes:
+# 183 detections at the check's threshold lying mostly off the redactions, none of them a
+# labelled face): 115 had scored 0.05 or more at the scan, 171 0.02 or more; but a floor of
+# 0.02 keeps ~130 candidates per frame of the sample clip against ~25 at 0.05. Of the 68 below
+# 0.05, 65 lie beside a redaction, which ``blur.check`` judges on its own.
 FLOOR = 0.05
 # A detection and a recorded candidate are the same thing seen twice from this overlap on.
 SAME_PLACE_IOU = 0.3
