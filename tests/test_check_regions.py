@@ -137,6 +137,16 @@ def _excerpt(src: Path, dst: Path, frames: int) -> Path:
     return dst
 
 
+def test_the_record_changes_nothing_that_is_redacted_in_a_clip(tmp_path, monkeypatch):
+    """The same in a video, where weak candidates continue tracks (the sample clip's crowd)."""
+    src = _excerpt(SAMPLES / "street.mp4", tmp_path / "street.mp4", 10)
+    with_record = pipeline.scan(src, FAST).to_dict()
+    monkeypatch.setattr(seen, "FLOOR", FAST.face_candidate_threshold)
+    without = pipeline.scan(src, FAST).to_dict()
+    assert with_record["tracks"] and with_record["tracks"] == without["tracks"]
+    assert len(without["seen"]["boxes"]) < len(with_record["seen"]["boxes"])
+
+
 @pytest.mark.parametrize("style,shape", [("blur", "ellipse"), ("pixelate", "box")])
 def test_blurs_output_of_the_sample_clip_passes_given_its_regions(tmp_path, style, shape):
     """samples/street.mp4 (its first 2 s: a crowd of 10-15 px faces): weak detections of
