@@ -130,6 +130,10 @@ ON_REGION_MAX_SCORE = 0.5
 # faces-dev photos (see ``blur.seen.FLOOR``), of 68 weak detections the scan had scored under
 # 0.05, 50 touched a region grown by ON_REGION_MARGIN and 65 lay within this reach.
 BESIDE_REACH = 3.0
+# A face the scan saw at its threshold counts as redacted when this share of the central part
+# (COVER_CENTRE of its box, where the features are) lies under the regions as rendered.
+COVER_CENTRE = 0.65
+COVERED = 0.95
 
 
 @dataclass
@@ -291,6 +295,23 @@ def _as_scanned(record: Seen, frame: int, box: np.ndarray, kind: str, regions: D
     return None
 
 
+def _uncovered(record: Seen, frame: int, box: np.ndarray, mask: np.ndarray | None) -> bool:
+    """Did the scan see a face at its threshold at ``box``'s place, and do the redacted regions
+    wholly cover the central part of none of its boxes? (One face is often seen twice, a few
+    pixels apart, and tracked once: one covered box is enough.)"""
+    seen_boxes = record.faces_at(frame, box, record.threshold)
+    if not seen_boxes:
+        return False
+    if mask is None:
+        return True
+    for seen_box in seen_boxes:
+        x1, y1, x2, y2 = clip_to_image(scale_about_centre(seen_box.reshape(1, 4), COVER_CENTRE),
+                                       mask.shape[1], mask.shape[0])[0]
+        if x2 > x1 and y2 > y1 and mask[y1:y2, x1:x2].mean() >= COVERED:
+            return False
+    return True
+
+
 def _touches(box: np.ndarray, regions: Detections, mask_scale: float, width: int,
              height: int) -> bool:
     """Does a redacted region, as rendered, lie within ``BESIDE_REACH`` of the box?"""
@@ -356,14 +377,20 @@ def check(path: Path, settings: Settings | None = None, regions_data: dict | Non
             # too when the pixels the region covers under it hold no face detail (a fill or
             # mosaic can score as high as 0.7), else it is a face the render left visible.
             # A "plate" there is a box-shaped fill when the pixels under it hold no detail.
+            # A face the scan saw there that the regions do not wholly cover (a track edited
+            # smaller) is never the redaction seen again.
             weak = t.kind == "face" and t.score[i] < ON_REGION_MAX_SCORE
             # Too small to measure (see ``detail.judgeable``): judged by its score alone.
             unsure = (t.kind == "face" and t.score[i] < CLEAR_FACE_SCORE
                       and not detail.judgeable(box))
-            if on_region and (f in unanalysed or weak or unsure
-                              or blank_fill(detail.measure(luma, box, mask))):
+            if on_region and f in unanalysed:
                 status[k, i] = "redacted"
                 continue
+            if on_region and not (record is not None and t.kind == "face"
+                                  and _uncovered(record, f, box, mask)):
+                if weak or unsure or blank_fill(detail.measure(luma, box, mask)):
+                    status[k, i] = "redacted"
+                    continue
             if t.kind == "face" and t.score[i] < CLEAR_FACE_SCORE and blank(
                     detail.measure(luma, box)):
                 status[k, i] = "blank"

@@ -128,3 +128,12 @@ class Seen:
             if same.any():
                 best = max(best or 0.0, float(score[same].max()))
         return best
+
+    def faces_at(self, frame: int, box, min_score: float) -> list[np.ndarray]:
+        """The face boxes the scan saw at ``box``'s place in ``frame`` scoring ``min_score`` or
+        more."""
+        xyxy, score = self.per_frame.get((int(frame), "face"), (None, None))
+        if xyxy is None or not len(xyxy):
+            return []
+        overlap = iou_matrix(np.asarray(box, np.float32).reshape(1, 4), xyxy)[0]
+        return list(xyxy[(overlap >= SAME_PLACE_IOU) & (score >= min_score)])
