@@ -28,7 +28,9 @@ Each detection is then judged, most specific first:
    below ``ON_REGION_MAX_SCORE``, or when the pixels the region covers under it hold no face
    detail (``blank_fill``: fine < ``FILL_FINE`` or flat >= ``FILL_FLAT``), whatever its score,
    or when its box is too small to measure (``detail.judgeable``) and it scores below
-   ``CLEAR_FACE_SCORE``. Plates too: a box-shaped fill reads as a plate.
+   ``CLEAR_FACE_SCORE``. Plates too (a box-shaped fill reads as a plate), and a plate whose
+   box lies wholly under the fill (``COVERED``) is the fill. Not when the scan saw a face there
+   whose central part the regions do not wholly cover (a track edited smaller).
 2. **Anywhere**: a face detection scoring below ``CLEAR_FACE_SCORE`` whose box holds no face
    detail (``blank``: fine < ``BLANK_FINE`` or flat >= ``BLANK_FLAT``) is listed as "blank".
 3. **What the scan saw** (given a regions file that carries the scan's record, ``blur.seen``):
@@ -312,6 +314,15 @@ def _uncovered(record: Seen, frame: int, box: np.ndarray, mask: np.ndarray | Non
     return True
 
 
+def _under(box: np.ndarray, mask: np.ndarray | None) -> float:
+    """Share of ``box``'s pixels that the regions were rendered over."""
+    if mask is None:
+        return 0.0
+    x1, y1, x2, y2 = clip_to_image(np.asarray(box, np.float32).reshape(1, 4), mask.shape[1],
+                                   mask.shape[0])[0]
+    return float(mask[y1:y2, x1:x2].mean()) if x2 > x1 and y2 > y1 else 0.0
+
+
 def _touches(box: np.ndarray, regions: Detections, mask_scale: float, width: int,
              height: int) -> bool:
     """Does a redacted region, as rendered, lie within ``BESIDE_REACH`` of the box?"""
@@ -376,7 +387,8 @@ def check(path: Path, settings: Settings | None = None, regions_data: dict | Non
             # On a redacted region: a weak detection is the redaction seen again; a strong one
             # too when the pixels the region covers under it hold no face detail (a fill or
             # mosaic can score as high as 0.7), else it is a face the render left visible.
-            # A "plate" there is a box-shaped fill when the pixels under it hold no detail.
+            # A "plate" there is a box-shaped fill when the pixels under it hold no detail, or
+            # when all of it lies under the fill (a mosaic's block edges are detail, not text).
             # A face the scan saw there that the regions do not wholly cover (a track edited
             # smaller) is never the redaction seen again.
             weak = t.kind == "face" and t.score[i] < ON_REGION_MAX_SCORE
@@ -388,7 +400,8 @@ def check(path: Path, settings: Settings | None = None, regions_data: dict | Non
                 continue
             if on_region and not (record is not None and t.kind == "face"
                                   and _uncovered(record, f, box, mask)):
-                if weak or unsure or blank_fill(detail.measure(luma, box, mask)):
+                if (weak or unsure or (t.kind != "face" and _under(box, mask) >= COVERED)
+                        or blank_fill(detail.measure(luma, box, mask))):
                     status[k, i] = "redacted"
                     continue
             if t.kind == "face" and t.score[i] < CLEAR_FACE_SCORE and blank(

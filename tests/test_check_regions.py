@@ -90,10 +90,12 @@ def test_a_face_the_render_left_clear_or_half_covered_fails(tmp_path):
             for b in t["boxes"]:
                 b[4] = round((b[2] + b[4]) / 2, 2)  # the bottom half (mouth, chin) left out
     _render(src, half, tmp_path / "half.jpg", tmp_path)
-    for out in ("clear.jpg", "half.jpg"):
-        for regions in (data, None):
+    # Checked against the regions file it should have followed, the one it did follow (a
+    # person deleted the track, or cut it to its top half), and none.
+    for out, edited in (("clear.jpg", clear), ("half.jpg", half)):
+        for regions in (data, edited, None):
             found = check.check(tmp_path / out, FAST, regions)
-            assert not found.clean, (out, regions is not None, found.findings)
+            assert not found.clean, (out, regions, found.findings)
 
 
 def test_a_weak_face_deleted_from_the_regions_file_still_fails(tmp_path):
