@@ -39,9 +39,10 @@ Each detection is then judged, most specific first:
    choice: the fills and re-encoding move scores by up to 0.3 around them), and "beside a
    redaction" when the scan saw nothing there from the record's floor up and a redacted region
    lies within ``BESIDE_REACH`` (the fill changed what the detector sees: hair above a black
-   ellipse reads as a head). A plate off the redactions is "beside a redaction" likewise. A
-   face (or plate) the scan saw there at its threshold still counts: a track deleted from the
-   regions file is a face left visible.
+   ellipse reads as a head), or when the face the scan saw there lies under the regions and
+   what covers it is a fill (``_filled``). A plate off the redactions is "beside a redaction"
+   likewise. A face the scan saw there at its threshold and the regions do not cover, or a
+   plate it saw there, still counts: a track deleted from the regions file, or edited smaller.
 4. On a region kept visible on purpose: "kept". Everything else fails the check.
 
 Measured (``python benchmarks/check.py``: the samples, 40 faces-dev photos alternating dev and
@@ -80,8 +81,10 @@ score. The weak detections beside the fills there (torsos, hands, bollards, 0.10
 what the scan's record explains.
 
 Limits: the check trusts the regions file for faint detections, so a faint face on a region
-that was in fact never redacted (the regions file given with the wrong file) passes, and so
-does a face under 18 px scoring below ``CLEAR_FACE_SCORE`` there; a weak face the scan saw
+that was in fact never redacted (the regions file given with the wrong file, or a render that
+did not follow it: of 8 faces-dev faces rendered half covered under regions that say whole,
+2 fail the check) passes, and so does a face under 18 px scoring below ``CLEAR_FACE_SCORE``
+there; a weak face the scan saw
 below its threshold is blur's choice, not the check's; and the check sees only what its
 detectors see, at its own threshold: a clean result is evidence, not proof.
 """
@@ -281,17 +284,21 @@ def blank_fill(found: detail.Detail) -> bool:
 
 
 def _as_scanned(record: Seen, frame: int, box: np.ndarray, kind: str, regions: Detections,
-                size: tuple) -> str | None:
+                luma: np.ndarray, mask: np.ndarray | None, size: tuple) -> str | None:
     """What the scan saw where a weak face detection (or a plate) off the redactions lies, when
     that explains it: "weak at scan" (the scan saw the face there below its threshold and did
-    not redact it, by choice) or "beside a redaction" (the scan saw nothing there -- for faces,
-    nothing from the record's floor up -- and the box touches a redacted region, whose fill
-    changed what the detector sees around it: a box-shaped fill over a face reads as a plate
-    when text lies beside it). None when it is unexplained: the scan saw a face or a plate
-    there (a track deleted from the regions file), or nothing at all, far from any redaction."""
+    not redact it, by choice) or "beside a redaction" (the scan saw a face there that the
+    regions cover, or nothing -- for faces, nothing from the record's floor up -- and the box
+    touches a redacted region, whose fill changed what the detector sees around it: a
+    box-shaped fill over a face reads as a plate when text lies beside it). None when it is
+    unexplained: the scan saw a face the regions do not cover, or a plate, there (a track
+    deleted from the regions file or edited smaller), or nothing at all, far from any
+    redaction."""
     best = record.best_here(frame, box, kind)
+    if kind == "face" and best is not None and best >= record.threshold:
+        return "beside a redaction" if _filled(record, frame, box, luma, mask) else None
     if best is not None:
-        return "weak at scan" if kind == "face" and best < record.threshold else None
+        return "weak at scan" if kind == "face" else None
     if _touches(box, regions, *size):
         return "beside a redaction"
     return None
@@ -321,6 +328,17 @@ def _under(box: np.ndarray, mask: np.ndarray | None) -> float:
     x1, y1, x2, y2 = clip_to_image(np.asarray(box, np.float32).reshape(1, 4), mask.shape[1],
                                    mask.shape[0])[0]
     return float(mask[y1:y2, x1:x2].mean()) if x2 > x1 and y2 > y1 else 0.0
+
+
+def _filled(record: Seen, frame: int, box: np.ndarray, luma: np.ndarray,
+            mask: np.ndarray | None) -> bool:
+    """Is the face the scan saw at ``box``'s place covered by the regions, and is what covers
+    it a fill (no face detail under the regions, or a box too small to measure)? Not when blur
+    left half of it visible."""
+    if _uncovered(record, frame, box, mask):
+        return False
+    return any(not detail.judgeable(seen_box) or blank_fill(detail.measure(luma, seen_box, mask))
+               for seen_box in record.faces_at(frame, box, record.threshold))
 
 
 def _touches(box: np.ndarray, regions: Detections, mask_scale: float, width: int,
@@ -408,7 +426,7 @@ def check(path: Path, settings: Settings | None = None, regions_data: dict | Non
                     detail.measure(luma, box)):
                 status[k, i] = "blank"
             elif record is not None and (weak or t.kind == "plate"):
-                seen_as = _as_scanned(record, f, box, t.kind, redacted[f], size)
+                seen_as = _as_scanned(record, f, box, t.kind, redacted[f], luma, mask, size)
                 if seen_as:
                     status[k, i] = seen_as
 
