@@ -29,20 +29,21 @@ Each detection is then judged, most specific first:
    detail (``blank_fill``: fine < ``FILL_FINE`` or flat >= ``FILL_FLAT``), whatever its score,
    or when its box is too small to measure (``detail.judgeable``) and it scores below
    ``CLEAR_FACE_SCORE``. Plates too (a box-shaped fill reads as a plate), and a plate whose
-   box lies wholly under the fill (``COVERED``) is the fill. Not when the scan saw a face there
-   whose central part the regions do not wholly cover (a track edited smaller).
+   box lies wholly under the fill (``check_seen.COVERED``) is the fill. Not when the scan saw
+   a face there whose central part the regions do not wholly cover (a track edited smaller).
 2. **Anywhere**: a face detection scoring below ``CLEAR_FACE_SCORE`` whose box holds no face
    detail (``blank``: fine < ``BLANK_FINE`` or flat >= ``BLANK_FLAT``) is listed as "blank".
-3. **What the scan saw** (given a regions file that carries the scan's record, ``blur.seen``):
-   a face detection scoring below ``ON_REGION_MAX_SCORE`` off the redactions is "weak at scan"
-   when the scan saw a face candidate there below its threshold (blur did not redact it, by
-   choice: the fills and re-encoding move scores by up to 0.3 around them), and "beside a
-   redaction" when the scan saw nothing there from the record's floor up and a redacted region
-   lies within ``BESIDE_REACH`` (the fill changed what the detector sees: hair above a black
-   ellipse reads as a head), or when the face the scan saw there lies under the regions and
-   what covers it is a fill (``_filled``). A plate off the redactions is "beside a redaction"
-   likewise. A face the scan saw there at its threshold and the regions do not cover, or a
-   plate it saw there, still counts: a track deleted from the regions file, or edited smaller.
+3. **What the scan saw** (given a regions file that carries the scan's record, ``blur.seen``;
+   see ``blur.check_seen``): a face detection scoring below ``ON_REGION_MAX_SCORE`` off the
+   redactions is "weak at scan" when the scan saw a face candidate there below its threshold
+   (blur did not redact it, by choice: the fills and re-encoding move scores by up to 0.3
+   around them), and "beside a redaction" when the scan saw nothing there from the record's
+   floor up and a redacted region lies within ``check_seen.BESIDE_REACH`` (the fill changed
+   what the detector sees: hair above a black ellipse reads as a head), or when the face the
+   scan saw there lies under the regions and what covers it is a fill. A plate off the
+   redactions is "beside a redaction" likewise. A face the scan saw there at its threshold
+   that the regions do not cover, or a plate it saw there, still counts: a track deleted from
+   the regions file, or edited smaller.
 4. On a region kept visible on purpose: "kept". Everything else fails the check.
 
 Measured (``python benchmarks/check.py``: the samples, 40 faces-dev photos alternating dev and
@@ -83,7 +84,7 @@ what the scan's record explains.
 Limits: the check trusts the regions file for faint detections, so a faint face on a region
 that was in fact never redacted (the regions file given with the wrong file, or a render that
 did not follow it: of 8 faces-dev faces rendered half covered under regions that say whole,
-2 fail the check) passes, and so does a face under 18 px scoring below ``CLEAR_FACE_SCORE``
+1 or 2 fail the check, as the fill's noise varies) passes, and so does a face under 18 px scoring below ``CLEAR_FACE_SCORE``
 there; a weak face the scan saw
 below its threshold is blur's choice, not the check's; and the check sees only what its
 detectors see, at its own threshold: a clean result is evidence, not proof.
@@ -97,7 +98,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from . import detail, pipeline
+from . import check_seen, detail, pipeline
 from .boxes import clip_to_image, scale_about_centre
 from .errors import RegionsError
 from .media import image, kind_of, metadata, video
@@ -129,16 +130,6 @@ CLEAR_FACE_SCORE = 0.75
 # the redaction seen again. Re-detected blobs scored at most 0.44 on blur's own renders of the
 # samples, an unredacted face there 0.84 or more.
 ON_REGION_MAX_SCORE = 0.5
-# A weak detection the scan saw nothing at is put down to a redaction's fill when a region lies
-# within this reach (the box grown by this factor about its centre: a box's size on every side).
-# The fill changes what the detector sees beyond the box's own edge: on blur's renders of 20
-# faces-dev photos (see ``blur.seen.FLOOR``), of 68 weak detections the scan had scored under
-# 0.05, 50 touched a region grown by ON_REGION_MARGIN and 65 lay within this reach.
-BESIDE_REACH = 3.0
-# A face the scan saw at its threshold counts as redacted when this share of the central part
-# (COVER_CENTRE of its box, where the features are) lies under the regions as rendered.
-COVER_CENTRE = 0.65
-COVERED = 0.95
 
 
 @dataclass
@@ -283,76 +274,6 @@ def blank_fill(found: detail.Detail) -> bool:
     return 0 <= found.fine < FILL_FINE or found.flat >= FILL_FLAT
 
 
-def _as_scanned(record: Seen, frame: int, box: np.ndarray, kind: str, regions: Detections,
-                luma: np.ndarray, mask: np.ndarray | None, size: tuple) -> str | None:
-    """What the scan saw where a weak face detection (or a plate) off the redactions lies, when
-    that explains it: "weak at scan" (the scan saw the face there below its threshold and did
-    not redact it, by choice) or "beside a redaction" (the scan saw a face there that the
-    regions cover, or nothing -- for faces, nothing from the record's floor up -- and the box
-    touches a redacted region, whose fill changed what the detector sees around it: a
-    box-shaped fill over a face reads as a plate when text lies beside it). None when it is
-    unexplained: the scan saw a face the regions do not cover, or a plate, there (a track
-    deleted from the regions file or edited smaller), or nothing at all, far from any
-    redaction."""
-    best = record.best_here(frame, box, kind)
-    if kind == "face" and best is not None and best >= record.threshold:
-        return "beside a redaction" if _filled(record, frame, box, luma, mask) else None
-    if best is not None:
-        return "weak at scan" if kind == "face" else None
-    if _touches(box, regions, *size):
-        return "beside a redaction"
-    return None
-
-
-def _uncovered(record: Seen, frame: int, box: np.ndarray, mask: np.ndarray | None) -> bool:
-    """Did the scan see a face at its threshold at ``box``'s place, and do the redacted regions
-    wholly cover the central part of none of its boxes? (One face is often seen twice, a few
-    pixels apart, and tracked once: one covered box is enough.)"""
-    seen_boxes = record.faces_at(frame, box, record.threshold)
-    if not seen_boxes:
-        return False
-    if mask is None:
-        return True
-    for seen_box in seen_boxes:
-        x1, y1, x2, y2 = clip_to_image(scale_about_centre(seen_box.reshape(1, 4), COVER_CENTRE),
-                                       mask.shape[1], mask.shape[0])[0]
-        if x2 > x1 and y2 > y1 and mask[y1:y2, x1:x2].mean() >= COVERED:
-            return False
-    return True
-
-
-def _under(box: np.ndarray, mask: np.ndarray | None) -> float:
-    """Share of ``box``'s pixels that the regions were rendered over."""
-    if mask is None:
-        return 0.0
-    x1, y1, x2, y2 = clip_to_image(np.asarray(box, np.float32).reshape(1, 4), mask.shape[1],
-                                   mask.shape[0])[0]
-    return float(mask[y1:y2, x1:x2].mean()) if x2 > x1 and y2 > y1 else 0.0
-
-
-def _filled(record: Seen, frame: int, box: np.ndarray, luma: np.ndarray,
-            mask: np.ndarray | None) -> bool:
-    """Is the face the scan saw at ``box``'s place covered by the regions, and is what covers
-    it a fill (no face detail under the regions, or a box too small to measure)? Not when blur
-    left half of it visible."""
-    if _uncovered(record, frame, box, mask):
-        return False
-    return any(not detail.judgeable(seen_box) or blank_fill(detail.measure(luma, seen_box, mask))
-               for seen_box in record.faces_at(frame, box, record.threshold))
-
-
-def _touches(box: np.ndarray, regions: Detections, mask_scale: float, width: int,
-             height: int) -> bool:
-    """Does a redacted region, as rendered, lie within ``BESIDE_REACH`` of the box?"""
-    if not len(regions):
-        return False
-    reach = scale_about_centre(np.asarray(box, np.float32).reshape(1, 4), BESIDE_REACH)[0]
-    manual = (regions.kind == "manual")[:, None]
-    rendered = np.where(manual, regions.xyxy, scale_about_centre(regions.xyxy, mask_scale))
-    return bool(((rendered[:, 0] < reach[2]) & (rendered[:, 2] > reach[0])
-                 & (rendered[:, 1] < reach[3]) & (rendered[:, 3] > reach[1])).any())
-
-
 def check(path: Path, settings: Settings | None = None, regions_data: dict | None = None,
           on_progress=None) -> CheckResult:
     """Re-scan ``path`` sensitively and list what identifies anyone.
@@ -417,8 +338,9 @@ def check(path: Path, settings: Settings | None = None, regions_data: dict | Non
                 status[k, i] = "redacted"
                 continue
             if on_region and not (record is not None and t.kind == "face"
-                                  and _uncovered(record, f, box, mask)):
-                if (weak or unsure or (t.kind != "face" and _under(box, mask) >= COVERED)
+                                  and check_seen.uncovered(record, f, box, mask)):
+                under = check_seen.under(box, mask)
+                if (weak or unsure or (t.kind != "face" and under >= check_seen.COVERED)
                         or blank_fill(detail.measure(luma, box, mask))):
                     status[k, i] = "redacted"
                     continue
@@ -426,7 +348,8 @@ def check(path: Path, settings: Settings | None = None, regions_data: dict | Non
                     detail.measure(luma, box)):
                 status[k, i] = "blank"
             elif record is not None and (weak or t.kind == "plate"):
-                seen_as = _as_scanned(record, f, box, t.kind, redacted[f], luma, mask, size)
+                seen_as = check_seen.as_scanned(record, f, box, t.kind, redacted[f], luma, mask,
+                                                size, blank_fill)
                 if seen_as:
                     status[k, i] = seen_as
 

@@ -1,10 +1,11 @@
 """What the scan's face detector saw, weak candidates included: kept in the regions file so that
 ``blur check`` can tell a face blur chose not to redact from one that appeared after the scan.
 
-The face detector returns candidates from ``face_candidate_threshold`` (0.1) up; the scan asks it
-for candidates from ``FLOOR`` up and keeps every one, per frame, in this record (with every
-plate and text line found), while tracking gets only those it always got (so what is redacted does not change: greedy NMS never lets a
-lower-scoring box remove a higher one). In the regions file::
+The face detector returns candidates from ``face_candidate_threshold`` (0.1) up; the scan asks
+it for candidates from ``FLOOR`` up and keeps every one, per frame, in this record (with every
+plate and text line found), while tracking gets only those it always got, so what is redacted
+does not change (greedy NMS never lets a lower-scoring box remove a higher one). In the
+regions file::
 
     "seen": {"floor": 0.05, "threshold": 0.12, "every_n_frames": 3,
              "boxes": [[frame, x1, y1, x2, y2, score, kind], ...]}
