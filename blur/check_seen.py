@@ -39,7 +39,7 @@ def as_scanned(record: Seen, frame: int, box: np.ndarray, kind: str, regions: De
     deleted from the regions file or edited smaller), or nothing at all, far from any
     redaction."""
     best = record.best_here(frame, box, kind)
-    if kind == "face" and best is not None and best >= record.threshold:
+    if kind == "face" and record.faces_at(frame, box, record.threshold):
         filled = _filled(record, frame, box, luma, mask, is_fill)
         return "beside a redaction" if filled else None
     if best is not None:

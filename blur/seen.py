@@ -20,6 +20,8 @@ plate found there, and is not redacted now is a track someone deleted from the r
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .boxes import iou_matrix
@@ -61,8 +63,9 @@ def to_dict(per_frame: list[Detections], threshold: float, every_n_frames: int =
     boxes = []
     for f, found in enumerate(per_frame):
         for box, score, kind in zip(found.xyxy, found.score, found.kind):
-            boxes.append([f, *(round(float(v), 1) for v in box), round(float(score), 3),
-                          str(kind)])
+            # Rounded down: a score just under the threshold must stay under it.
+            boxes.append([f, *(round(float(v), 1) for v in box),
+                          math.floor(float(score) * 1e4) / 1e4, str(kind)])
     return {"floor": floor, "threshold": threshold, "every_n_frames": every_n_frames,
             "boxes": boxes}
 
@@ -132,9 +135,15 @@ class Seen:
 
     def faces_at(self, frame: int, box, min_score: float) -> list[np.ndarray]:
         """The face boxes the scan saw at ``box``'s place in ``frame`` scoring ``min_score`` or
-        more."""
+        more: overlapping by ``SAME_PLACE_IOU``, or either box's centre inside the other (a
+        detection of half a face is shifted off the whole face's box)."""
         xyxy, score = self.per_frame.get((int(frame), "face"), (None, None))
         if xyxy is None or not len(xyxy):
             return []
-        overlap = iou_matrix(np.asarray(box, np.float32).reshape(1, 4), xyxy)[0]
-        return list(xyxy[(overlap >= SAME_PLACE_IOU) & (score >= min_score)])
+        box = np.asarray(box, np.float32).reshape(4)
+        overlap = iou_matrix(box.reshape(1, 4), xyxy)[0]
+        centre = (box[:2] + box[2:]) / 2
+        centres = (xyxy[:, :2] + xyxy[:, 2:]) / 2
+        inside = (((xyxy[:, :2] <= centre) & (centre <= xyxy[:, 2:])).all(axis=1)
+                  | ((box[:2] <= centres) & (centres <= box[2:])).all(axis=1))
+        return list(xyxy[((overlap >= SAME_PLACE_IOU) | inside) & (score >= min_score)])
