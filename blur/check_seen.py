@@ -42,8 +42,14 @@ def as_scanned(record: Seen, frame: int, box: np.ndarray, kind: str, regions: De
     if kind == "face" and record.faces_at(frame, box, record.threshold):
         filled = _filled(record, frame, box, luma, mask, is_fill)
         return "beside a redaction" if filled else None
+    if best is not None and kind != "face":
+        # A plate the scan saw there that lies under a redaction: what reads as a plate now is
+        # the fill with what is around it.
+        covered = mask is not None and any(under(seen, mask) >= COVERED
+                                           for seen in record.plates_at(frame, box))
+        return "beside a redaction" if covered else None
     if best is not None:
-        return "weak at scan" if kind == "face" else None
+        return "weak at scan"
     if touches(box, regions, *size):
         return "beside a redaction"
     return None

@@ -147,3 +147,15 @@ class Seen:
         inside = (((xyxy[:, :2] <= centre) & (centre <= xyxy[:, 2:])).all(axis=1)
                   | ((box[:2] <= centres) & (centres <= box[2:])).all(axis=1))
         return list(xyxy[((overlap >= SAME_PLACE_IOU) | inside) & (score >= min_score)])
+
+    def plates_at(self, frame: int, box) -> list[np.ndarray]:
+        """The plate boxes the scan saw at ``box``'s place, in the frames around ``frame`` that
+        it looked for plates in."""
+        reach = self.every_n_frames - 1
+        found = []
+        for f in range(int(frame) - reach, int(frame) + reach + 1):
+            xyxy, _ = self.per_frame.get((f, "plate"), (None, None))
+            if xyxy is not None and len(xyxy):
+                overlap = iou_matrix(np.asarray(box, np.float32).reshape(1, 4), xyxy)[0]
+                found += list(xyxy[overlap >= SAME_PLACE_IOU])
+        return found
