@@ -238,7 +238,7 @@ def scan(src: Path, settings: Settings | None = None,
     settings = settings or Settings()
     src = Path(src)
     info = probe(src)
-    detectors = detectors_for(_recording(settings))
+    detectors = detectors_for(scan_settings(settings))
     if info.kind == "image":
         still = image.read(src)
         try:
@@ -308,7 +308,7 @@ def scan(src: Path, settings: Settings | None = None,
                 face_threshold=settings.face_threshold, seen_every=max(strides, default=1))
 
 
-def _recording(settings: Settings) -> Settings:
+def scan_settings(settings: Settings) -> Settings:
     """The settings the scan's detectors are built with: face candidates from ``seen.FLOOR``
     (split off again before tracking). Not with the second look, which could confirm them."""
     if settings.face_second_look:
