@@ -49,7 +49,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from blur import check, detail, pipeline, tracking  # noqa: E402
+from blur import check, detail, detectors, pipeline, tracking  # noqa: E402
 from blur.media import video  # noqa: E402
 from blur.redact import STYLES, Redactor, region_masks  # noqa: E402
 from blur.settings import Settings  # noqa: E402
@@ -125,8 +125,8 @@ def is_face(box, faces) -> bool:
 
 class Bench:
     def __init__(self):
-        self.redact_with = pipeline.detectors_for(Settings(kinds=("face",)))[0]
-        self.checker = pipeline.detectors_for(check.check_settings(Settings(kinds=("face",))))[0]
+        self.redact_with = detectors.build(Settings(kinds=("face",)))[0]
+        self.checker = detectors.build(check.check_settings(Settings(kinds=("face",))))[0]
         # (family, variant, label, split) -> [detections, judged blank]; files likewise.
         self.found = defaultdict(lambda: [0, 0])
         self.files = defaultdict(lambda: [0, 0, 0])  # pictures, clean, clean with no detection
@@ -277,7 +277,7 @@ def main() -> None:
     for name, cls in STAND_INS.items():
         STYLES.setdefault(name, cls)
     bench = Bench()
-    for k, name in enumerate(("messi5.jpg", "astronaut.jpg")):
+    for name in ("messi5.jpg", "astronaut.jpg"):
         rgb = cv2.cvtColor(cv2.imread(str(ROOT / "samples" / name)), cv2.COLOR_BGR2RGB)
         bench.picture(rgb, "samples", "dev", bench.clear_faces(rgb))
     if FACES.exists() and args.limit:

@@ -213,7 +213,7 @@ def video_speed(path: Path, runs: int, max_frames: int) -> None:
     (the default) and faces + plates + text, as the ratio the plate detector costs."""
     import av
 
-    from blur import pipeline
+    from blur import detectors, pipeline
     from blur.settings import Settings
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -231,7 +231,7 @@ def video_speed(path: Path, runs: int, max_frames: int) -> None:
         base = None
         for kinds in [("face",), ("face", "plate"), ("face", "plate", "text")]:
             settings = Settings(kinds=kinds, overwrite=True)
-            pipeline.detectors_for(settings)  # model loading is not what is measured
+            detectors.build(settings)  # model loading is not what is measured
             scans, totals, cpus = [], [], []
             for _ in range(runs):
                 cpu0 = _cpu()
@@ -247,7 +247,7 @@ def video_speed(path: Path, runs: int, max_frames: int) -> None:
             cpu = statistics.median(cpus)
             base = base or cpu
             strides = [pipeline.frame_stride(d, float(plan.info.fps), settings)
-                       for d in pipeline.detectors_for(settings)]
+                       for d in detectors.build(settings)]
             print(f"| {'+'.join(kinds)} | {'/'.join(map(str, strides))} | "
                   f"{statistics.median(scans):.1f} | {total:.1f} | {cpu:.1f} | {cpu / base:.2f} |")
 
@@ -316,14 +316,16 @@ def main(argv: list[str] | None = None) -> int:
               "only --suite synthetic runs without it", file=sys.stderr)
         return 2
 
-    from blur.detectors import plates as plates_mod, text as text_mod
+    from blur import detectors
+    from blur.detectors import plates as plates_mod
+    from blur.detectors import text as text_mod
     from blur.detectors.plates import PlateDetector
     from blur.detectors.text import TextDetector, TextModel
 
     # Benchmarks pin the thread count so numbers are comparable across machines.
     if args.models:
         text_mod.MODELS = MODEL_SETS[args.models]
-    text_mod.shared_model.cache_clear()
+    detectors.release()
     model = TextModel(args.threads)
     # Both detectors take the pinned model (plates.py imported shared_model by name).
     text_mod.shared_model = plates_mod.shared_model = lambda *args, **kwargs: model

@@ -53,7 +53,7 @@ class Result:
     area_redacted: float = 0.0  # share of all image pixels inside some redaction mask
     area_faces: float = 0.0     # share of all image pixels inside some labelled box
 
-    def add(self, other: "Result") -> None:
+    def add(self, other: Result) -> None:
         for name, t in other.tallies.items():
             mine = self.tallies[name]
             for f in fields(Tally):
@@ -138,11 +138,11 @@ def score_image(gt: np.ndarray, pred: np.ndarray, width: int, height: int, scale
 
 def redacted_faces(rgb: np.ndarray, settings) -> np.ndarray:
     """The face boxes blur redacts in one still: the pipeline's own detection and planning
-    (``detectors_for`` + ``detect``, then the still-photo tracking step that drops weak
+    (``detectors.build`` + ``detect``, then the still-photo tracking step that drops weak
     candidates, and large face boxes scoring low), faces only."""
-    from blur import pipeline, tracking
+    from blur import detectors, pipeline, tracking
 
-    found = pipeline.detect(pipeline.detectors_for(settings), rgb)
+    found = pipeline.detect(detectors.build(settings), rgb)
     # (Older versions had no weak detections and no per-kind thresholds: this still measures them.)
     options = {"thresholds": pipeline._thresholds(settings)} if hasattr(pipeline, "_thresholds") else {}
     if "frame_height" in inspect.signature(tracking.build_tracks).parameters:

@@ -74,8 +74,9 @@ def changed_share(before: np.ndarray, after: np.ndarray) -> float:
 
 def run_blur(clip: Path, kinds: tuple[str, ...] | None = None) -> tuple[list[float], list[float]]:
     """Per-frame (changed, planned) shares of blur's default run (of ``kinds`` only, if given)."""
-    from blur import pipeline, report, tracking
+    from blur import pipeline, tracking
     from blur.media import video
+    from blur.redact import Redactor, redact_frame
     from blur.settings import Settings
 
     settings = Settings().merged(kinds=kinds)
@@ -85,7 +86,9 @@ def run_blur(clip: Path, kinds: tuple[str, ...] | None = None) -> tuple[list[flo
     for frame in video.frames(clip):
         rgb = frame.image
         # The review page's copy of a frame is redacted exactly as the output is.
-        out = report._redact_frame(rgb, frame.index, plan, per_frame, settings)
+        out = rgb.copy()
+        redact_frame(out, Redactor(settings.style, settings.mask_scale, settings.shape),
+                     per_frame[frame.index], frame.index in set(plan.unanalysed_frames))
         changed.append(changed_share(rgb, out))
         planned.append(float(blur_masks(per_frame[frame.index], rgb.shape[1], rgb.shape[0],
                                         settings).mean()))

@@ -324,14 +324,14 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.path / "faces.json").is_file():
         print(f"no labelled set at {args.path} (expected faces.json)", file=sys.stderr)
         return 2
-    from blur import pipeline, tracking
+    from blur import detectors, pipeline, tracking
     from blur.settings import Settings
 
     settings = Settings().merged(**parse_overrides(args.overrides)).merged(kinds=("face",))
     with tempfile.TemporaryDirectory(prefix="blur-video-recall-") as tmp:
         clip = Path(tmp) / "clip.mp4"
         truth = build_clip(clip, args.path)
-        pipeline.detectors_for(settings)  # model loading is not what is measured
+        detectors.build(settings)  # model loading is not what is measured
         start = time.perf_counter()
         plan = pipeline.scan(clip, settings)
         seconds = time.perf_counter() - start

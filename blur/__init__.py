@@ -9,11 +9,11 @@ Library use::
 """
 
 from .errors import BlurError, ExitStatus
-from .pipeline import FileResult, Plan, anonymise, render, scan
+from .pipeline import anonymise, render, scan
 from .settings import Settings
-from .types import Detections, Frame, MediaInfo, Track
+from .types import Detections, FileResult, Frame, MediaInfo, Plan, Source, Track
 
 __version__ = "0.1.0"
 
 __all__ = ["BlurError", "Detections", "ExitStatus", "FileResult", "Frame", "MediaInfo", "Plan",
-           "Settings", "Track", "anonymise", "render", "scan", "__version__"]
+           "Settings", "Source", "Track", "anonymise", "render", "scan", "__version__"]

@@ -18,8 +18,9 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from .errors import BlurError
-from .pipeline import FileResult, anonymise
+from .pipeline import anonymise
 from .settings import Settings
+from .types import FileResult
 
 # on_file_progress(index, stage, done, total): progress of the file pairs[index].
 FileProgressFn = Callable[[int, str, int, int], None]

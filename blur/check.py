@@ -84,10 +84,10 @@ what the scan's record explains.
 Limits: the check trusts the regions file for faint detections, so a faint face on a region
 that was in fact never redacted (the regions file given with the wrong file, or a render that
 did not follow it: of 8 faces-dev faces rendered half covered under regions that say whole,
-1 or 2 fail the check, as the fill's noise varies) passes, and so does a face under 18 px scoring below ``CLEAR_FACE_SCORE``
-there; a weak face the scan saw
-below its threshold is blur's choice, not the check's; and the check sees only what its
-detectors see, at its own threshold: a clean result is evidence, not proof.
+1 or 2 fail the check, as the fill's noise varies) passes, and so does a face under 18 px
+scoring below ``CLEAR_FACE_SCORE`` there; a weak face the scan saw below its threshold is
+blur's choice, not the check's; and the check sees only what its detectors see, at its own
+threshold: a clean result is evidence, not proof.
 """
 
 from __future__ import annotations
@@ -95,18 +95,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import av
 import numpy as np
 
 from . import check_seen, detail, pipeline
 from .boxes import clip_to_image, scale_about_centre
 from .errors import RegionsError
-from .media import image, kind_of, metadata, video
+from .media import frames_at, leftover
 from .redact import region_masks
 from .seen import Seen
 from .settings import Settings
 from .tracking import boxes_at
-from .types import Detections, Track
+from .types import HITS, Detections, Track
 
 # A detection counts as a redacted region seen again when this share of its box lies on the
 # region grown by ON_REGION_MARGIN: the detector's box for a blob takes in the neck and shoulders
@@ -186,28 +185,6 @@ def check_settings(settings: Settings | None = None) -> Settings:
     return settings.merged(**overrides)
 
 
-def metadata_left(path: Path) -> list[str]:
-    """Identifying metadata in any photo or video (``[]`` when there is none)."""
-    path = Path(path)
-    if kind_of(path) == "image":
-        found = metadata.image_leftover(path)
-        data = path.read_bytes()
-        if data[:3] == b"\xff\xd8\xff":
-            # Thumbnails and previews (EXIF, MPF, vendor blocks) are JPEGs inside the JPEG;
-            # the marker cannot occur in entropy-coded data (0xFF is always stuffed there).
-            extra = data.count(b"\xff\xd8\xff") - 1
-            if extra > 0:
-                found.append(f"embedded JPEG image(s): {extra} (thumbnail or preview)")
-        return sorted(set(found))
-    found = video.leftover(path)
-    with av.open(str(path), metadata_errors="ignore") as container:
-        pictures = [s for s in container.streams.video
-                    if getattr(s.disposition, "name", "") != "attached_pic"]
-        if len(pictures) > 1:
-            found.append(f"{len(pictures)} video streams (a second picture may be a preview)")
-    return sorted(set(found))
-
-
 def _regions_by_frame(path: Path, data: dict, frame_count: int):
     """Per frame, the boxes a regions file redacts and those it keeps."""
     given = pipeline.load_plan(path, data)  # checks the kind and size of the media
@@ -238,19 +215,6 @@ def _share_on(box: np.ndarray, regions_xyxy: np.ndarray, kinds: np.ndarray, mask
     for rx1, ry1, rx2, ry2 in grown:
         covered[max(ry1 - y1, 0):max(ry2 - y1, 0), max(rx1 - x1, 0):max(rx2 - x1, 0)] = True
     return float(covered.mean())
-
-
-def _frames(path: Path, kind: str, wanted: set[int]):
-    """(index, RGB pixels) of the frames in ``wanted``, decoded again from the file checked."""
-    if kind == "image":
-        if 0 in wanted:
-            yield 0, image.read(path).rgb
-        return
-    for frame in video.frames(path):
-        if frame.index in wanted:
-            yield frame.index, frame.image
-        if frame.index >= max(wanted):
-            return
 
 
 def _region_mask(regions: Detections, mask_scale: float, width: int, height: int) -> np.ndarray:
@@ -293,7 +257,7 @@ def check(path: Path, settings: Settings | None = None, regions_data: dict | Non
     """
     path = Path(path)
     base = settings or Settings()
-    left = metadata_left(path)
+    left = leftover(path)
     plan = pipeline.scan(path, check_settings(base), on_progress)
     info = plan.info
     redacted = kept = record = None
@@ -305,14 +269,14 @@ def check(path: Path, settings: Settings | None = None, regions_data: dict | Non
 
     # Every face detection's detail, measured on the file's own pixels; plates too when there
     # are redacted regions to judge them on.
-    hits = [np.nonzero(np.isin(t.source, ("detected", "weak")))[0] for t in plan.tracks]
+    hits = [np.nonzero(np.isin(t.source, HITS))[0] for t in plan.tracks]
     wanted: dict[int, list[tuple[int, int]]] = {}
     for k, t in enumerate(plan.tracks):
         if t.kind == "face" or (redacted is not None and t.kind == "plate"):
             for i in hits[k]:
                 wanted.setdefault(int(t.frames[i]), []).append((k, int(i)))
     status: dict[tuple[int, int], str] = {}
-    for f, rgb in (_frames(path, info.kind, set(wanted)) if wanted else ()):
+    for f, rgb in frames_at(info, set(wanted)):
         luma = detail.grey(rgb)
         mask = None
         if redacted is not None and len(redacted[f]):

@@ -1,7 +1,8 @@
 """The ``blur`` command: parses options, maps errors to exit codes.
 
-Nothing else happens here: the work is in ``blur.pipeline``; what is shown (progress, the
-summary, error lines) is in ``blur.cli_display``.
+Nothing else happens here: the work is in ``blur.pipeline``; the options and their choices are
+declared in ``blur.cli_options``; what is shown (progress, the summary, error lines) is in
+``blur.cli_display``.
 """
 
 from __future__ import annotations
@@ -13,116 +14,43 @@ import sys
 from contextlib import closing
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Optional
 
 import typer
 
-from . import __version__, batch, pipeline
+from . import __version__, batch, detectors, pipeline
 from . import cli_display as show
+from .cli_options import (
+    DEFAULTS,
+    AudioOpt,
+    Command,
+    Crf,
+    DeviceOpt,
+    Gap,
+    Group,
+    KeepFormat,
+    MaskScale,
+    OnFrameErrorOpt,
+    OnlyOpt,
+    Overwrite,
+    Pad,
+    PresetOpt,
+    Quiet,
+    ShapeOpt,
+    Sideways,
+    StyleOpt,
+    TextOpt,
+    Threshold,
+    kinds_of,
+)
 from .errors import BlurError, ExitStatus, RegionsError, SettingsError, UsageError
 from .files import plan_outputs
 from .settings import Settings
 
-
-class _Command(typer.core.TyperCommand):
-    """A command whose help names each argument by its metavar alone (``PATH...``), without
-    the Python type Typer appends (``<list[Path]>``)."""
-
-    def collect_usage_pieces(self, ctx) -> list[str]:
-        return [self.options_metavar] + [p.metavar or p.name.upper() for p in self.get_params(ctx)
-                                         if p.param_type_name == "argument"]
-
-    def format_options(self, ctx, formatter) -> None:
-        params = [p for p in self.get_params(ctx) if not getattr(p, "hidden", False)]
-        arguments = [(p.metavar or p.name.upper(), f"{p.help or ''}"
-                      + ("  [required]" if p.required else ""))
-                     for p in params if p.param_type_name == "argument"]
-        options = [p.get_help_record(ctx) for p in params if p.param_type_name == "option"]
-        for title, rows in (("Arguments", arguments), ("Options", [o for o in options if o])):
-            if rows:
-                with formatter.section(title):
-                    formatter.write_dl(rows)
-
-
-class _Group(typer.core.TyperGroup):
-    """The ``blur`` group, whose help also lists the options of ``blur PATH...`` (``run``): the
-    command most people type is the one without a name."""
-
-    def format_help(self, ctx, formatter) -> None:
-        super().format_help(ctx, formatter)
-        run = self.get_command(ctx, "run")
-        formatter.write_paragraph()
-        formatter.write_text("blur PATH... (blur run PATH...) takes these options; "
-                             "blur COMMAND --help shows a command's own:")
-        run.format_options(ctx.__class__(run, info_name="run", parent=ctx), formatter)
-
-
-app = typer.Typer(cls=_Group, add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+app = typer.Typer(cls=Group, add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Anonymise faces in photos and videos, offline. "
                        "`blur PATH...` is short for `blur run PATH...`.")
 COMMANDS = {"run", "scan", "render", "check"}
-_D = Settings()  # the defaults, quoted in the help
-
-
-def _choices(name: str, *values: str) -> type[Enum]:
-    """The values an option accepts, as the Enum Typer wants (its value is the setting)."""
-    return Enum(name, {value: value for value in values}, type=str)
-
-
-Style = _choices("Style", "blur", "pixelate", "solid")
-Shape = _choices("Shape", "ellipse", "box")
-Audio = _choices("Audio", "copy", "drop")
-OnFrameError = _choices("OnFrameError", "fail", "redact")
-Only = _choices("Only", "faces", "plates")
-Device = _choices("Device", "auto", "cpu", "cuda", "coreml", "directml")
-
-# ---- options shared by several commands: declared once, with one help text -------------------
-# Each defaults to None (a flag to False) and is merged over Settings, which holds the defaults.
-
-Overwrite = Annotated[bool, typer.Option("--overwrite",
-                                         help="Replace existing outputs (never an input).")]
-StyleOpt = Annotated[Optional[Style], typer.Option(
-    "--style", help="Redaction style (default: blur, irreversible).")]
-ShapeOpt = Annotated[Optional[Shape], typer.Option("--shape",
-                                                   help="Mask shape (default: ellipse).")]
-MaskScale = Annotated[Optional[float], typer.Option(
-    "--mask-scale", min=1.0, max=4.0, metavar="FACTOR",
-    help=f"Enlarge each detected box by this factor (default {_D.mask_scale}).")]
-Threshold = Annotated[Optional[float], typer.Option(
-    "--threshold", min=0.01, max=0.99, metavar="SCORE",
-    help=f"Face detection threshold; lower finds more (default {_D.face_threshold}).")]
-Gap = Annotated[Optional[float], typer.Option(
-    "--gap", min=0.0, metavar="SECONDS",
-    help=f"Bridge tracks missed for up to this many seconds (default {_D.max_gap_seconds}).")]
-Pad = Annotated[Optional[float], typer.Option(
-    "--pad", min=0.0, metavar="SECONDS",
-    help=f"Redact this many seconds before/after each track (default {_D.pad_seconds}).")]
-Crf = Annotated[Optional[int], typer.Option(
-    "--crf", min=0, max=51, metavar="N",
-    help=f"H.264 quality, lower is better (default {_D.crf}).")]
-Preset = Annotated[Optional[str], typer.Option(
-    "--preset", metavar="NAME",
-    help=f"x264 preset, e.g. veryfast, medium, slow (default {_D.preset}).")]
-AudioOpt = Annotated[Optional[Audio], typer.Option(
-    "--audio", help="copy audio bit-exact (default) or drop it.")]
-OnFrameErrorOpt = Annotated[Optional[OnFrameError], typer.Option(
-    "--on-frame-error",
-    help="If a frame cannot be analysed: fail the file (default) or redact the whole frame.")]
-OnlyOpt = Annotated[Optional[Only], typer.Option(
-    "--only", help="Look for (and redact) only faces or only licence plates (default: both).")]
-TextOpt = Annotated[bool, typer.Option(
-    "--text", help="Also look for (and redact) every line of text: signs, banners, name badges.")]
-Sideways = Annotated[bool, typer.Option(
-    "--sideways", help="Also look for faces turned 90 degrees (people lying down, "
-                       "a camera on its side); about 3x slower.")]
-DeviceOpt = Annotated[Optional[Device], typer.Option(
-    "--device", case_sensitive=False,
-    help="Where the models run (default auto: cuda or directml when an ONNX Runtime build for "
-         "it is installed, else the CPU).")]
-KeepFormat = Annotated[bool, typer.Option(
-    "--keep-format", help="Write HEIC/HEIF/AVIF photos back as HEIC/AVIF (default: JPEG).")]
-Quiet = Annotated[bool, typer.Option("-q", "--quiet",
-                                     help="No progress or summary; errors only.")]
 
 
 def _settings(**options) -> Settings:
@@ -133,14 +61,6 @@ def _settings(**options) -> Settings:
                                     if value is not None and value is not False})
     except SettingsError as exc:
         raise typer.BadParameter(str(exc)) from exc
-
-
-def _kinds(only: Optional[Only], text: bool) -> Optional[tuple[str, ...]]:
-    """``--only`` and ``--text`` as ``Settings.kinds`` (None: the default kinds)."""
-    if only is None and not text:
-        return None
-    base = Settings().kinds if only is None else ({"faces": "face", "plates": "plate"}[only.value],)
-    return base + (("text",) if text else ())
 
 
 class Stopped(BaseException):
@@ -191,7 +111,7 @@ def _failure(exc: Exception, path: Path, os_error) -> BlurError:
     return _unexpected(exc, path)
 
 
-@app.command("run", cls=_Command)
+@app.command("run", cls=Command)
 def run(
     paths: list[Path] = typer.Argument(..., metavar="PATH...",
                                        help="Photos, videos or folders (searched recursively)."),
@@ -207,7 +127,7 @@ def run(
     gap: Gap = None,
     pad: Pad = None,
     crf: Crf = None,
-    preset: Preset = None,
+    preset: PresetOpt = None,
     audio: AudioOpt = None,
     regions: Optional[Path] = typer.Option(None, "--regions", metavar="FILE",
                                            help="Save the planned regions (JSON) here; one input only."),
@@ -228,12 +148,12 @@ def run(
 ):
     """Anonymise each PATH: NAME.blurred.EXT beside each file, or under -o."""
     settings = _settings(
-        kinds=_kinds(only, text), style=style, shape=shape, mask_scale=mask_scale,
+        kinds=kinds_of(only, text), style=style, shape=shape, mask_scale=mask_scale,
         face_threshold=threshold, max_gap_seconds=gap, pad_seconds=pad, crf=crf, preset=preset,
         audio=audio, overwrite=overwrite, fail_frame=on_frame_error, face_rotate=sideways,
         device=device, face_small_every_n_frames=small_face_stride, keep_format=keep_format)
     try:
-        pipeline.check_device(settings.device)
+        detectors.check_device(settings.device)
     except BlurError as exc:
         _fail(exc)
     try:
@@ -293,7 +213,7 @@ def _free(path: Path, overwrite: bool, *taken: Path) -> None:
         _fail(UsageError(f"{path} already exists (use --overwrite to replace it)"))
 
 
-@app.command("scan", cls=_Command)
+@app.command("scan", cls=Command)
 def scan_command(
     path: Path = typer.Argument(..., metavar="FILE", help="A photo or video."),
     regions: Optional[Path] = typer.Option(None, "--regions", metavar="FILE",
@@ -317,9 +237,10 @@ def scan_command(
     quiet: Quiet = False,
 ):
     """Find what to redact and write it to a regions file to look at and edit; no output yet."""
-    from . import regions as regions_file, report as review
+    from . import regions as regions_file
+    from . import report as review
 
-    settings = _settings(kinds=_kinds(only, text), face_threshold=threshold, max_gap_seconds=gap,
+    settings = _settings(kinds=kinds_of(only, text), face_threshold=threshold, max_gap_seconds=gap,
                          pad_seconds=pad, fail_frame=on_frame_error, face_rotate=sideways,
                          device=device)
     regions = regions or path.with_name(f"{path.stem}.regions.json")
@@ -339,7 +260,7 @@ def scan_command(
         show.scanned(path, plan, regions, report, report_redacted)
 
 
-@app.command("render", cls=_Command)
+@app.command("render", cls=Command)
 def render_command(
     path: Path = typer.Argument(..., metavar="FILE", help="The photo or video that was scanned."),
     regions: Path = typer.Option(..., "--regions", metavar="FILE",
@@ -351,7 +272,7 @@ def render_command(
     shape: ShapeOpt = None,
     mask_scale: MaskScale = None,
     crf: Crf = None,
-    preset: Preset = None,
+    preset: PresetOpt = None,
     audio: AudioOpt = None,
     manifest: Optional[Path] = typer.Option(None, "--manifest", metavar="FILE",
                                             help="Write a JSON manifest: versions, model and "
@@ -360,7 +281,7 @@ def render_command(
     quiet: Quiet = False,
 ):
     """Redact FILE exactly as a regions file says (after blur scan and your corrections)."""
-    from . import manifest as manifest_file, regions as regions_file
+    from . import manifest as manifest_file
     from .errors import MediaError
     from .files import default_output, describe_os_error
 
@@ -395,7 +316,7 @@ def _plan_from(path: Path, regions: Path):
         raise
 
 
-@app.command("check", cls=_Command)
+@app.command("check", cls=Command)
 def check_command(
     paths: list[Path] = typer.Argument(..., metavar="PATH...",
                                        help="Photos, videos or folders to check."),
@@ -407,7 +328,7 @@ def check_command(
     # prints its verdicts even when quiet.
     threshold: Optional[float] = typer.Option(
         None, "--threshold", min=0.01, max=0.99, metavar="SCORE",
-        help=f"Face threshold of the re-scan (default {_D.check_face_threshold})."),
+        help=f"Face threshold of the re-scan (default {DEFAULTS.check_face_threshold})."),
     mask_scale: Optional[float] = typer.Option(None, "--mask-scale", min=1.0, max=4.0,
                                                metavar="FACTOR",
                                                help="Mask scale the output was rendered with."),
@@ -415,15 +336,18 @@ def check_command(
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Only the verdict per file."),
 ):
     """Re-scan files sensitively: exit 0 only if no face, plate or identifying metadata is found."""
-    from . import check as checker, regions as regions_file
-    from .media import is_media
+    from . import check as checker
+    from . import regions as regions_file
+    from .files import walk
 
     settings = _settings(check_face_threshold=threshold, mask_scale=mask_scale, device=device)
     files: list[Path] = []
     for p in paths:
         if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.is_file() and is_media(f)
-                            and not any(part.startswith(".") for part in f.relative_to(p).parts))
+            try:
+                files += walk(p, outputs=True)
+            except BlurError as exc:
+                _fail(exc)
         elif p.exists():
             files.append(p)
         else:
@@ -447,7 +371,7 @@ def check_command(
             except Exception as exc:  # this file fails (never "clean"), the others go on
                 if isinstance(exc, RegionsError) and exc.path is None:
                     exc.path = regions  # the regions file does not fit this file
-                failure = _failure(exc, f, lambda e: BlurError(f"{e.strerror or e}", f))
+                failure = _failure(exc, f, lambda e, f=f: BlurError(f"{e.strerror or e}", f))
                 show.error(failure)
                 status = max(status, failure.exit_status)
                 continue

@@ -41,15 +41,20 @@ def _mirrored(src: Path, root: Path, out_root: Path, keep_format: bool = False) 
     return out_root / rel.with_suffix(output_suffix(src, keep_format))
 
 
-def walk(folder: Path) -> Iterator[Path]:
+def walk(folder: Path, outputs: bool = False) -> Iterator[Path]:
     """Media files below ``folder``, sorted; symlinked folders are not followed (no loops),
-    hidden files and earlier blur outputs (``*.blurred.*``) are skipped."""
+    hidden files and folders are skipped, and so are earlier blur outputs (``*.blurred.*``,
+    ``FOLDER.blurred/``) unless ``outputs`` (``blur check`` looks at them too).
+
+    Raises:
+        UsageError: a folder cannot be listed.
+    """
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=False, onerror=_unreadable):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
-                             and not d.endswith(OUTPUT_TAG))
+                             and (outputs or not d.endswith(OUTPUT_TAG)))
         for name in sorted(filenames):
             path = Path(dirpath) / name
-            if name.startswith(".") or OUTPUT_TAG + "." in name:
+            if name.startswith(".") or (not outputs and OUTPUT_TAG + "." in name):
                 continue
             if is_media(path):
                 yield path

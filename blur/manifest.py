@@ -15,23 +15,11 @@ import json
 import platform
 from pathlib import Path
 
-from .detectors import DEFAULT_FOR_KIND
+from . import detectors
 from .files import atomic_output
 from .settings import Settings
 
 FORMAT = "blur-manifest/1"
-
-
-def _model_files(detector: str) -> tuple[str, list[Path]]:
-    """(distribution carrying the weights, weight files) of a detector, found where the
-    detector itself loads them from."""
-    if detector == "centerface":
-        from .detectors.centerface import model_path
-        return "blur", [Path(model_path())]
-    if detector in ("ppocr-plates", "pptext"):
-        from .detectors.text import MODELS, model_file
-        return MODELS["det"][0], [model_file(role) for role in ("det", "rec")]
-    raise KeyError(detector)
 
 
 def sha256(path: Path, chunk: int = 1 << 20) -> str:
@@ -54,11 +42,9 @@ def models(settings: Settings) -> list[dict]:
     """The detectors a run with ``settings`` uses, with their weight files' hashes."""
     out = []
     for kind in settings.kinds:
-        name = DEFAULT_FOR_KIND.get(kind)
-        if name is None:
-            continue
-        dist, files = _model_files(name)
-        out.append({"kind": kind, "detector": name, "package": dist,
+        cls = detectors.for_kind(kind)
+        dist, files = cls.weights()  # where the detector itself loads them from
+        out.append({"kind": kind, "detector": cls.name, "package": dist,
                     "package_version": _version(dist),
                     "files": [{"name": f.name, "sha256": sha256(f)} for f in files]})
     return out

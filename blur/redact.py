@@ -26,6 +26,8 @@ import numpy as np
 from .boxes import clip_to_image, scale_about_centre
 
 # Kinds redacted as rectangles whatever ``shape`` says; manual regions are also not grown.
+# Mask shapes for faces (``Settings.shape``, ``--shape``).
+SHAPES = ("ellipse", "box")
 RECTANGLE_KINDS = frozenset({"plate", "text", "manual"})
 EXACT_KINDS = frozenset({"manual"})
 
@@ -183,8 +185,8 @@ class Redactor:
                  rng: np.random.Generator | None = None):
         if style not in STYLES:
             raise ValueError(f"unknown style {style!r}; choose from {', '.join(STYLES)}")
-        if shape not in ("ellipse", "box"):
-            raise ValueError(f"unknown shape {shape!r}; choose ellipse or box")
+        if shape not in SHAPES:
+            raise ValueError(f"unknown shape {shape!r}; choose from {', '.join(SHAPES)}")
         self.style = STYLES[style](rng=rng)
         self.mask_scale = mask_scale
         self.shape = shape
@@ -227,3 +229,22 @@ class Redactor:
     def apply_everywhere(self, image: np.ndarray) -> None:
         """Redact the whole frame (used when a frame could not be analysed)."""
         image[:] = NoiseBlur().fill(image)
+
+
+def redact_frame(rgb: np.ndarray, redactor: Redactor, boxes, everywhere: bool = False) -> bool:
+    """Redact one frame in place as planned: what render writes and the report's redacted crops
+    show.
+
+    Args:
+        rgb: (H, W, 3) uint8, changed in place.
+        redactor: the style, mask scale and shape to redact with.
+        boxes: the ``Detections`` planned for this frame.
+        everywhere: the frame could not be analysed: the whole of it is redacted.
+
+    Returns:
+        whether anything in the frame was redacted.
+    """
+    if everywhere:
+        redactor.apply_everywhere(rgb)
+        return True
+    return bool(redactor.apply(rgb, boxes.xyxy, boxes.kind))

@@ -57,17 +57,16 @@ from pathlib import Path
 
 import numpy as np
 
+from . import hand_drawn
 from .boxes import clip_xyxy
 from .errors import RegionsError
-from .types import KINDS, MediaInfo, Track
+from .hand_drawn import whole
+from .types import MediaInfo, Track
 
 VERSION = 1
 _TRACK_FIELDS = {"id", "kind", "keep", "boxes", "box", "keyframes", "start", "end",
                  "first_frame", "last_frame", "note"}
 _RANGE_FIELDS = ("start", "end", "first_frame", "last_frame")
-# Times closer than this are equal: frame times are stored to the microsecond, and 12 * 0.1 is
-# not 1.2 in floating point.
-_EPS = 1e-6
 
 
 def to_dict(info: MediaInfo, frame_count: int, tracks: list[Track], flags: dict | None = None,
@@ -136,6 +135,9 @@ def from_dict(data: dict, width: int | None = None, height: int | None = None,
     entries = data.get("tracks", [])
     if not isinstance(entries, list):
         raise RegionsError("\"tracks\" must be a list")
+    from .detectors import kinds as detector_kinds  # the registry (it loads the models' runtime)
+
+    kinds = (*detector_kinds(), "manual")
     times = None
     tracks, seen = [], set()
     for t in entries:
@@ -149,14 +151,14 @@ def from_dict(data: dict, width: int | None = None, height: int | None = None,
         if unknown:
             raise RegionsError(f"track {tid}: unknown field(s) {', '.join(map(repr, unknown))} "
                                f"(known: {', '.join(sorted(_TRACK_FIELDS))})")
-        if t.get("kind") not in KINDS:
+        if t.get("kind") not in kinds:
             raise RegionsError(f"track {tid}: unknown kind {t.get('kind')!r} "
-                               f"(one of {', '.join(KINDS)})")
+                               f"(one of {', '.join(kinds)})")
         keep = t.get("keep", False)
         if not isinstance(keep, bool):
             raise RegionsError(f"track {tid}: \"keep\" must be true or false, not {keep!r}")
-        hand_drawn = "box" in t or "keyframes" in t
-        if hand_drawn:
+        drawn = "box" in t or "keyframes" in t
+        if drawn:
             if "boxes" in t:
                 raise RegionsError(f"track {tid}: give either \"boxes\" (one per frame) or "
                                    f"\"box\"/\"keyframes\", not both")
@@ -164,7 +166,7 @@ def from_dict(data: dict, width: int | None = None, height: int | None = None,
                 raise RegionsError(f"track {tid}: the number of frames is needed to place it")
             if times is None:
                 times = frame_times(data, frame_count)
-            rows = _hand_drawn(t, tid, times, frame_count)
+            rows = hand_drawn.rows(t, tid, times, frame_count)
         else:
             if any(k in t for k in _RANGE_FIELDS):
                 raise RegionsError(f"track {tid}: a time or frame range needs a \"box\" or "
@@ -184,6 +186,42 @@ def from_dict(data: dict, width: int | None = None, height: int | None = None,
                             np.array([r[1] for r in rows], dtype=np.float32).reshape(-1, 4),
                             [r[2] for r in rows], [r[3] for r in rows], keep=keep))
     return tracks
+
+
+def for_media(data: dict, info: MediaInfo) -> tuple[int, list[Track], list[int], list[str]]:
+    """What a regions file says for the media ``info`` describes, checked against it.
+
+    Returns:
+        (frame count, tracks, unanalysed frames, notes on what was changed: boxes overhanging
+        the frame are clipped to it).
+
+    Raises:
+        RegionsError: the file is malformed, or was made for media of another kind or size.
+    """
+    media = data.get("media") if isinstance(data, dict) else None
+    if not isinstance(media, dict):
+        raise RegionsError("the regions file has no \"media\" section (make it with blur scan)")
+    if media.get("kind") not in (None, info.kind):
+        noun = {"image": "photo", "animation": "animation", "video": "video"}
+        raise RegionsError(f"the regions file is for a {noun.get(media.get('kind'), 'file')}, "
+                           f"this is a {noun.get(info.kind, 'file')}")
+    if (media.get("width"), media.get("height")) != (info.width, info.height):
+        raise RegionsError(f"the regions file is for a {media.get('width')}x{media.get('height')} "
+                           f"picture, this one is {info.width}x{info.height}")
+    count = media.get("frame_count", 1 if info.kind == "image" else None)
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1 or (
+            info.kind == "image" and count != 1):
+        raise RegionsError(f"media.frame_count {count!r} is not a number of frames")
+    tracks = from_dict(data, info.width, info.height, count)
+    notes = []
+    clipped = clip_tracks(tracks, info.width, info.height)
+    if clipped:
+        notes.append(f"{sum(clipped.values())} box(es) overhanging the {info.width}x{info.height} "
+                     f"frame clipped to it (track(s) {', '.join(map(str, sorted(clipped)))})")
+    unanalysed = (data.get("flags") or {}).get("unanalysed_frames") or []
+    if not isinstance(unanalysed, list) or not all(isinstance(f, int) for f in unanalysed):
+        raise RegionsError("flags.unanalysed_frames must be a list of frame numbers")
+    return count, tracks, unanalysed, notes
 
 
 def clip_tracks(tracks: list[Track], width: int, height: int) -> dict[int, int]:
@@ -221,7 +259,7 @@ def _per_frame_rows(t: dict, tid: int) -> list:
         raise RegionsError(f"track {tid}: \"boxes\" must be a list of "
                            f"[frame, x1, y1, x2, y2, score, source] rows")
     try:
-        return [(_whole(b[0]), [float(v) for v in b[1:5]] if len(b) >= 5 else _short(b),
+        return [(whole(b[0]), [float(v) for v in b[1:5]] if len(b) >= 5 else _short(b),
                  float(b[5]) if len(b) > 5 else 0.0, str(b[6]) if len(b) > 6 else "manual")
                 for b in boxes]
     except (TypeError, ValueError, IndexError) as exc:
@@ -233,13 +271,6 @@ def _short(row) -> list:
     raise ValueError(f"{row!r} has fewer than 5 numbers")
 
 
-def _whole(value) -> int:
-    """A frame number: an int, or a float with no fraction (JSON writers differ)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
-        raise ValueError(f"frame {value!r} is not a whole number")
-    return int(value)
-
-
 def _check_box(tid: int, frame: int, box, width: int | None, height: int | None) -> None:
     x1, y1, x2, y2 = box
     where = f"track {tid}, frame {frame}"
@@ -249,137 +280,6 @@ def _check_box(tid: int, frame: int, box, width: int | None, height: int | None)
         raise RegionsError(f"{where}: empty box {box} (x2 must exceed x1 and y2 exceed y1)")
     if width is not None and (x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height):
         raise RegionsError(f"{where}: box {box} lies outside the {width}x{height} frame")
-
-
-def _box_of(value, tid: int, what: str) -> list[float]:
-    if (not isinstance(value, list) or len(value) != 4
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
-        raise RegionsError(f"track {tid}: {what} must be [x1, y1, x2, y2], not {value!r}")
-    return [float(v) for v in value]
-
-
-def _seconds(t: dict, key: str, tid: int) -> float | None:
-    value = t.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value < 0:
-        raise RegionsError(f"track {tid}: bad time \"{key}\": {value!r} (seconds, 0 or more)")
-    return float(value)
-
-
-def _frame_field(t: dict, key: str, tid: int, frame_count: int) -> int | None:
-    value = t.get(key)
-    if value is None:
-        return None
-    try:
-        frame = _whole(value)
-    except ValueError as exc:
-        raise RegionsError(f"track {tid}: bad \"{key}\": {exc}") from exc
-    if not 0 <= frame < frame_count:
-        raise RegionsError(f"track {tid}: \"{key}\" {frame} is outside the file "
-                           f"(frames 0 to {frame_count - 1})")
-    return frame
-
-
-def frames_during(times: np.ndarray, start: float, end: float) -> tuple[int, int]:
-    """First and last frame shown during [start, end) seconds, or (1, 0) when there is none.
-
-    ``times`` has one entry per frame plus the end of the last one (``frame_times``). A frame
-    counts when its display interval overlaps the range at all: a region is never uncovered
-    while the player is inside it.
-    """
-    begins, ends = times[:-1], times[1:]
-    hit = np.nonzero((begins < end - _EPS) & (ends > start + _EPS))[0]
-    return (int(hit[0]), int(hit[-1])) if len(hit) else (1, 0)
-
-
-def _frame_at(times: np.ndarray, seconds: float) -> int:
-    """The frame on screen at ``seconds``."""
-    return int(max(0, np.searchsorted(times[:-1], seconds + _EPS, side="right") - 1))
-
-
-def _hand_drawn(t: dict, tid: int, times: np.ndarray, frame_count: int) -> list:
-    """Rows (frame, box, score, "manual") of a region given by a box or keyframes."""
-    duration = float(times[-1])
-    if "keyframes" in t:
-        if "box" in t:
-            raise RegionsError(f"track {tid}: give either \"box\" or \"keyframes\", not both")
-        keys = t["keyframes"]
-        if not isinstance(keys, list) or not keys:
-            raise RegionsError(f"track {tid}: \"keyframes\" must be a non-empty list")
-    else:
-        keys = [{"frame": None, "box": t["box"]}]
-    key_frames, key_boxes = [], []
-    for k in keys:
-        if not isinstance(k, dict) or set(k) - {"frame", "time", "box"} or "box" not in k:
-            raise RegionsError(f"track {tid}: a keyframe is {{\"frame\" or \"time\", \"box\"}}, "
-                               f"not {k!r}")
-        if "frame" in k and "time" in k:
-            raise RegionsError(f"track {tid}: a keyframe has a \"frame\" or a \"time\", not both")
-        box = _box_of(k["box"], tid, "a keyframe's box" if "keyframes" in t else "\"box\"")
-        if "time" in k:
-            at = _seconds(k, "time", tid)
-            if at is None or at >= duration:
-                raise RegionsError(f"track {tid}: bad time {k['time']!r}: outside the file "
-                                   f"(0 to {duration:.3f} s)")
-            frame = _frame_at(times, at)
-        elif k.get("frame") is not None:
-            frame = _frame_field(k, "frame", tid, frame_count)
-        elif "keyframes" in t:
-            raise RegionsError(f"track {tid}: a keyframe needs a \"frame\" or a \"time\"")
-        else:
-            frame = None  # a single box: no position in time of its own
-        key_frames.append(frame)
-        key_boxes.append(box)
-    if len({f for f in key_frames if f is not None}) != sum(f is not None for f in key_frames):
-        raise RegionsError(f"track {tid}: two keyframes fall on the same frame")
-
-    first, last = _range(t, tid, times, frame_count, key_frames)
-    frames = np.arange(first, last + 1)
-    if key_frames == [None]:
-        boxes = np.tile(np.array(key_boxes[0], dtype=np.float64), (len(frames), 1))
-    else:
-        order = np.argsort(key_frames)
-        kf = np.array(key_frames, dtype=np.float64)[order]
-        kb = np.array(key_boxes, dtype=np.float64)[order]
-        boxes = np.stack([np.interp(frames, kf, kb[:, j]) for j in range(4)], axis=1)
-    return [(int(f), list(map(float, b)), 0.0, "manual") for f, b in zip(frames, boxes)]
-
-
-def _range(t: dict, tid: int, times: np.ndarray, frame_count: int,
-           key_frames: list[int | None]) -> tuple[int, int]:
-    """First and last frame (inclusive) a hand-drawn region covers."""
-    in_seconds = "start" in t or "end" in t
-    in_frames = "first_frame" in t or "last_frame" in t
-    if in_seconds and in_frames:
-        raise RegionsError(f"track {tid}: give the range in seconds (start/end) or in frames "
-                           f"(first_frame/last_frame), not both")
-    duration = float(times[-1])
-    if in_seconds:
-        start = _seconds(t, "start", tid)
-        end = _seconds(t, "end", tid)
-        start = 0.0 if start is None else start
-        end = duration if end is None else end
-        if end <= start:
-            raise RegionsError(f"track {tid}: bad times: end {end} s is not after start {start} s")
-        first, last = frames_during(times, start, end)
-        if first > last:
-            raise RegionsError(f"track {tid}: bad times: {start}-{end} s is outside the file "
-                               f"(0 to {duration:.3f} s)")
-        return first, last
-    if in_frames:
-        first = _frame_field(t, "first_frame", tid, frame_count)
-        last = _frame_field(t, "last_frame", tid, frame_count)
-        first = 0 if first is None else first
-        last = frame_count - 1 if last is None else last
-        if last < first:
-            raise RegionsError(f"track {tid}: last_frame {last} is before first_frame {first}")
-        return first, last
-    placed = [f for f in key_frames if f is not None]
-    if not placed:
-        return 0, frame_count - 1
-    return min(placed), max(placed)
 
 
 def dumps(data: dict) -> str:

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .types import FLAGGED, HITS
+
 # Share of the frame x weakness from which a region is "large". On samples/street.mp4 the two
 # false giants (a face box over three walkers, a "plate" on a sign) measure 0.098 and 0.038; no
 # other track reaches 0.006.
@@ -38,7 +40,6 @@ SCORE_IS_CONFIDENCE = {"face"}  # kinds whose score says how sure the detector i
 # Ranks, riskiest first.
 LARGE, LONG_BRIDGE, WEAK_ONLY, SOME_FLAGGED, NOTHING, DECIDED = range(6)
 SHORT = {LARGE: "large", LONG_BRIDGE: "long gap", WEAK_ONLY: "weak only"}
-FLAGGED = ("interpolated", "weak")  # sources of the frames a person should look at
 
 
 @dataclass
@@ -121,7 +122,7 @@ def assess(track, width: int, height: int, times: list[float] | None = None) -> 
     """The risk of one track of a ``width`` x ``height`` picture; ``times`` are the seconds of
     each frame (None for a photo)."""
     src = track.source
-    hits = np.isin(src, ("detected", "weak"))
+    hits = np.isin(src, HITS)
     best = float(track.score[hits].max()) if hits.any() else 0.0
     weakness = 1.0 - best if track.kind in SCORE_IS_CONFIDENCE else 1.0
     share, largest = _share(track, width, height)
@@ -186,5 +187,5 @@ def short_list(ranked: list[Risk], limit: int = SHORT_LIST) -> list[Risk]:
 
 
 def rank_plan(plan) -> list[Risk]:
-    """``rank`` of a scan's plan (``blur.pipeline.Plan``)."""
+    """``rank`` of a scan's plan (``blur.types.Plan``)."""
     return rank(plan.tracks, plan.info.width, plan.info.height, frame_seconds(plan))

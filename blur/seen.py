@@ -86,7 +86,7 @@ class Seen:
         self.per_frame = per_frame
 
     @classmethod
-    def from_dict(cls, data: dict, frame_count: int) -> "Seen | None":
+    def from_dict(cls, data: dict, frame_count: int) -> Seen | None:
         """The record of a regions file, or None when it has none (a file made by hand or by an
         older blur).
 

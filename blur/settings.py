@@ -7,12 +7,10 @@ from typing import Any
 
 from .errors import SettingsError
 
-# Choices of the settings that name one; redaction styles come from ``redact.STYLES``.
-KIND_CHOICES = ("face", "plate", "text")
-SHAPES = ("ellipse", "box")
+# Choices of the settings that name one. The others come from their registries: kinds from
+# ``detectors.DETECTORS``, styles and shapes from ``redact``, devices from ``detectors.runtime``.
 AUDIO = ("copy", "drop")
 FAIL_FRAME = ("fail", "redact")
-DEVICES = ("auto", "cpu", "cuda", "coreml", "directml")
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
                 "slower", "veryslow", "placebo")
 
@@ -101,7 +99,10 @@ class Settings:
 
     def __post_init__(self):
         """Refuse a setting blur would otherwise misread (a typo must not change what is hidden)."""
-        from .redact import STYLES  # here, not at import: redact needs OpenCV
+        # Here, not at import: the registries need OpenCV and ONNX Runtime.
+        from .detectors import kinds
+        from .detectors.runtime import DEVICE_NAMES
+        from .redact import SHAPES, STYLES
 
         def choice(name, allowed):
             value = getattr(self, name)
@@ -117,15 +118,16 @@ class Settings:
                 bound = f"from {low}" + (f" to {high}" if high is not None else "")
                 raise SettingsError(f"{name}={value!r} is out of range ({bound})")
 
-        if not self.kinds or any(k not in KIND_CHOICES for k in self.kinds):
-            raise SettingsError(f"kinds={self.kinds!r}: give one or more of {', '.join(KIND_CHOICES)}")
+        known = kinds()
+        if not self.kinds or any(k not in known for k in self.kinds):
+            raise SettingsError(f"kinds={self.kinds!r}: give one or more of {', '.join(known)}")
         choice("style", tuple(STYLES))
         choice("shape", SHAPES)
         choice("audio", AUDIO)
         choice("fail_frame", FAIL_FRAME)
         choice("preset", X264_PRESETS)
-        if not isinstance(self.device, str) or self.device.lower() not in DEVICES:
-            raise SettingsError(f"device={self.device!r} is not one of {', '.join(DEVICES)}")
+        if not isinstance(self.device, str) or self.device.lower() not in DEVICE_NAMES:
+            raise SettingsError(f"device={self.device!r} is not one of {', '.join(DEVICE_NAMES)}")
         for name in ("face_threshold", "face_candidate_threshold", "check_face_threshold"):
             number(name, 0.0, 1.0)
         # A mask smaller than the detected box would leave part of the face.
@@ -144,7 +146,7 @@ class Settings:
             if not isinstance(getattr(self, name), bool):
                 raise SettingsError(f"{name}={getattr(self, name)!r} is not true or false")
 
-    def merged(self, **overrides: Any) -> "Settings":
+    def merged(self, **overrides: Any) -> Settings:
         """Return a copy with every override that is not None applied."""
         known = {f.name for f in fields(self)}
         unknown = set(overrides) - known

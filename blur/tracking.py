@@ -33,8 +33,7 @@ from fractions import Fraction
 import numpy as np
 
 from .boxes import clip_xyxy, iou_matrix, non_empty
-from .types import Detections, Track
-
+from .types import Detections, Source, Track
 
 # Linking: how far (in face sizes) a face may stray from where its track predicts it, after one
 # frame; the reach grows with the square root of the frames it was unseen.
@@ -178,11 +177,12 @@ def build_tracks(per_frame: list[Detections], times: list[Fraction | None], fps:
         xyxy[before] += (frames[before] - first)[:, None] * _end_velocity(hit_frames, hit_boxes, 0)
         xyxy[after] += (frames[after] - last)[:, None] * _end_velocity(hit_frames, hit_boxes, -1)
         score = np.zeros(len(frames), dtype=np.float32)
-        source = np.where(frames < first, "padded", np.where(frames > last, "padded", "interpolated"))
+        padded, bridged = Source.PADDED.value, Source.INTERPOLATED.value
+        source = np.where(frames < first, padded, np.where(frames > last, padded, bridged))
         idx = np.searchsorted(frames, hit_frames)
         # Several hits in one frame cannot happen within a chain; scores of hits are kept.
         score[idx] = hit_scores
-        source[idx] = np.where(weak, "weak", "detected")
+        source[idx] = np.where(weak, Source.WEAK.value, Source.DETECTED.value)
         xyxy[idx] = hit_boxes
         if size is not None:
             xyxy = clip_xyxy(xyxy, *size)
@@ -218,8 +218,8 @@ def flagged_frames(tracks: list[Track]) -> dict[str, list[int]]:
     for t in tracks:
         if t.keep:
             continue
-        bridged.update(int(f) for f in t.frames[t.source == "interpolated"])
-        weak.update(int(f) for f in t.frames[t.source == "weak"])
+        bridged.update(int(f) for f in t.frames[t.source == Source.INTERPOLATED.value])
+        weak.update(int(f) for f in t.frames[t.source == Source.WEAK.value])
     return {"bridged_frames": sorted(bridged), "weak_frames": sorted(weak)}
 
 

@@ -1,14 +1,49 @@
-"""The vocabulary: detections, frames, media facts. No I/O here."""
+"""The vocabulary: detections, tracks, frames, media facts, plans and results. No I/O here."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
+# What can be redacted: every kind a detector finds (``blur.detectors.KINDS``) and "manual", a
+# region a person drew. Kept in step with the detector registry by a test.
 KINDS = ("face", "plate", "text", "manual")
+
+
+class Source(str, Enum):
+    """Where a track's box at one frame comes from (stored as its plain string value).
+
+    Attributes:
+        DETECTED: a detection at or above the redaction threshold.
+        WEAK: a detection below it, redacted because it continues or repeats a track.
+        INTERPOLATED: a gap between two detections, bridged.
+        PADDED: before a track's first or after its last detection.
+        MANUAL: drawn by a person in the regions file.
+    """
+
+    DETECTED = "detected"
+    WEAK = "weak"
+    INTERPOLATED = "interpolated"
+    PADDED = "padded"
+    MANUAL = "manual"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+SOURCES = tuple(s.value for s in Source)
+# The sources of boxes a detector returned (as opposed to boxes tracking or a person added).
+HITS = (Source.DETECTED.value, Source.WEAK.value)
+# The sources of frames a person should look at first.
+FLAGGED = (Source.INTERPOLATED.value, Source.WEAK.value)
+
+# on_progress(stage, done, total): stage is "scan" or "render"; total may be 0 when unknown.
+ProgressFn = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -35,18 +70,18 @@ class Detections:
         self.track_id = np.asarray(self.track_id, dtype=np.int32).reshape(n)
 
     @classmethod
-    def empty(cls) -> "Detections":
+    def empty(cls) -> Detections:
         return cls(np.zeros((0, 4)), np.zeros(0), np.zeros(0, "<U8"), np.zeros(0))
 
     @classmethod
-    def of(cls, xyxy, score, kind: str) -> "Detections":
+    def of(cls, xyxy, score, kind: str) -> Detections:
         """Boxes of one kind, not yet tracked."""
         xyxy = np.asarray(xyxy, dtype=np.float32).reshape(-1, 4)
         n = len(xyxy)
         return cls(xyxy, score, np.full(n, kind, dtype="<U8"), np.full(n, -1, dtype=np.int32))
 
     @classmethod
-    def concat(cls, parts: list["Detections"]) -> "Detections":
+    def concat(cls, parts: list[Detections]) -> Detections:
         parts = [p for p in parts if len(p)]
         if not parts:
             return cls.empty()
@@ -60,11 +95,22 @@ class Detections:
     def __len__(self) -> int:
         return len(self.xyxy)
 
-    def __getitem__(self, index) -> "Detections":
+    def __getitem__(self, index) -> Detections:
         """Index with a boolean mask, an index array or a slice; always returns Detections."""
         if isinstance(index, (int, np.integer)):
             index = [index]
         return Detections(self.xyxy[index], self.score[index], self.kind[index], self.track_id[index])
+
+    def validate(self) -> bool:
+        """Finite scores and finite, non-inverted boxes: an inverted box would redact nothing,
+        and a NaN score could drop a box from a threshold or NMS."""
+        try:
+            xyxy = np.asarray(self.xyxy, dtype=np.float64).reshape(-1, 4)
+            score = np.asarray(self.score, dtype=np.float64).reshape(len(xyxy))
+        except (TypeError, ValueError):
+            return False
+        return bool(np.isfinite(xyxy).all() and np.isfinite(score).all()
+                    and (xyxy[:, 2] >= xyxy[:, 0]).all() and (xyxy[:, 3] >= xyxy[:, 1]).all())
 
     @property
     def size_wh(self) -> np.ndarray:
@@ -131,8 +177,7 @@ class Track:
         xyxy: (K, 4) float32 box at each of those frames (unscaled: the mask scale is applied
             when rendering).
         score: (K,) float32 detector score; 0 where the box was not detected.
-        source: (K,) str: "detected", "interpolated" (bridged gap), "padded" (before the first or
-            after the last hit) or "manual".
+        source: (K,) str: a ``Source`` value.
         keep: a person decided this one stays visible (never set automatically).
     """
 
@@ -153,3 +198,49 @@ class Track:
 
     def __len__(self) -> int:
         return len(self.frames)
+
+
+@dataclass
+class Plan:
+    """What will be redacted in one file: the result of a scan, the input of a render."""
+
+    info: MediaInfo
+    frame_count: int
+    tracks: list[Track]
+    unanalysed_frames: list[int] = field(default_factory=list)
+    frame_times: list | None = None  # presentation time of each frame (videos), from the PTS
+    notes: list[str] = field(default_factory=list)  # what loading it changed, said in the result
+    # Per frame, everything the scan saw, weak face candidates included (see ``blur.seen``).
+    seen: list[Detections] | None = None
+    face_threshold: float | None = None
+    seen_every: int = 1  # plates and text were looked for on every n-th frame
+
+    def to_dict(self) -> dict:
+        """The regions file of this plan (see ``blur.regions``), with the scan's record."""
+        from . import regions, seen, tracking  # they build on these types
+
+        flags = {"unanalysed_frames": self.unanalysed_frames}
+        flags.update(tracking.flagged_frames(self.tracks))
+        data = regions.to_dict(self.info, self.frame_count, self.tracks, flags, self.frame_times)
+        if self.seen is not None:
+            data["seen"] = seen.to_dict(self.seen, self.face_threshold, self.seen_every)
+        return data
+
+
+@dataclass
+class FileResult:
+    """What happened to one file."""
+
+    src: Path
+    dst: Path
+    kind: str
+    tracks: dict[str, int]
+    detections: int
+    frames: int
+    frames_redacted: int
+    seconds: float
+    metadata_removed: list[str]
+    notes: list[str] = field(default_factory=list)
+    plan: Plan | None = None
+    bridged_frames: int = 0  # frames where a track was bridged by interpolation
+    weak_frames: int = 0     # frames where a face was redacted on weak detections only

@@ -16,7 +16,7 @@ import av
 import cv2
 import numpy as np
 import pytest
-from PIL import Image, ImageCms, ExifTags
+from PIL import ExifTags, Image, ImageCms
 
 from blur.settings import Settings
 

@@ -7,18 +7,19 @@ import json
 import re
 import shutil
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
+from conftest import FAST, exiftool_all
 from PIL import Image
 from typer.testing import CliRunner
 
 from blur import cli, pipeline, regions
 from blur.errors import ExitStatus
 from blur.media import animation, metadata
-
-from conftest import FAST, exiftool_all
 
 FACES = FAST.merged(kinds=("face",))
 DURATIONS = [80, 120, 80, 200, 80, 60, 100, 300]
@@ -62,12 +63,13 @@ def read(path: Path) -> tuple[str, list[np.ndarray], list[float], int | None]:
     return fmt, pictures, durations, loop
 
 
-def assert_every_face_hidden(before: list[np.ndarray], after: list[np.ndarray]) -> None:
-    """In every frame the face (the middle of the pasted portrait) changed beyond recovery,
-    and the background far from it did not move."""
+def assert_every_face_hidden(before: list[np.ndarray], after: list[np.ndarray],
+                             where: list[tuple[int, int]] | None = None) -> None:
+    """In every frame the face (the middle of the pasted portrait, at ``where``, by default
+    ``positions()``) changed beyond recovery, and the background far from it did not move."""
     assert len(after) == len(before)
     w, h = FACE
-    for index, ((x, y), src, out) in enumerate(zip(positions(), before, after)):
+    for index, ((x, y), src, out) in enumerate(zip(where or positions(), before, after)):
         diff = np.abs(src.astype(int) - out.astype(int)).mean(axis=2)
         face = diff[y + h // 5:y + 4 * h // 5, x + w // 5:x + 4 * w // 5]
         assert face.mean() > 12, f"frame {index}: the face was not redacted"
@@ -95,6 +97,94 @@ def test_every_frame_is_anonymised_with_the_same_timing(tmp_path, frames, name, 
     assert metadata.image_leftover(result.dst) == []
 
 
+# Frame i shows picture REPEATS[i] (BLANK: the background alone): runs of identical frames,
+# each with its own duration.
+BLANK = -1
+REPEATS = [0, 0, 1, BLANK, BLANK, BLANK, 3, 0]
+REPEAT_DURATIONS = [70, 130, 40, 90, 250, 60, 100, 300]
+
+
+def save_with_ffmpeg(pictures: list[np.ndarray], path: Path, durations: list[int],
+                     loop: int) -> Path:
+    """Write an animation keeping every frame, identical ones included, with FFmpeg's muxers
+    (Pillow's and libwebp's encoders merge identical neighbours): GIF from 256-colour frames,
+    WebP from libwebp stills, APNG from RGB frames."""
+    fmt, codec, pix, options = {
+        ".gif": ("gif", "gif", "pal8", {"loop": str(loop)}),
+        ".webp": ("webp", "libwebp", "yuv420p", {"loop": str(loop)}),
+        ".png": ("apng", "apng", "rgb24", {"plays": str(loop),
+                                           "final_delay": f"{durations[-1]}/1000"}),
+    }[path.suffix]
+    with av.open(str(path), "w", format=fmt, options=options) as out:
+        stream = out.add_stream(codec, options={"quality": "95"} if codec == "libwebp" else {})
+        stream.height, stream.width = pictures[0].shape[:2]
+        stream.pix_fmt = pix
+        stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
+        at = 0
+        for picture, duration in zip(pictures, durations):
+            if pix == "pal8":
+                indexed = Image.fromarray(picture).convert("P", palette=Image.Palette.ADAPTIVE)
+                rgb = np.array(indexed.getpalette(), np.uint8).reshape(-1, 3)
+                argb = np.full((256, 4), 255, np.uint8)
+                argb[:len(rgb), 1:] = rgb
+                frame = av.VideoFrame.from_ndarray((np.asarray(indexed), argb), format="pal8")
+            else:
+                frame = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format=pix)
+            frame.pts, frame.time_base = at, Fraction(1, 1000)
+            at += duration
+            for packet in stream.encode(frame):
+                packet.duration = duration
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("name, loop", [("held.gif", 0), ("held.webp", 5), ("held.png", 1)])
+def test_writer_keeps_every_frame_and_each_duration(tmp_path, name, loop):
+    """Frames written back unchanged: identical neighbours stay separate frames, each with its
+    own duration, in the same order (the encoders alone would write 3 frames of 200, 380 and
+    60 ms)."""
+    rng = np.random.default_rng(7)
+    a, b = (rng.integers(0, 255, (50, 60, 3), dtype=np.uint8) for _ in range(2))
+    pictures, durations = [a, a, b, b, b, a], [70, 130, 40, 90, 250, 60]
+    src = save_with_ffmpeg(pictures, tmp_path / name, durations, loop)
+    fmt, shown, src_durations, src_loop = read(src)
+    assert (len(shown), src_durations, src_loop) == (6, durations, loop)
+
+    dst = tmp_path / f"out{src.suffix}"
+    assert animation.transcode(src, dst, lambda frame: frame.image)["frames"] == 6
+    out_fmt, out_frames, out_durations, out_loop = read(dst)
+    assert (out_fmt, len(out_frames), out_durations, out_loop) == (fmt, 6, durations, loop)
+    for before, after in zip(shown, out_frames):
+        assert np.abs(before.astype(int) - after).mean() < (12 if fmt == "WEBP" else 1)
+
+
+@pytest.mark.parametrize("name, loop", [("repeats.gif", 2), ("repeats.webp", 4),
+                                        ("repeats.png", 3)])
+def test_identical_frames_are_kept_each_with_its_duration(tmp_path, frames, name, loop):
+    """A still held for a while is often several identical frames: every one is written back,
+    each with its own duration, and the loop count kept (the encoders would store a run of
+    identical frames as one longer frame)."""
+    blank = np.full_like(frames[0], (70, 110, 150))
+    pictures = [blank if i == BLANK else frames[i] for i in REPEATS]
+    src = save_with_ffmpeg(pictures, tmp_path / name, REPEAT_DURATIONS, loop)
+    fmt, shown, durations, src_loop = read(src)
+    assert len(shown) == 8 and durations == pytest.approx(REPEAT_DURATIONS) and src_loop == loop
+
+    result = pipeline.anonymise(src, None, FACES)
+    assert result.frames == 8
+    out_fmt, out_frames, out_durations, out_loop = read(result.dst)
+    assert (out_fmt, len(out_frames), out_loop) == (fmt, 8, loop)
+    assert out_durations == pytest.approx(REPEAT_DURATIONS)
+    with_face = [i for i, picture in enumerate(REPEATS) if picture != BLANK]
+    assert_every_face_hidden([shown[i] for i in with_face], [out_frames[i] for i in with_face],
+                             [positions()[REPEATS[i]] for i in with_face])
+    for i, picture in enumerate(REPEATS):
+        if picture == BLANK:
+            assert np.abs(out_frames[i].astype(int) - shown[i]).mean() < 3, i
+
+
 def test_gif_comment_and_xmp_are_gone(tmp_path, frames):
     src = save(frames, tmp_path / "shared.gif", loop=0, comment=f"by {PERSON}".encode())
     tool = shutil.which("exiftool")
@@ -113,6 +203,39 @@ def test_gif_comment_and_xmp_are_gone(tmp_path, frames):
     assert after.get("GIF:FrameCount") == 8 and after.get("GIF:AnimationIterations") == "Infinite"
 
 
+@pytest.mark.parametrize("name", ["shared.webp", "shared.png"])
+def test_webp_and_apng_metadata_is_gone(tmp_path, frames, name):
+    """EXIF (camera, GPS), XMP and PNG text written into an animated WebP or APNG: exiftool
+    (every group, embedded documents too) finds none of it in the output, nor blur's reader."""
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110], exif[0x013B] = "Canon", "EOS 5D", PERSON  # make, model, artist
+    xmp = (f'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/'
+           f'02/22-rdf-syntax-ns#"><rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/">'
+           f'<dc:creator>{PERSON}</dc:creator></rdf:Description></rdf:RDF></x:xmpmeta>')
+    options = {"loop": 0, "exif": exif.tobytes()}
+    if name.endswith(".webp"):
+        options["xmp"] = xmp.encode()
+    else:
+        from PIL import PngImagePlugin
+        text = PngImagePlugin.PngInfo()
+        text.add_text("Author", PERSON)
+        text.add_itxt("XML:com.adobe.xmp", xmp)
+        options["pnginfo"] = text
+    src = save(frames, tmp_path / name, **options)
+    before = json.dumps(exiftool_all(src))
+    assert PERSON in before and "EOS 5D" in before
+    assert pipeline.probe(src).metadata_found
+
+    result = pipeline.anonymise(src, None, FACES)
+    after = exiftool_all(result.dst)
+    assert PERSON not in json.dumps(after) and "EOS 5D" not in json.dumps(after), after
+    # Only what describes the pictures: size, frames, loop, PNG structure.
+    technical = ("Composite:", "RIFF:", "PNG:Animation", "PNG:BitDepth", "PNG:ColorType",
+                 "PNG:Compression", "PNG:Filter", "PNG:Image", "PNG:Interlace")
+    assert not [k for k in after if not k.startswith(technical)], after
+    assert metadata.image_leftover(result.dst) == []
+
+
 def test_gif_that_plays_once_still_plays_once(tmp_path, frames):
     """No looping block in the input: none in the output (a loop count of 0 would repeat it
     forever)."""
@@ -122,21 +245,26 @@ def test_gif_that_plays_once_still_plays_once(tmp_path, frames):
     assert read(result.dst)[3] is None
 
 
-def test_transparent_gif_stays_transparent(tmp_path, frames):
+@pytest.mark.parametrize("name", ["cutout.gif", "cutout.webp", "cutout.png"])
+def test_transparent_animation_stays_transparent(tmp_path, frames, name):
+    """Transparent stays transparent in every frame, and nothing of the frame before shows
+    through it (each frame replaces the last, it is not drawn over it)."""
     images = []
-    for f in frames:
+    for index, f in enumerate(frames):
         rgba = np.dstack([f, np.full(f.shape[:2], 255, np.uint8)])
         rgba[:, -40:, 3] = 0  # a transparent strip on the right
+        rgba[:40, (index % 2) * 40:(index % 2) * 40 + 40, 3] = 0  # a hole that moves
         images.append(Image.fromarray(rgba, "RGBA"))
-    src = tmp_path / "cutout.gif"
+    src = tmp_path / name
     images[0].save(src, save_all=True, append_images=images[1:], duration=DURATIONS, loop=0,
-                   disposal=2)
+                   **({"disposal": 2} if name.endswith(".gif") else {}))
     result = pipeline.anonymise(src, None, FACES)
     with Image.open(result.dst) as out:
-        for index in range(out.n_frames):
+        assert out.n_frames == len(images)
+        for index, image in enumerate(images):
             out.seek(index)
             alpha = np.asarray(out.convert("RGBA"))[..., 3]
-            assert (alpha[:, -40:] == 0).all() and (alpha[:, :-60] == 255).all()
+            assert (alpha == np.asarray(image)[..., 3]).all(), index
 
 
 def test_scan_then_render_honours_the_regions_file(tmp_path, frames):
@@ -186,6 +314,8 @@ def _empty(name: str):
 
 
 BAD = {"truncated_gif": (_truncated("cut.gif"), r"damaged|truncated|cannot"),
+       "truncated_apng": (_truncated("cut.apng"), r"damaged|truncated|cannot|not an image"),
+       "zero_byte_apng": (_empty("empty.apng"), r"empty \(0 bytes\)"),
        "truncated_webp": (_truncated("cut.webp"), r"damaged|truncated|cannot|not an image"),
        "zero_byte_gif": (_empty("empty.gif"), r"empty \(0 bytes\)"),
        "zero_byte_webp": (_empty("empty.webp"), r"empty \(0 bytes\)")}

@@ -14,20 +14,18 @@ import struct
 import subprocess
 import sys
 import zlib
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import cv2
 import numpy as np
 import pytest
+from conftest import FAST, pattern, shared_file, write_video
 from PIL import Image
 from typer.testing import CliRunner
 
 from blur import cli, pipeline
 from blur.errors import ExitStatus
-
-from conftest import FAST, pattern, shared_file, write_video
 
 FAST_ARGS = ["--preset", "ultrafast"]
 

@@ -12,14 +12,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import FAST, exif_with_gps, pattern, shared_file, write_video
 from PIL import Image
 from typer.testing import CliRunner
 
-from blur import check, cli, detail, pipeline
+from blur import check, cli, detail, detectors
 from blur.errors import ExitStatus
+from blur.media import metadata
 from blur.types import Detections
-
-from conftest import FAST, exif_with_gps, pattern, shared_file, write_video
 
 
 def blur(*args):
@@ -60,7 +60,7 @@ def test_check_fails_on_an_embedded_preview_image(tmp_path):
     path = tmp_path / "multi.jpg"
     im = Image.fromarray(pattern(0, 160, 120))
     im.save(path, "MPO", save_all=True, append_images=[im.resize((80, 60))])
-    left = check.metadata_left(path)
+    left = metadata.leftover(path)
     assert "embedded JPEG image(s): 1 (thumbnail or preview)" in left
     assert blur("check", path).exit_code == ExitStatus.FOUND
 
@@ -162,7 +162,7 @@ def _sample(name: str) -> Path:
 
 
 def _face_box(rgb: np.ndarray) -> list[float]:
-    found = pipeline.detectors_for(FAST)[0].detect(rgb)
+    found = detectors.build(FAST)[0].detect(rgb)
     return [float(v) for v in found.xyxy[int(np.argmax(found.score))]]
 
 
@@ -254,7 +254,7 @@ def test_faces_in_real_footage_keep_their_detail_and_blurs_fill_over_them_has_no
     from blur.redact import Redactor
 
     path = shared_file("Megamind.avi")
-    detector = pipeline.detectors_for(check.check_settings(FAST))[0]
+    detector = detectors.build(check.check_settings(FAST))[0]
     seen = 0
     for frame in video.frames(path):
         if frame.index % 40:

@@ -16,13 +16,12 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from conftest import FAST, SAMPLES
 from typer.testing import CliRunner
 
 from blur import check, cli, pipeline, seen
 from blur.errors import ExitStatus, RegionsError
 from blur.media import video
-
-from conftest import FAST, SAMPLES
 
 STYLE_SHAPES = [(style, shape) for style in ("blur", "pixelate", "solid")
                 for shape in ("ellipse", "box")]

@@ -11,18 +11,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_video
 from PIL import Image
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from blur import cli, cli_display
 from blur.errors import ExitStatus
 
-from conftest import write_video
-
 FAST = ["--preset", "ultrafast"]
 
 
-def blur(*args) -> "Result":
+def blur(*args) -> Result:
     """Run ``blur run ARGS`` in-process; stdout and stderr are kept apart."""
     return CliRunner().invoke(cli.app, ["run", *map(str, args)])
 
@@ -228,8 +227,8 @@ def test_look_at_column_is_a_dash_when_nothing_needs_a_look():
 @pytest.mark.parametrize("command", ["run", "scan"])
 def test_sideways_option_turns_on_the_rotated_face_passes(photo, monkeypatch, command):
     seen = []
-    real = cli.pipeline.detectors_for
-    monkeypatch.setattr(cli.pipeline, "detectors_for",
+    real = cli.detectors.build
+    monkeypatch.setattr(cli.detectors, "build",
                         lambda settings: seen.append(settings.face_rotate) or real(settings))
     args = [command, "face.png", "--sideways", "--only", "faces"]
     assert CliRunner().invoke(cli.app, args).exit_code == 0

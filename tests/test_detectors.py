@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import shared_file
 from PIL import Image
 
 from blur.detectors import DETECTORS
@@ -17,8 +18,6 @@ from blur.detectors.centerface import CenterFaceDetector
 from blur.redact import region_masks
 from blur.settings import Settings
 from blur.types import Detections
-
-from conftest import shared_file
 
 ASTRONAUT_FACE = [188, 88, 266, 182]   # samples/astronaut.jpg, 512x512
 MESSI_FACE = [226, 96, 257, 134]       # ../shared/media/messi5.jpg, 548x342
@@ -245,6 +244,7 @@ def test_large_inputs_are_run_as_tiles_with_the_same_faces(astronaut, monkeypatc
     """A big input runs as tiles (bounded memory) and finds what one whole pass finds,
     including a face across a tile boundary."""
     import cv2
+
     from blur.detectors import centerface
     canvas = np.full((720, 1280, 3), 90, np.uint8)
     canvas[200:456, 520:776] = cv2.resize(astronaut, (256, 256))  # across the middle

@@ -7,8 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from blur.tracking import (LARGE_FACE_PX, LARGE_FACE_SCORE, LARGE_FACE_SHARE, boxes_at,
-                           build_tracks, unsure_large_faces)
+from blur.tracking import (
+    LARGE_FACE_PX,
+    LARGE_FACE_SCORE,
+    LARGE_FACE_SHARE,
+    boxes_at,
+    build_tracks,
+    unsure_large_faces,
+)
 from blur.types import Detections
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,7 +83,7 @@ def test_the_sample_last_frame_has_no_giant_face_region():
     """On the sample's last frame the detector reports a 242x207 "face" at 0.137 over three
     walking people and a tripod (11 % of the frame); the people's real faces are ~15 px. No face
     region may take more than 1 % of the frame, and the small faces stay redacted."""
-    from blur import pipeline
+    from blur import detectors, pipeline
     from blur.media import video
     from blur.settings import Settings
 
@@ -85,7 +91,7 @@ def test_the_sample_last_frame_has_no_giant_face_region():
     rgb = frames[-1].image
     height, width = rgb.shape[:2]
     settings = Settings(kinds=("face",))
-    found = pipeline.detect(pipeline.detectors_for(settings), rgb)
+    found = pipeline.detect(detectors.build(settings), rgb)
     share = (found.area / (width * height))
     assert (share[found.score >= settings.face_threshold] > 0.05).any(), \
         "the detector no longer reports the large box: this test checks nothing"

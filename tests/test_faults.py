@@ -16,16 +16,15 @@ import av
 import cv2
 import numpy as np
 import pytest
+from conftest import FAST, frame_index, write_video
 from PIL import Image
 from typer.testing import CliRunner
 
-from blur import cli, files, pipeline
+from blur import cli, detectors, files, pipeline
 from blur.errors import DetectionError, ExitStatus, MediaError
 from blur.media import image as image_module
 from blur.media import video as video_module
 from blur.types import Detections
-
-from conftest import FAST, frame_index, write_video
 
 FACES = FAST.merged(kinds=("face",))
 BAD_FRAME = 3
@@ -61,7 +60,7 @@ def clip(tmp_path, face_frame):
 
 def _face_detector():
     # The detector the scan runs (it records weaker face candidates than it tracks).
-    return next(d for d in pipeline.detectors_for(pipeline.scan_settings(FACES)) if d.kind == "face")
+    return next(d for d in detectors.build(pipeline.scan_settings(FACES)) if d.kind == "face")
 
 
 # What a broken detector does on the bad frame.

@@ -7,13 +7,12 @@ import os
 
 import numpy as np
 import pytest
+from conftest import FAST, write_video
 from PIL import Image
 
 from blur import pipeline
 from blur.errors import MediaError, UsageError
 from blur.files import atomic_output, check_output, default_output, plan_outputs, walk
-
-from conftest import FAST, write_video
 
 
 def _photo(path, size=(48, 32)):

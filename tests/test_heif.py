@@ -14,14 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import FAST, exiftool_all, need_tool
 from PIL import Image, ImageCms
 from typer.testing import CliRunner
 
 from blur import cli, pipeline
 from blur.errors import ExitStatus
-from blur.media import heif, metadata
-
-from conftest import FAST, exiftool_all, need_tool
+from blur.media import heif, image, metadata
 
 pillow_heif = pytest.importorskip("pillow_heif", reason="pillow-heif (HEIC support) is not installed")
 pillow_heif.register_heif_opener()
@@ -131,6 +130,31 @@ def test_orientation_6_is_applied_once(tmp_path, portrait, fmt, name):
         rgb = np.asarray(out.convert("RGB"))
     assert rgb.shape == upright.shape
     assert_face_hidden(upright, rgb, face_box(result.plan))
+
+
+@pytest.mark.parametrize("orientation, stored_as", [
+    (2, Image.Transpose.FLIP_LEFT_RIGHT), (3, Image.Transpose.ROTATE_180),
+    (5, Image.Transpose.TRANSPOSE), (7, Image.Transpose.TRANSVERSE),
+    (8, Image.Transpose.ROTATE_270)])
+def test_mirrored_and_turned_heic_is_read_upright(tmp_path, portrait, orientation, stored_as):
+    """Every EXIF orientation a camera writes becomes the container's ``irot``/``imir``
+    transforms (mirrors included), and blur reads the picture upright, turned once."""
+    upright = Image.fromarray(portrait[:, :288])
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    src = tmp_path / f"o{orientation}.heic"
+    upright.transpose(stored_as).save(src, format="HEIF", quality=95, exif=exif.tobytes())
+    data = src.read_bytes()
+    meta = next((s, e) for k, s, e in heif._boxes(data, 0, len(data)) if k == "meta")
+    iprp = next((s, e) for k, s, e in heif._boxes(data, meta[0] + 4, meta[1]) if k == "iprp")
+    transforms = {p for p in heif._properties(data, *iprp) if p in ("irot", "imir")}
+    assert transforms == {2: {"imir"}, 3: {"irot"}, 8: {"irot"}}.get(orientation,
+                                                                      {"irot", "imir"})
+    info = pipeline.probe(src)
+    assert (info.width, info.height) == upright.size
+    rgb = image.read(src).rgb
+    assert rgb.shape == (upright.height, upright.width, 3)
+    assert np.abs(rgb.astype(int) - np.asarray(upright)).mean() < 6
 
 
 def test_grid_heic_is_assembled(tmp_path, portrait):

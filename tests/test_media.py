@@ -16,14 +16,11 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from conftest import FAST, exif_with_gps, iou, redacted_mask, shared_file, video_facts, write_video
 from PIL import Image
 
 from blur import pipeline
 from blur.media import video
-from blur.settings import Settings
-
-from conftest import (FAST, exif_with_gps, iou, pattern, redacted_mask, shared_file,
-                      video_facts, write_video)
 
 # name -> (write_video arguments, expected output extension and container)
 CASES = {

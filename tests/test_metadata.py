@@ -17,13 +17,12 @@ from pathlib import Path
 
 import av
 import pytest
+from conftest import FAST, exif_with_gps, write_video
 from PIL import Image, PngImagePlugin
 
 from blur import pipeline
 from blur.errors import MetadataLeftError
 from blur.media import metadata, video
-
-from conftest import FAST, exif_with_gps, write_video
 
 # Strings a dirty input carries; none may appear anywhere in an output's bytes.
 SECRETS = [b"Jane Reporter", b"Canon", b"EOS 5D", b"012345678901", b"2024:05:01", b"2024-05-01",
@@ -166,7 +165,7 @@ def test_video_tags_do_not_survive(tmp_path, case):
     assert any("creation_time" in f for f in found), found
 
     result = pipeline.anonymise(src, None, FAST)
-    assert video.leftover(result.dst) == []
+    assert metadata.leftover(result.dst) == []
     with av.open(str(result.dst)) as out:
         keys = set(out.metadata)
         assert keys <= {"major_brand", "minor_version", "compatible_brands", "encoder"}
@@ -230,7 +229,7 @@ def test_subtitles_attachments_and_chapters_are_dropped(tmp_path):
 
     dst = pipeline.anonymise(src, None, FAST).dst
     assert dst.suffix == ".mkv"
-    assert video.leftover(dst) == []
+    assert metadata.leftover(dst) == []
     with av.open(str(dst)) as out:
         assert [s.type for s in out.streams] == ["video"]
         assert out.chapters() == []
@@ -241,7 +240,7 @@ def test_subtitles_attachments_and_chapters_are_dropped(tmp_path):
 def test_output_with_leftover_metadata_is_refused(tmp_path, monkeypatch):
     """Fail closed: if the re-read output still carries metadata, no output is kept."""
     src = write_video(tmp_path / "clip.mp4", frames=4)
-    monkeypatch.setattr(video, "leftover", lambda path: ["format:location"])
+    monkeypatch.setattr(metadata, "video_leftover", lambda path: ["format:location"])
     with pytest.raises(MetadataLeftError, match="location"):
         pipeline.anonymise(src, None, FAST)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]

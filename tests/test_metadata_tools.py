@@ -17,11 +17,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import FAST, exiftool_all, need_tool
 from PIL import Image
 
 from blur import pipeline
-
-from conftest import FAST, exiftool_all, need_tool
 
 FACES = FAST.merged(kinds=("face",))
 PERSON, PLACE = "Jane Reporter", "Alexanderplatz"

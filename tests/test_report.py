@@ -15,6 +15,7 @@ from fractions import Fraction
 import cv2
 import numpy as np
 import pytest
+from conftest import FAST, SAMPLES, write_video
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -23,8 +24,6 @@ from blur.detectors.centerface import CenterFaceDetector
 from blur.errors import ExitStatus
 from blur.media import video
 from blur.types import MediaInfo, Track
-
-from conftest import FAST, SAMPLES, write_video
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Requests Chromium makes by itself (clock, component updates, sign-in), whatever the page.

@@ -8,11 +8,12 @@ rules (manual regions, keyframes, validation) are tested on plain dicts.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import FAST, video_facts, write_video
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -20,8 +21,6 @@ from blur import cli, pipeline, regions
 from blur.errors import ExitStatus, RegionsError
 from blur.redact import region_masks
 from blur.types import MediaInfo, Track
-
-from conftest import FAST, frame_index, video_facts, write_video
 
 
 def blur(*args):

@@ -9,24 +9,25 @@ import threading
 import av
 import numpy as np
 import pytest
+from conftest import FAST, write_video
 from typer.testing import CliRunner
 
-from blur import cli, pipeline, tracking
+from blur import cli, detectors, pipeline, tracking
+from blur.detectors import Detector
 from blur.errors import BlurError, UsageError
 from blur.media import video
 from blur.settings import Settings
 from blur.types import Detections
 
-from conftest import FAST, write_video
-
 BOX = np.array([[40, 30, 60, 55]], np.float32)
 
 
-class SmallFaceOnly:
+class SmallFaceOnly(Detector):
     """A face detector whose one face is found only by its small-face pass (a tiny face)."""
 
     name = "fake-centerface"
     kind = "face"
+    small_face_pass = True
 
     def __init__(self):
         self.calls: list[bool] = []
@@ -41,7 +42,7 @@ class SmallFaceOnly:
 @pytest.fixture
 def fake_face(monkeypatch):
     det = SmallFaceOnly()
-    monkeypatch.setattr(pipeline, "detectors_for", lambda settings: [det])
+    monkeypatch.setattr(detectors, "build", lambda settings: [det])
     return det
 
 
@@ -86,13 +87,16 @@ def test_the_real_detector_leaves_out_only_the_small_face_pass(face_frame):
     full = det.detect(big)
     large_only = det.detect(big, small_faces=False)
     assert len(full) and len(large_only)
-    assert pipeline._has_passes(det)
+    assert det.small_face_pass
 
-    class Plain:  # a detector with one pass (plates) is always run in full
+    class Plain(Detector):  # a detector with one pass (plates) is always run in full
+        name, kind = "plain", "plate"
+
         def detect(self, image):
             return Detections.empty()
 
-    assert not pipeline._has_passes(Plain())
+    assert not Plain.small_face_pass
+    assert len(Plain().run(big, small_faces=False)) == 0  # called without the argument
 
 
 def cv2_resize(image, factor):
@@ -142,15 +146,15 @@ def test_decoding_errors_reach_the_consumer():
 
 
 def test_unknown_or_missing_device_is_a_usage_error():
-    assert pipeline.check_device("cpu") == "CPUExecutionProvider"
-    assert pipeline.check_device("auto") == "CPUExecutionProvider"  # no accelerator here
+    assert detectors.check_device("cpu") == "CPUExecutionProvider"
+    assert detectors.check_device("auto") == "CPUExecutionProvider"  # no accelerator here
     with pytest.raises(UsageError, match="unknown device 'tpu'"):
-        pipeline.check_device("tpu")
+        detectors.check_device("tpu")
     import onnxruntime
 
     if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
         with pytest.raises(UsageError, match="not available"):
-            pipeline.check_device("cuda")
+            detectors.check_device("cuda")
 
 
 def test_device_option(tmp_path, monkeypatch):
@@ -241,7 +245,7 @@ def test_sigterm_during_jobs_leaves_no_temp_file(tmp_path):
 def test_large_frames_release_the_models_before_rendering(tmp_path, monkeypatch):
     clip = write_video(tmp_path / "c.mp4", frames=3)
     released = []
-    monkeypatch.setattr(pipeline, "release_models", lambda: released.append(True))
+    monkeypatch.setattr(detectors, "release", lambda: released.append(True))
     settings = Settings(kinds=("face",), preset="ultrafast")
     pipeline.anonymise(clip, tmp_path / "a.mp4", settings)
     assert released == []  # small frames: the models stay loaded for the next file
@@ -251,9 +255,9 @@ def test_large_frames_release_the_models_before_rendering(tmp_path, monkeypatch)
 
 
 def test_released_models_are_loaded_again():
-    first = pipeline.detectors_for(Settings())
-    pipeline.release_models()
-    again = pipeline.detectors_for(Settings())
+    first = detectors.build(Settings())
+    detectors.release()
+    again = detectors.build(Settings())
     assert [type(d) for d in again] == [type(d) for d in first]
     assert all(a is not b for a, b in zip(again, first))
 
@@ -276,7 +280,7 @@ def test_device_names_the_providers_every_model_runs_on(monkeypatch, installed, 
 
     monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: installed)
     assert runtime.providers(device) == wanted
-    assert pipeline.check_device(device) == wanted[0]
+    assert detectors.check_device(device) == wanted[0]
 
 
 def test_an_accelerator_asked_for_by_name_but_missing_is_refused(monkeypatch):
@@ -291,19 +295,19 @@ def test_an_accelerator_asked_for_by_name_but_missing_is_refused(monkeypatch):
 
 def test_detectors_are_built_for_the_device(monkeypatch):
     """--device reaches every model's session: the face detector's and the text model's."""
-    from blur.detectors import runtime, text
+    from blur.detectors import runtime
 
     asked = []
     real = runtime.providers
     monkeypatch.setattr(runtime, "providers", lambda device: asked.append(device) or real("cpu"))
-    pipeline.release_models()
+    detectors.release()
     try:
-        pipeline.detectors_for(Settings(device="auto"))
+        detectors.build(Settings(device="auto"))
     finally:
-        pipeline.release_models()
+        detectors.release()
     # Check, face session, text detector and recogniser sessions (plates share them).
     assert asked.count("auto") >= 4, asked
-    assert text.shared_model.cache_info().currsize == 0
+    assert not detectors.base._CACHE
 
 
 @pytest.mark.parametrize("command", ["scan", "check"])

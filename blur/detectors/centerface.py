@@ -33,6 +33,7 @@ from __future__ import annotations
 import importlib.resources
 import math
 from functools import lru_cache
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -40,6 +41,7 @@ import numpy as np
 from ..boxes import iou_matrix, nms
 from ..errors import DetectionError
 from ..types import Detections
+from .base import Detector
 from .runtime import session
 
 _OUTPUTS = ["537", "538", "539"]  # heatmap, scale, offset (not "540", the landmarks)
@@ -147,7 +149,7 @@ def _suppress_centred_inside(xyxy: np.ndarray, score: np.ndarray) -> np.ndarray:
     return np.asarray(sorted(keep), dtype=np.int64)
 
 
-class CenterFaceDetector:
+class CenterFaceDetector(Detector):
     """Multi-scale CenterFace with a second look at weak candidates.
 
     Args:
@@ -170,6 +172,19 @@ class CenterFaceDetector:
 
     name = "centerface"
     kind = "face"
+    small_face_pass = True
+
+    @classmethod
+    def options(cls, settings) -> dict:
+        return {"threshold": settings.face_threshold,
+                "candidate_threshold": settings.face_candidate_threshold,
+                "second_look": settings.face_second_look, "flip": settings.face_flip,
+                "rotate": settings.face_rotate, "max_upscale": settings.face_max_upscale,
+                "device": settings.device}
+
+    @classmethod
+    def weights(cls) -> tuple[str, list[Path]]:
+        return "blur", [Path(model_path())]
 
     def __init__(self, threshold: float = 0.12, candidate_threshold: float | None = None,
                  scales: list[float] | None = None, nms_iou: float = 0.3,

@@ -33,6 +33,30 @@ limit of 2 was measured: it also dropped a group of people in vtest.avi read as 
 (grown to 28-45 % of the frame), but lost motion-blurred plates (dev photos smeared by 1 % of
 their width: 0.703 -> 0.622 wholly covered), so 1.5 stays: recall first.
 
+A large line the recogniser cannot read needs a plate rectangle (``bare_height_px``,
+``rect_long``, ``rect_short``): a kept line at least 40 px tall in the analysed image that is not
+read (confidence at least ``read_conf``) as at least three letters and digits is a plate only
+when ``plate_extent`` finds a closed plate rectangle around it no wider than twice and no taller
+than three times the line's box; otherwise it is dropped. A plate is a rectangle of one colour
+around its characters, and a real large plate that blur cannot read still shows it (the
+motion-blurred plate in ``../shared/media/licenseplate_motion.jpg``: a 143 px line read as "E" at
+0.15, inside a plate rectangle 1.05 x 1.15 times its box, stays covered). Groups of people in
+CCTV (vtest.avi frames 56-71 and 134-144: 85-120 px "lines" read as a few random characters at
+0.2-0.6) show either no closed rectangle or one 2.2-3.2 times the line, and were grown to
+20-39 % of the frame. Measured (``benchmarks/plates.py --per-class 20``): plates-dev, dim, JPEG
+q20, half size and every synthetic class unchanged; motion blur 0.703 -> 0.694: one photo whose
+plate was never detected and was covered only by the padding of a 337 x 180 px unreadable blob
+beside it with no rectangle. Real footage (``benchmarks/redacted_share.py``, changed share,
+median / p95): vtest 0.5 / 23.7 -> 0.4 / 7.0 %, Megamind 12.3 / 22.3 -> 11.6 / 19.9 %. Drawing a
+kept large unreadable line as its rectangle only, without the fixed padding, lost more
+motion-blurred plates (0.703 -> 0.676), all covered by a padded neighbour, so the padding stays.
+Tighter rectangles were measured and not used: at most 2 times the line's height would clean
+vtest further (p95 7.0 -> 1.2 %) but
+lost another motion-blurred plate (0.694 -> 0.685); the real unreadable plates of the benchmark
+have rectangles up to 1.9 times the line's width (a bumper of the plate's colour beside it) and
+1.5 times its height. The top row of a two-line plate ("MQ", two letters) counts as unread and
+is dropped when its rectangle is larger; the plate's second row covers it (two_line 1.000).
+
 What is *not* such evidence: reading as a word (personalised plates are words: "FREEDOM",
 "HEIDI"), having no digit, having no letter, being short (the top line of a two-line plate holds
 two letters), or reading nothing at all (motion blur, dirt, a tiny or dim plate: a plate that
@@ -56,12 +80,14 @@ plates that the plain frame shows (measured on the development photos).
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from ..types import Detections
-from .text import analysis_scale, rect_xyxy, shared_model, upright_crop, upright_transform
+from .base import Detector
+from .text import MODELS, analysis_scale, model_file, rect_xyxy, shared_model, upright_crop, upright_transform
 
 _ALNUM = re.compile(r"[0-9A-Za-z]")
 # Lower-case letters whose capitals look different: a recogniser reads a capital plate letter as
@@ -91,7 +117,7 @@ def not_a_plate(text: str) -> str | None:
     return None
 
 
-class PlateDetector:
+class PlateDetector(Detector):
     """Licence plates found by the PP-OCR text detector, checked by its recogniser.
 
     Args:
@@ -111,6 +137,10 @@ class PlateDetector:
         square_aspect / square_height_px: an unreadable line shorter than ``square_aspect``
             times its height and at least ``square_height_px`` tall in the analysed image is a
             block of text (a sign), not a plate.
+        bare_height_px / bare_chars: a kept line at least ``bare_height_px`` tall in the
+            analysed image, not read as at least ``bare_chars`` letters and digits, is a plate
+            only inside a plate rectangle at most ``rect_long`` times the width and
+            ``rect_short`` times the height of the line's box.
         second_side: also analyse the image at this long side (0: one scale only); measured and
             off by default (see docs/benchmarks.md).
         every_n_frames: in videos, run on every n-th frame; the tracker bridges the others.
@@ -120,12 +150,23 @@ class PlateDetector:
     name = "ppocr-plates"
     kind = "plate"
 
+    @classmethod
+    def options(cls, settings) -> dict:
+        return {"max_side": settings.text_max_side,
+                "every_n_frames": settings.text_every_n_frames, "device": settings.device}
+
+    @classmethod
+    def weights(cls) -> tuple[str, list[Path]]:
+        return MODELS["det"][0], [model_file(role) for role in ("det", "rec")]
+
     def __init__(self, max_side: int = 1280, box_thresh: float = 0.5, dark_level: float = 80.0,
                  min_height_px: float = 8.0, min_aspect: float = 1.2, max_aspect: float = 10.0,
                  max_angle: float = 30.0, read_conf: float = 0.4, pad_x: float = 0.6,
                  pad_y: float = 0.55, max_height: float = 0.35, upscale: float = 2.0,
                  square_aspect: float = 1.5, second_side: int = 0, square_height_px: float = 40.0,
-                 every_n_frames: int = 1, device: str = "auto", **_ignored):
+                 bare_height_px: float = 40.0, bare_chars: int = 3, rect_long: float = 2.0,
+                 rect_short: float = 3.0, every_n_frames: int = 1, device: str = "auto",
+                 **_ignored):
         self.max_side = max_side
         self.upscale = upscale
         self.max_height = max_height
@@ -141,6 +182,10 @@ class PlateDetector:
         self.square_aspect = square_aspect
         self.second_side = second_side
         self.square_height_px = square_height_px
+        self.bare_height_px = bare_height_px
+        self.bare_chars = bare_chars
+        self.rect_long = rect_long
+        self.rect_short = rect_short
         self.every_n_frames = every_n_frames
         self._model = shared_model(device)
 
@@ -166,41 +211,68 @@ class PlateDetector:
             return np.zeros((0, 5), np.float32), np.zeros(0, np.float32)
         return np.concatenate(rects), np.concatenate(scores)
 
-    def classify(self, image: np.ndarray, rects: np.ndarray) -> np.ndarray:
-        """Boolean mask of the candidate lines that are plates: all but those with strong
-        evidence against (see the module docstring); unreadable lines are kept, except large
-        square blobs."""
+    def classify(self, image: np.ndarray, rects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Which candidate lines are plates, and which of those need a plate rectangle.
+
+        Returns:
+            keep: lines that are plates: all but those with strong evidence against (see the
+                module docstring); unreadable lines are kept, except large square blobs.
+            bare: kept lines at least ``bare_height_px`` tall in the analysed image that the
+                recogniser does not read as at least ``bare_chars`` letters and digits: such a
+                line is a plate only inside a plate rectangle (see ``detect``).
+        """
         height, width = image.shape[:2]
         scale = analysis_scale(width, height, self.max_side, self.upscale)
         keep = np.ones(len(rects), dtype=bool)
         word = np.zeros(len(rects), dtype=bool)
+        read = np.zeros(len(rects), dtype=bool)
         for i, (text, conf) in enumerate(self._model.read(image, rects)):
             if conf >= self.read_conf:
                 keep[i] = not_a_plate(text) is None
                 letters = _ALNUM.findall(text)
                 word[i] = len(letters) >= 2 and not any(c.isdigit() for c in letters)
+                read[i] = len(letters) >= self.bare_chars
             else:
                 _, _, lng, sht, _ = rects[i]
                 keep[i] = not (lng < self.square_aspect * sht
                                and sht * scale >= self.square_height_px)
         # Words stacked three rows deep are a sign or a banner.
         keep[np.flatnonzero(word)[text_block(rects[word])]] = False
-        return keep
+        bare = keep & ~read & (rects[:, 3] * scale >= self.bare_height_px)
+        return keep, bare
 
     def detect(self, image: np.ndarray) -> Detections:
         """Plates in one upright RGB uint8 image, boxes grown to the whole plate."""
         rects, score = self.candidates(image)
+        bare = np.zeros(len(rects), dtype=bool)
         if len(rects):
-            keep = self.classify(image, rects)
-            rects, score = rects[keep], score[keep]
+            keep, bare = self.classify(image, rects)
+            rects, score, bare = rects[keep], score[keep], bare[keep]
         xyxy = rect_xyxy(rects, self.pad_x, self.pad_y)
+        found = np.ones(len(rects), dtype=bool)
         for i, rect in enumerate(rects):
             plate = plate_extent(image, rect)
+            if bare[i]:
+                # A large line the recogniser cannot read: a plate only inside a plate
+                # rectangle of a plate's proportions, and redacted as that rectangle.
+                line = rect_xyxy(rect)[0]
+                if plate is None or not plate_like(plate, line, self.rect_long,
+                                                   self.rect_short):
+                    found[i] = False
+                    continue
             if plate is not None:  # only ever grows the box
                 xyxy[i, :2] = np.minimum(xyxy[i, :2], plate[:2])
                 xyxy[i, 2:] = np.maximum(xyxy[i, 2:], plate[2:])
-        xyxy, score = _merge(xyxy, score)
+        xyxy, score = _merge(xyxy[found], score[found])
         return Detections.of(xyxy, score, "plate")
+
+
+def plate_like(plate: np.ndarray, line: np.ndarray, long: float, short: float) -> bool:
+    """Is ``plate`` (xyxy) at most ``long`` times the width and ``short`` times the height of
+    the line's box ``line`` (xyxy)? A plate is not much larger than its characters."""
+    pw, ph = plate[2:] - plate[:2]
+    lw, lh = line[2:] - line[:2]
+    return bool(pw <= long * lw and ph <= short * lh)
 
 
 def text_block(rects: np.ndarray, min_lines: int = 3) -> np.ndarray:

@@ -12,6 +12,8 @@ from ..errors import UsageError
 # --device name -> ONNX Runtime execution provider.
 DEVICES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
            "coreml": "CoreMLExecutionProvider", "directml": "DmlExecutionProvider"}
+# What --device accepts.
+DEVICE_NAMES = ("auto", *DEVICES)
 # "auto" takes an accelerator only from an ONNX Runtime build installed for it on purpose
 # (onnxruntime-gpu, onnxruntime-directml). CoreML comes with every macOS build and has not been
 # measured with this face model's free input size, so it is used only when asked for by name.

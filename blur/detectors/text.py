@@ -15,7 +15,6 @@ import importlib.metadata
 import math
 import threading
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -23,6 +22,7 @@ import numpy as np
 
 from ..errors import DetectionError
 from ..types import Detections
+from .base import Detector, cached
 from .runtime import session
 
 # (distribution, file inside it). The distribution is only a carrier for the model files.
@@ -229,13 +229,13 @@ class TextModel:
         return out
 
 
-@lru_cache(maxsize=None)
 def shared_model(device: str = "auto", threads: int = 0) -> TextModel:
-    """One ``TextModel`` per process and device: the text and plate detectors share it."""
-    return TextModel(threads, device)
+    """One ``TextModel`` per process and device: the text and plate detectors share it (kept
+    in the detectors' one cache, emptied by ``blur.detectors.release``)."""
+    return cached(("text-model", device, threads), lambda: TextModel(threads, device))
 
 
-class TextDetector:
+class TextDetector(Detector):
     """Every line of text (signs, banners, badges, plates), for ``--text``.
 
     Args:
@@ -247,6 +247,15 @@ class TextDetector:
 
     name = "pptext"
     kind = "text"
+
+    @classmethod
+    def options(cls, settings) -> dict:
+        return {"max_side": settings.text_max_side,
+                "every_n_frames": settings.text_every_n_frames, "device": settings.device}
+
+    @classmethod
+    def weights(cls) -> tuple[str, list[Path]]:
+        return MODELS["det"][0], [model_file(role) for role in ("det", "rec")]
 
     def __init__(self, max_side: int = 1280, box_thresh: float = 0.5, pad: float = 0.25,
                  upscale: float = 2.0, every_n_frames: int = 1, device: str = "auto", **_ignored):

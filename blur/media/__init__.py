@@ -11,13 +11,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import UnsupportedMediaError
 from ..types import Frame, MediaInfo
 from . import animation, heif, image, video
+from .families import FAMILIES, Family, family_of
+from .metadata import leftover
 
-FAMILIES = {"image": image, "animation": animation, "video": video}
-__all__ = ["FAMILIES", "animation", "frames", "heif", "image", "is_media", "is_video", "kind_of",
-           "probe", "video"]
+__all__ = ["FAMILIES", "Family", "animation", "family_of", "frames", "frames_at", "heif", "image", "is_media",
+           "is_video", "kind_of", "leftover", "probe", "video"]
 
 PICTURE_EXTENSIONS = image.EXTENSIONS | animation.EXTENSIONS
 
@@ -34,19 +37,16 @@ def kind_of(path: Path) -> str:
 
 def probe(path: Path) -> MediaInfo:
     """Facts about a file, from the family that reads it (an animation by its content)."""
-    if kind_of(path) == "video":
-        return video.probe(path)
-    if animation.is_animation(path):
-        return animation.probe(path)
-    return image.probe(path)
+    kind = kind_of(path)
+    if kind == "image" and animation.is_animation(path):
+        kind = "animation"
+    return FAMILIES[kind].probe(path)
 
 
 def frames(info: MediaInfo, ahead: int = 0) -> Iterator[Frame]:
     """Every frame of a video or an animation, upright RGB, in order (``ahead``: see
     ``video.frames``; an animation is decoded in the caller's thread)."""
-    if info.kind == "animation":
-        return animation.frames(info.path)
-    return video.frames(info.path, ahead=ahead)
+    return family_of(info).frames(info.path, ahead=ahead)
 
 
 def is_media(path: Path) -> bool:
@@ -57,3 +57,15 @@ def is_media(path: Path) -> bool:
 def is_video(path: Path) -> bool:
     """A video by its name (never raises, unlike ``kind_of``)."""
     return path.suffix.lower() in video.EXTENSIONS
+
+
+def frames_at(info: MediaInfo, wanted: set[int]) -> Iterator[tuple[int, np.ndarray]]:
+    """(index, upright RGB) of the frames in ``wanted``, decoded once, stopping after the last."""
+    if not wanted:
+        return
+    last = max(wanted)
+    for frame in family_of(info).frames(info.path):
+        if frame.index in wanted:
+            yield frame.index, frame.image
+        if frame.index >= last:
+            break

@@ -1,9 +1,10 @@
-"""Animated pictures (GIF, animated WebP, APNG): a short video without sound, read and written
-with Pillow.
+"""Animated pictures (GIF, animated WebP, APNG): a short video without sound, read with Pillow,
+written with Pillow (APNG) or ``animation_writer`` (GIF, WebP).
 
 The pipeline treats one like a video: every frame is scanned, faces are tracked and gaps
 filled across frames, and every frame is redacted. The output is the input's format, with the
-same frames, per-frame durations and loop count. Pillow hands over each frame composited onto
+same frames (identical neighbours too), per-frame durations and loop count, checked by
+re-reading the output. Pillow hands over each frame composited onto
 the canvas (GIF disposal, APNG blending, WebP sub-frames), so each one is a whole picture.
 """
 
@@ -18,7 +19,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import MediaError, UnsupportedMediaError
 from ..types import Frame, MediaInfo
-from . import metadata
+from . import animation_writer, metadata
 
 # Always this family, even with one frame; .png and .webp only when they hold several frames.
 EXTENSIONS = {".gif", ".apng"}
@@ -133,18 +134,23 @@ def frames(path: Path) -> Iterator[Frame]:
         yield frame
 
 
-def _save_options(fmt: str, info: dict, durations: list[float], quality: int) -> dict:
-    options: dict = {"save_all": True, "duration": durations}
+def _write(dst: Path, fmt: str, images: list[Image.Image], durations: list[float], info: dict,
+           quality: int) -> None:
+    """Write every frame, identical neighbours included, each with its own duration."""
     if fmt == "GIF":
-        if "loop" in info:  # no NETSCAPE block in the input means "play once": keep it so
-            options["loop"] = info["loop"]
-        # Whole frames: each replaces the last, transparent pixels included.
-        options.update(disposal=2, optimize=False)
+        # No NETSCAPE block in the input means "play once": none in the output either.
+        animation_writer.write_gif(dst, images, durations, info.get("loop"))
     elif fmt == "WEBP":
-        options.update(loop=info.get("loop", 0), quality=quality, method=4)
+        animation_writer.write_webp(dst, images, durations, info.get("loop", 0), quality)
     else:
-        options.update(loop=info.get("loop", 0), disposal=0, blend=0, default_image=False)
-    return options
+        # Whole frames (blend: source) replacing each other. Pillow stores a frame identical to
+        # the one before as a longer display of it, unless the two differ in disposal: the
+        # disposal alternates between none and clear-to-transparent (both show whole frames
+        # alike, and Pillow encodes each frame against what the one before leaves behind).
+        with open(dst, "wb") as fh:
+            images[0].save(fh, format="PNG", save_all=True, append_images=images[1:],
+                           duration=durations, loop=info.get("loop", 0), blend=0,
+                           disposal=[i % 2 for i in range(len(images))], default_image=False)
 
 
 def transcode(src: Path, dst: Path, process: Callable[[Frame], np.ndarray], *,
@@ -153,12 +159,10 @@ def transcode(src: Path, dst: Path, process: Callable[[Frame], np.ndarray], *,
     the same per-frame durations and loop count, then re-read it and check the timing.
 
     Returns:
-        {"frames": frames decoded and processed, "written": frames in the output}. The encoders
-        store a frame identical to the one before it as a longer display of that one, so
-        "written" can be lower; what is shown, and for how long, is the same.
+        {"frames": frames decoded, processed and written}.
 
     Raises:
-        MediaError: damaged input, or an output whose timing differs from the input's.
+        MediaError: damaged input, or an output whose frames or timing differ from the input's.
     """
     with _open(src) as im:
         fmt, info = im.format, dict(im.info)
@@ -173,24 +177,20 @@ def transcode(src: Path, dst: Path, process: Callable[[Frame], np.ndarray], *,
     if any(a is not None for a in alphas):  # one transparent frame: every frame gets alpha
         for im, alpha in zip(images, alphas):
             im.putalpha(Image.fromarray(alpha, "L") if alpha is not None else 255)
-    with open(dst, "wb") as fh:
-        images[0].save(fh, format=fmt, append_images=images[1:],
-                       **_save_options(fmt, info, durations, quality))
-    written = _check_timing(dst, src, durations, info)
-    return {"frames": len(images), "written": written}
+    _write(dst, fmt, images, durations, info, quality)
+    _check_timing(dst, src, durations, info)
+    return {"frames": len(images)}
 
 
-def _check_timing(dst: Path, src: Path, durations: list[float], info: dict) -> int:
-    """The output's frame count; its total duration and loop count must be the input's."""
+def _check_timing(dst: Path, src: Path, durations: list[float], info: dict) -> None:
+    """The output, re-read, has the input's frame count, per-frame durations and loop count."""
     with Image.open(dst) as out:
         got = _durations(out)
         loop = out.info.get("loop")
-    if abs(sum(got) - sum(durations)) > 1e-6 * max(1.0, sum(durations)):
-        raise MediaError(f"the output lasts {sum(got)} ms, the input {sum(durations)} ms", src)
+    if len(got) != len(durations):
+        raise MediaError(f"wrote {len(got)} frames from {len(durations)}", src)
+    if any(abs(a - b) > 1e-6 for a, b in zip(got, durations)):
+        raise MediaError(f"the output's frame durations {got} differ from the input's "
+                         f"{durations}", src)
     if loop != info.get("loop", loop):
         raise MediaError(f"the output loops {loop} times, the input {info.get('loop')}", src)
-    if len(got) > len(durations):
-        raise MediaError(f"wrote {len(got)} frames from {len(durations)}", src)
-    if len(got) == len(durations) and any(abs(a - b) > 1e-6 for a, b in zip(got, durations)):
-        raise MediaError(f"the output's frame durations {got} differ from the input's", src)
-    return len(got)

@@ -148,7 +148,7 @@ def _references(data: bytes, start: int, end: int) -> list[tuple[str, int, list[
     """(reference type, from item, to items) from an ``iref`` box."""
     id_size = 2 if data[start] == 0 else 4
     refs = []
-    for kind, s, e in _boxes(data, start + 4, end):
+    for kind, s, _ in _boxes(data, start + 4, end):
         from_id = int.from_bytes(data[s:s + id_size], "big")
         count = int.from_bytes(data[s + id_size:s + id_size + 2], "big")
         at = s + id_size + 2

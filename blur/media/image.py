@@ -116,7 +116,7 @@ def _eight_bit(im: Image.Image) -> Image.Image:
 def _webp_is_lossless(path: Path) -> bool:
     """Whether a WebP's image chunk is VP8L (lossless): Pillow does not say."""
     with open(path, "rb") as fh:
-        data = fh.read(12)
+        fh.read(12)  # RIFF, size, WEBP
         while True:
             header = fh.read(8)
             if len(header) < 8:

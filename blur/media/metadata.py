@@ -1,5 +1,6 @@
-"""What identifying metadata a file carries. Used twice: to report what an input had, and to
-prove that an output has none left (the pipeline refuses to finish otherwise)."""
+"""What identifying metadata a file carries: to report what an input had, and, with the ONE
+``leftover()``, what a file has left: render proves its output clean with it (and refuses to
+finish otherwise), ``blur check`` lists it for any file, and the report shows it."""
 
 from __future__ import annotations
 
@@ -78,8 +79,33 @@ def image_metadata(im: Image.Image) -> list[str]:
     return sorted(set(found))
 
 
+def leftover(path: Path, kind: str | None = None, written_by_blur: bool = False) -> list[str]:
+    """Identifying metadata in any photo, animation or video (``[]`` when there is none).
+
+    The one definition of clean: render verifies its output with it, ``blur check`` and the
+    report use it for whatever file they are given.
+
+    Args:
+        path: the file.
+        kind: "image", "animation" or "video"; None: from the file's name.
+        written_by_blur: also look for the x264 settings string, which blur removes from its
+            own outputs; it names no one, so files from elsewhere are not failed for it.
+    """
+    if kind is None:
+        from . import kind_of  # the families build on this module
+
+        kind = kind_of(Path(path))
+    if kind == "video":
+        found = video_leftover(path)
+        if written_by_blur:
+            found += encoder_settings(path)
+        return sorted(set(found))
+    return image_leftover(path)
+
+
 def image_leftover(path: Path) -> list[str]:
-    """Identifying metadata still present in a written still or animation (should be [])."""
+    """Identifying metadata in a still or animation: what Pillow and the HEIF reader see, data
+    after the end of a JPEG and JPEGs inside a JPEG (thumbnails, previews)."""
     heif.enable()
     with Image.open(path) as im:
         left = image_metadata(im)
@@ -93,7 +119,40 @@ def image_leftover(path: Path) -> list[str]:
             end = data.rfind(b"\xff\xd9")
             if end != -1 and end + 2 < len(data):
                 left.append(f"trailing data: {len(data) - end - 2} bytes after end of image")
+    data = Path(path).read_bytes()
+    if data[:3] == b"\xff\xd8\xff":
+        # Thumbnails and previews (EXIF, MPF, vendor blocks) are JPEGs inside the JPEG;
+        # the marker cannot occur in entropy-coded data (0xFF is always stuffed there).
+        extra = data.count(b"\xff\xd8\xff") - 1
+        if extra > 0:
+            left.append(f"embedded JPEG image(s): {extra} (thumbnail or preview)")
     return sorted(set(left))
+
+
+def video_leftover(path: Path) -> list[str]:
+    """Identifying metadata in a video: container and stream tags, chapters, streams that are
+    neither video nor audio, cover pictures, and a second picture stream (a preview)."""
+    import av
+
+    with av.open(str(path), metadata_errors="ignore") as container:
+        found = video_metadata(container)
+        pictures = [s for s in container.streams.video
+                    if getattr(s.disposition, "name", "") != "attached_pic"]
+        if len(pictures) > 1:
+            found.append(f"{len(pictures)} video streams (a second picture may be a preview)")
+    return sorted(set(found))
+
+
+def encoder_settings(path: Path) -> list[str]:
+    """The x264 settings string, if the first video packet still carries it (should be [] in
+    blur's outputs; it names no one, so ``leftover`` reports it only when asked)."""
+    import av
+
+    with av.open(str(path), metadata_errors="ignore") as container:
+        first = next((p for p in container.demux(container.streams.video[0]) if p.size), None)
+        if first is not None and b"x264 - core" in bytes(first):
+            return ["video stream: x264 settings string (SEI)"]
+    return []
 
 
 def video_metadata(container) -> list[str]:
