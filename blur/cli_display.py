@@ -287,7 +287,11 @@ def checked(result, quiet: bool, with_regions: bool) -> None:
                   else f"frames {f.frames[0]}-{f.frames[-1]} ({len(f.frames)} seen)")
         where = {"visible": "", "redacted": " [on a redacted region: not counted]",
                  "kept": " [on a region kept visible: not counted]",
-                 "blank": " [no face detail: not counted]"}[f.status]
+                 "blank": " [no face detail: not counted]",
+                 "weak at scan": " [weak when blur scanned the original, not redacted by "
+                                 "choice: not counted]",
+                 "beside a redaction": " [beside a redaction, nothing there when blur scanned "
+                                       "the original: not counted]"}[f.status]
         box = ", ".join(f"{v:.0f}" for v in f.box)
         _line(f"  {f.kind}: {frames}, score {f.score:.2f}, best at frame {f.frame} "
               f"box [{box}]{escape(where)}")

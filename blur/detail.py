@@ -58,6 +58,14 @@ def _central(box, width: int, height: int) -> tuple[int, int, int, int] | None:
     return a, b, c, d
 
 
+def judgeable(box) -> bool:
+    """Is the box large enough for its central part to hold ``GRID`` pixels across? Below that
+    (boxes under ~18 px) the measure reads the resampling of a few pixels, not features: a
+    10 px head under blur's fill measures as much detail after video compression as a face."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return min(x2 - x1, y2 - y1) * CENTRE >= GRID
+
+
 def _halves(n: int) -> list[tuple[slice, slice]]:
     m = n // 2
     return [(slice(0, m), slice(None)), (slice(m, None), slice(None)),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import detectors, regions, schedule, tracking
+from . import detectors, regions, schedule, seen, tracking
 from .detectors import Detector
 from .errors import BlurError, DetectionError, MediaError, MetadataLeftError
 from .files import atomic_output, check_output, default_output, describe_os_error
@@ -82,30 +82,48 @@ def scan(src: Path, settings: Settings | None = None,
     settings = settings or Settings()
     src = Path(src)
     info = probe(src)
-    found_by = detectors.build(settings)
+    found_by = detectors.build(scan_settings(settings))
     if info.kind == "image":
         still = image.read(src)
         try:
-            found = detect(found_by, still.rgb)
+            found, record = seen.split(detect(found_by, still.rgb),
+                                       settings.face_candidate_threshold)
             unanalysed = []
         except DetectionError as exc:
             if settings.fail_frame != "redact":
                 raise DetectionError(exc.message, src) from exc
-            found, unanalysed = Detections.empty(), [0]
+            found, record, unanalysed = Detections.empty(), Detections.empty(), [0]
         tracks = tracking.build_tracks([found], [None], 1.0, 0, 0,
                                        thresholds=_thresholds(settings),
                                        size=(info.width, info.height),
                                        frame_height=info.height)
         if on_progress:
             on_progress("scan", 1, 1)
-        return Plan(info, 1, tracks, unanalysed)
+        return Plan(info, 1, tracks, unanalysed, seen=[record],
+                    face_threshold=settings.face_threshold)
 
-    per_frame, times, unanalysed = scan_video_frames(src, info, found_by, settings, on_progress)
+    scanned, times, unanalysed = scan_video_frames(src, info, found_by, settings, on_progress)
+    # What tracking gets, and the scan's record of everything it saw (see ``blur.seen``).
+    per_frame, recorded = zip(*(seen.split(found, settings.face_candidate_threshold)
+                                for found in scanned))
+    per_frame, recorded = list(per_frame), list(recorded)
+    seen_every = max((frame_stride(d, float(info.fps or 25), settings) for d in found_by),
+                     default=1)
     tracks = tracking.build_tracks(per_frame, times, float(info.fps), settings.max_gap_seconds,
                                    settings.pad_seconds, thresholds=_thresholds(settings),
                                    min_weak_hits=settings.weak_min_frames,
                                    size=(info.width, info.height), frame_height=info.height)
-    return Plan(info, len(per_frame), tracks, unanalysed, times)
+    return Plan(info, len(per_frame), tracks, unanalysed, times, seen=recorded,
+                face_threshold=settings.face_threshold, seen_every=seen_every)
+
+
+def scan_settings(settings: Settings) -> Settings:
+    """The settings the scan's detectors are built with: face candidates from ``seen.FLOOR``
+    (split off again before tracking). Not with the second look, which could confirm them."""
+    if settings.face_second_look:
+        return settings
+    return settings.merged(
+        face_candidate_threshold=min(settings.face_candidate_threshold, seen.FLOOR))
 
 
 def scan_video_frames(src: Path, info: MediaInfo, found_by: list[Detector], settings: Settings,

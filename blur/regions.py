@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import uuid
 from fractions import Fraction
 from pathlib import Path
@@ -302,8 +303,8 @@ def dumps(data: dict) -> str:
         return value
 
     text = json.dumps(compact(data), indent=1)
-    for token, row in rows.items():
-        text = text.replace(token, row, 1)
+    # One pass (a replace per row is quadratic: minutes for a long video's rows).
+    text = re.sub(r'"@@[0-9a-f]{32}@@"', lambda m: rows[m.group(0)], text)
     return text + "\n"
 
 

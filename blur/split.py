@@ -46,7 +46,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from . import detectors, pipeline, tracking
+from . import detectors, pipeline, seen, tracking
 from .errors import MediaError, MetadataLeftError
 from .files import atomic_output, check_output, temp_path
 from .media import metadata, probe, video, video_encode
@@ -236,7 +236,7 @@ def scan_segment(src: Path, segment: Segment, info: MediaInfo, settings: Setting
             on_progress(stage, done - segment.start, segment.stop - segment.start)
     settings = settings.merged(analyse="every-frame")  # see the module docstring
     per_frame, times, unanalysed = pipeline.scan_video_frames(
-        src, info, detectors.build(settings), settings, progress, frames)
+        src, info, detectors.build(pipeline.scan_settings(settings)), settings, progress, frames)
     return SegmentScan(segment, per_frame, times, unanalysed)
 
 
@@ -244,7 +244,15 @@ def join_scans(info: MediaInfo, settings: Settings, scans: list[SegmentScan]) ->
     """The plan of the whole video from its segments' detections: tracks built once, over all
     frames in order, as ``pipeline.scan`` builds them."""
     scans = sorted(scans, key=lambda s: s.segment.start)
-    per_frame = [d for s in scans for d in s.per_frame]
+    scanned = [d for s in scans for d in s.per_frame]
+    # What tracking gets, and the scan's record of everything it saw, as in ``pipeline.scan``.
+    per_frame, recorded = [], []
+    for found in scanned:
+        kept, record = seen.split(found, settings.face_candidate_threshold)
+        per_frame.append(kept)
+        recorded.append(record)
+    seen_every = max((pipeline.frame_stride(d, float(info.fps or 25), settings)
+                      for d in detectors.build(pipeline.scan_settings(settings))), default=1)
     times = [t for s in scans for t in s.times]
     expected = scans[-1].segment.stop
     if len(per_frame) != expected or [s.segment.start for s in scans] != [
@@ -256,7 +264,8 @@ def join_scans(info: MediaInfo, settings: Settings, scans: list[SegmentScan]) ->
                                    min_weak_hits=settings.weak_min_frames,
                                    size=(info.width, info.height), frame_height=info.height)
     unanalysed = [f for s in scans for f in s.unanalysed]
-    return Plan(info, len(per_frame), tracks, unanalysed, times)
+    return Plan(info, len(per_frame), tracks, unanalysed, times, seen=recorded,
+                face_threshold=settings.face_threshold, seen_every=seen_every)
 
 
 def segment_part(segment: Segment) -> str:

@@ -210,14 +210,21 @@ class Plan:
     unanalysed_frames: list[int] = field(default_factory=list)
     frame_times: list | None = None  # presentation time of each frame (videos), from the PTS
     notes: list[str] = field(default_factory=list)  # what loading it changed, said in the result
+    # Per frame, everything the scan saw, weak face candidates included (see ``blur.seen``).
+    seen: list[Detections] | None = None
+    face_threshold: float | None = None
+    seen_every: int = 1  # plates and text were looked for on every n-th frame
 
     def to_dict(self) -> dict:
-        """The regions file of this plan (see ``blur.regions``)."""
-        from . import regions, tracking  # they build on these types
+        """The regions file of this plan (see ``blur.regions``), with the scan's record."""
+        from . import regions, seen, tracking  # they build on these types
 
         flags = {"unanalysed_frames": self.unanalysed_frames}
         flags.update(tracking.flagged_frames(self.tracks))
-        return regions.to_dict(self.info, self.frame_count, self.tracks, flags, self.frame_times)
+        data = regions.to_dict(self.info, self.frame_count, self.tracks, flags, self.frame_times)
+        if self.seen is not None:
+            data["seen"] = seen.to_dict(self.seen, self.face_threshold, self.seen_every)
+        return data
 
 
 @dataclass
