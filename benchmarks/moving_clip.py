@@ -23,6 +23,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from video_recall import clipped_to_frame
 
 WIDTH, HEIGHT, FPS, FRAMES = 1280, 720, 25, 200
 PRINT_SCALE = 1.0            # photo pixels -> wall pixels
@@ -129,11 +130,8 @@ def render(t: int, wall, wall_faces, drifter, drifter_faces
         frame = cv2.filter2D(frame, -1, kernel, borderType=cv2.BORDER_REFLECT)
     visible = []
     for fid, box in faces:
-        clipped = np.array([max(box[0], 0), max(box[1], 0), min(box[2], WIDTH),
-                            min(box[3], HEIGHT)], np.float32)
-        area = max((box[2] - box[0]) * (box[3] - box[1]), 1e-6)
-        inside = max(clipped[2] - clipped[0], 0) * max(clipped[3] - clipped[1], 0)
-        if inside / area >= VISIBLE:
+        clipped, inside = clipped_to_frame(box, WIDTH, HEIGHT)
+        if inside >= VISIBLE:
             visible.append((fid, clipped))
     return frame, visible
 

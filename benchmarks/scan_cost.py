@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,28 +21,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from recall import DEFAULT_SET, parse_overrides  # noqa: E402
-from video_recall import NetworkPixels  # noqa: E402
+from video_recall import scan_recorded  # noqa: E402
 
 
 def cost(path: Path, settings) -> dict:
-    from blur import detectors, pipeline, schedule
-
-    detectors.build(settings)  # loading the models is not what is measured
-    made = []
-
-    class Recorded(schedule.Schedule):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            made.append(self)
-
-    original, schedule.Schedule = schedule.Schedule, Recorded
-    try:
-        with NetworkPixels() as seen:
-            cpu = time.process_time()
-            plan = pipeline.scan(path, settings)
-            cpu = time.process_time() - cpu
-    finally:
-        schedule.Schedule = original
+    plan, seen, made, _, cpu = scan_recorded(path, settings)
     n = plan.frame_count
     full = sum(net.full_passes for s in made for net in s.networks.values())
     calls = len(made[0].networks) * n if made and made[0].networks else 0

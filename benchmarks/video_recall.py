@@ -215,11 +215,8 @@ def render_frame(t: int, backgrounds, sprites) -> tuple[np.ndarray, list[tuple[s
             frame[:, x1:x2] = (70, 72, 75)
     visible = []
     for fid, box in faces:
-        clipped = np.array([max(box[0], 0), max(box[1], 0), min(box[2], WIDTH),
-                            min(box[3], HEIGHT)], np.float32)
-        area = max((box[2] - box[0]) * (box[3] - box[1]), 1e-6)
-        inside = max(clipped[2] - clipped[0], 0) * max(clipped[3] - clipped[1], 0)
-        if inside / area < VISIBLE:
+        clipped, inside = clipped_to_frame(box, WIDTH, HEIGHT)
+        if inside < VISIBLE:
             continue
         if px is not None:
             hidden = max(0.0, min(clipped[2], px + POLE_W) - max(clipped[0], px))
@@ -364,9 +361,45 @@ def _model_name(session) -> str:
 CLIPS = ("pan", "moving")
 
 
+def scan_recorded(path: Path, settings):
+    """Scan ``path`` with ``settings``, recording the network input and the schedules made.
+
+    Returns:
+        (plan, NetworkPixels, the Schedule objects the scan made, wall seconds, CPU seconds).
+    """
+    from blur import detectors, pipeline, schedule
+
+    detectors.build(settings)  # loading the models is not what is measured
+    made = []
+
+    class Recorded(schedule.Schedule):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    original, schedule.Schedule = schedule.Schedule, Recorded
+    try:
+        with NetworkPixels() as seen:
+            start, cpu = time.perf_counter(), time.process_time()
+            plan = pipeline.scan(path, settings)
+            seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    finally:
+        schedule.Schedule = original
+    return plan, seen, made, seconds, cpu
+
+
+def clipped_to_frame(box, width: int, height: int) -> tuple[np.ndarray, float]:
+    """``box`` (x1, y1, x2, y2) clipped to the frame, and the share of its area inside it."""
+    clipped = np.array([max(box[0], 0), max(box[1], 0), min(box[2], width),
+                        min(box[3], height)], np.float32)
+    area = max((box[2] - box[0]) * (box[3] - box[1]), 1e-6)
+    inside = max(clipped[2] - clipped[0], 0) * max(clipped[3] - clipped[1], 0)
+    return clipped, inside / area
+
+
 def run_clip(name: str, dev: Path, settings, show_frames: bool, keep: Path | None) -> None:
     """Generate clip ``name``, scan it with ``settings`` and print its tables."""
-    from blur import detectors, pipeline, risk, schedule, tracking
+    from blur import risk, tracking
 
     with tempfile.TemporaryDirectory(prefix="blur-video-recall-") as tmp:
         clip = Path(tmp) / "clip.mp4"
@@ -378,22 +411,7 @@ def run_clip(name: str, dev: Path, settings, show_frames: bool, keep: Path | Non
         else:
             truth = build_clip(clip, dev)
             size = (WIDTH, HEIGHT)
-        detectors.build(settings)  # model loading is not what is measured
-        made = []
-
-        class Recorded(schedule.Schedule):
-            def __init__(self, *args, **kwargs):
-                super().__init__(*args, **kwargs)
-                made.append(self)
-
-        original, schedule.Schedule = schedule.Schedule, Recorded
-        try:
-            with NetworkPixels() as seen:
-                start, cpu = time.perf_counter(), time.process_time()
-                plan = pipeline.scan(clip, settings)
-                seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-        finally:
-            schedule.Schedule = original
+        plan, seen, made, seconds, cpu = scan_recorded(clip, settings)
         if keep:
             keep.mkdir(parents=True, exist_ok=True)
             (keep / f"{name}.mp4").write_bytes(clip.read_bytes())

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from fractions import Fraction
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import FAST, exiftool_all
+from conftest import FAST, exiftool_all, need_tool
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -187,9 +186,7 @@ def test_identical_frames_are_kept_each_with_its_duration(tmp_path, frames, name
 
 def test_gif_comment_and_xmp_are_gone(tmp_path, frames):
     src = save(frames, tmp_path / "shared.gif", loop=0, comment=f"by {PERSON}".encode())
-    tool = shutil.which("exiftool")
-    if tool is None:
-        pytest.skip("exiftool is not installed (apt-get install libimage-exiftool-perl)")
+    tool = need_tool("exiftool")
     subprocess.run([tool, "-q", "-overwrite_original", f"-XMP-dc:Creator={PERSON}", str(src)],
                    check=True)
     assert PERSON in json.dumps(exiftool_all(src))

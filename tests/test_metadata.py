@@ -9,7 +9,6 @@ re-reads the output three ways: Pillow/PyAV, blur's ``leftover`` check, and the 
 from __future__ import annotations
 
 import json
-import shutil
 import struct
 import subprocess
 from fractions import Fraction
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import av
 import pytest
-from conftest import FAST, exif_with_gps, write_video
+from conftest import FAST, exif_with_gps, need_tool, write_video
 from PIL import Image, PngImagePlugin
 
 from blur import pipeline
@@ -77,9 +76,7 @@ DIRTY_PHOTOS = {".jpg": dirty_jpeg, ".png": dirty_png, ".webp": dirty_webp, ".ti
 
 def exiftool(path: Path) -> dict:
     """Every tag exiftool finds, as {"Group:Tag": value}; skips the test without exiftool."""
-    if shutil.which("exiftool") is None:
-        pytest.skip("exiftool is not installed (apt-get install libimage-exiftool-perl)")
-    out = subprocess.run(["exiftool", "-j", "-a", "-u", "-G1", str(path)], check=True,
+    out = subprocess.run([need_tool("exiftool"), "-j", "-a", "-u", "-G1", str(path)], check=True,
                          capture_output=True, text=True).stdout
     return json.loads(out)[0]
 

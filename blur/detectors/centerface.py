@@ -281,12 +281,8 @@ class CenterFaceDetector(Detector):
     def _detect_at(self, image: np.ndarray, scale: float, threshold: float,
                    forward: Callable | None = None) -> tuple[np.ndarray, np.ndarray]:
         height, width = image.shape[:2]
-        # The network downsamples by 32: round the input up to a multiple of it.
-        w_in = max(32, int(math.ceil(width * scale / 32)) * 32)
-        h_in = max(32, int(math.ceil(height * scale / 32)) * 32)
-        resized = (image if (w_in, h_in) == (width, height)
-                   else cv2.resize(image, (w_in, h_in), interpolation=cv2.INTER_LINEAR))
-        spans = [(0, 0, w_in, h_in)] if w_in * h_in <= _TILE_PIXELS else tiles(w_in, h_in)
+        resized, spans = network_input(image, scale)
+        h_in, w_in = resized.shape[:2]
         if len(spans) > 1 or forward is None:  # tiled inputs are analysed in full
             forward = self._forward
         found, scores = [], []
@@ -382,6 +378,18 @@ def _blob(pixels: np.ndarray) -> np.ndarray:
     as cv2.dnn.blobFromImage, which resizes in float."""
     pixels = pixels[None] if pixels.ndim == 3 else pixels
     return np.ascontiguousarray(pixels.transpose(0, 3, 1, 2), dtype=np.float32)
+
+
+def network_input(image: np.ndarray, scale: float) -> tuple[np.ndarray, list[tuple]]:
+    """``image`` resized by ``scale`` to a multiple of 32 on each side (the network downsamples
+    by 32), and the spans (x0, y0, width, height) it is analysed in: whole, or tiles when large."""
+    height, width = image.shape[:2]
+    w_in = max(32, int(math.ceil(width * scale / 32)) * 32)
+    h_in = max(32, int(math.ceil(height * scale / 32)) * 32)
+    resized = (image if (w_in, h_in) == (width, height)
+               else cv2.resize(image, (w_in, h_in), interpolation=cv2.INTER_LINEAR))
+    spans = [(0, 0, w_in, h_in)] if w_in * h_in <= _TILE_PIXELS else tiles(w_in, h_in)
+    return resized, spans
 
 
 def tiles(width: int, height: int, limit: int | None = None, overlap: int | None = None

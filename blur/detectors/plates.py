@@ -80,14 +80,19 @@ plates that the plain frame shows (measured on the development photos).
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from ..types import Detections
-from .base import Detector
-from .text import MODELS, analysis_scale, model_file, rect_xyxy, shared_model, upright_crop, upright_transform
+from .text import (
+    TextModelDetector,
+    analysis_scale,
+    rect_xyxy,
+    shared_model,
+    upright_crop,
+    upright_transform,
+)
 
 _ALNUM = re.compile(r"[0-9A-Za-z]")
 # Lower-case letters whose capitals look different: a recogniser reads a capital plate letter as
@@ -117,7 +122,7 @@ def not_a_plate(text: str) -> str | None:
     return None
 
 
-class PlateDetector(Detector):
+class PlateDetector(TextModelDetector):
     """Licence plates found by the PP-OCR text detector, checked by its recogniser.
 
     Args:
@@ -149,15 +154,6 @@ class PlateDetector(Detector):
 
     name = "ppocr-plates"
     kind = "plate"
-
-    @classmethod
-    def options(cls, settings) -> dict:
-        return {"max_side": settings.text_max_side,
-                "every_n_frames": settings.text_every_n_frames, "device": settings.device}
-
-    @classmethod
-    def weights(cls) -> tuple[str, list[Path]]:
-        return MODELS["det"][0], [model_file(role) for role in ("det", "rec")]
 
     def __init__(self, max_side: int = 1280, box_thresh: float = 0.5, dark_level: float = 80.0,
                  min_height_px: float = 8.0, min_aspect: float = 1.2, max_aspect: float = 10.0,

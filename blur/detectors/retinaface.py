@@ -41,7 +41,6 @@ import math
 from functools import lru_cache
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..boxes import nms
@@ -146,15 +145,12 @@ class RetinaFace:
         ``image`` pixels, not yet calibrated or clipped) and scores, those at or above
         ``threshold`` (a CenterFace-equivalent score) and, with ``max_face``, less than that
         many pixels tall in the resized image."""
-        from .centerface import _TILE_PIXELS, tiles
+        from .centerface import network_input
 
         height, width = image.shape[:2]
         # Inputs are multiples of 32 (the coarsest stride), as for CenterFace.
-        w_in = max(32, int(math.ceil(width * scale / 32)) * 32)
-        h_in = max(32, int(math.ceil(height * scale / 32)) * 32)
-        resized = (image if (w_in, h_in) == (width, height)
-                   else cv2.resize(image, (w_in, h_in), interpolation=cv2.INTER_LINEAR))
-        spans = [(0, 0, w_in, h_in)] if w_in * h_in <= _TILE_PIXELS else tiles(w_in, h_in)
+        resized, spans = network_input(image, scale)
+        h_in, w_in = resized.shape[:2]
         model_threshold = from_centerface_score(threshold)
         found, scores = [], []
         for x0, y0, tw, th in spans:

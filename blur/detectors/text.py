@@ -246,7 +246,21 @@ def shared_model(device: str = "auto", threads: int = 0) -> TextModel:
     return cached(("text-model", device, threads), lambda: TextModel(threads, device))
 
 
-class TextDetector(Detector):
+class TextModelDetector(Detector):
+    """A detector built on the shared PP-OCR text model (text lines, plates): the same
+    options and the same weights."""
+
+    @classmethod
+    def options(cls, settings) -> dict:
+        return {"max_side": settings.text_max_side,
+                "every_n_frames": settings.text_every_n_frames, "device": settings.device}
+
+    @classmethod
+    def weights(cls) -> tuple[str, list[Path]]:
+        return MODELS["det"][0], [model_file(role) for role in ("det", "rec")]
+
+
+class TextDetector(TextModelDetector):
     """Every line of text (signs, banners, badges, plates), for ``--text``.
 
     Args:
@@ -258,15 +272,6 @@ class TextDetector(Detector):
 
     name = "pptext"
     kind = "text"
-
-    @classmethod
-    def options(cls, settings) -> dict:
-        return {"max_side": settings.text_max_side,
-                "every_n_frames": settings.text_every_n_frames, "device": settings.device}
-
-    @classmethod
-    def weights(cls) -> tuple[str, list[Path]]:
-        return MODELS["det"][0], [model_file(role) for role in ("det", "rec")]
 
     def __init__(self, max_side: int = 1280, box_thresh: float = 0.5, pad: float = 0.25,
                  upscale: float = 2.0, every_n_frames: int = 1, device: str = "auto", **_ignored):

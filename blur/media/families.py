@@ -47,7 +47,16 @@ class Family(Protocol):
     def leftover(self, path: Path, written_by_blur: bool = False) -> list[str]: ...
 
 
-class Still:
+class _Family:
+    """What every family shares: clean means what ``metadata.leftover`` says for its kind."""
+
+    kind: str
+
+    def leftover(self, path: Path, written_by_blur: bool = False) -> list[str]:
+        return metadata.leftover(path, self.kind, written_by_blur)
+
+
+class Still(_Family):
     """Photos (JPEG, PNG, WebP, TIFF, BMP, HEIC/HEIF, AVIF): one frame."""
 
     kind = "image"
@@ -67,11 +76,8 @@ class Still:
             on_frame(1)
         return Written(1)
 
-    def leftover(self, path: Path, written_by_blur: bool = False) -> list[str]:
-        return metadata.leftover(path, self.kind, written_by_blur)
 
-
-class Animation:
+class Animation(_Family):
     """GIF, animated WebP and APNG: frames with their own durations, written in their format."""
 
     kind = "animation"
@@ -87,11 +93,8 @@ class Animation:
                                     on_frame=on_frame)
         return Written(stats["frames"], [])
 
-    def leftover(self, path: Path, written_by_blur: bool = False) -> list[str]:
-        return metadata.leftover(path, self.kind, written_by_blur)
 
-
-class Video:
+class Video(_Family):
     """Videos: H.264 in MP4 (MKV stays MKV), audio copied bit-exact or dropped."""
 
     kind = "video"
@@ -112,9 +115,6 @@ class Video:
             notes.append("audio re-encoded to AAC (the output container cannot hold "
                          + ", ".join(stats["audio_reencoded"]) + ")")
         return Written(stats["frames"], notes)
-
-    def leftover(self, path: Path, written_by_blur: bool = False) -> list[str]:
-        return metadata.leftover(path, self.kind, written_by_blur)
 
 
 FAMILIES: dict[str, Family] = {family.kind: family for family in (Still(), Animation(), Video())}
