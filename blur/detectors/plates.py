@@ -65,7 +65,7 @@ cannot be read must still be hidden). These were the reasons earlier rules dropp
 Each kept line is grown to the plate around it, in two ways whose union is kept: by a fixed
 padding (characters are about half a plate's height, so ``pad_y`` line heights up and down and
 ``pad_x`` along the line), and to the plate's own rectangle when one is found around the line
-(``plate_extent``: the plate's background colour, closed on all four sides), which reaches the
+(``plate_rect.plate_extent``: the plate's background colour, closed on all four sides), which reaches the
 corners of a plate whose number is short, off-centre, under a state name or above a slogan, or
 in a dealer's frame. Boxes lying mostly inside another (the lines of a two-line plate, each
 grown to the same plate) are merged. The renderer draws plates as rectangles grown by the mask
@@ -85,14 +85,8 @@ import cv2
 import numpy as np
 
 from ..types import Detections
-from .text import (
-    TextModelDetector,
-    analysis_scale,
-    rect_xyxy,
-    shared_model,
-    upright_crop,
-    upright_transform,
-)
+from .plate_rect import merge_nested, plate_extent, plate_like
+from .text import TextModelDetector, analysis_scale, rect_xyxy, shared_model
 
 _ALNUM = re.compile(r"[0-9A-Za-z]")
 # Lower-case letters whose capitals look different: a recogniser reads a capital plate letter as
@@ -261,16 +255,8 @@ class PlateDetector(TextModelDetector):
             if plate is not None:  # only ever grows the box
                 xyxy[i, :2] = np.minimum(xyxy[i, :2], plate[:2])
                 xyxy[i, 2:] = np.maximum(xyxy[i, 2:], plate[2:])
-        xyxy, score = _merge(xyxy[found], score[found])
+        xyxy, score = merge_nested(xyxy[found], score[found])
         return Detections.of(xyxy, score, "plate")
-
-
-def plate_like(plate: np.ndarray, line: np.ndarray, long: float, short: float) -> bool:
-    """Is ``plate`` (xyxy) at most ``long`` times the width and ``short`` times the height of
-    the line's box ``line`` (xyxy)? A plate is not much larger than its characters."""
-    pw, ph = plate[2:] - plate[:2]
-    lw, lh = line[2:] - line[:2]
-    return bool(pw <= long * lw and ph <= short * lh)
 
 
 def text_block(rects: np.ndarray, min_lines: int = 3) -> np.ndarray:
@@ -320,106 +306,3 @@ def is_dark(image: np.ndarray, level: float) -> bool:
     thumb = cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))),
                        interpolation=cv2.INTER_AREA)
     return float(np.median(cv2.cvtColor(thumb, cv2.COLOR_RGB2GRAY))) < level
-
-
-def plate_extent(image: np.ndarray, rect, reach_long: float = 0.5, reach_sides: float = 1.5,
-                 reach_up: float = 2.5) -> np.ndarray | None:
-    """The plate rectangle around a text line, found from the plate's own background colour.
-
-    The line's pixels split (Otsu) into characters and background; the background is the larger
-    part. From the line outward, columns (along the line) and rows (across it) that are mostly of
-    that colour belong to the plate; the walk stops where the plate ends (its border, the car, a
-    dealer's frame). A short dip (a sticker, a screw, the thin strokes of a state name above the
-    number) does not stop it. A plate is a closed rectangle: when the colour runs on to the end
-    of the search on any side (a word on a car body or a wall, a white plate on a white car)
-    nothing is grown. The search reaches at most ``reach_long`` line lengths plus
-    ``reach_sides`` line heights along the line, and ``reach_up`` line heights up and down.
-
-    Returns:
-        xyxy of the plate (float32) in image coordinates, or None when the line shows no
-        contrast to tell characters from background.
-    """
-    cx, cy, lng, sht, ang = (float(v) for v in rect)
-    grow = reach_long * lng + reach_sides * sht
-    window = (cx, cy, lng + 2 * grow, sht * (1 + 2 * reach_up), ang)
-    crop = upright_crop(image, window).astype(np.float32)
-    # Stretch the window's own range: a plate at dusk has a few grey levels of contrast.
-    lo, hi = np.percentile(crop, (2, 98))
-    if hi - lo < 4:
-        return None
-    crop = np.clip((crop - lo) * np.float32(255 / (hi - lo)), 0, 255).astype(np.float32)
-    grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.uint8)
-    h, w = grey.shape
-    y0, y1 = int((h - sht) / 2), int(np.ceil((h + sht) / 2))
-    x0, x1 = int((w - lng) / 2), int(np.ceil((w + lng) / 2))
-    band = np.ascontiguousarray(grey[y0:y1, x0:x1])
-    if band.size < 16:
-        return None
-    t, _ = cv2.threshold(band, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    is_light = band > t
-    background = is_light if is_light.mean() >= 0.5 else ~is_light
-    if background.all() or not background.any():
-        return None
-    colours = crop[y0:y1, x0:x1].reshape(-1, 3)
-    bg = np.median(colours[background.ravel()], axis=0)
-    fg = np.median(colours[~background.ravel()], axis=0)
-    contrast = float(np.abs(bg - fg).max())
-    if contrast < 12:
-        return None
-    # Background: within a quarter of the character contrast of the plate colour, per channel.
-    like = np.abs(crop - bg).max(axis=2) <= max(8.0, 0.25 * contrast)
-    gap = max(2, int(0.3 * sht))
-    cols = like[y0:y1].mean(axis=0) >= 0.5
-    rows = like[:, x0:x1].mean(axis=1) >= 0.5
-    left, right = _walk(cols, x0, -1, gap), _walk(cols, x1 - 1, 1, gap)
-    top, bottom = _walk(rows, y0, -1, gap), _walk(rows, y1 - 1, 1, gap)
-    if None in (left, right, top, bottom):
-        return None  # not closed on every side: no plate rectangle to grow to
-    corners = np.float32([[left, top], [right + 1, top], [right + 1, bottom + 1],
-                          [left, bottom + 1]])
-    inverse = cv2.invertAffineTransform(upright_transform(window))
-    pts = corners @ inverse[:, :2].T + inverse[:, 2]
-    return np.r_[pts.min(axis=0), pts.max(axis=0)].astype(np.float32)
-
-
-def _walk(ok: np.ndarray, start: int, step: int, gap: int) -> int | None:
-    """Last ok index from ``start`` in direction ``step`` before ``gap`` consecutive non-ok
-    cells: the plate's edge; None when the colour runs on to the end of the window."""
-    last, misses, i = start, 0, start + step
-    while 0 <= i < len(ok):
-        if ok[i]:
-            last, misses = i, 0
-        else:
-            misses += 1
-            if misses >= gap:
-                return last
-        i += step
-    return None
-
-
-def _merge(xyxy: np.ndarray, score: np.ndarray, inside: float = 0.8):
-    """Union boxes that mostly overlap (two lines of one plate become one region).
-
-    Only a box lying mostly (``inside`` of its area) within another is merged: the union of two
-    boxes that merely touch would redact far more than either.
-    """
-    xyxy, score = [np.asarray(b, np.float32) for b in xyxy], list(score)
-    merged = True
-    while merged and len(xyxy) > 1:
-        merged = False
-        for i in range(len(xyxy)):
-            for j in range(len(xyxy)):
-                if i == j:
-                    continue
-                a, b = xyxy[i], xyxy[j]
-                wh = np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0, None)
-                area_b = max(float(np.prod(b[2:] - b[:2])), 1e-6)
-                if wh[0] * wh[1] >= inside * area_b:
-                    xyxy[i] = np.r_[np.minimum(a[:2], b[:2]), np.maximum(a[2:], b[2:])]
-                    score[i] = max(score[i], score[j])
-                    del xyxy[j], score[j]
-                    merged = True
-                    break
-            if merged:
-                break
-    return (np.asarray(xyxy, np.float32).reshape(-1, 4), np.asarray(score, np.float32))
