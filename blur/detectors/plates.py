@@ -86,7 +86,7 @@ import numpy as np
 
 from ..types import Detections
 from .plate_rect import merge_nested, plate_extent, plate_like
-from .text import TextModelDetector, analysis_scale, rect_xyxy, shared_model
+from .text import TextModelDetector, analysis_scale, equalised, rect_xyxy, shared_model
 
 _ALNUM = re.compile(r"[0-9A-Za-z]")
 # Lower-case letters whose capitals look different: a recogniser reads a capital plate letter as
@@ -98,14 +98,18 @@ _CLOCK = re.compile(r"(?<!\d)(\d{1,2}[:.]\d{2}[:.]\d{2}|\d{1,2}:\d{2}|\d{4}[-/.:
                     r"|\d{2}[-/]\d{2}[-/]\d{2})(?!\d)")
 
 
+# A clock whose other colons were misread ("07825:13"): digits, a colon, the two digits of the
+# seconds at the end. A plate's separator read as a colon ("480:4979") has longer groups.
+_MISREAD_CLOCK = re.compile(r"\d:\d{2}\s*$")
+
+
 def not_a_plate(text: str) -> str | None:
     """Why a confidently read line cannot be (part of) a licence plate, or None if it can be."""
     if _CLOCK.search(text):
         return "clock or date"
     chars = _ALNUM.findall(text)
     digits = sum(c.isdigit() for c in chars)
-    if digits == len(chars) and (digits >= 8 or (digits and ":" in text)):
-        # With a colon it is a clock whose other colons were misread ("07825:13").
+    if digits == len(chars) and (digits >= 8 or _MISREAD_CLOCK.search(text)):
         return "long number"
     if text.strip() and not chars:
         return "no letters or digits"  # a logo, a symbol, a script no plate is written in
@@ -155,8 +159,8 @@ class PlateDetector(TextModelDetector):
                  pad_y: float = 0.55, max_height: float = 0.35, upscale: float = 2.0,
                  square_aspect: float = 1.5, second_side: int = 0, square_height_px: float = 40.0,
                  bare_height_px: float = 40.0, bare_chars: int = 3, rect_long: float = 2.0,
-                 rect_short: float = 3.0, every_n_frames: int = 1, device: str = "auto",
-                 **_ignored):
+                 rect_short: float = 3.0, smear_ratio: float = 0.55, every_n_frames: int = 1,
+                 device: str = "auto", **_ignored):
         self.max_side = max_side
         self.upscale = upscale
         self.max_height = max_height
@@ -176,6 +180,7 @@ class PlateDetector(TextModelDetector):
         self.bare_chars = bare_chars
         self.rect_long = rect_long
         self.rect_short = rect_short
+        self.smear_ratio = smear_ratio
         self.every_n_frames = every_n_frames
         self._model = shared_model(device)
 
@@ -183,12 +188,18 @@ class PlateDetector(TextModelDetector):
         """Text lines whose geometry fits a plate: (rects, scores), from every analysed scale
         (``incremental``: see ``TextModel.find``)."""
         height, width = image.shape[:2]
+        dark = is_dark(image, self.dark_level)
+        passes = [(image, side, dark, incremental) for side in (self.max_side, self.second_side)
+                  if side]
+        if smear(image) < self.smear_ratio:
+            # A smeared frame: once more with its edges restored (not incremental: it runs on
+            # some frames only).
+            scale = analysis_scale(width, height, self.max_side, self.upscale)
+            passes.append((sharpened(image, 3.0 / scale), self.max_side, False, None))
         rects, scores = [], []
-        for side in (self.max_side, self.second_side):
-            if not side:
-                continue
-            lines = self._model.find(image, side, self.box_thresh, self.upscale,
-                                     is_dark(image, self.dark_level), incremental)
+        for picture, side, equalise, changes in passes:
+            lines = self._model.find(picture, side, self.box_thresh, self.upscale, equalise,
+                                     changes)
             if not len(lines):
                 continue
             scale = analysis_scale(width, height, side, self.upscale)
@@ -306,3 +317,30 @@ def is_dark(image: np.ndarray, level: float) -> bool:
     thumb = cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))),
                        interpolation=cv2.INTER_AREA)
     return float(np.median(cv2.cvtColor(thumb, cv2.COLOR_RGB2GRAY))) < level
+
+
+def smear(image: np.ndarray) -> float:
+    """Mean horizontal over mean vertical luminance gradient, on a 640 px thumbnail.
+
+    A frame smeared by horizontal motion (a passing car, a panning camera) loses its vertical
+    edges: development photos measure 0.45-1.15 (5th percentile 0.50), the same photos smeared
+    by 1 % of their width 0.18-0.62 (median 0.39).
+    """
+    height, width = image.shape[:2]
+    scale = min(1.0, 640 / max(height, width))
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    if scale < 1:
+        grey = cv2.resize(grey, (max(1, round(width * scale)), max(1, round(height * scale))),
+                          interpolation=cv2.INTER_AREA)
+    grey = grey.astype(np.float32)
+    along = float(np.abs(np.diff(grey, axis=1)).mean()) if grey.shape[1] > 1 else 0.0
+    across = float(np.abs(np.diff(grey, axis=0)).mean()) if grey.shape[0] > 1 else 0.0
+    return along / across if across > 0 else 1.0
+
+
+def sharpened(image: np.ndarray, sigma: float, amount: float = 1.5) -> np.ndarray:
+    """Local contrast stretched (``text.equalised``), then edges restored by an unsharp mask of
+    ``sigma`` px: the smeared strokes of a motion-blurred plate stand out again."""
+    flat = equalised(np.ascontiguousarray(image[..., ::-1]))[..., ::-1]
+    soft = cv2.GaussianBlur(flat, (0, 0), sigma)
+    return np.ascontiguousarray(cv2.addWeighted(flat, 1 + amount, soft, -amount, 0))
