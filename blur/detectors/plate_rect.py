@@ -69,11 +69,17 @@ def plate_extent(image: np.ndarray, rect, reach_long: float = 0.5, reach_sides: 
     # Background: within a quarter of the character contrast of the plate colour, per channel.
     like = np.abs(crop - bg).max(axis=2) <= max(8.0, 0.25 * contrast)
     gap = max(2, int(0.3 * sht))
-    cols = like[y0:y1].mean(axis=0) >= 0.5
-    rows = like[:, x0:x1].mean(axis=1) >= 0.5
-    left, right = _walk(cols, x0, -1, gap), _walk(cols, x1 - 1, 1, gap)
-    top, bottom = _walk(rows, y0, -1, gap), _walk(rows, y1 - 1, 1, gap)
-    if None in (left, right, top, bottom):
+    col_share, row_share = like[y0:y1].mean(axis=0), like[:, x0:x1].mean(axis=1)
+    cols, rows = col_share >= 0.5, row_share >= 0.5
+    sides = _sides(cols, rows, x0, x1, y0, y1, gap)
+    if None in sides:
+        # A light plate on a light car: the plate's colour runs on into the body, across the
+        # thin outline the gap rule steps over. A row or column with almost none of the plate's
+        # colour across the whole line is that outline: stop there. Tried only when the plain
+        # walk finds no rectangle, so it never shrinks one it found.
+        sides = _sides(cols, rows, x0, x1, y0, y1, gap, col_share < _EDGE, row_share < _EDGE)
+    left, right, top, bottom = sides
+    if None in sides:
         return None  # not closed on every side: no plate rectangle to grow to
     corners = np.float32([[left, top], [right + 1, top], [right + 1, bottom + 1],
                           [left, bottom + 1]])
@@ -82,11 +88,24 @@ def plate_extent(image: np.ndarray, rect, reach_long: float = 0.5, reach_sides: 
     return np.r_[pts.min(axis=0), pts.max(axis=0)].astype(np.float32)
 
 
-def _walk(ok: np.ndarray, start: int, step: int, gap: int) -> int | None:
+_EDGE = 0.15  # share of the plate's colour below which a row or column is the plate's outline
+
+
+def _sides(cols, rows, x0, x1, y0, y1, gap, edge_cols=None, edge_rows=None):
+    """(left, right, top, bottom) of the plate from the line's box outward (see ``_walk``)."""
+    return (_walk(cols, x0, -1, gap, edge_cols), _walk(cols, x1 - 1, 1, gap, edge_cols),
+            _walk(rows, y0, -1, gap, edge_rows), _walk(rows, y1 - 1, 1, gap, edge_rows))
+
+
+def _walk(ok: np.ndarray, start: int, step: int, gap: int,
+          edge: np.ndarray | None = None) -> int | None:
     """Last ok index from ``start`` in direction ``step`` before ``gap`` consecutive non-ok
-    cells: the plate's edge; None when the colour runs on to the end of the window."""
+    cells or an ``edge`` cell: the plate's edge; None when the colour runs on to the end of the
+    window."""
     last, misses, i = start, 0, start + step
     while 0 <= i < len(ok):
+        if edge is not None and edge[i]:
+            return last
         if ok[i]:
             last, misses = i, 0
         else:
