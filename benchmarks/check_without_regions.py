@@ -27,6 +27,34 @@ exactly (an oracle: no measurement of the pixels can do better than knowing them
     python benchmarks/check_without_regions.py --set small --photos 10   # and halved
 
 Photos are read where they lie (../shared) and never copied; outputs go to a temporary folder.
+
+Measured (dev: the two samples and 14 faces-dev photos, 96 correct outputs, 64 with half a face
+left visible; held-out: 12 other photos, 72 and 48; fresh: 10 more photos, outputs re-saved at
+JPEG q70, 60 and 40, or halved and then q70, 60 and 40):
+
+* today, blur's outputs pass 5/96 (dev), 7/72 (held), 4/60 (q70), 4/60 (halved); renders
+  with half a face visible pass 2/64, 1/48, 0/40, 3/40 (the two dev ones: the detector finds
+  no face at all, e.g. half the astronaut's face beside a black box; the scan's record
+  catches it, see ``blur.check_seen.partly_covered``);
+* the findings on blur's correct outputs (dev; held): on the fill 595, scoring up to 0.62;
+  437, 0.69 -- on its edge 249, 0.60; 194, 0.57 -- beside it 231, 0.47; 174, 0.42 -- away from
+  it 35, 0.23; 28, 0.19. Half-covered faces score 0.12-0.89 (medians 0.24 with the top half
+  covered, 0.33-0.39 left or right, 0.77 bottom): the edge of a fill and half a face are the
+  same to the detector, and no score separates them;
+* with the filled pixels known exactly (no check knows them), the rule that passes most
+  outputs passes 70/96 and lets 27 of 64 half-covered faces pass (held 55/72 and 17/48; q70
+  40/60 and 14/40; halved 45/60 and 19/40, where one face left clear passes too); requiring
+  that a finding not survive inpainting protects more half-covered faces (61/64, 40/48,
+  37/40, 31/40 fail) but passes 32/96, 27/72, 19/60, 23/60 outputs;
+* the fill signature, in all four halves, recognises 39 % of the findings fully on a fill
+  (dev and held; 25 % at q70, 17 % halved) and 1 of 196 unredacted faces (0/277 held), but also
+  16 of the 20 faces blur redacts in messi5.jpg (out-of-focus spectators), unredacted: a blur
+  fill and a small defocused face are made alike, so what it passes, it passes for both.
+
+On video the gap is wider: on 2 s of ``samples/street.mp4`` in blur's default style, the check
+without the regions file has 42 visible findings scoring 0.12-0.87; with it, 1 (a plate).
+What tells a face blur chose not to redact, or a fill's edge, from a face left visible is what
+the scan saw there: the regions file's record (``blur.seen``).
 """
 
 from __future__ import annotations
