@@ -95,16 +95,20 @@ def _predicted(per_frame: list[Detections], chain: list[tuple[int, int]], f: int
 
 
 def link(per_frame: list[Detections], times: list[Fraction | None], max_gap_seconds: float,
-         fps: float) -> list[list[tuple[int, int]]]:
+         fps: float, cuts: list[int] | None = None) -> list[list[tuple[int, int]]]:
     """Group detections into chains of (frame index, detection index), one chain per object.
 
-    A chain continues across at most ``max_gap_seconds`` without hits; a detection that
-    continues no chain starts a new one, so every detection is in exactly one chain.
+    A chain continues across at most ``max_gap_seconds`` without hits, and never across a cut
+    (``cuts``: the frames that start a new shot); a detection that continues no chain starts a
+    new one, so every detection is in exactly one chain.
     """
     max_gap = max(1, int(round(max_gap_seconds * fps)))
+    cut_set = set(cuts or ())
     chains: list[list[tuple[int, int]]] = []
     open_ids: list[int] = []
     for f, dets in enumerate(per_frame):
+        if f in cut_set:
+            open_ids = []
         open_ids = [c for c in open_ids if f - chains[c][-1][0] <= max_gap + 1]
         unmatched = set(range(len(dets)))
         if open_ids and len(dets):
@@ -132,7 +136,8 @@ def build_tracks(per_frame: list[Detections], times: list[Fraction | None], fps:
                  max_gap_seconds: float, pad_seconds: float, first_id: int = 1,
                  thresholds: dict[str, float] | None = None,
                  min_weak_hits: int = 3, size: tuple[int, int] | None = None,
-                 frame_height: int | None = None) -> list[Track]:
+                 frame_height: int | None = None, cuts: list[int] | None = None
+                 ) -> list[Track]:
     """Tracks covering every confident detection, bridged across short gaps, padded at both ends.
 
     Args:
@@ -150,13 +155,16 @@ def build_tracks(per_frame: list[Detections], times: list[Fraction | None], fps:
             frame, and the frames where a padded box has moved wholly out of it are left out:
             a regions file never holds a box that lies outside the picture.
         frame_height: the frames' height in pixels, for the large-face rule (None: no rule).
+        cuts: frames that start a new shot (see ``shot_starts``). A track is linked, bridged and
+            padded within its shot only: across a cut its box would lie on another picture.
     """
     thresholds = thresholds or {}
     min_weak_hits = max(2, min_weak_hits)
     n_frames = len(per_frame)
     pad = int(round(pad_seconds * fps))
     tracks = []
-    for chain in link(per_frame, times, max_gap_seconds, fps):
+    starts = np.array(sorted({0, *(cuts or ())}), dtype=np.int64)
+    for chain in link(per_frame, times, max_gap_seconds, fps, cuts):
         hit_frames = np.array([f for f, _ in chain])
         hit_boxes = np.stack([per_frame[f].xyxy[d] for f, d in chain])
         hit_scores = np.array([per_frame[f].score[d] for f, d in chain], dtype=np.float32)
@@ -168,7 +176,10 @@ def build_tracks(per_frame: list[Detections], times: list[Fraction | None], fps:
         if weak.all() and (~unsure).sum() < min_weak_hits:
             continue
         first, last = int(hit_frames[0]), int(hit_frames[-1])
-        frames = np.arange(max(0, first - pad), min(n_frames - 1, last + pad) + 1)
+        shot = int(np.searchsorted(starts, first, side="right")) - 1
+        shot_first = int(starts[shot])
+        shot_last = int(starts[shot + 1]) - 1 if shot + 1 < len(starts) else n_frames - 1
+        frames = np.arange(max(shot_first, first - pad), min(shot_last, last + pad) + 1)
         # Linear interpolation between hits; before the first and after the last, the end box
         # keeps moving as it moved over its last hits (a held box misses a face that walks on
         # or that a panning camera moves).

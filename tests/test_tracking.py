@@ -154,3 +154,43 @@ def test_kinds_are_never_linked_together():
     tracks, _ = track(per_frame, pad=0.0)
     assert sorted((t.kind, t.frames.tolist()) for t in tracks) == [("face", [0, 1, 2]),
                                                                    ("plate", [1, 2, 3])]
+
+
+def test_a_track_is_not_padded_or_bridged_across_a_cut():
+    """A face seen up to frame 9 and again from frame 12 is padded and bridged over frames 10-11
+    in one shot; when frame 10 starts another shot its box stays in its own shot, and the
+    face after the cut is a track of its own, padded back to the cut only."""
+    boxes = [[face_at(100, 100)] if f < 10 or f >= 12 else [] for f in range(20)]
+    per_frame = frames_of(boxes)
+    plain = build_tracks(per_frame, [None] * 20, FPS, 0.5, 0.2)
+    assert len(plain) == 1 and list(plain[0].frames) == list(range(20))
+    cut = build_tracks(per_frame, [None] * 20, FPS, 0.5, 0.2, cuts=[10])
+    assert [(int(t.frames[0]), int(t.frames[-1])) for t in cut] == [(0, 9), (10, 19)]
+    # Padding back from frame 12 reaches the cut (frames 10 and 11) and no further.
+    assert list(cut[1].frames[:3]) == [10, 11, 12]
+
+
+def test_a_weak_box_after_a_cut_does_not_continue_a_track_before_it():
+    """A weak box of a face's size where the face was, one frame after a cut, is another
+    picture: on its own it is a single weak hit, not redacted."""
+    boxes = [[face_at(100, 100)] if f < 10 else [face_at(104, 100)] if f == 11 else []
+             for f in range(16)]
+    scores = [[0.9] if f < 10 else [0.11] if f == 11 else [] for f in range(16)]
+    per_frame = frames_of(boxes, scores)
+    options = dict(thresholds={"face": 0.12}, min_weak_hits=3)
+    plain = boxes_at(build_tracks(per_frame, [None] * 16, FPS, 0.5, 0.2, **options), 16)
+    assert len(plain[11]) == 1
+    cut = boxes_at(build_tracks(per_frame, [None] * 16, FPS, 0.5, 0.2, cuts=[10], **options), 16)
+    assert all(len(cut[f]) == 0 for f in range(10, 16))
+    assert all(len(cut[f]) == 1 for f in range(10))
+
+
+@pytest.mark.parametrize("cut", [0, 1, 5, 9, 19])
+def test_cuts_never_drop_a_confident_detection(cut):
+    rng = np.random.default_rng(cut)
+    boxes = [[face_at(*rng.uniform(0, 200, 2))] if rng.random() < 0.6 else [] for _ in range(20)]
+    per_frame = frames_of(boxes)
+    redacted = boxes_at(build_tracks(per_frame, [None] * 20, FPS, 0.5, 0.2, cuts=[cut]), 20)
+    for f, found in enumerate(per_frame):
+        for box in found.xyxy:
+            assert best_iou(box, redacted[f]) > 0.999
