@@ -95,20 +95,20 @@ def _predicted(per_frame: list[Detections], chain: list[tuple[int, int]], f: int
 
 
 def link(per_frame: list[Detections], times: list[Fraction | None], max_gap_seconds: float,
-         fps: float, cuts: list[int] | None = None) -> list[list[tuple[int, int]]]:
+         fps: float, cuts: list[int] | None = None,
+         crosses: list[np.ndarray] | None = None) -> list[list[tuple[int, int]]]:
     """Group detections into chains of (frame index, detection index), one chain per object.
 
-    A chain continues across at most ``max_gap_seconds`` without hits, and never across a cut
-    (``cuts``: the frames that start a new shot); a detection that continues no chain starts a
-    new one, so every detection is in exactly one chain.
+    A chain continues across at most ``max_gap_seconds`` without hits; a detection that
+    continues no chain starts a new one, so every detection is in exactly one chain. Across a
+    cut (``cuts``: the frames that start a new shot) a chain is continued only by a detection
+    ``crosses`` allows (per frame, a boolean per detection; None: none).
     """
     max_gap = max(1, int(round(max_gap_seconds * fps)))
-    cut_set = set(cuts or ())
+    starts = np.array(sorted({0, *(cuts or ())}), dtype=np.int64)
     chains: list[list[tuple[int, int]]] = []
     open_ids: list[int] = []
     for f, dets in enumerate(per_frame):
-        if f in cut_set:
-            open_ids = []
         open_ids = [c for c in open_ids if f - chains[c][-1][0] <= max_gap + 1]
         unmatched = set(range(len(dets)))
         if open_ids and len(dets):
@@ -118,6 +118,12 @@ def link(per_frame: list[Detections], times: list[Fraction | None], max_gap_seco
             kind_ok = np.array([[per_frame[chains[c][-1][0]].kind[chains[c][-1][1]] == k
                                  for k in dets.kind] for c in open_ids])
             sim = np.where(kind_ok, sim, 0)
+            shot = np.searchsorted(starts, f, side="right")
+            earlier_shot = np.searchsorted(starts, [chains[c][-1][0] for c in open_ids],
+                                           side="right") < shot
+            may_cross = (crosses[f] if crosses is not None
+                         else np.zeros(len(dets), dtype=bool))
+            sim = np.where(earlier_shot[:, None] & ~may_cross[None, :], 0, sim)
             while True:
                 t, d = np.unravel_index(np.argmax(sim), sim.shape)
                 if sim[t, d] <= 0.05:
@@ -155,16 +161,17 @@ def build_tracks(per_frame: list[Detections], times: list[Fraction | None], fps:
             frame, and the frames where a padded box has moved wholly out of it are left out:
             a regions file never holds a box that lies outside the picture.
         frame_height: the frames' height in pixels, for the large-face rule (None: no rule).
-        cuts: frames that start a new shot (see ``shot_starts``). A track is linked, bridged and
-            padded within its shot only: across a cut its box would lie on another picture.
+        cuts: frames that start a new shot (see ``blur.shots``). Across a cut, a large face box
+            at a low score (``unsure_large_faces``) does not continue a track of the shot before.
     """
     thresholds = thresholds or {}
     min_weak_hits = max(2, min_weak_hits)
     n_frames = len(per_frame)
     pad = int(round(pad_seconds * fps))
     tracks = []
-    starts = np.array(sorted({0, *(cuts or ())}), dtype=np.int64)
-    for chain in link(per_frame, times, max_gap_seconds, fps, cuts):
+    crosses = [~((d.kind == "face") & unsure_large_faces(d.xyxy, d.score, frame_height))
+               for d in per_frame]
+    for chain in link(per_frame, times, max_gap_seconds, fps, cuts, crosses):
         hit_frames = np.array([f for f, _ in chain])
         hit_boxes = np.stack([per_frame[f].xyxy[d] for f, d in chain])
         hit_scores = np.array([per_frame[f].score[d] for f, d in chain], dtype=np.float32)
@@ -176,10 +183,7 @@ def build_tracks(per_frame: list[Detections], times: list[Fraction | None], fps:
         if weak.all() and (~unsure).sum() < min_weak_hits:
             continue
         first, last = int(hit_frames[0]), int(hit_frames[-1])
-        shot = int(np.searchsorted(starts, first, side="right")) - 1
-        shot_first = int(starts[shot])
-        shot_last = int(starts[shot + 1]) - 1 if shot + 1 < len(starts) else n_frames - 1
-        frames = np.arange(max(shot_first, first - pad), min(shot_last, last + pad) + 1)
+        frames = np.arange(max(0, first - pad), min(n_frames - 1, last + pad) + 1)
         # Linear interpolation between hits; before the first and after the last, the end box
         # keeps moving as it moved over its last hits (a held box misses a face that walks on
         # or that a panning camera moves).
