@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from conftest import shared_file
+from conftest import shared_file, write_video
 
 from blur.shots import ShotCuts
 
@@ -43,6 +43,25 @@ def test_another_picture_is_a_cut():
     first = np.ascontiguousarray(_scene(0, 100)[:, :640])
     second = np.ascontiguousarray(_scene(1, 10)[:, :640])
     assert _cuts([first, first, second, second, first]) == [2, 4]
+
+
+def test_a_video_scan_gives_tracking_its_cuts(tmp_path, monkeypatch):
+    """``pipeline.scan`` finds the cuts of the frames it scans and hands them to tracking."""
+    from blur import pipeline, tracking
+    from blur.settings import Settings
+
+    scenes = [np.ascontiguousarray(_scene(k, hue)[:120, :160]) for k, hue in ((0, 100), (1, 10))]
+    clip = write_video(tmp_path / "cut.mp4", frames=12, image=lambda i: scenes[i >= 6])
+    given = {}
+    build = tracking.build_tracks
+
+    def recording(*args, **kwargs):
+        given.update(kwargs)
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(tracking, "build_tracks", recording)
+    pipeline.scan(clip, Settings(kinds=("face",)))
+    assert given["cuts"] == [6]
 
 
 @pytest.mark.parametrize(("name", "frames", "starts"), [
