@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import detectors, regions, schedule, seen, tracking
+from . import detectors, regions, schedule, seen, shots, tracking
 from .detectors import Detector
 from .errors import BlurError, DetectionError, MediaError, MetadataLeftError
 from .files import atomic_output, check_output, default_output, describe_os_error
@@ -102,7 +102,9 @@ def scan(src: Path, settings: Settings | None = None,
         return Plan(info, 1, tracks, unanalysed, seen=[record],
                     face_threshold=settings.face_threshold)
 
-    scanned, times, unanalysed = scan_video_frames(src, info, found_by, settings, on_progress)
+    cuts = shots.ShotCuts()
+    scanned, times, unanalysed = scan_video_frames(src, info, found_by, settings, on_progress,
+                                                   cuts=cuts)
     # What tracking gets, and the scan's record of everything it saw (see ``blur.seen``).
     per_frame, recorded = zip(*(seen.split(found, settings.face_candidate_threshold)
                                 for found in scanned))
@@ -112,7 +114,8 @@ def scan(src: Path, settings: Settings | None = None,
     tracks = tracking.build_tracks(per_frame, times, float(info.fps), settings.max_gap_seconds,
                                    settings.pad_seconds, thresholds=_thresholds(settings),
                                    min_weak_hits=settings.weak_min_frames,
-                                   size=(info.width, info.height), frame_height=info.height)
+                                   size=(info.width, info.height), frame_height=info.height,
+                                   cuts=cuts.starts)
     return Plan(info, len(per_frame), tracks, unanalysed, times, seen=recorded,
                 face_threshold=settings.face_threshold, seen_every=seen_every)
 
@@ -128,13 +131,15 @@ def scan_settings(settings: Settings) -> Settings:
 
 def scan_video_frames(src: Path, info: MediaInfo, found_by: list[Detector], settings: Settings,
                       on_progress: ProgressFn | None = None,
-                      frames: Iterable[tuple[Frame, bool]] | None = None
+                      frames: Iterable[tuple[Frame, bool]] | None = None,
+                      cuts: shots.ShotCuts | None = None
                       ) -> tuple[list[Detections], list, list[int]]:
     """Run the detectors over every frame of a video or animation.
 
     Args:
         frames: (frame, is the video's last frame) pairs to scan instead of the whole file,
             numbered as in the whole file (one segment of a long video).
+        cuts: given every frame in order, to find the cuts between shots.
 
     Returns:
         (detections per frame, presentation time per frame, frames that could not be analysed).
@@ -149,6 +154,8 @@ def scan_video_frames(src: Path, info: MediaInfo, found_by: list[Detector], sett
     if frames is None:
         frames = _with_last(media_frames(info, ahead=ahead))
     for frame, last in frames:
+        if cuts is not None:
+            cuts.see(frame.index, frame.image)
         try:
             found = plan_passes.detect(frame.image, frame.index, last)
         except DetectionError as exc:
@@ -204,7 +211,8 @@ def render(src: Path, dst: Path, plan: Plan, settings: Settings | None = None,
     with atomic_output(dst) as tmp:
         written = family.write(
             src, tmp, dst, lambda fr: redact(fr.image, fr.index), settings,
-            (lambda n: on_progress("render", n, plan.frame_count)) if on_progress else None)
+            (lambda n: on_progress("render", n, plan.frame_count)) if on_progress else None,
+            plan.info)
         if written.frames != plan.frame_count:
             raise MediaError(f"wrote {written.frames} frames but scanned {plan.frame_count}", src)
         notes += written.notes

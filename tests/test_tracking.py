@@ -154,3 +154,47 @@ def test_kinds_are_never_linked_together():
     tracks, _ = track(per_frame, pad=0.0)
     assert sorted((t.kind, t.frames.tolist()) for t in tracks) == [("face", [0, 1, 2]),
                                                                    ("plate", [1, 2, 3])]
+
+
+def test_a_large_unsure_box_after_a_cut_does_not_continue_a_track_before_it():
+    """A large face box at a weak score is not a face on its own; it is redacted only as the
+    continuation of a track. Across a cut it is another picture: it continues nothing (without
+    the cut it is bridged from the face, frames 10-13 included)."""
+    face, hair = [200, 100, 320, 240], [190, 60, 330, 210]  # both >= LARGE_FACE_PX tall
+    boxes = [[face] if f < 10 else [hair] if f == 14 else [] for f in range(20)]
+    scores = [[0.9] if f < 10 else [0.13] if f == 14 else [] for f in range(20)]
+    per_frame = frames_of(boxes, scores)
+    options = dict(thresholds={"face": 0.12}, min_weak_hits=3, frame_height=576)
+    plain = boxes_at(build_tracks(per_frame, [None] * 20, FPS, 0.5, 0.2, **options), 20)
+    assert all(len(plain[f]) == 1 for f in range(10, 20))
+    cut = boxes_at(build_tracks(per_frame, [None] * 20, FPS, 0.5, 0.2, cuts=[12], **options), 20)
+    # The face's own padding (5 frames at 25 fps) still runs on; nothing after it.
+    assert [len(r) for r in cut] == [1] * 15 + [0] * 5
+    assert not any(best_iou(hair, r) > 0.999 for r in cut)
+
+
+def test_faces_and_small_weak_boxes_still_continue_across_a_cut():
+    """A cut found where there is none (a flash) must not cost a face a frame: confident and
+    small weak boxes continue their track across it, and padding runs on as before."""
+    boxes = [[face_at(100 + 2 * f, 100)] if f not in (9, 10) else [] for f in range(20)]
+    scores = [[0.9] if f < 9 else [0.11] if f > 10 else [] for f in range(20)]
+    per_frame = frames_of(boxes, scores)
+    options = dict(thresholds={"face": 0.12}, min_weak_hits=3, frame_height=576)
+    plain = build_tracks(per_frame, [None] * 20, FPS, 0.5, 0.2, **options)
+    cut = build_tracks(per_frame, [None] * 20, FPS, 0.5, 0.2, cuts=[10], **options)
+    assert len(cut) == len(plain) == 1
+    assert np.array_equal(cut[0].frames, plain[0].frames)
+    assert np.allclose(cut[0].xyxy, plain[0].xyxy)
+
+
+@pytest.mark.parametrize("cut", [0, 1, 5, 9, 19])
+def test_cuts_never_drop_a_confident_detection(cut):
+    rng = np.random.default_rng(cut)
+    boxes = [[face_at(*rng.uniform(0, 200, 2), size=rng.uniform(10, 200))]
+             if rng.random() < 0.6 else [] for _ in range(20)]
+    per_frame = frames_of(boxes)
+    redacted = boxes_at(build_tracks(per_frame, [None] * 20, FPS, 0.5, 0.2, cuts=[cut],
+                                     frame_height=576), 20)
+    for f, found in enumerate(per_frame):
+        for box in found.xyxy:
+            assert best_iou(box, redacted[f]) > 0.999
