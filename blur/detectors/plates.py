@@ -279,6 +279,9 @@ class PlateDetector(TextModelDetector):
                                                    self.rect_short):
                     found[i] = False
                     continue
+                # Its rectangle's edges are known: padding by line heights would reach far
+                # past them (a 180 px "line" on a photo print grew to a third of the frame).
+                xyxy[i] = line
             if plate is not None:  # only ever grows the box
                 xyxy[i, :2] = np.minimum(xyxy[i, :2], plate[:2])
                 xyxy[i, 2:] = np.maximum(xyxy[i, 2:], plate[2:])
