@@ -102,7 +102,8 @@ def compare(path: Path, limit: int, margin: int, context: int, text: bool) -> li
                 return run
 
             a = det.detect(rgb, incremental=full_forward)
-            b = det.detect(rgb, incremental=rec[k].incremental)
+            # A copy: the text model reuses its last answer for the same image object.
+            b = det.detect(rgb.copy(), incremental=rec[k].incremental)
             for key, out in seen.items():
                 patched = rec[k].nets[key].outputs
                 worst[k] = max(worst[k], float(np.abs(out[0] - patched[0]).max()))

@@ -216,11 +216,12 @@ def test_settings_refuse_an_unknown_schedule():
         Settings(keyframe_seconds=0)
 
 
+@pytest.mark.parametrize("model", ["centerface", "retinaface"])
 @pytest.mark.parametrize("motion", ["appears", "moves"])
-def test_real_face_in_a_still_scene_is_covered_on_every_frame(tmp_path, astronaut, motion):
+def test_real_face_in_a_still_scene_is_covered_on_every_frame(tmp_path, astronaut, motion, model):
     """The real detector on a generated clip: a face pasted into a still textured scene on
     frame 9 (no keyframe) and then still, or walking across tiles; every frame it is in is
-    covered, and the incremental analysis did skip work."""
+    covered, and the incremental analysis did skip work, with either small-face model."""
     face = cv2.resize(astronaut[30:250, 130:330], (44, 48), interpolation=cv2.INTER_AREA)
     scene = background(320, 240, seed=3)
 
@@ -242,7 +243,7 @@ def test_real_face_in_a_still_scene_is_covered_on_every_frame(tmp_path, astronau
             super().__init__(*args, **kwargs)
             made.append(self)
 
-    settings = FAST.merged(kinds=("face",))
+    settings = FAST.merged(kinds=("face",), face_small_model=model)
     original = schedule.Schedule
     schedule.Schedule = Recording
     try:
@@ -259,7 +260,7 @@ def test_real_face_in_a_still_scene_is_covered_on_every_frame(tmp_path, astronau
         assert mask[y1:y2, x1:x2].mean() >= 0.95, t
     nets = made[0].networks.values()
     full = sum(n.full_passes for n in nets)
-    assert full < 20 * len(nets)  # most frames were not analysed in full
+    assert nets and full < 20 * len(nets)  # most frames were not analysed in full
 
 
 class DimmingFaces(IncrementalFaces):
@@ -297,3 +298,45 @@ def test_following_adds_a_face_the_whole_frame_pass_loses_and_never_removes_one(
         assert sum(len(f) == 1 for f in found) == expect
         assert all(len(f) <= 1 for f in found)
         assert (det.looked > 0) == follow
+
+
+def test_a_plate_appearing_between_keyframes_is_covered_and_the_text_pass_skips_work(tmp_path):
+    """The text detector behind plates runs change-driven too: a car whose plate enters a
+    still scene on frame 10 (not a keyframe, a frame the text detector analyses) and drives on
+    is covered on every frame, and the text network was not given whole frames each time."""
+    from test_plates import car_scene
+
+    car, (px1, py1, px2, py2) = car_scene(220, 170, plate_x=75, plate_y=100, plate_w=70)
+    scene = background(640, 360, seed=4)
+
+    def where(t):
+        return 60 + 12 * (t - 10), 150
+
+    def image(t):
+        picture = scene.copy()
+        if t >= 10:
+            x, y = where(t)
+            picture[y:y + 170, x:x + 220] = car
+        return picture
+
+    clip = write_video(tmp_path / "car.mp4", frames=22, size=(640, 360), rate=25, image=image)
+    made = []
+
+    class Recording(Schedule):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    settings = FAST.merged(kinds=("plate",))
+    original = schedule.Schedule
+    schedule.Schedule = Recording
+    try:
+        plan = pipeline.scan(clip, settings)
+    finally:
+        schedule.Schedule = original
+    for t in range(10, 22):
+        x, y = where(t)
+        mask = redacted_mask(plan, t, 640, 360, settings)
+        assert mask[y + py1:y + py2, x + px1:x + px2].mean() >= 0.99, t
+    nets = [n for key, n in made[0].networks.items() if key[1][0] == "text"]
+    assert nets and nets[0].full_passes < 8  # 8 frames analysed, most of them in part

@@ -226,16 +226,16 @@ class CenterFaceDetector(Detector):
             scales = self.scales or pass_scales(view.shape[1], view.shape[0],
                                                 max_upscale=self.max_upscale)
             for k, s in enumerate(scales if small_faces else scales[:1]):
+                # Only the small-face pass is incremental: a large face's score depends on
+                # pixels far from its centre, more context than a crop around a change gives.
+                patched = None
+                if incremental is not None and k > 0:
+                    def patched(forward, key=("face", how, s)):
+                        return incremental(key, forward)
                 if k > 0 and self._small_model != "centerface":
-                    # Another model's small-face pass runs in full: only CenterFace's own
-                    # network output can be patched around changed tiles.
-                    b, sc = self._small_pass(view, s, self.candidate_threshold)
+                    b, sc = self._small_pass(view, s, self.candidate_threshold, patched)
                 else:
-                    forward = None
-                    # Only the small-face pass is incremental: a large face's score depends on
-                    # pixels far from its centre, more context than a crop around a change gives.
-                    if incremental is not None and k > 0:
-                        forward = incremental(("face", how, s), self._forward)
+                    forward = patched(self._forward) if patched else None
                     b, sc = self._detect_at(view, s, self.candidate_threshold, forward)
                 boxes.append(_unview(b, how, width, height))
                 scores.append(sc)
