@@ -2,17 +2,18 @@
 
 A video is not a pile of independent photos. Between two frames of a fixed camera most pixels
 do not change, and the networks blur runs are fully convolutional: what they output for a place
-depends on the pixels around it. So the costliest pass, the face detector's upscaled small-face
-pass, runs *incrementally* (``ChangeDrivenNetwork``; the text detector behind plates can too,
-see ``INCREMENTAL_KINDS``): the
-input is compared with the input each tile was last analysed with, and the network runs only on
-windows around the tiles that changed; its output maps are patched there and reused elsewhere.
-The detector's own decoding (thresholds, NMS, calibration, plate rules) then runs on the whole
-patched map as on a full pass, so nothing downstream knows the difference. The face detector's
-large-face pass (the frame at most 1280 px wide, a quarter of the small-face pass's pixels or
-less) runs in full on every frame: a large face's score depends on pixels far from its centre,
-more context than a window around a change carries (measured: patching it cost a 160 px face a
-frame on the panning clip of ``benchmarks/video_recall.py``).
+depends on the pixels around it. So the costly passes run *incrementally*
+(``blur.incremental.ChangeDrivenNetwork``, the kinds in ``INCREMENTAL_KINDS``): the face
+detector's upscaled small-face pass (CenterFace's or RetinaFace's). The input is compared with
+the input each tile was last analysed with, and the network runs only on windows around the
+tiles that changed; its output maps are patched there and reused elsewhere. The detector's own
+decoding (thresholds, NMS, calibration) then runs on the whole patched map as on a full pass, so
+nothing downstream knows the difference. The face detector's large-face pass (the frame at most
+1280 px wide, a quarter of the small-face pass's pixels or less) runs in full on every frame: a
+large face's score depends on pixels far from its centre, more context than a window around a
+change carries (measured: patching it cost a 160 px face a frame on the panning clip of
+``benchmarks/video_recall.py``). The text detector behind plates runs in full at its stride:
+patched, it lost text lines a full pass finds (see ``INCREMENTAL_KINDS``).
 
 Measured (``benchmarks/scan_cost.py``, first 200 frames of ``vtest.avi``): the face network is
 given 1.44 instead of 2.21 million pixels per frame; on the hand-held clip of
@@ -55,10 +56,11 @@ from .types import Detections
 
 __all__ = ["FULL_SHARE", "NOISE_LEVELS", "TILE", "ChangeDrivenNetwork", "Schedule"]
 
-# Kinds whose detectors run incrementally: the face detector's small-face pass and the text
-# detector behind plates and text (at its stride: the tiles are compared with the input of the
-# last frame it analysed, so the changes of the frames it skipped add up).
-INCREMENTAL_KINDS = ("face", "plate", "text")
+# Kinds whose detectors run incrementally. Not the text detector behind plates and text: its
+# map is not local enough for a window with two tiles of context (``benchmarks/change.py
+# --text``, first 45 frames of vtest.avi: 83 % of the input, largest map difference 1.0, 48 of
+# 109 text lines a full pass finds lost, one scoring 0.93), and a missed plate is a leak.
+INCREMENTAL_KINDS = ("face",)
 
 # Faces followed by ``Schedule.follow`` are looked for this many frames after they were last
 # seen (the tracker bridges up to ``max_gap_seconds`` anyway; beyond a few frames the predicted
