@@ -9,7 +9,7 @@ the input each tile was last analysed with, and the network runs only on windows
 tiles that changed; its output maps are patched there and reused elsewhere. The detector's own
 decoding (thresholds, NMS, calibration) then runs on the whole patched map as on a full pass, so
 nothing downstream knows the difference. The face detector's large-face pass (the frame at most
-1280 px wide, a quarter of the small-face pass's pixels or less) runs in full on every frame: a
+640 px wide, a quarter of the small-face pass's pixels or less) runs in full on every frame: a
 large face's score depends on pixels far from its centre, more context than a window around a
 change carries (measured: patching it cost a 160 px face a frame on the panning clip of
 ``benchmarks/video_recall.py``). The text detector behind plates runs in full at its stride:

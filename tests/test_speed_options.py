@@ -348,3 +348,29 @@ def test_an_accelerator_that_does_not_start_is_refused_not_replaced_by_the_cpu(m
         runtime.session(centerface.model_bytes(), "cuda")
     sess = runtime.session(centerface.model_bytes(), "auto")
     assert sess.get_providers() == ["CPUExecutionProvider"]
+
+
+def test_the_large_face_pass_sees_at_most_640_px_and_faces_of_every_size_are_found(astronaut):
+    """On a 1280x720 frame the large-face pass is given a quarter of the pixels (640 px wide),
+    and a large face and small ones are still found."""
+    import cv2
+
+    from blur.detectors.centerface import CenterFaceDetector
+
+    canvas = np.full((720, 1280, 3), 90, np.uint8)
+    canvas[100:500, 700:1100] = cv2.resize(astronaut, (400, 400))
+    small = cv2.resize(astronaut, (64, 64))
+    for x in range(40, 600, 140):
+        canvas[560:624, x:x + 64] = small
+    detector = CenterFaceDetector()
+    widths = []
+    real_forward = detector._forward
+    detector._forward = lambda blob: widths.append(blob.shape[3]) or real_forward(blob)
+    found = detector.detect(canvas)
+    assert widths[0] == 640
+    sure = found[found.score >= detector.threshold]
+    centres = (sure.xyxy[:, :2] + sure.xyxy[:, 2:]) / 2
+    assert any(700 < cx < 1100 and 100 < cy < 500 and y2 - y1 > 80
+               for (cx, cy), (_, y1, _, y2) in zip(centres, sure.xyxy))
+    for x in range(40, 600, 140):
+        assert any(x < cx < x + 64 and 560 < cy < 624 for cx, cy in centres), x

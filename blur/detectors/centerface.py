@@ -105,13 +105,17 @@ def model_bytes() -> bytes:
     return model.SerializeToString()
 
 
-def pass_scales(width: int, height: int, big_face_side: int = 1280, small_face_side: int = 2048,
+def pass_scales(width: int, height: int, big_face_side: int = 640, small_face_side: int = 2048,
                 max_upscale: float = 2.0) -> list[float]:
     """The resize factors at which one image is analysed.
 
     CenterFace misses large faces in large inputs and tiny faces in small ones, so an image is
     seen twice: shrunk to at most ``big_face_side`` (large faces), and at native resolution or
-    upscaled towards ``small_face_side`` (faces down to ~10 px), merged by NMS.
+    upscaled towards ``small_face_side`` (faces down to ~10 px), merged by NMS. The large-face
+    pass is there for faces too large for the other pass: at 640 px it sees a 100 px face of a
+    1080p frame 33 px tall (30 px ones at 10 px, the smallest CenterFace finds), and costs a
+    quarter of the pixels 1280 px did on 720p and 1080p frames. Photos up to 640 px (all of
+    faces-dev) are analysed as before; measured on video: see ``benchmarks/video_recall.py``.
     """
     long_side = max(width, height)
     big = min(1.0, big_face_side / long_side)
