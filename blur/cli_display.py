@@ -216,21 +216,22 @@ def _wraps(name: str, width: int) -> bool:
 
 
 def _look_at(result, sep: str = ", ", most: int = 3) -> str:
-    """What a person should check first: the riskiest tracks (as the review page lists them,
-    when the plan is at hand), then the counts of frames bridged without a detection and of
-    frames redacted on weak detections only."""
+    """What a person should check first: the riskiest tracks as the review page ranks them (large
+    weak regions, long bridges, weak-only tracks) when the plan is at hand. Only when none
+    qualifies, the counts of frames bridged without a detection and of frames redacted on weak
+    detections only: in a busy or moving clip nearly every frame has some short bridge or weak
+    box somewhere, and a count of them all points nowhere."""
     plan = getattr(result, "plan", None)
-    first = []
+    risky = []
     if plan is not None:
-        from .risk import rank_plan, short_list  # the review page's ranking: both say the same
-        first = short_list(rank_plan(plan))
-    parts = [r.label() for r in first[:most]]
-    if len(first) > most:
-        parts.append(f"+{len(first) - most} more")
-    counts = [f"{n} {what}" for n, what in ((result.bridged_frames, "bridged"),
-                                            (result.weak_frames, "weak")) if n]
-    if counts:
-        parts.append(", ".join(counts))
+        from .risk import rank_plan  # the review page's ranking: both say the same
+        risky = [r for r in rank_plan(plan) if r.check_first]
+    parts = [r.label() for r in risky[:most]]
+    if len(risky) > most:
+        parts.append(f"+{len(risky) - most} more")
+    if not parts:
+        parts = [f"{n} {what}" for n, what in ((result.bridged_frames, "bridged"),
+                                               (result.weak_frames, "weak")) if n]
     return sep.join(parts) or "-"
 
 

@@ -107,7 +107,7 @@ def plan_outputs(inputs: list[Path], output: Path | str | None,
                           if _real(dst) == _real(item) else dst))
         else:
             pairs.append((item, output))
-    _check_distinct(pairs)
+    _check_distinct(pairs, keep_format)
     return pairs
 
 
@@ -121,7 +121,7 @@ def _inside(path: Path, folder: Path) -> bool:
     return _real(path).is_relative_to(_real(folder))
 
 
-def _check_distinct(pairs: list[tuple[Path, Path]]) -> None:
+def _check_distinct(pairs: list[tuple[Path, Path]], keep_format: bool = False) -> None:
     """No output may be written twice in one run, or land on another input."""
     inputs = {_real(src) for src, _ in pairs}
     seen: dict[Path, Path] = {}
@@ -132,7 +132,11 @@ def _check_distinct(pairs: list[tuple[Path, Path]]) -> None:
         if key in inputs:
             raise UsageError(f"output {dst} would replace an input file", src)
         if key in seen:
-            raise UsageError(f"{seen[key]} and {src} would both be written to {dst}", src)
+            hint = ""
+            if not keep_format and output_suffix(seen[key], True) != output_suffix(src, True):
+                # X.HEIC and X.JPG both become X.jpg unless each keeps its own format.
+                hint = " (--keep-format writes each in its own format)"
+            raise UsageError(f"{seen[key]} and {src} would both be written to {dst}{hint}", src)
         seen[key] = src
 
 

@@ -91,7 +91,7 @@ def to_dict(info: MediaInfo, frame_count: int, tracks: list[Track], flags: dict 
         "media": media,
         "tracks": [{
             "id": t.id, "kind": t.kind, "keep": t.keep,
-            "boxes": [[int(f), *(round(float(v), 2) for v in box), round(float(s), 4), str(src)]
+            "boxes": [[int(f), *outward(box), round(float(s), 4), str(src)]
                       for f, box, s, src in zip(t.frames, t.xyxy, t.score, t.source)],
         } for t in tracks],
         "flags": flags or {},
@@ -280,6 +280,19 @@ def _check_box(tid: int, frame: int, box, width: int | None, height: int | None)
         raise RegionsError(f"{where}: empty box {box} (x2 must exceed x1 and y2 exceed y1)")
     if width is not None and (x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height):
         raise RegionsError(f"{where}: box {box} lies outside the {width}x{height} frame")
+
+
+def outward(box) -> list[float]:
+    """``box`` (x1, y1, x2, y2) rounded to 0.01 px outwards, as the regions file holds it.
+
+    Rounding to the nearest would shrink a box by up to 0.005 px a side, and turn a sliver at
+    the frame's edge (x1 = 1279.996 in a 1280 px frame) into an empty box that ``from_dict``
+    refuses: the scan would write what the render will not read back. Outwards, the box only
+    grows (by less than 0.01 px) and stays inside the frame when it was.
+    """
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return [math.floor(x1 * 100) / 100, math.floor(y1 * 100) / 100,
+            math.ceil(x2 * 100) / 100, math.ceil(y2 * 100) / 100]
 
 
 def dumps(data: dict) -> str:

@@ -84,6 +84,16 @@ def test_two_inputs_with_one_output_are_refused(tmp_path):
         plan_outputs([a, b], f"{tmp_path}/out/")
 
 
+def test_a_heic_beside_a_jpeg_of_the_same_name_points_to_keep_format(tmp_path):
+    folder = tmp_path / "phone"
+    _photo(folder / "x.jpg")
+    (folder / "x.heic").write_bytes(b"")  # only its name matters to the plan
+    with pytest.raises(UsageError, match="--keep-format"):
+        plan_outputs([folder], f"{tmp_path}/out/")
+    pairs = plan_outputs([folder], f"{tmp_path}/out/", keep_format=True)
+    assert sorted(dst.name for _, dst in pairs) == ["x.heic", "x.jpg"]
+
+
 def test_an_output_that_is_another_input_is_refused(tmp_path):
     a = _photo(tmp_path / "a.png")
     earlier = _photo(tmp_path / "a.blurred.png")

@@ -369,6 +369,22 @@ def test_scan_then_render_untouched_on_the_sample(tmp_path):
     assert data["media"]["frame_count"] == 50 and len(boxes) > 100
 
 
+def test_a_sliver_at_the_frame_edge_survives_the_regions_file(tmp_path):
+    # A padded box carried almost wholly out of a 1280 px frame by a panning camera: 0.004 px
+    # wide inside it. Rounded to the nearest 0.01 px it became [1280.0, y, 1280.0, y] and the
+    # render refused the scan's own file ("empty box"); rounded outwards it is read back.
+    info = MediaInfo(path=tmp_path / "v.mp4", kind="video", width=1280, height=720,
+                     fps=Fraction(25), frame_count=2)
+    track = Track(211, "face", [0, 1], [[1200.3, 496.911, 1240.7, 529.487],
+                                        [1279.996, 496.911, 1280.0, 529.487]],
+                  [0.9, 0.0], ["detected", "padded"])
+    path = tmp_path / "v.regions.json"
+    regions.save(path, regions.to_dict(info, 2, [track]))
+    (back,) = regions.from_dict(regions.load(path), 1280, 720, 2)
+    assert (back.xyxy[:, :2] <= track.xyxy[:, :2]).all()  # never smaller than what was planned
+    assert (back.xyxy[:, 2:] >= track.xyxy[:, 2:]).all() and (back.xyxy[:, 2] <= 1280).all()
+
+
 def test_tracks_are_clipped_to_the_frame_where_they_are_made():
     from blur.tracking import build_tracks
     from blur.types import Detections
