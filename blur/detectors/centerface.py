@@ -114,8 +114,11 @@ def pass_scales(width: int, height: int, big_face_side: int = 640, small_face_si
     upscaled towards ``small_face_side`` (faces down to ~10 px), merged by NMS. The large-face
     pass is there for faces too large for the other pass: at 640 px it sees a 100 px face of a
     1080p frame 33 px tall (30 px ones at 10 px, the smallest CenterFace finds), and costs a
-    quarter of the pixels 1280 px did on 720p and 1080p frames. Photos up to 640 px (all of
-    faces-dev) are analysed as before; measured on video: see ``benchmarks/video_recall.py``.
+    quarter of the pixels 1280 px did on 720p and 1080p frames. Shrunk further, a defocused face
+    scores higher: on the hand-held clip of ``benchmarks/video_recall.py`` a 48 px blurred
+    masked face against a bright window scored 0.09 at native size and enlarged (unredacted for
+    41 frames), 0.13-0.21 at half size. Photos up to 640 px (all of faces-dev) are analysed as
+    before.
     """
     long_side = max(width, height)
     big = min(1.0, big_face_side / long_side)
