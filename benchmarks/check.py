@@ -45,13 +45,14 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from masks import redaction_mask
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from blur import check, detail, detectors, pipeline, tracking  # noqa: E402
 from blur.media import video  # noqa: E402
-from blur.redact import STYLES, Redactor, region_masks  # noqa: E402
+from blur.redact import STYLES, Redactor  # noqa: E402
 from blur.settings import Settings  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
@@ -175,9 +176,7 @@ class Bench:
         for style, shape in RENDERS:
             out = rgb.copy()
             Redactor(style, 1.3, shape, rng=np.random.default_rng(1)).apply(out, boxes)
-            mask = np.zeros((h, w), dtype=bool)
-            for x1, y1, x2, y2, m in region_masks(boxes, w, h, 1.3, shape):
-                mask[y1:y2, x1:x2] |= m
+            mask = redaction_mask(boxes, w, h, 1.3, shape)
             self.look(jpeg(out) if still else out, family, f"{style}-{shape}", split, faces,
                       mask)
         if not len(faces):

@@ -41,6 +41,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from masks import redaction_mask
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SET = ROOT.parent / "shared" / "eval" / "plates-dev"
@@ -56,17 +57,6 @@ MODEL_SETS = {
     "ppocrv6": {"det": ("rapidocr", "rapidocr/models/PP-OCRv6_det_small.onnx"),
                 "rec": ("rapidocr", "rapidocr/models/PP-OCRv6_rec_small.onnx")},
 }
-
-
-def region_mask(xyxy: np.ndarray, width: int, height: int, shape: str = "box") -> np.ndarray:
-    """Pixels the renderer would redact for these boxes: ``shape`` masks, default mask_scale."""
-    from blur.redact import region_masks
-    from blur.settings import Settings
-
-    mask = np.zeros((height, width), dtype=bool)
-    for x1, y1, x2, y2, m in region_masks(xyxy, width, height, Settings().mask_scale, shape):
-        mask[y1:y2, x1:x2] |= m
-    return mask
 
 
 def box_masks(labels: np.ndarray, width: int, height: int) -> list[np.ndarray]:
@@ -89,9 +79,10 @@ def score_image(xyxy: np.ndarray, labels: np.ndarray, plates: list[np.ndarray],
         plates: N pixel masks of the plates (the plate's own pixels; a tilted plate's quad).
     """
     from blur.boxes import iou_matrix
+    from blur.settings import Settings
 
     height, width = plates[0].shape
-    mask = region_mask(xyxy, width, height, shape)
+    mask = redaction_mask(xyxy, width, height, Settings().mask_scale, shape)
     cover = [float(mask[p].mean()) if p.any() else 1.0 for p in plates]
     ious = iou_matrix(labels.astype(np.float32), xyxy.astype(np.float32))
     matched = ious.max(axis=1) >= 0.5 if len(xyxy) else np.zeros(len(labels), bool)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
+from masks import covered_share, redaction_mask
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SET = ROOT.parent / "shared" / "eval" / "faces-dev"
@@ -89,16 +90,6 @@ def greedy_match(gt: np.ndarray, pred: np.ndarray, threshold: float) -> np.ndarr
     return match
 
 
-def redaction_mask(pred: np.ndarray, width: int, height: int, scale: float, shape: str) -> np.ndarray:
-    """Boolean (H, W) image of every pixel blur would redact for these boxes."""
-    from blur.redact import region_masks
-
-    mask = np.zeros((height, width), dtype=bool)
-    for x1, y1, x2, y2, m in region_masks(pred, width, height, scale, shape):
-        mask[y1:y2, x1:x2] |= m
-    return mask
-
-
 def score_image(gt: np.ndarray, pred: np.ndarray, width: int, height: int, scale: float,
                 shape: str) -> Result:
     """Tallies of one image: ``gt`` labelled boxes, ``pred`` detected boxes (both xyxy)."""
@@ -110,7 +101,7 @@ def score_image(gt: np.ndarray, pred: np.ndarray, width: int, height: int, scale
     covered = np.zeros(len(gt), dtype=bool)
     for i, (x1, y1, x2, y2) in enumerate(clip_to_image(gt.astype(np.float32), width, height)):
         if x2 > x1 and y2 > y1:
-            covered[i] = mask[y1:y2, x1:x2].mean() >= COVERED
+            covered[i] = covered_share(mask, (x1, y1, x2, y2)) >= COVERED
             faces[y1:y2, x1:x2] = True
     res.area_redacted = mask.mean()
     res.area_faces = faces.mean()

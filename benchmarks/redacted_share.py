@@ -33,6 +33,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from masks import redaction_mask
 
 ROOT = Path(__file__).resolve().parents[1]
 MEDIA = ROOT.parent / "shared" / "media"
@@ -46,25 +47,6 @@ def _blur_path() -> None:
         import blur  # noqa: F401
     except ImportError:
         sys.path.append(str(ROOT))
-
-
-def blur_masks(boxes, width: int, height: int, settings) -> np.ndarray:
-    """Union of the masks blur draws for one frame's boxes (older versions drew every kind
-    the same way, except manual regions)."""
-    from blur import redact
-
-    mask = np.zeros((height, width), dtype=bool)
-    try:
-        parts = list(redact.region_masks(boxes.xyxy, width, height, settings.mask_scale,
-                                         settings.shape, boxes.kind))
-    except TypeError:  # no kinds: manual regions exact boxes, everything else the same shape
-        manual = boxes.kind == "manual"
-        parts = list(redact.region_masks(boxes[~manual].xyxy, width, height, settings.mask_scale,
-                                         settings.shape))
-        parts += list(redact.region_masks(boxes[manual].xyxy, width, height, 1.0, "box"))
-    for x1, y1, x2, y2, m in parts:
-        mask[y1:y2, x1:x2] |= m
-    return mask
 
 
 def changed_share(before: np.ndarray, after: np.ndarray) -> float:
@@ -90,8 +72,10 @@ def run_blur(clip: Path, kinds: tuple[str, ...] | None = None) -> tuple[list[flo
         redact_frame(out, Redactor(settings.style, settings.mask_scale, settings.shape),
                      per_frame[frame.index], frame.index in set(plan.unanalysed_frames))
         changed.append(changed_share(rgb, out))
-        planned.append(float(blur_masks(per_frame[frame.index], rgb.shape[1], rgb.shape[0],
-                                        settings).mean()))
+        boxes = per_frame[frame.index]
+        planned.append(float(redaction_mask(boxes.xyxy, rgb.shape[1], rgb.shape[0],
+                                            settings.mask_scale, settings.shape,
+                                            boxes.kind).mean()))
     return changed, planned
 
 

@@ -41,7 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from recall import DEFAULT_SET, load_set, parse_overrides, redaction_mask  # noqa: E402
+from masks import covered_share, redaction_mask  # noqa: E402
+from recall import DEFAULT_SET, load_set, parse_overrides  # noqa: E402
 
 WIDTH, HEIGHT, FPS = 640, 360, 25
 SCENE_A, SCENE_B = 48, 24  # frames per scene; the cut is at frame SCENE_A
@@ -243,9 +244,7 @@ def score(truth, per_frame_boxes, settings, size=(WIDTH, HEIGHT)) -> dict:
         covered = 0
         seen = set()
         for fid, (x1, y1, x2, y2) in faces:
-            ix1, iy1 = int(np.floor(x1)), int(np.floor(y1))
-            ix2, iy2 = int(np.ceil(x2)), int(np.ceil(y2))
-            ok = ix2 > ix1 and iy2 > iy1 and mask[iy1:iy2, ix1:ix2].mean() >= COVERED
+            ok = covered_share(mask, (x1, y1, x2, y2)) >= COVERED
             covered += ok
             seen.add(fid)
             heights.setdefault(fid, []).append(y2 - y1)
@@ -310,9 +309,7 @@ def per_face(truth, per_frame_boxes, settings, size=(WIDTH, HEIGHT)
     for faces, boxes in zip(truth, per_frame_boxes):
         mask = redaction_mask(boxes, *size, settings.mask_scale, settings.shape)
         for fid, (x1, y1, x2, y2) in faces:
-            ix1, iy1 = int(np.floor(x1)), int(np.floor(y1))
-            ix2, iy2 = int(np.ceil(x2)), int(np.ceil(y2))
-            ok = ix2 > ix1 and iy2 > iy1 and mask[iy1:iy2, ix1:ix2].mean() >= COVERED
+            ok = covered_share(mask, (x1, y1, x2, y2)) >= COVERED
             v = out.setdefault(fid, [0, 0])
             v[0] += 1
             v[1] += int(ok)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from . import detail
+from . import detail, tracking
 from .boxes import clip_to_image, scale_about_centre
 from .seen import Seen
 from .types import Detections
@@ -102,3 +102,35 @@ def touches(box: np.ndarray, regions: Detections, mask_scale: float, width: int,
     rendered = np.where(manual, regions.xyxy, scale_about_centre(regions.xyxy, mask_scale))
     return bool(((rendered[:, 0] < reach[2]) & (rendered[:, 2] > reach[0])
                  & (rendered[:, 1] < reach[3]) & (rendered[:, 3] > reach[1])).any())
+
+
+# A face the scan saw at its threshold is "partly covered" by the regions when this share of
+# its central part, or more, lies under them but less than COVERED: a track a person cut to a
+# part of the face. Wholly uncovered faces are not judged here (blur leaves some on purpose, and
+# a deleted track is judged where the re-scan finds the face).
+PARTLY = 0.1
+# A re-scan finding and a recorded face are the same face from this overlap on.
+SAME_PLACE = 0.3
+
+
+def partly_covered(record: Seen, frame: int, mask: np.ndarray, frame_height: int
+                   ) -> list[tuple[np.ndarray, float]]:
+    """The faces the scan saw in ``frame`` at its threshold whose central part the regions, as
+    rendered (``mask``), cover only in part: (box, score) each. The re-scan may not find such
+    a face at all (half a face beside a black box is no face to the detector), so the record
+    is the evidence. Large weak boxes, which blur does not redact on their own, are left out.
+    """
+    xyxy, score = record.per_frame.get((int(frame), "face"), (None, None))
+    if xyxy is None or not len(xyxy):
+        return []
+    strong = (score >= record.threshold) & ~tracking.unsure_large_faces(xyxy, score, frame_height)
+    found = []
+    for box, s in zip(xyxy[strong], score[strong]):
+        x1, y1, x2, y2 = clip_to_image(scale_about_centre(box.reshape(1, 4), COVER_CENTRE),
+                                       mask.shape[1], mask.shape[0])[0]
+        if x2 <= x1 or y2 <= y1:
+            continue
+        share = float(mask[y1:y2, x1:x2].mean())
+        if PARTLY <= share < COVERED:
+            found.append((box, float(s)))
+    return found

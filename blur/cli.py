@@ -2,26 +2,26 @@
 
 Nothing else happens here: the work is in ``blur.pipeline``; the options and their choices are
 declared in ``blur.cli_options``; what is shown (progress, the summary, error lines) is in
-``blur.cli_display``.
+``blur.cli_display``; errors become exit codes in ``blur.cli_errors``. This module holds
+``blur run`` (``blur PATH...``) and the entry point; the review commands (scan, render, check)
+are in ``blur.cli_review``.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
 from contextlib import closing
-from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from . import __version__, batch, detectors, pipeline
+from . import __version__, batch, cli_review, detectors, pipeline
 from . import cli_display as show
+from .cli_errors import Stopped, fail, on_signal, unexpected
 from .cli_options import (
-    DEFAULTS,
     AudioOpt,
     Command,
     Crf,
@@ -43,8 +43,9 @@ from .cli_options import (
     TextOpt,
     Threshold,
     kinds_of,
+    settings_from,
 )
-from .errors import BlurError, ExitStatus, RegionsError, SettingsError, UsageError
+from .errors import BlurError, ExitStatus, UsageError
 from .files import plan_outputs
 from .settings import Settings
 
@@ -52,64 +53,6 @@ app = typer.Typer(cls=Group, add_completion=False, no_args_is_help=True, rich_ma
                   help="Anonymise faces in photos and videos, offline. "
                        "`blur PATH...` is short for `blur run PATH...`.")
 COMMANDS = {"run", "scan", "render", "check"}
-
-
-def _settings(**options) -> Settings:
-    """The defaults with every option that was given: one left out is None (a flag, False)."""
-    try:
-        return Settings().merged(**{key: value.value if isinstance(value, Enum) else value
-                                    for key, value in options.items()
-                                    if value is not None and value is not False})
-    except SettingsError as exc:
-        raise typer.BadParameter(str(exc)) from exc
-
-
-class Stopped(BaseException):
-    """Ctrl-C or SIGTERM, raised in the main thread so every cleanup (temp files) runs.
-
-    Not a KeyboardInterrupt: Typer would swallow that into a silent exit.
-    """
-
-    def __init__(self, what: str, status: ExitStatus):
-        super().__init__(what)
-        self.status = status
-
-
-def _on_signal(signum, frame):
-    if signum == signal.SIGTERM:
-        raise Stopped("terminated", ExitStatus.TERMINATED)
-    raise Stopped("interrupted", ExitStatus.INTERRUPTED)
-
-
-def _fail(exc: BlurError):
-    show.error(exc)
-    raise typer.Exit(int(exc.exit_status))
-
-
-def _unexpected(exc: Exception, src: Path) -> BlurError:
-    """A failure blur did not foresee, as a one-line error for that file (the atomic output
-    has already removed its temp file). The traceback goes to the debug log."""
-    logging.getLogger(__name__).debug("unexpected failure on %s", src, exc_info=exc)
-    if isinstance(exc, MemoryError):
-        return BlurError("out of memory (internal error: MemoryError)", src)
-    detail = " ".join(str(exc).split()) or "no details"
-    return BlurError(f"internal error: {exc.__class__.__name__}: {detail}", src)
-
-
-def _failure(exc: Exception, path: Path, os_error) -> BlurError:
-    """Why ``blur scan``, ``render`` or ``check`` failed on ``path``, as one BlurError naming it.
-
-    Args:
-        os_error: makes the error for an OSError (the system, not the media: disk full,
-            unwritable folder). Anything else unforeseen is a bug: one clear line instead of
-            a traceback, and the atomic output left nothing behind.
-    """
-    if isinstance(exc, BlurError):
-        exc.path = exc.path or path
-        return exc
-    if isinstance(exc, OSError):
-        return os_error(exc)
-    return _unexpected(exc, path)
 
 
 @app.command("run", cls=Command)
@@ -162,7 +105,7 @@ def run(
     quiet: Quiet = False,
 ):
     """Anonymise each PATH: NAME.blurred.EXT beside each file, or under -o."""
-    settings = _settings(
+    settings = settings_from(
         kinds=kinds_of(only, text), style=style, shape=shape, mask_scale=mask_scale,
         face_threshold=threshold, max_gap_seconds=gap, pad_seconds=pad, crf=crf, preset=preset,
         audio=audio, overwrite=overwrite, fail_frame=on_frame_error, face_rotate=sideways,
@@ -172,17 +115,17 @@ def run(
         if cluster is None:  # on a cluster, the workers' ONNX Runtime is the one that counts
             detectors.check_device(settings.device)
     except BlurError as exc:
-        _fail(exc)
+        fail(exc)
     try:
         pairs = plan_outputs(paths, output, settings.keep_format)
     except BlurError as exc:
-        _fail(exc)
+        fail(exc)
     except OSError as exc:
-        _fail(UsageError(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)))
+        fail(UsageError(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)))
     if not pairs:
-        _fail(UsageError("no photos or videos found in " + ", ".join(map(str, paths))))
+        fail(UsageError("no photos or videos found in " + ", ".join(map(str, paths))))
     if regions is not None and len(pairs) != 1:
-        _fail(UsageError("--regions needs exactly one input file"))
+        fail(UsageError("--regions needs exactly one input file"))
     if cluster is not None:
         results, failures = _run_on_cluster(pairs, settings, cluster, regions, split, quiet)
     elif jobs > 1 and len(pairs) > 1:
@@ -199,7 +142,7 @@ def run(
                     failures.append(exc)
                     show.error(exc)
                 except Exception as exc:  # a bug or the system failing: the others go on
-                    failures.append(_unexpected(exc, src))
+                    failures.append(unexpected(exc, src))
                     show.error(failures[-1])
     if not quiet:
         show.summary(results, failures, settings.kinds)
@@ -224,7 +167,7 @@ def _run_on_cluster(pairs, settings: Settings, address: str, regions: Optional[P
         cluster.connect(address)
         _, at_once = cluster.task_resources(settings)
     except BlurError as exc:
-        _fail(exc)
+        fail(exc)
     return _run_parallel(pairs, quiet, at_once, lambda progress: cluster.anonymise_on_cluster(
         pairs, settings, address, progress, regions, split))
 
@@ -246,183 +189,10 @@ def _run_parallel(pairs, quiet: bool, at_once: int, outcomes) -> tuple[list, lis
             [r for r in ordered if isinstance(r, BlurError)])
 
 
-# ---- review: scan, render, check (issue 5) ---------------------------------------------------
-
-def _free(path: Path, overwrite: bool, *taken: Path) -> None:
-    """Refuse to write ``path`` over an input or another output, or over a file unless told."""
-    for other in taken:
-        if other is not None and path.resolve() == Path(other).resolve():
-            _fail(UsageError(f"{path} would replace {other}"))
-    if path.exists() and not overwrite:
-        _fail(UsageError(f"{path} already exists (use --overwrite to replace it)"))
-
-
-@app.command("scan", cls=Command)
-def scan_command(
-    path: Path = typer.Argument(..., metavar="FILE", help="A photo or video."),
-    regions: Optional[Path] = typer.Option(None, "--regions", metavar="FILE",
-                                           help="Write the regions file here (default: "
-                                                "NAME.regions.json beside the input)."),
-    report: Optional[Path] = typer.Option(None, "--report", metavar="FILE",
-                                          help="Also write a review page (.html) or summary "
-                                               "(.json). The page shows unredacted faces."),
-    report_redacted: bool = typer.Option(False, "--report-redacted",
-                                         help="Show the page's crops redacted, as in the output "
-                                              "(safe to share with an editor)."),
-    overwrite: Overwrite = False,
-    threshold: Threshold = None,
-    gap: Gap = None,
-    pad: Pad = None,
-    only: OnlyOpt = None,
-    text: TextOpt = False,
-    sideways: Sideways = False,
-    on_frame_error: OnFrameErrorOpt = None,
-    device: DeviceOpt = None,
-    quiet: Quiet = False,
-):
-    """Find what to redact and write it to a regions file to look at and edit; no output yet."""
-    from . import regions as regions_file
-    from . import report as review
-
-    settings = _settings(kinds=kinds_of(only, text), face_threshold=threshold, max_gap_seconds=gap,
-                         pad_seconds=pad, fail_frame=on_frame_error, face_rotate=sideways,
-                         device=device)
-    regions = regions or path.with_name(f"{path.stem}.regions.json")
-    _free(regions, overwrite, path)
-    if report is not None:
-        _free(report, overwrite, path, regions)
-    try:
-        with show.FileProgress(quiet) as progress:
-            progress.start(path.name)
-            plan = pipeline.scan(path, settings, progress)
-        regions_file.save(regions, plan.to_dict())
-        if report is not None:
-            review.write(report, path, plan, settings, report_redacted, regions)
-    except Exception as exc:
-        _fail(_failure(exc, path, lambda e: BlurError(f"{e.strerror or e}: {e.filename or path}")))
-    if not quiet:
-        show.scanned(path, plan, regions, report, report_redacted)
-
-
-@app.command("render", cls=Command)
-def render_command(
-    path: Path = typer.Argument(..., metavar="FILE", help="The photo or video that was scanned."),
-    regions: Path = typer.Option(..., "--regions", metavar="FILE",
-                                 help="The regions file to honour, exactly."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", metavar="FILE",
-                                          help="Output file (default NAME.blurred.EXT)."),
-    overwrite: Overwrite = False,
-    style: StyleOpt = None,
-    shape: ShapeOpt = None,
-    mask_scale: MaskScale = None,
-    crf: Crf = None,
-    preset: PresetOpt = None,
-    audio: AudioOpt = None,
-    manifest: Optional[Path] = typer.Option(None, "--manifest", metavar="FILE",
-                                            help="Write a JSON manifest: versions, model and "
-                                                 "file hashes, settings."),
-    keep_format: KeepFormat = False,
-    quiet: Quiet = False,
-):
-    """Redact FILE exactly as a regions file says (after blur scan and your corrections)."""
-    from . import manifest as manifest_file
-    from .errors import MediaError
-    from .files import default_output, describe_os_error
-
-    settings = _settings(style=style, shape=shape, mask_scale=mask_scale, crf=crf, preset=preset,
-                         audio=audio, overwrite=overwrite)
-    dst = output or default_output(path, keep_format)
-    _free(dst, overwrite, path, regions)
-    if manifest is not None:
-        _free(manifest, overwrite, path, regions, dst)
-    try:
-        plan = _plan_from(path, regions)
-        with show.FileProgress(quiet) as progress:
-            progress.start(path.name)
-            result = pipeline.render(path, dst, plan, settings, progress)
-        if manifest is not None:
-            manifest_file.write(manifest, manifest_file.build(path, dst, settings, result,
-                                                              regions))
-    except Exception as exc:
-        _fail(_failure(exc, path, lambda e: MediaError(describe_os_error(e, dst), path)))
-    if not quiet:
-        show.rendered(dst, plan, result, manifest)
-
-
-def _plan_from(path: Path, regions: Path):
-    """The plan in the regions file ``regions``, for ``path``; its errors name that file."""
-    from . import regions as regions_file
-
-    try:
-        return pipeline.load_plan(path, regions_file.load(regions))
-    except RegionsError as exc:
-        exc.path = exc.path or regions
-        raise
-
-
-@app.command("check", cls=Command)
-def check_command(
-    paths: list[Path] = typer.Argument(..., metavar="PATH...",
-                                       help="Photos, videos or folders to check."),
-    regions: Optional[Path] = typer.Option(None, "--regions", metavar="FILE",
-                                           help="The regions file the output was rendered from "
-                                                "(one file): detections on its redacted or kept "
-                                                "regions do not count."),
-    # Not the shared options: these describe the re-scan and the file rendered, and check
-    # prints its verdicts even when quiet.
-    threshold: Optional[float] = typer.Option(
-        None, "--threshold", min=0.01, max=0.99, metavar="SCORE",
-        help=f"Face threshold of the re-scan (default {DEFAULTS.check_face_threshold})."),
-    mask_scale: Optional[float] = typer.Option(None, "--mask-scale", min=1.0, max=4.0,
-                                               metavar="FACTOR",
-                                               help="Mask scale the output was rendered with."),
-    device: DeviceOpt = None,
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="Only the verdict per file."),
-):
-    """Re-scan files sensitively: exit 0 only if no face, plate or identifying metadata is found."""
-    from . import check as checker
-    from . import regions as regions_file
-    from .files import walk
-
-    settings = _settings(check_face_threshold=threshold, mask_scale=mask_scale, device=device)
-    files: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            try:
-                files += walk(p, outputs=True)
-            except BlurError as exc:
-                _fail(exc)
-        elif p.exists():
-            files.append(p)
-        else:
-            _fail(UsageError("no such file or folder", p))
-    if regions is not None and len(files) != 1:
-        _fail(UsageError("--regions needs exactly one file to check"))
-    if not files:
-        _fail(UsageError("no photos or videos found in " + ", ".join(map(str, paths))))
-    data = None
-    if regions is not None:
-        try:
-            data = regions_file.load(regions)
-        except BlurError as exc:
-            _fail(exc)
-    status = ExitStatus.OK
-    with show.FileProgress(quiet) as progress:
-        for f in files:
-            progress.start(f.name)
-            try:
-                result = checker.check(f, settings, data, progress)
-            except Exception as exc:  # this file fails (never "clean"), the others go on
-                if isinstance(exc, RegionsError) and exc.path is None:
-                    exc.path = regions  # the regions file does not fit this file
-                failure = _failure(exc, f, lambda e, f=f: BlurError(f"{e.strerror or e}", f))
-                show.error(failure)
-                status = max(status, failure.exit_status)
-                continue
-            if not result.clean:
-                status = ExitStatus.FOUND
-            show.checked(result, quiet, regions is not None)
-    raise typer.Exit(int(status))
+# The review commands, after run: --help lists the commands in this order.
+app.command("scan", cls=Command)(cli_review.scan_command)
+app.command("render", cls=Command)(cli_review.render_command)
+app.command("check", cls=Command)(cli_review.check_command)
 
 
 def version_callback(value: bool):
@@ -463,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
                               "before it", dashed))
         sys.exit(int(ExitStatus.USAGE))
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _on_signal)
+        signal.signal(sig, on_signal)
     try:
         app(args=argv, prog_name="blur")
     except Stopped as stop:

@@ -1,6 +1,7 @@
 """The command line's vocabulary: the choices each option accepts (built from the registries that
-define them), the options several commands share (declared once, with one help text), and how
-``--help`` is laid out. The commands themselves are in ``blur.cli``.
+define them), the options several commands share (declared once, with one help text), how the
+options given become ``Settings``, and how ``--help`` is laid out. The commands themselves are in
+``blur.cli`` and ``blur.cli_review``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import typer
 
 from .detectors import kinds as detector_kinds
 from .detectors.runtime import DEVICE_NAMES
+from .errors import SettingsError
 from .redact import SHAPES, STYLES
 from .settings import AUDIO, FAIL_FRAME, SMALL_FACE_MODELS, X264_PRESETS, Settings
 
@@ -131,3 +133,17 @@ def kinds_of(only: Optional[Only], text: bool) -> Optional[tuple[str, ...]]:
         return None
     base = Settings().kinds if only is None else (_ONLY[only.value],)
     return base + (("text",) if text else ())
+
+
+def settings_from(**options) -> Settings:
+    """The defaults with every option that was given: one left out is None (a flag, False).
+
+    Raises:
+        typer.BadParameter: a value ``Settings`` refuses (a usage error, exit 2).
+    """
+    try:
+        return Settings().merged(**{key: value.value if isinstance(value, Enum) else value
+                                    for key, value in options.items()
+                                    if value is not None and value is not False})
+    except SettingsError as exc:
+        raise typer.BadParameter(str(exc)) from exc

@@ -204,7 +204,8 @@ def render(src: Path, dst: Path, plan: Plan, settings: Settings | None = None,
     with atomic_output(dst) as tmp:
         written = family.write(
             src, tmp, dst, lambda fr: redact(fr.image, fr.index), settings,
-            (lambda n: on_progress("render", n, plan.frame_count)) if on_progress else None)
+            (lambda n: on_progress("render", n, plan.frame_count)) if on_progress else None,
+            plan.info)
         if written.frames != plan.frame_count:
             raise MediaError(f"wrote {written.frames} frames but scanned {plan.frame_count}", src)
         notes += written.notes

@@ -223,6 +223,8 @@ class Plan:
         flags.update(tracking.flagged_frames(self.tracks))
         data = regions.to_dict(self.info, self.frame_count, self.tracks, flags, self.frame_times)
         if self.seen is not None:
+            if self.face_threshold is None:  # the record is read against it (``blur check``)
+                raise ValueError("the scan's record needs the face threshold it was made with")
             data["seen"] = seen.to_dict(self.seen, self.face_threshold, self.seen_every)
         return data
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -22,6 +23,10 @@ from blur.settings import Settings
 
 SHARED_MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+# The coverage helper the benchmarks measure with (benchmarks/masks.py) is the tests' too;
+# tests take it from here (from conftest import covered_share).
+sys.path.append(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from masks import covered_share, redaction_mask  # noqa: E402, F401
 
 # Settings for tests: the fastest x264 preset; everything else is the default.
 FAST = Settings(preset="ultrafast")
@@ -221,15 +226,11 @@ def fast() -> Settings:
 
 def redacted_mask(plan, index: int, width: int, height: int, settings: Settings = FAST):
     """Boolean (H, W) mask of every pixel the plan redacts in frame ``index``."""
-    from blur.redact import region_masks
     from blur.tracking import boxes_at
 
-    mask = np.zeros((height, width), dtype=bool)
     boxes = boxes_at(plan.tracks, plan.frame_count)[index]
-    for x1, y1, x2, y2, m in region_masks(boxes.xyxy, width, height, settings.mask_scale,
-                                          settings.shape, boxes.kind):
-        mask[y1:y2, x1:x2] |= m
-    return mask
+    return redaction_mask(boxes.xyxy, width, height, settings.mask_scale, settings.shape,
+                          boxes.kind)
 
 
 def iou(a, b) -> float:

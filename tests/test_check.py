@@ -291,3 +291,21 @@ def test_the_face_detail_benchmark_runs():
     face = [line for line in proc.stdout.splitlines() if line.startswith("face   dev")]
     assert face and face[0].split()[-1].startswith("0/"), proc.stdout
 
+
+
+def test_the_check_without_regions_benchmark_runs_and_no_wrong_render_passes():
+    """benchmarks/check_without_regions.py on one faces-dev photo: it runs, and without a
+    regions file no render that left a face (or half of one) visible passes the check."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root.parent / "shared" / "eval" / "faces-dev").is_dir():
+        pytest.skip("../shared/eval/faces-dev is not available")
+    proc = subprocess.run([sys.executable, "benchmarks/check_without_regions.py", "--set", "held",
+                           "--photos", "1"], cwd=root, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line.split() for line in proc.stdout.split("\n\n")[0].splitlines()[1:]]
+    wrong = [r for r in rows if r[0] in ("clear", "top", "bottom", "left", "right")]
+    assert len(wrong) == 5 and all(r[2].startswith("0/") for r in wrong), proc.stdout
+    assert "half-covered faces fail" in proc.stdout

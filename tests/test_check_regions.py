@@ -119,6 +119,32 @@ def test_a_weak_face_deleted_from_the_regions_file_still_fails(tmp_path):
     assert failed >= 4  # a face the check's re-scan does not see at all cannot fail it
 
 
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_a_face_cut_to_half_under_a_black_box_fails_though_the_rescan_misses_it(tmp_path, side):
+    """Half a face beside a black box is no face to the detector: the re-scan finds nothing
+    there. The record is the evidence: the scan saw a face at its threshold that the regions
+    the file was rendered from cover only in part."""
+    src = SAMPLES / "astronaut.jpg"
+    data = _scan(src, tmp_path / "a.regions.json")
+    best = _face_tracks(data)[0]
+    half = json.loads(json.dumps(data))
+    for t in half["tracks"]:
+        if t["id"] == best["id"]:
+            for b in t["boxes"]:  # [frame, x1, y1, x2, y2, score]: keep one half of the box
+                centre = round((b[1] + b[3]) / 2, 2)
+                b[3 if side == "left" else 1] = centre
+    out = tmp_path / f"half-{side}.jpg"
+    _render(src, half, out, tmp_path, "--style", "solid", "--shape", "box")
+    found = check.check(out, FAST, half)
+    assert not [f for f in found.findings if f.status != "visible" and f.kind == "face"
+                and f.box[0] < best["boxes"][0][3] and f.box[2] > best["boxes"][0][1]]
+    assert not found.clean, found.findings
+    assert [f for f in found.visible if f.kind == "face"]
+    # The whole face redacted as scanned still passes.
+    _render(src, data, tmp_path / "whole.jpg", tmp_path, "--style", "solid", "--shape", "box")
+    assert check.check(tmp_path / "whole.jpg", FAST, data).clean
+
+
 def _excerpt(src: Path, dst: Path, frames: int) -> Path:
     """The first ``frames`` frames of a clip, re-encoded nearly losslessly."""
     out = av.open(str(dst), "w")

@@ -9,9 +9,10 @@ import sys
 import zlib
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
-from conftest import write_video
+from conftest import video_facts, write_video
 from PIL import Image
 from typer.testing import CliRunner, Result
 
@@ -306,3 +307,30 @@ def test_readme_sample_output_is_not_shown_by_git_status():
     for name in ("samples/street.blurred.mp4", "samples/messi5.blurred.jpg"):
         ignored = subprocess.run(["git", "-C", str(root), "check-ignore", "-q", name])
         assert ignored.returncode == 0, name
+
+
+def test_a_video_is_opened_once_per_step(tmp_path, monkeypatch):
+    """``blur clip.mp4`` opens its input three times (probe, scan, render) and its output twice
+    (written, then re-read once to prove it clean): the geometry found by the probe is handed to
+    the writer instead of being decoded again, and the leftover check reads the output once."""
+    clip = write_video(tmp_path / "clip.mp4", frames=6, rotation=90, audio="aac")
+    opened: list[tuple[str, str]] = []
+    real_open = av.open
+
+    def counting_open(file, mode="r", *args, **kwargs):
+        opened.append((Path(str(file)).name, mode))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(av, "open", counting_open)
+    result = blur("clip.mp4", *FAST)
+    assert result.exit_code == ExitStatus.OK, result.stderr
+    monkeypatch.setattr(av, "open", real_open)
+    reads = [name for name, mode in opened if mode == "r"]
+    writes = [name for name, mode in opened if mode == "w"]
+    assert reads.count("clip.mp4") == 3, opened
+    assert len(writes) == 1 and reads.count(writes[0]) == 1, opened
+    assert len(opened) == 5, opened
+    # Upright size and audio as before: the probe's geometry is the one the output got.
+    out, src = video_facts(tmp_path / "clip.blurred.mp4"), video_facts(clip)
+    assert (out["width"], out["height"]) == (src["height"], src["width"]) == (120, 160)
+    assert len(out["times"]) == 6 and out["audio_packets"] == src["audio_packets"]

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import shared_file
+from conftest import covered_share, redaction_mask, shared_file
 from PIL import Image
 
 from blur.detectors import DETECTORS
 from blur.detectors.centerface import CenterFaceDetector
-from blur.redact import region_masks
 from blur.settings import Settings
 from blur.types import Detections
 
@@ -26,12 +25,8 @@ MESSI_FACE = [226, 96, 257, 134]       # ../shared/media/messi5.jpg, 548x342
 def coverage(face, found: Detections, width: int, height: int) -> float:
     """Share of the labelled ``face`` box inside the redaction masks of ``found``."""
     settings = Settings()
-    mask = np.zeros((height, width), dtype=bool)
-    for x1, y1, x2, y2, m in region_masks(found.xyxy, width, height, settings.mask_scale,
-                                          settings.shape):
-        mask[y1:y2, x1:x2] |= m
-    x1, y1, x2, y2 = face
-    return float(mask[y1:y2, x1:x2].mean())
+    return covered_share(redaction_mask(found.xyxy, width, height, settings.mask_scale,
+                                        settings.shape), face)
 
 
 def confident(det, found: Detections) -> Detections:

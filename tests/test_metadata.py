@@ -237,7 +237,7 @@ def test_subtitles_attachments_and_chapters_are_dropped(tmp_path):
 def test_output_with_leftover_metadata_is_refused(tmp_path, monkeypatch):
     """Fail closed: if the re-read output still carries metadata, no output is kept."""
     src = write_video(tmp_path / "clip.mp4", frames=4)
-    monkeypatch.setattr(metadata, "video_leftover", lambda path: ["format:location"])
+    monkeypatch.setattr(metadata, "video_leftover", lambda path, encoder=False: ["format:location"])
     with pytest.raises(MetadataLeftError, match="location"):
         pipeline.anonymise(src, None, FAST)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import FAST, redacted_mask, shared_file, write_video
+from conftest import FAST, covered_share, redacted_mask, redaction_mask, shared_file, write_video
 from PIL import Image, ImageDraw, ImageFont
 from typer.testing import CliRunner
 
@@ -17,7 +17,6 @@ from blur import detectors, pipeline
 from blur.cli import app
 from blur.detectors.plates import PlateDetector, not_a_plate
 from blur.detectors.text import TextDetector, db_lines, rect_xyxy
-from blur.redact import region_masks
 from blur.settings import Settings
 
 PLATES = FAST.merged(kinds=("plate",))
@@ -58,11 +57,6 @@ def banner(width: int = 320, height: int = 240) -> np.ndarray:
         cv2.putText(image, line, (24, 75 + 60 * i), cv2.FONT_HERSHEY_DUPLEX, 1.0, (150, 20, 20), 2,
                     cv2.LINE_AA)
     return image
-
-
-def covered(mask: np.ndarray, box) -> float:
-    x1, y1, x2, y2 = box
-    return float(mask[y1:y2, x1:x2].mean())
 
 
 def test_readings_that_are_not_plates():
@@ -122,10 +116,8 @@ def car_with(plate: np.ndarray, size=(480, 360), body=(60, 90, 150), badge: str 
 
 def box_cover(found, box, width: int, height: int) -> float:
     """Share of the plate box inside the rectangles the renderer draws for plates."""
-    mask = np.zeros((height, width), bool)
-    for x1, y1, x2, y2, m in region_masks(found.xyxy, width, height, Settings().mask_scale, "box"):
-        mask[y1:y2, x1:x2] |= m
-    return covered(mask, box)
+    mask = redaction_mask(found.xyxy, width, height, Settings().mask_scale, "box")
+    return covered_share(mask, box)
 
 
 def test_vanity_plate_without_digits_is_covered():
@@ -246,7 +238,8 @@ def test_moving_plate_covered_in_every_frame(tmp_path):
     for i in range(frames):
         box = car_scene(160, 120, *positions[i])[1]
         mask = redacted_mask(plan, i, 160, 120, settings)
-        assert covered(mask, box) >= 0.98, f"frame {i}: plate only {covered(mask, box):.2f} covered"
+        share = covered_share(mask, box)
+        assert share >= 0.98, f"frame {i}: plate only {share:.2f} covered"
 
 
 def test_stride_never_exceeds_what_tracking_bridges():
@@ -269,7 +262,7 @@ def test_plate_appearing_in_the_last_skipped_frames_is_covered(tmp_path):
                       image=lambda i: car_scene(160, 120, 40, 62)[0] if i == 10 else empty)
     plan = pipeline.scan(src, PLATES)
     box = car_scene(160, 120, 40, 62)[1]
-    assert covered(redacted_mask(plan, 10, 160, 120), box) >= 0.98
+    assert covered_share(redacted_mask(plan, 10, 160, 120), box) >= 0.98
 
 
 def _regions(tmp_path, image: np.ndarray, *options: str) -> list[str]:
@@ -303,5 +296,5 @@ def test_motion_blurred_plate_is_covered():
     src = shared_file("licenseplate_motion.jpg")
     plan = pipeline.scan(src, PLATES)
     mask = redacted_mask(plan, 0, plan.info.width, plan.info.height)
-    assert covered(mask, (225, 225, 360, 297)) >= 0.95
+    assert covered_share(mask, (225, 225, 360, 297)) >= 0.95
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from conftest import redaction_mask
 
-from blur.redact import STYLES, NoiseBlur, Pixelate, Redactor, region_masks
+from blur.redact import STYLES, NoiseBlur, Pixelate, Redactor
 from blur.settings import Settings
 
 # The astronaut's face in samples/astronaut.jpg (512x512), as CenterFace finds it.
@@ -190,9 +191,7 @@ def test_overlapping_regions_are_filled_as_one_smooth_region(astronaut):
     largest brightness step between neighbouring pixels inside the merged mask (away from
     its border): a seam is a step of 10-20 levels, a smooth fill steps by 2-3."""
     boxes = np.array([[175, 54, 275, 180], [205, 130, 245, 170]], np.float32)
-    mask = np.zeros(astronaut.shape[:2], np.uint8)
-    for x1, y1, x2, y2, m in region_masks(boxes, 512, 512, 1.3, "ellipse"):
-        mask[y1:y2, x1:x2] |= m
+    mask = redaction_mask(boxes, 512, 512, 1.3, "ellipse").astype(np.uint8)
     inner = cv2.erode(mask, np.ones((5, 5), np.uint8)).astype(bool)
     for seed in range(5):
         out = _redact(astronaut, boxes, scale=1.3, shape="ellipse", seed=seed)

@@ -90,3 +90,21 @@ def test_the_report_does_not_vouch_for_an_output_that_does_not_exist(tmp_path, p
     assert "no output yet" in page
     result = pipeline.render(path, tmp_path / "out.png", plan, settings)
     assert report.summary(plan, settings, output=result.dst)["metadata_in_output"] == []
+
+
+def test_release_frees_every_loaded_model():
+    """One cache: the face model as rewritten for ONNX Runtime is kept where the detectors are,
+    so ``release()`` frees it too, and it is made again when a detector needs it."""
+    from blur.detectors import base, centerface
+
+    detectors.release()
+    try:
+        detectors.build(Settings(kinds=("face",), device="cpu"))
+        model = centerface.model_bytes()
+        assert any(value is model for value in base._CACHE.values())
+        detectors.release()
+        assert not base._CACHE
+        again = centerface.model_bytes()
+        assert again == model and again is not model
+    finally:
+        detectors.release()

@@ -13,13 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FAST, video_facts, write_video
+from conftest import FAST, redaction_mask, video_facts, write_video
 from PIL import Image
 from typer.testing import CliRunner
 
 from blur import cli, pipeline, regions
 from blur.errors import ExitStatus, RegionsError
-from blur.redact import region_masks
 from blur.types import MediaInfo, Track
 
 
@@ -33,14 +32,6 @@ def three_faces(tmp_path, face_frame):
     path = tmp_path / "three.png"
     Image.fromarray(np.ascontiguousarray(np.concatenate([face_frame] * 3, axis=1))).save(path)
     return path
-
-
-def _mask(box, width, height, scale, shape):
-    mask = np.zeros((height, width), dtype=bool)
-    for x1, y1, x2, y2, m in region_masks(np.asarray([box], np.float32), width, height, scale,
-                                          shape):
-        mask[y1:y2, x1:x2] |= m
-    return mask
 
 
 def test_round_trip_drop_keep_manual_on_a_still(tmp_path, three_faces):
@@ -74,7 +65,8 @@ def test_round_trip_drop_keep_manual_on_a_still(tmp_path, three_faces):
         x1, y1, x2, y2 = (int(v) for v in track["boxes"][0][1:5])
         assert not changed[y1:y2, x1:x2].any(), track["id"]
     # The remaining face is redacted over its whole (grown, elliptical) mask.
-    face_mask = _mask(redacted["boxes"][0][1:5], width, height, FAST.mask_scale, FAST.shape)
+    face_mask = redaction_mask([redacted["boxes"][0][1:5]], width, height, FAST.mask_scale,
+                               FAST.shape)
     assert changed[face_mask].mean() > 0.9
     # The manual region is redacted exactly as drawn: the whole rectangle, not one pixel more.
     x1, y1, x2, y2 = badge

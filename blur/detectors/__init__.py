@@ -2,8 +2,9 @@
 
 Add a detector with its file (a ``base.Detector`` subclass) and one line in ``DETECTORS``. The
 first registered detector of a kind serves that kind; every kind registered can be asked for
-(``Settings.kinds``, ``--only``). Loaded detectors are cached per process and reused across
-files until ``release()``.
+(``Settings.kinds``, ``--only``). Loaded detectors, and what they load (the face model as
+rewritten for ONNX Runtime, the text model plates and text lines share), are kept in one cache
+per process and reused across files until ``release()``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import gc
 
 from ..errors import UsageError
 from . import runtime
-from .base import _CACHE, Detector, cached
+from .base import _CACHE, Detector, cached, cached_result
 from .centerface import CenterFaceDetector
 from .plates import PlateDetector
 from .text import TextDetector
@@ -27,8 +28,8 @@ DETECTORS: dict[str, type[Detector]] = {cls.name: cls for cls in (
 # Optional detectors whose dependencies may be missing are added in guarded imports, e.g.
 # try: from .other import OtherDetector  except ImportError: pass  else: register(OtherDetector)
 
-__all__ = ["DETECTORS", "Detector", "build", "cached", "check_device", "for_kind", "kinds",
-           "register", "release"]
+__all__ = ["DETECTORS", "Detector", "build", "cached", "cached_result", "check_device", "for_kind",
+           "kinds", "register", "release"]
 
 
 def register(cls: type[Detector]) -> type[Detector]:

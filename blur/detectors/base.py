@@ -15,6 +15,7 @@ A detector declares, as class attributes and class methods:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -40,6 +41,20 @@ def cached(key: tuple, make: Callable[[], T]) -> T:
     if key not in _CACHE:
         _CACHE[key] = make()
     return _CACHE[key]
+
+
+def cached_result(key: tuple) -> Callable[[Callable[[], T]], Callable[[], T]]:
+    """Decorator: the function's result is made once and kept in the one cache under ``key``,
+    so ``blur.detectors.release`` frees it with the detectors (a model rewritten on loading)."""
+
+    def decorate(make: Callable[[], T]) -> Callable[[], T]:
+        @functools.wraps(make)
+        def get() -> T:
+            return cached(key, make)
+
+        return get
+
+    return decorate
 
 
 class Detector:

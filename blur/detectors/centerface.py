@@ -33,7 +33,6 @@ from __future__ import annotations
 import importlib.resources
 import math
 from collections.abc import Callable
-from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -42,7 +41,7 @@ import numpy as np
 from ..boxes import iou_matrix, nms
 from ..errors import DetectionError
 from ..types import Detections
-from .base import Detector
+from .base import Detector, cached_result
 from .centerface_maps import (
     _TILE_OVERLAP,
     _TILE_PIXELS,
@@ -79,7 +78,7 @@ def model_path() -> str:
     return str(ref)
 
 
-@lru_cache(maxsize=1)
+@cached_result(("centerface-model",))
 def model_bytes() -> bytes:
     """The model rewritten for ONNX Runtime: any batch and input size, weights as constants,
     and only the outputs blur reads (the landmark head is left out)."""

@@ -42,7 +42,15 @@ class Family(Protocol):
     def frames(self, path: Path, ahead: int = 0) -> Iterator[Frame]: ...
 
     def write(self, src: Path, out: Path, name: Path, process: ProcessFn, settings,
-              on_frame: Callable[[int], None] | None = None) -> Written: ...
+              on_frame: Callable[[int], None] | None = None,
+              info: MediaInfo | None = None) -> Written:
+        """Write ``out`` from ``src``'s frames passed through ``process``.
+
+        Args:
+            name: the output's final name (``out`` is a temp file): its format follows it.
+            info: what ``probe`` found in ``src``, so that it need not be read again.
+        """
+        ...
 
     def leftover(self, path: Path, written_by_blur: bool = False) -> list[str]: ...
 
@@ -67,7 +75,7 @@ class Still(_Family):
     def frames(self, path: Path, ahead: int = 0) -> Iterator[Frame]:
         yield Frame(image.read(path).rgb, 0)
 
-    def write(self, src, out, name, process, settings, on_frame=None) -> Written:
+    def write(self, src, out, name, process, settings, on_frame=None, info=None) -> Written:
         still = image.read(src)
         still.rgb = process(Frame(still.rgb, 0))
         still.format = image.output_format(still, name)  # HEIC: JPEG unless kept
@@ -88,7 +96,7 @@ class Animation(_Family):
     def frames(self, path: Path, ahead: int = 0) -> Iterator[Frame]:
         return animation.frames(path)  # decoded in the caller's thread
 
-    def write(self, src, out, name, process, settings, on_frame=None) -> Written:
+    def write(self, src, out, name, process, settings, on_frame=None, info=None) -> Written:
         stats = animation.transcode(src, out, process, quality=settings.jpeg_quality,
                                     on_frame=on_frame)
         return Written(stats["frames"], [])
@@ -105,11 +113,12 @@ class Video(_Family):
     def frames(self, path: Path, ahead: int = 0) -> Iterator[Frame]:
         return video.frames(path, ahead=ahead)
 
-    def write(self, src, out, name, process, settings, on_frame=None) -> Written:
+    def write(self, src, out, name, process, settings, on_frame=None, info=None) -> Written:
         muxer = video.output_format(name)[0] if name.suffix.lower() == ".mkv" else "mp4"
+        geometry = (info.rotation, info.width, info.height) if info is not None else None
         stats = video_encode.transcode(src, out, muxer, process, crf=settings.crf,
                                        preset=settings.preset, audio=settings.audio,
-                                       on_frame=on_frame)
+                                       on_frame=on_frame, geometry=geometry)
         notes = []
         if stats["audio_reencoded"]:
             notes.append("audio re-encoded to AAC (the output container cannot hold "

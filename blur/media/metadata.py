@@ -96,10 +96,7 @@ def leftover(path: Path, kind: str | None = None, written_by_blur: bool = False)
 
         kind = kind_of(Path(path))
     if kind == "video":
-        found = video_leftover(path)
-        if written_by_blur:
-            found += encoder_settings(path)
-        return sorted(set(found))
+        return video_leftover(path, written_by_blur)
     return image_leftover(path)
 
 
@@ -129,9 +126,14 @@ def image_leftover(path: Path) -> list[str]:
     return sorted(set(left))
 
 
-def video_leftover(path: Path) -> list[str]:
+def video_leftover(path: Path, encoder: bool = False) -> list[str]:
     """Identifying metadata in a video: container and stream tags, chapters, streams that are
-    neither video nor audio, cover pictures, and a second picture stream (a preview)."""
+    neither video nor audio, cover pictures, and a second picture stream (a preview).
+
+    Args:
+        encoder: also look for the x264 settings string (``encoder_settings``), in the same
+            reading of the file.
+    """
     import av
 
     with av.open(str(path), metadata_errors="ignore") as container:
@@ -140,6 +142,8 @@ def video_leftover(path: Path) -> list[str]:
                     if getattr(s.disposition, "name", "") != "attached_pic"]
         if len(pictures) > 1:
             found.append(f"{len(pictures)} video streams (a second picture may be a preview)")
+        if encoder:
+            found += _encoder_settings(container)
     return sorted(set(found))
 
 
@@ -149,9 +153,14 @@ def encoder_settings(path: Path) -> list[str]:
     import av
 
     with av.open(str(path), metadata_errors="ignore") as container:
-        first = next((p for p in container.demux(container.streams.video[0]) if p.size), None)
-        if first is not None and b"x264 - core" in bytes(first):
-            return ["video stream: x264 settings string (SEI)"]
+        return _encoder_settings(container)
+
+
+def _encoder_settings(container) -> list[str]:
+    """``encoder_settings`` of an open PyAV input container (reads its first video packets)."""
+    first = next((p for p in container.demux(container.streams.video[0]) if p.size), None)
+    if first is not None and b"x264 - core" in bytes(first):
+        return ["video stream: x264 settings string (SEI)"]
     return []
 
 

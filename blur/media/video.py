@@ -140,22 +140,28 @@ def _geometry(path: Path) -> tuple[int, int, int]:
     """(rotation, upright width, upright height), from the first decoded frame.
 
     The display matrix is only exposed on decoded frames, and the output stream must exist
-    before the first packet is written, so this decodes the first frame in a separate pass.
+    before the first packet is written, so a writer that was not told the geometry decodes the
+    first frame in a separate pass.
     """
     container = _open(path)
     try:
-        try:
-            first = next(container.decode(container.streams.video[0]), None)
-        except av.error.FFmpegError as exc:
-            raise MediaError(f"cannot decode the first video frame ({_reason(exc)})", path) from exc
-        if first is None:
-            raise MediaError("the video stream has no frames", path)
-        rotation = _rotation(first)
-        if rotation in (90, 270):
-            return rotation, first.height, first.width
-        return rotation, first.width, first.height
+        return _first_frame_geometry(container, path)
     finally:
         container.close()
+
+
+def _first_frame_geometry(container, path: Path) -> tuple[int, int, int]:
+    """``_geometry`` of an open container, whose first video frame this decodes."""
+    try:
+        first = next(container.decode(container.streams.video[0]), None)
+    except av.error.FFmpegError as exc:
+        raise MediaError(f"cannot decode the first video frame ({_reason(exc)})", path) from exc
+    if first is None:
+        raise MediaError("the video stream has no frames", path)
+    rotation = _rotation(first)
+    if rotation in (90, 270):
+        return rotation, first.height, first.width
+    return rotation, first.width, first.height
 
 
 def upright(image: np.ndarray, rotation: int) -> np.ndarray:
@@ -165,8 +171,7 @@ def upright(image: np.ndarray, rotation: int) -> np.ndarray:
 
 
 def probe(path: Path) -> MediaInfo:
-    """Facts about a video, from its headers and first frame."""
-    rotation, w, h = _geometry(path)
+    """Facts about a video, from its headers and first frame (one opening of the file)."""
     container = _open(path)
     try:
         stream = container.streams.video[0]
@@ -177,10 +182,13 @@ def probe(path: Path) -> MediaInfo:
         elif container.duration:
             duration = container.duration / av.time_base
         count = stream.frames or (int(round(duration * fps)) if duration else 0)
+        audio_streams = [s.codec_context.name for s in container.streams.audio]
+        found = metadata.video_metadata(container)
+        # The headers are read before anything is decoded, as when they had a pass of their own.
+        rotation, w, h = _first_frame_geometry(container, path)
         return MediaInfo(path=path, kind="video", width=w, height=h, fps=Fraction(fps),
                          frame_count=count, duration=duration, rotation=rotation,
-                         audio_streams=[s.codec_context.name for s in container.streams.audio],
-                         metadata_found=metadata.video_metadata(container))
+                         audio_streams=audio_streams, metadata_found=found)
     finally:
         container.close()
 

@@ -26,7 +26,8 @@ _COPYABLE_AUDIO = {
 
 def transcode(src: Path, dst: Path, muxer: str, process: Callable[[Frame], np.ndarray], *,
               crf: int = 18, preset: str = "medium", audio: str = "copy",
-              on_frame: Callable[[int], None] | None = None) -> dict:
+              on_frame: Callable[[int], None] | None = None,
+              geometry: tuple[int, int, int] | None = None) -> dict:
     """Decode ``src``, pass each upright frame through ``process``, encode H.264 into ``dst``.
 
     Args:
@@ -37,11 +38,13 @@ def transcode(src: Path, dst: Path, muxer: str, process: Callable[[Frame], np.nd
         crf / preset: libx264 settings.
         audio: "copy" (packets copied bit-exact) or "drop".
         on_frame: called with the number of frames written so far.
+        geometry: (rotation, upright width, upright height) as ``video.probe`` found them;
+            None: decoded from the first frame in a pass of its own.
 
     Returns:
         counts: {"frames": n, "audio_streams": copied, "audio_reencoded": [codec names]}.
     """
-    rotation, width, height = _geometry(src)
+    rotation, width, height = geometry or _geometry(src)
     inp = _open(src)
     # bitexact: no "encoder" tag naming the FFmpeg build; faststart: playable while downloading.
     options = {"fflags": "+bitexact"}
