@@ -258,10 +258,12 @@ def excerpt(src: Path, dst: Path, frames: int) -> Path:
         vs.width, vs.height = vin.codec_context.width, vin.codec_context.height
         vs.pix_fmt = "yuv420p"
         vs.options = {"crf": "10", "preset": "veryfast"}
+        # Frames keep their own times: other tools (deface) read a clip by its frame rate and
+        # duration, and a clip whose times were dropped lasts a few frames for them.
+        vs.time_base = vin.time_base
         for i, frame in enumerate(inp.decode(vin)):
             if i >= frames:
                 break
-            frame.pts = None
             out.mux(vs.encode(frame.reformat(format="yuv420p")))
         out.mux(vs.encode(None))
     return dst

@@ -351,6 +351,8 @@ def _model_name(session) -> str:
     outputs = [o.name for o in session.get_outputs()]
     if "537" in outputs:
         return "face"
+    if "loc" in outputs:
+        return "face-retinaface"
     shape = session.get_inputs()[0].shape
     return "text-rec" if len(shape) == 4 and shape[2] == 48 else "text-det"
 

@@ -2,17 +2,18 @@
 
 A video is not a pile of independent photos. Between two frames of a fixed camera most pixels
 do not change, and the networks blur runs are fully convolutional: what they output for a place
-depends on the pixels around it. So the costliest pass, the face detector's upscaled small-face
-pass, runs *incrementally* (``ChangeDrivenNetwork``; the text detector behind plates can too,
-see ``INCREMENTAL_KINDS``): the
-input is compared with the input each tile was last analysed with, and the network runs only on
-windows around the tiles that changed; its output maps are patched there and reused elsewhere.
-The detector's own decoding (thresholds, NMS, calibration, plate rules) then runs on the whole
-patched map as on a full pass, so nothing downstream knows the difference. The face detector's
-large-face pass (the frame at most 1280 px wide, a quarter of the small-face pass's pixels or
-less) runs in full on every frame: a large face's score depends on pixels far from its centre,
-more context than a window around a change carries (measured: patching it cost a 160 px face a
-frame on the panning clip of ``benchmarks/video_recall.py``).
+depends on the pixels around it. So the costly passes run *incrementally*
+(``blur.incremental.ChangeDrivenNetwork``, the kinds in ``INCREMENTAL_KINDS``): the face
+detector's upscaled small-face pass (CenterFace's or RetinaFace's). The input is compared with
+the input each tile was last analysed with, and the network runs only on windows around the
+tiles that changed; its output maps are patched there and reused elsewhere. The detector's own
+decoding (thresholds, NMS, calibration) then runs on the whole patched map as on a full pass, so
+nothing downstream knows the difference. The face detector's large-face pass (the frame at most
+640 px wide, a quarter of the small-face pass's pixels or less) runs in full on every frame: a
+large face's score depends on pixels far from its centre, more context than a window around a
+change carries (measured: patching it cost a 160 px face a frame on the panning clip of
+``benchmarks/video_recall.py``). The text detector behind plates runs in full at its stride:
+patched, it lost text lines a full pass finds (see ``INCREMENTAL_KINDS``).
 
 Measured (``benchmarks/scan_cost.py``, first 200 frames of ``vtest.avi``): the face network is
 given 1.44 instead of 2.21 million pixels per frame; on the hand-held clip of
@@ -28,24 +29,9 @@ pads it meanwhile.
 
 Why no face can hide in a skipped area (fail closed)
 ----------------------------------------------------
-* **Same pixels, same detections.** Output cells are reused only where no input pixel within
-  ``margin`` tiles changed beyond codec noise; every cell near a change is recomputed from a crop
-  that gives it ``context`` further tiles of surrounding pixels on every side (the image border,
-  where a crop is cut, is the border the full pass sees too). Crops start on the network's
-  32-pixel grid, so a recomputed cell sees its pixels through the same downsampling as in a full
-  pass. ``benchmarks/change.py`` compares patched maps with full passes frame by frame.
-* **A face cannot appear where nothing changed.** A face that enters, moves, turns or is
-  uncovered changes the pixels where it is; those tiles are re-analysed. The reference a tile is
-  compared with is the input *when that tile was last analysed*, not the previous frame, so a
-  slow drift adds up until it counts.
-* **Codec noise, measured** (``benchmarks/change.py``): between consecutive decoded frames of
-  ``vtest.avi`` (CCTV) and ``samples/street.mp4`` (H.264), 55 % / 40 % of 32-pixel tiles hold a
-  pixel whose grey level moved by more than 4, but only 14 % / 11 % one that moved by more than
-  12, against 9 % / 8 % by more than 32 (the real motion). A tile counts as changed when any one
-  pixel of any channel differs by more than ``NOISE_LEVELS`` = 12: one pixel suffices, the most
-  sensitive rule that does not call most of a frame changed.
-* **Global change** (a cut, a pan, shake, a lighting change): when more than ``FULL_SHARE`` of
-  the tiles changed, the whole input is analysed, as before.
+* **Same pixels, same detections; a face cannot appear where nothing changed; codec noise,
+  measured; global change forces a full pass**: see ``blur.incremental``, which patches a
+  network's output maps only where the input did not change.
 * **Keyframes.** Every incremental pass runs in full at least every ``keyframe_seconds`` (sooner
   the more of the picture moves), which bounds how long any approximation can last.
 * **Only ever adds.** Followed faces add boxes; nothing here removes one. A frame that fails to
@@ -60,22 +46,21 @@ Why no face can hide in a skipped area (fail closed)
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
 
-import cv2
 import numpy as np
 
 from .boxes import clip_xyxy, iou_matrix
 from .errors import DetectionError
+from .incremental import FULL_SHARE, NOISE_LEVELS, TILE, ChangeDrivenNetwork, Forward
 from .types import Detections
 
-# Kinds whose detectors run incrementally. The text detector (plates, text) can, but measured on
-# vtest.avi it saved 12 % of its pixels (0.42 -> 0.37 MP per frame at its stride of 3 frames)
-# and no labelled video with plates tells whether it holds recall: it runs in full.
+__all__ = ["FULL_SHARE", "NOISE_LEVELS", "TILE", "ChangeDrivenNetwork", "Schedule"]
+
+# Kinds whose detectors run incrementally. Not the text detector behind plates and text: its
+# map is not local enough for a window with two tiles of context (``benchmarks/change.py
+# --text``, first 45 frames of vtest.avi: 83 % of the input, largest map difference 1.0, 48 of
+# 109 text lines a full pass finds lost, one scoring 0.93), and a missed plate is a leak.
 INCREMENTAL_KINDS = ("face",)
-TILE = 32            # input pixels per change tile: the networks' coarsest stride
-NOISE_LEVELS = 12    # a pixel moved by more than this many grey levels (0-255) has changed
-FULL_SHARE = 0.5     # above this share of changed tiles, a full pass is cheaper and simpler
 
 # Faces followed by ``Schedule.follow`` are looked for this many frames after they were last
 # seen (the tracker bridges up to ``max_gap_seconds`` anyway; beyond a few frames the predicted
@@ -86,9 +71,6 @@ LOST_FRAMES = 3
 # track's link from the right one (measured on the panning clip: a 160 px face lost a frame).
 FOLLOW_MAX_PX = 48
 _SIZE_RATIO = 1.5  # a crop's box continues a followed face only within this size factor
-_NEVER = -1e6  # a reference value no input has: the tile counts as changed
-
-Forward = Callable[[np.ndarray], tuple]
 
 
 class Live:
@@ -157,140 +139,6 @@ def _update(live: list[Live], predicted: np.ndarray, found: Detections, threshol
             out.append(Live(old.xyxy, old.velocity, old.unseen + 1))
     return out
 
-
-class ChangeDrivenNetwork:
-    """One pass of a fully convolutional network, run frame after frame on inputs of one size,
-    recomputing its output only near input tiles that changed (see the module docstring).
-
-    Args:
-        forward: the network: (1, C, H, W) float32 input -> tuple of (1, K, H/s, W/s) maps.
-        levels: how many input units one grey level is (1 for raw pixels, 2/255 for inputs
-            scaled to [-1, 1]).
-        margin: tiles around a changed tile whose output is recomputed.
-        context: further tiles of input each recomputed cell is given on every side.
-    """
-
-    def __init__(self, forward: Forward, levels: float = 1.0, margin: int = 1, context: int = 2):
-        self.forward = forward
-        self.threshold = NOISE_LEVELS * levels
-        self.margin = margin
-        self.context = context
-        self.reference: np.ndarray | None = None  # the input each tile was last analysed with
-        self.outputs: tuple | None = None
-        self.full_next = True
-        self.last_share = 0.0     # share of tiles that changed, when last measured
-        self.pixels = 0           # input pixels given to the network, all calls
-        self.full_passes = 0
-
-    def reset(self) -> None:
-        """Forget everything: the next input is analysed in full."""
-        self.reference, self.outputs, self.full_next = None, None, True
-
-    def __call__(self, blob: np.ndarray) -> tuple:
-        if blob.ndim != 4 or blob.shape[0] != 1:
-            return self.forward(blob)
-        height, width = blob.shape[2:]
-        if (self.full_next or self.reference is None or self.reference.shape != blob.shape
-                or height % TILE or width % TILE):
-            return self._full(blob)
-        changed = self.changed_tiles(blob)
-        self.last_share = float(changed.mean())
-        if self.last_share > FULL_SHARE:
-            return self._full(blob)
-        if not changed.any():
-            return self.outputs
-        outputs = tuple(o.copy() for o in self.outputs)
-        for (ix0, iy0, ix1, iy1), (cx0, cy0, cx1, cy1) in self.windows(changed):
-            crop = np.ascontiguousarray(blob[:, :, cy0 * TILE:cy1 * TILE, cx0 * TILE:cx1 * TILE])
-            self.pixels += crop.shape[2] * crop.shape[3]
-            patch = self.forward(crop)
-            for out, part in zip(outputs, patch):
-                s = height // out.shape[2]  # input pixels per output cell
-                if s * out.shape[2] != height or part.shape[2] * s != crop.shape[2]:
-                    raise DetectionError("network output does not tile its input")
-                t = TILE // s
-                out[:, :, iy0 * t:iy1 * t, ix0 * t:ix1 * t] = part[
-                    :, :, (iy0 - cy0) * t:(iy1 - cy0) * t, (ix0 - cx0) * t:(ix1 - cx0) * t]
-            self.reference[:, :, iy0 * TILE:iy1 * TILE, ix0 * TILE:ix1 * TILE] = blob[
-                :, :, iy0 * TILE:iy1 * TILE, ix0 * TILE:ix1 * TILE]
-        self.outputs = outputs
-        return outputs
-
-    def invalidate(self, xyxy: np.ndarray, width: int, height: int) -> None:
-        """Make the tiles under ``xyxy`` (frame pixels of a ``width`` x ``height`` frame),
-        grown by its size on every side, count as changed on the next call."""
-        if self.reference is None:
-            return
-        in_h, in_w = self.reference.shape[2:]
-        x1, y1, x2, y2 = (float(v) for v in xyxy)
-        grow_x, grow_y = x2 - x1, y2 - y1
-        xa = int(max(0, (x1 - grow_x) * in_w / width))
-        xb = int(min(in_w, np.ceil((x2 + grow_x) * in_w / width)))
-        ya = int(max(0, (y1 - grow_y) * in_h / height))
-        yb = int(min(in_h, np.ceil((y2 + grow_y) * in_h / height)))
-        if xb > xa and yb > ya:
-            self.reference[:, :, ya:yb, xa:xb] = _NEVER
-
-    def _full(self, blob: np.ndarray) -> tuple:
-        outputs = tuple(self.forward(blob))
-        self.pixels += blob.shape[2] * blob.shape[3]
-        self.full_passes += 1
-        self.reference, self.outputs = blob.copy(), outputs
-        self.full_next = False
-        return outputs
-
-    def changed_tiles(self, blob: np.ndarray) -> np.ndarray:
-        """(rows, cols) bool: tiles holding an input value that moved beyond codec noise since
-        that tile was last analysed."""
-        channels, height, width = blob.shape[1:]
-        diff = cv2.absdiff(blob[0].reshape(-1, width), self.reference[0].reshape(-1, width))
-        moved = diff.reshape(channels, height, width).max(axis=0)
-        rows, cols = height // TILE, width // TILE
-        return moved.reshape(rows, TILE, cols, TILE).max(axis=(1, 3)) > self.threshold
-
-    def windows(self, changed: np.ndarray) -> list[tuple[tuple, tuple]]:
-        """(interior, crop) pairs in tiles (x0, y0, x1, y1): the interior is recomputed and
-        pasted, the crop around it (``context`` tiles more) is what the network is given."""
-        rows, cols = changed.shape
-        grown = _dilate(changed, self.margin)
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(
-            grown.astype(np.uint8), connectivity=8)
-        boxes = [(x, y, x + w, y + h) for x, y, w, h, _ in stats[1:count]]
-        boxes = _merge_boxes(boxes, self.context)
-        c = self.context
-        return [((x0, y0, x1, y1), (max(0, x0 - c), max(0, y0 - c), min(cols, x1 + c),
-                                    min(rows, y1 + c))) for x0, y0, x1, y1 in boxes]
-
-
-def _dilate(mask: np.ndarray, n: int) -> np.ndarray:
-    if n <= 0:
-        return mask
-    return cv2.dilate(mask.astype(np.uint8), np.ones((2 * n + 1, 2 * n + 1), np.uint8)) > 0
-
-
-def _merge_boxes(boxes: list[tuple], context: int) -> list[tuple]:
-    """Union interiors whose crops overlap when one crop around both costs no more than two:
-    fewer, larger network calls (each call has a fixed cost and its own context border)."""
-    boxes = list(boxes)
-    merged = True
-    while merged:
-        merged = False
-        for i in range(len(boxes)):
-            for j in range(i + 1, len(boxes)):
-                a, b = boxes[i], boxes[j]
-                u = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
-                if _area(u, context) <= _area(a, context) + _area(b, context):
-                    boxes[i] = u
-                    del boxes[j]
-                    merged = True
-                    break
-            if merged:
-                break
-    return boxes
-
-
-def _area(box: tuple, context: int) -> int:
-    return (box[2] - box[0] + 2 * context) * (box[3] - box[1] + 2 * context)
 
 
 def _takes(det, name: str) -> bool:

@@ -240,7 +240,7 @@ def test_large_inputs_are_run_as_tiles_with_the_same_faces(astronaut, monkeypatc
     including a face across a tile boundary."""
     import cv2
 
-    from blur.detectors import centerface
+    from blur.detectors import centerface_maps
     canvas = np.full((720, 1280, 3), 90, np.uint8)
     canvas[200:456, 520:776] = cv2.resize(astronaut, (256, 256))  # across the middle
     small = cv2.resize(astronaut, (64, 64))
@@ -253,7 +253,7 @@ def test_large_inputs_are_run_as_tiles_with_the_same_faces(astronaut, monkeypatc
     monkeypatch.setattr(detector, "_forward",
                         lambda blob: inputs.append(blob.shape[2] * blob.shape[3])
                         or real_forward(blob))
-    monkeypatch.setattr(centerface, "_TILE_PIXELS", 400_000)
+    monkeypatch.setattr(centerface_maps, "_TILE_PIXELS", 400_000)
     tiled = detector.detect(canvas)
     assert max(inputs) <= 400_000 and len(inputs) > 2
     sure = whole[whole.score >= 0.5]

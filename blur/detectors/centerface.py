@@ -42,15 +42,23 @@ from ..boxes import iou_matrix, nms
 from ..errors import DetectionError
 from ..types import Detections
 from .base import Detector, cached_result
+from .centerface_maps import (
+    _TILE_OVERLAP,
+    _TILE_PIXELS,
+    _blob,
+    _calibrate,
+    _decode,
+    _unview,
+    network_input,
+    tiles,
+)
 from .runtime import session
 
+# Re-exported: the input sizing and tiling are part of what this detector is.
+__all__ = ["_TILE_OVERLAP", "_TILE_PIXELS", "CenterFaceDetector", "model_bytes", "model_path",
+           "network_input", "pass_scales", "tiles"]
+
 _OUTPUTS = ["537", "538", "539"]  # heatmap, scale, offset (not "540", the landmarks)
-_STRIDE = 4
-# Box calibration measured on the labelled dev set (median of matched boxes): the model's box
-# stops 12 % of its height above the chin on masked faces, 5 % on unmasked ones.
-_CHIN = 0.15
-_MARGIN_PX = 1.0
-_GROW = 1.05
 # Second look: the crop is _LOOK_SIDE px square with the candidate face _LOOK_FACE px tall.
 _LOOK_SIDE = 96
 _LOOK_FACE = 32
@@ -60,12 +68,6 @@ _LOOK_FACE = 32
 _LOOK_MAX = 128
 _UNLOOKED = 0.1
 _LOOK_BATCH = 64  # crops per forward pass of the second look (bounds its memory)
-# The network's memory grows with the input (2 GB for a 4K frame in one pass): larger inputs are
-# run as overlapping tiles of at most this many pixels (a 1080p frame's small-face pass is one tile).
-# The overlap exceeds the largest face a native/upscaled pass is there to find, so every such
-# face lies whole inside some tile.
-_TILE_PIXELS = 2_500_000
-_TILE_OVERLAP = 192
 
 
 def model_path() -> str:
@@ -102,31 +104,27 @@ def model_bytes() -> bytes:
     return model.SerializeToString()
 
 
-def pass_scales(width: int, height: int, big_face_side: int = 1280, small_face_side: int = 2048,
+def pass_scales(width: int, height: int, big_face_side: int = 640, small_face_side: int = 2048,
                 max_upscale: float = 2.0) -> list[float]:
     """The resize factors at which one image is analysed.
 
     CenterFace misses large faces in large inputs and tiny faces in small ones, so an image is
     seen twice: shrunk to at most ``big_face_side`` (large faces), and at native resolution or
-    upscaled towards ``small_face_side`` (faces down to ~10 px), merged by NMS.
+    upscaled towards ``small_face_side`` (faces down to ~10 px), merged by NMS. The large-face
+    pass is there for faces too large for the other pass: at 640 px it sees a 100 px face of a
+    1080p frame 33 px tall (30 px ones at 10 px, the smallest CenterFace finds), and costs a
+    quarter of the pixels 1280 px did on 720p and 1080p frames. Shrunk further, a defocused face
+    scores higher: on the hand-held clip of ``benchmarks/video_recall.py`` a 48 px blurred
+    masked face against a bright window scored 0.09 at native size and enlarged (unredacted for
+    41 frames), 0.13-0.21 at half size. That clip, 640 instead of 1280: face network input 2.82
+    -> 2.12 MP per frame, coverage of faces >= 20 px 0.991 -> 0.999, longest miss 41 -> 3
+    frames (faces under 20 px: 1.000 -> 0.992). Photos up to 640 px (all of faces-dev) are
+    analysed as before.
     """
     long_side = max(width, height)
     big = min(1.0, big_face_side / long_side)
     small = max(1.0, min(max_upscale, small_face_side / long_side))
     return [big] if math.isclose(big, small) else [big, small]
-
-
-def _decode(heatmap: np.ndarray, size: np.ndarray, offset: np.ndarray, threshold: float
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """Boxes (in network-input pixels) and scores of every heatmap cell above ``threshold``."""
-    rows, cols = np.nonzero(heatmap > threshold)
-    score = heatmap[rows, cols].astype(np.float32)
-    box_h = np.exp(size[0, rows, cols]) * _STRIDE
-    box_w = np.exp(size[1, rows, cols]) * _STRIDE
-    cy = (rows + offset[0, rows, cols] + 0.5) * _STRIDE
-    cx = (cols + offset[1, rows, cols] + 0.5) * _STRIDE
-    xyxy = np.stack([cx - box_w / 2, cy - box_h / 2, cx + box_w / 2, cy + box_h / 2], axis=1)
-    return xyxy.astype(np.float32), score
 
 
 def _suppress_centred_inside(xyxy: np.ndarray, score: np.ndarray) -> np.ndarray:
@@ -236,16 +234,16 @@ class CenterFaceDetector(Detector):
             scales = self.scales or pass_scales(view.shape[1], view.shape[0],
                                                 max_upscale=self.max_upscale)
             for k, s in enumerate(scales if small_faces else scales[:1]):
+                # Only the small-face pass is incremental: a large face's score depends on
+                # pixels far from its centre, more context than a crop around a change gives.
+                patched = None
+                if incremental is not None and k > 0:
+                    def patched(forward, key=("face", how, s)):
+                        return incremental(key, forward)
                 if k > 0 and self._small_model != "centerface":
-                    # Another model's small-face pass runs in full: only CenterFace's own
-                    # network output can be patched around changed tiles.
-                    b, sc = self._small_pass(view, s, self.candidate_threshold)
+                    b, sc = self._small_pass(view, s, self.candidate_threshold, patched)
                 else:
-                    forward = None
-                    # Only the small-face pass is incremental: a large face's score depends on
-                    # pixels far from its centre, more context than a crop around a change gives.
-                    if incremental is not None and k > 0:
-                        forward = incremental(("face", how, s), self._forward)
+                    forward = patched(self._forward) if patched else None
                     b, sc = self._detect_at(view, s, self.candidate_threshold, forward)
                 boxes.append(_unview(b, how, width, height))
                 scores.append(sc)
@@ -371,68 +369,3 @@ class CenterFaceDetector(Detector):
         return out
 
 
-def _blob(pixels: np.ndarray) -> np.ndarray:
-    """(H, W, 3) or (N, H, W, 3) uint8 pixels as the network's (N, 3, H, W) float32 input: the
-    pixel values as they are (the model normalises), channels in the order given. Twice as fast
-    as cv2.dnn.blobFromImage, which resizes in float."""
-    pixels = pixels[None] if pixels.ndim == 3 else pixels
-    return np.ascontiguousarray(pixels.transpose(0, 3, 1, 2), dtype=np.float32)
-
-
-def network_input(image: np.ndarray, scale: float) -> tuple[np.ndarray, list[tuple]]:
-    """``image`` resized by ``scale`` to a multiple of 32 on each side (the network downsamples
-    by 32), and the spans (x0, y0, width, height) it is analysed in: whole, or tiles when large."""
-    height, width = image.shape[:2]
-    w_in = max(32, int(math.ceil(width * scale / 32)) * 32)
-    h_in = max(32, int(math.ceil(height * scale / 32)) * 32)
-    resized = (image if (w_in, h_in) == (width, height)
-               else cv2.resize(image, (w_in, h_in), interpolation=cv2.INTER_LINEAR))
-    spans = [(0, 0, w_in, h_in)] if w_in * h_in <= _TILE_PIXELS else tiles(w_in, h_in)
-    return resized, spans
-
-
-def tiles(width: int, height: int, limit: int | None = None, overlap: int | None = None
-          ) -> list[tuple[int, int, int, int]]:
-    """Overlapping tiles (x, y, w, h) covering a ``width`` x ``height`` network input, each at
-    most ``limit`` pixels with sides multiple of 32, neighbours sharing at least ``overlap``."""
-    limit = _TILE_PIXELS if limit is None else limit
-    overlap = _TILE_OVERLAP if overlap is None else overlap
-    nx = ny = 1
-    while True:
-        tw = min(width, int(math.ceil((width + (nx - 1) * overlap) / nx / 32)) * 32)
-        th = min(height, int(math.ceil((height + (ny - 1) * overlap) / ny / 32)) * 32)
-        if tw * th <= limit or (tw <= 2 * overlap and th <= 2 * overlap):
-            break
-        if tw >= th:
-            nx += 1
-        else:
-            ny += 1
-    xs = [round(i * (width - tw) / (nx - 1)) if nx > 1 else 0 for i in range(nx)]
-    ys = [round(j * (height - th) / (ny - 1)) if ny > 1 else 0 for j in range(ny)]
-    return [(x, y, tw, th) for y in ys for x in xs]
-
-
-def _unview(xyxy: np.ndarray, how: str | None, width: int, height: int) -> np.ndarray:
-    """Boxes found in a mirrored or turned copy, in the original image's pixels."""
-    if how is None or not len(xyxy):
-        return xyxy
-    x1, y1, x2, y2 = xyxy.T
-    if how == "flip":
-        out = [width - x2, y1, width - x1, y2]
-    elif how == "rot90":  # np.rot90(k=1): original (x, y) -> (y, width - x)
-        out = [width - y2, x1, width - y1, x2]
-    else:  # rot270: original (x, y) -> (height - y, x)
-        out = [y1, height - x2, y2, height - x1]
-    return np.stack(out, axis=1).astype(np.float32)
-
-
-def _calibrate(xyxy: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Extend each box down to the chin, grow it by a pixel, clip it to the image."""
-    out = xyxy.astype(np.float32).copy()
-    out[:, 3] += _CHIN * (out[:, 3] - out[:, 1])
-    grow = (out[:, 2:] - out[:, :2]) * (_GROW - 1) / 2 + _MARGIN_PX
-    out[:, :2] -= grow
-    out[:, 2:] += grow
-    out[:, [0, 2]] = np.clip(out[:, [0, 2]], 0, width)
-    out[:, [1, 3]] = np.clip(out[:, [1, 3]], 0, height)
-    return out

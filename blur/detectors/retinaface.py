@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import importlib.resources
 import math
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
@@ -134,17 +135,24 @@ class RetinaFace:
         self.nms_iou = nms_iou
         self._session = session(model_path(), device)
 
-    def small_face_pass(self, image: np.ndarray, scale: float, threshold: float
-                        ) -> tuple[np.ndarray, np.ndarray]:
+    def small_face_pass(self, image: np.ndarray, scale: float, threshold: float,
+                        incremental: Callable | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``detect_at`` for the face detector's enlarged pass: small faces only."""
-        return self.detect_at(image, scale, threshold, max_face=_SMALL_PASS_MAX_FACE)
+        return self.detect_at(image, scale, threshold, max_face=_SMALL_PASS_MAX_FACE,
+                              incremental=incremental)
 
     def detect_at(self, image: np.ndarray, scale: float, threshold: float,
-                  max_face: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  max_face: float | None = None, incremental: Callable | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
         """Candidates found in ``image`` resized by ``scale``: CenterFace-equivalent boxes (in
         ``image`` pixels, not yet calibrated or clipped) and scores, those at or above
         ``threshold`` (a CenterFace-equivalent score) and, with ``max_face``, less than that
-        many pixels tall in the resized image."""
+        many pixels tall in the resized image.
+
+        ``incremental(maps)``, given by a video's schedule, returns the network to run in place
+        of ``maps`` (one that recomputes only what changed, see ``blur.incremental``); tiled
+        inputs are analysed in full.
+        """
         from .centerface import network_input
 
         height, width = image.shape[:2]
@@ -152,9 +160,11 @@ class RetinaFace:
         resized, spans = network_input(image, scale)
         h_in, w_in = resized.shape[:2]
         model_threshold = from_centerface_score(threshold)
+        run = self.maps if incremental is None or len(spans) > 1 else incremental(self.maps)
         found, scores = [], []
         for x0, y0, tw, th in spans:
-            b, sc = self._forward(resized[y0:y0 + th, x0:x0 + tw], model_threshold)
+            maps = run(_blob(resized[y0:y0 + th, x0:x0 + tw]))
+            b, sc = _decode(*_flat(maps), tw, th, model_threshold)
             found.append(b + np.array([x0, y0, x0, y0], dtype=np.float32))
             scores.append(sc)
         xyxy, score = np.concatenate(found), np.concatenate(scores)
@@ -167,26 +177,56 @@ class RetinaFace:
             xyxy, score = xyxy[keep], score[keep]
         return to_centerface_boxes(xyxy), to_centerface_scores(score)
 
-    def _forward(self, pixels: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-        """Decoded boxes (input pixels) and model scores at or above ``threshold`` in one tile."""
-        height, width = pixels.shape[:2]
-        # BGR planes minus the mean, one plane at a time (5x faster than one float copy of the
-        # whole image and a transpose).
-        blob = np.empty((1, 3, height, width), dtype=np.float32)
-        for plane in range(3):
-            np.subtract(pixels[..., 2 - plane], _MEAN_BGR[plane], out=blob[0, plane],
-                        dtype=np.float32)
+    def maps(self, blob: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The network's outputs for a (1, 3, H, W) input (H, W multiples of 32) as maps, one
+        (1, K, H/s, W/s) box map and one score map per stride s: the layout in which a video's
+        schedule patches outputs around changed tiles (``blur.incremental``)."""
         loc, conf = self._session.run(["loc", "conf"], {"input": blob})
         if not (np.isfinite(loc).all() and np.isfinite(conf).all()):
             raise DetectionError("face model returned non-finite values")
-        anchors = _anchors(width, height)
-        if len(anchors) != loc.shape[1]:
-            raise DetectionError(f"face model returned {loc.shape[1]} boxes for "
-                                 f"{len(anchors)} anchors")
-        score = conf[0, :, 1]
-        keep = np.nonzero(score >= threshold)[0]
-        keep = keep[np.argsort(-score[keep], kind="stable")[:_MAX_CANDIDATES]]
-        loc, anchor, score = loc[0, keep], anchors[keep], score[keep].astype(np.float32)
-        centre = anchor[:, :2] + loc[:, :2] * _VARIANCE[0] * anchor[:, 2:]
-        half = anchor[:, 2:] * np.exp(loc[:, 2:] * _VARIANCE[1]) / 2
-        return np.hstack([centre - half, centre + half]).astype(np.float32), score
+        height, width = blob.shape[2:]
+        cells = [(height // s) * (width // s) for s in _STRIDES]
+        if loc.shape[1] != len(_ANCHORS[0]) * sum(cells):
+            raise DetectionError(f"face model returned {loc.shape[1]} boxes for a "
+                                 f"{width}x{height} input")
+        out, start = [], 0
+        for s, n in zip(_STRIDES, cells):
+            end = start + n * len(_ANCHORS[0])
+            for values in (loc, conf):
+                part = values[0, start:end].reshape(height // s, width // s, -1)
+                out.append(np.ascontiguousarray(part.transpose(2, 0, 1)[None]))
+            start = end
+        return tuple(out)
+
+
+def _blob(pixels: np.ndarray) -> np.ndarray:
+    """BGR planes minus the mean, one plane at a time (5x faster than one float copy of the
+    whole image and a transpose)."""
+    height, width = pixels.shape[:2]
+    blob = np.empty((1, 3, height, width), dtype=np.float32)
+    for plane in range(3):
+        np.subtract(pixels[..., 2 - plane], _MEAN_BGR[plane], out=blob[0, plane],
+                    dtype=np.float32)
+    return blob
+
+
+def _flat(maps: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """``RetinaFace.maps`` back in the model's order: (N, 4) box offsets, (N, 2) scores."""
+    loc = [m[0].transpose(1, 2, 0).reshape(-1, 4) for m in maps[0::2]]
+    conf = [m[0].transpose(1, 2, 0).reshape(-1, 2) for m in maps[1::2]]
+    return np.concatenate(loc), np.concatenate(conf)
+
+
+def _decode(loc: np.ndarray, conf: np.ndarray, width: int, height: int, threshold: float
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Decoded boxes (input pixels) and model scores at or above ``threshold`` in one tile."""
+    anchors = _anchors(width, height)
+    if len(anchors) != len(loc):
+        raise DetectionError(f"face model returned {len(loc)} boxes for {len(anchors)} anchors")
+    score = conf[:, 1]
+    keep = np.nonzero(score >= threshold)[0]
+    keep = keep[np.argsort(-score[keep], kind="stable")[:_MAX_CANDIDATES]]
+    loc, anchor, score = loc[keep], anchors[keep], score[keep].astype(np.float32)
+    centre = anchor[:, :2] + loc[:, :2] * _VARIANCE[0] * anchor[:, 2:]
+    half = anchor[:, 2:] * np.exp(loc[:, 2:] * _VARIANCE[1]) / 2
+    return np.hstack([centre - half, centre + half]).astype(np.float32), score
