@@ -53,7 +53,8 @@ def noise(path: Path, limit: int) -> str:
                 counts[n].append((tiles > n).mean())
         prev = grey
     return "tiles changed beyond N grey levels: " + ", ".join(
-        f"N={n} {np.mean(counts[n]):.3f}" for n in LEVELS)
+        f"N={n} {np.mean(counts[n]):.3f}" for n in LEVELS
+    )
 
 
 class Recorder:
@@ -73,14 +74,14 @@ class Recorder:
         return net
 
 
-def compare(path: Path, limit: int, margin: int, context: int, text: bool,
-            small_face_model: str = "centerface") -> list[str]:
+def compare(
+    path: Path, limit: int, margin: int, context: int, text: bool, small_face_model: str = "centerface"
+) -> list[str]:
     from blur.boxes import iou_matrix
     from blur.detectors.centerface import CenterFaceDetector
     from blur.detectors.text import TextDetector
 
-    dets = [CenterFaceDetector(threshold=0.12, candidate_threshold=0.1,
-                               small_face_model=small_face_model)]
+    dets = [CenterFaceDetector(threshold=0.12, candidate_threshold=0.1, small_face_model=small_face_model)]
     if text:
         dets.append(TextDetector())
     rec = [Recorder(margin, context) for _ in dets]
@@ -101,6 +102,7 @@ def compare(path: Path, limit: int, margin: int, context: int, text: bool,
                     seen[key] = out
                     full_pixels[k] += blob.shape[2] * blob.shape[3]
                     return out
+
                 return run
 
             a = det.detect(rgb, incremental=full_forward)
@@ -111,8 +113,7 @@ def compare(path: Path, limit: int, margin: int, context: int, text: bool,
                 worst[k] = max(worst[k], float(np.abs(out[0] - patched[0]).max()))
             found[k] += len(a)
             if len(a):
-                match = iou_matrix(a.xyxy, b.xyxy).max(axis=1, initial=0) if len(b) else \
-                    np.zeros(len(a))
+                match = iou_matrix(a.xyxy, b.xyxy).max(axis=1, initial=0) if len(b) else np.zeros(len(a))
                 lost[k] += int((match < 0.5).sum())
                 if (match < 0.5).any():
                     best_lost[k] = max(best_lost[k], float(a.score[match < 0.5].max()))
@@ -120,10 +121,12 @@ def compare(path: Path, limit: int, margin: int, context: int, text: bool,
     for k, det in enumerate(dets):
         used = sum(net.pixels for net in rec[k].nets.values())
         fulls = sum(net.full_passes for net in rec[k].nets.values())
-        lines.append(f"{det.name}: input pixels {used / max(full_pixels[k], 1):.3f} of full "
-                     f"passes ({fulls} full pass(es) over {n} frames x {len(rec[k].nets)} "
-                     f"pass(es)), largest map difference {worst[k]:.3f}, detections lost "
-                     f"{lost[k]} of {found[k]} (best score lost {best_lost[k]:.2f})")
+        lines.append(
+            f"{det.name}: input pixels {used / max(full_pixels[k], 1):.3f} of full "
+            f"passes ({fulls} full pass(es) over {n} frames x {len(rec[k].nets)} "
+            f"pass(es)), largest map difference {worst[k]:.3f}, detections lost "
+            f"{lost[k]} of {found[k]} (best score lost {best_lost[k]:.2f})"
+        )
     return lines
 
 
@@ -139,14 +142,12 @@ def main() -> int:
     ap.add_argument("--only-noise", action="store_true", help="the codec-noise line only")
     args = ap.parse_args()
     for path in args.videos:
-        print(f"{path.name} (first {args.frames} frames, margin {args.margin}, context "
-              f"{args.context} tiles)")
+        print(f"{path.name} (first {args.frames} frames, margin {args.margin}, context {args.context} tiles)")
         if not args.no_noise:
             print("  " + noise(path, args.frames))
         if args.only_noise:
             continue
-        for line in compare(path, args.frames, args.margin, args.context, args.text,
-                            args.small_face_model):
+        for line in compare(path, args.frames, args.margin, args.context, args.text, args.small_face_model):
             print("  " + line)
     return 0
 

@@ -98,13 +98,13 @@ class LumaNoise:
 
 STAND_INS = {"flatgrey": FlatGrey, "heavyblur": HeavyBlur, "lumanoise": LumaNoise}
 RENDERS = [(s, sh) for s in ("blur", "pixelate", "solid") for sh in ("ellipse", "box")] + [
-    (name, "ellipse") for name in STAND_INS]
+    (name, "ellipse") for name in STAND_INS
+]
 
 
 def jpeg(rgb: np.ndarray) -> np.ndarray:
     """Through JPEG quality 95, as blur writes a JPEG still."""
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
-                           [cv2.IMWRITE_JPEG_QUALITY, 95])
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
     return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
@@ -177,8 +177,7 @@ class Bench:
             out = rgb.copy()
             Redactor(style, 1.3, shape, rng=np.random.default_rng(1)).apply(out, boxes)
             mask = redaction_mask(boxes, w, h, 1.3, shape)
-            self.look(jpeg(out) if still else out, family, f"{style}-{shape}", split, faces,
-                      mask)
+            self.look(jpeg(out) if still else out, family, f"{style}-{shape}", split, faces, mask)
         if not len(faces):
             return
         face = np.asarray(faces, dtype=np.float32).reshape(-1, 4)
@@ -189,8 +188,7 @@ class Bench:
             cover[:, {"left": 2, "top": 3, "bottom": 1}[part]] = cx if part == "left" else cy
             out = rgb.copy()
             Redactor(style, 1.0, "box", rng=np.random.default_rng(2)).apply(out, cover)
-            self.look(jpeg(out) if still else out, family, f"half-{part}", split, faces,
-                      half=True)
+            self.look(jpeg(out) if still else out, family, f"half-{part}", split, faces, half=True)
 
     def clear_faces(self, rgb):
         found = self.redact_with.detect(rgb)
@@ -234,8 +232,11 @@ def outputs(photos: list[Path], folder: Path) -> None:
                 wrong = _without(plan, best.id, half)
                 bad = folder / f"{n}.{case[-5:]}.{shape}.jpg"
                 pipeline.render(src, bad, wrong, settings)
-                for given, regions in (("the regions rendered", data),
-                                       ("the edited regions", wrong.to_dict()), ("none", None)):
+                for given, regions in (
+                    ("the regions rendered", data),
+                    ("the edited regions", wrong.to_dict()),
+                    ("none", None),
+                ):
                     failed = not check.check(bad, settings, regions).clean
                     flagged[case, given][0] += failed
                     flagged[case, given][1] += 1
@@ -245,13 +246,14 @@ def outputs(photos: list[Path], folder: Path) -> None:
     for name in sorted({k[0] for k in passing}):
         yes, no = passing[name, True], passing[name, False]
         print(f"  {name:18} {yes[0]:>8}/{yes[1]:<6} {no[0]:>4}/{no[1]:<4}")
-    total = [sum(v[i] for k, v in passing.items() if k[1] == g) for g in (True, False)
-             for i in (0, 1)]
+    total = [sum(v[i] for k, v in passing.items() if k[1] == g) for g in (True, False) for i in (0, 1)]
     print(f"  {'all':18} {total[0]:>8}/{total[1]:<6} {total[2]:>4}/{total[3]:<4}")
     print("outputs with a face blur should have redacted that fail blur check (failed / outputs):")
     for case in ("one face left clear", "one face half covered"):
-        cells = [f"{given}: {flagged[case, given][0]}/{flagged[case, given][1]}"
-                 for given in ("the regions rendered", "the edited regions", "none")]
+        cells = [
+            f"{given}: {flagged[case, given][0]}/{flagged[case, given][1]}"
+            for given in ("the regions rendered", "the edited regions", "none")
+        ]
         print(f"  {case:22} regions given -- " + ", ".join(cells))
 
 
@@ -259,8 +261,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, default=40, help="faces-dev photos (spread evenly)")
     parser.add_argument("--frames", type=int, default=6, help="Megamind frames (spread evenly)")
-    parser.add_argument("--outputs", type=int, default=0,
-                        help="faces-dev photos (besides the samples) to scan, render and check")
+    parser.add_argument(
+        "--outputs",
+        type=int,
+        default=0,
+        help="faces-dev photos (besides the samples) to scan, render and check",
+    )
     args = parser.parse_args()
     if args.outputs:
         photos = [ROOT / "samples" / "messi5.jpg", ROOT / "samples" / "astronaut.jpg"]
@@ -268,7 +274,7 @@ def main() -> None:
             images = json.loads((FACES / "faces.json").read_text())["images"]
             # Every fifth photo from the third: none of the detail table's (every fifth from
             # the first), none of those the scan record's floor was chosen on.
-            photos += [FACES / item["file"] for item in images[2::5][:args.outputs]]
+            photos += [FACES / item["file"] for item in images[2::5][: args.outputs]]
         with tempfile.TemporaryDirectory() as folder:
             outputs(photos, Path(folder))
         if not args.limit and not args.frames:
@@ -282,10 +288,11 @@ def main() -> None:
     if FACES.exists() and args.limit:
         images = json.loads((FACES / "faces.json").read_text())["images"]
         step = max(1, len(images) // args.limit)
-        for k, item in enumerate(images[::step][:args.limit]):
+        for k, item in enumerate(images[::step][: args.limit]):
             bgr = cv2.imread(str(FACES / item["file"]))
-            bench.picture(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), "faces-dev",
-                          ("dev", "held")[k % 2], item["boxes"])
+            bench.picture(
+                cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), "faces-dev", ("dev", "held")[k % 2], item["boxes"]
+            )
     elif args.limit:
         print(f"({FACES} not found: faces-dev left out)")
     if MEGAMIND.exists() and args.frames:
@@ -294,18 +301,27 @@ def main() -> None:
         for frame in video.frames(MEGAMIND):
             if frame.index % step == 0 and frame.index // step < args.frames:
                 rgb = np.ascontiguousarray(frame.image)
-                bench.picture(rgb, "megamind", ("dev", "held")[(frame.index // step) % 2],
-                              bench.clear_faces(rgb), still=False)
+                bench.picture(
+                    rgb,
+                    "megamind",
+                    ("dev", "held")[(frame.index // step) % 2],
+                    bench.clear_faces(rgb),
+                    still=False,
+                )
     print(f"check.blank: fine < {check.BLANK_FINE} or flat >= {check.BLANK_FLAT}\n")
-    print(f"{'source':10} {'picture':20} {'split':5} {'files':>7} {'clean':>6}  "
-          f"{'fill':>11} {'face':>9} {'half':>9} {'other':>11}   (detections: blank/all)")
+    print(
+        f"{'source':10} {'picture':20} {'split':5} {'files':>7} {'clean':>6}  "
+        f"{'fill':>11} {'face':>9} {'half':>9} {'other':>11}   (detections: blank/all)"
+    )
     for (family, variant, split), (n, clean, _) in sorted(bench.files.items()):
         cells = []
         for label in ("fill", "face", "half", "other"):
             total, blank = bench.found[family, variant, label, split]
             cells.append(f"{blank}/{total}" if total else "-")
-        print(f"{family:10} {variant:20} {split:5} {n:7d} {clean:6d}  {cells[0]:>11} "
-              f"{cells[1]:>9} {cells[2]:>9} {cells[3]:>11}")
+        print(
+            f"{family:10} {variant:20} {split:5} {n:7d} {clean:6d}  {cells[0]:>11} "
+            f"{cells[1]:>9} {cells[2]:>9} {cells[3]:>11}"
+        )
     print()
     for label in ("fill", "face", "half", "other"):
         for split in ("dev", "held"):
@@ -316,9 +332,11 @@ def main() -> None:
     for split in ("dev", "held"):
         print(f"lowest fine detail of an unredacted face ({split}): {bench.floor[split]:.2f}")
     halves = [(k, v) for k, v in bench.files.items() if k[1].startswith("half")]
-    print(f"pictures with a half-covered face judged clean: {sum(v[1] for _, v in halves)}/"
-          f"{sum(v[0] for _, v in halves)}, of which the detector found nothing in "
-          f"{sum(v[2] for _, v in halves)}")
+    print(
+        f"pictures with a half-covered face judged clean: {sum(v[1] for _, v in halves)}/"
+        f"{sum(v[0] for _, v in halves)}, of which the detector found nothing in "
+        f"{sum(v[2] for _, v in halves)}"
+    )
 
 
 if __name__ == "__main__":

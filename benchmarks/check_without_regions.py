@@ -80,16 +80,25 @@ from blur.settings import Settings  # noqa: E402
 
 FACES = ROOT.parent / "shared" / "eval" / "faces-dev"
 STYLES = [(s, sh) for s in ("blur", "pixelate", "solid") for sh in ("ellipse", "box")]
-WRONG = [("clear", "blur", "ellipse"), ("top", "blur", "ellipse"), ("bottom", "pixelate", "ellipse"),
-         ("left", "solid", "box"), ("right", "blur", "box")]
+WRONG = [
+    ("clear", "blur", "ellipse"),
+    ("top", "blur", "ellipse"),
+    ("bottom", "pixelate", "ellipse"),
+    ("left", "solid", "box"),
+    ("right", "blur", "box"),
+]
 CLEAR, BESIDE, REACH, ON = 0.75, 0.5, 3.0, 0.8
 
 
 def central(box, width, height, frac=0.65):
     x1, y1, x2, y2 = box
     cx, cy, hw, hh = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) * frac / 2, (y2 - y1) * frac / 2
-    return (max(int(cx - hw), 0), max(int(cy - hh), 0), min(int(np.ceil(cx + hw)), width),
-            min(int(np.ceil(cy + hh)), height))
+    return (
+        max(int(cx - hw), 0),
+        max(int(cy - hh), 0),
+        min(int(np.ceil(cx + hw)), width),
+        min(int(np.ceil(cy + hh)), height),
+    )
 
 
 def _quadratic_residual(plane):
@@ -164,11 +173,17 @@ def measure(src: Path, folder: Path, n: int, how: str, face_detector, labels) ->
     original = check.check(src, Settings())
     for f in original.findings:
         if f.kind == "face":
-            is_face = (bool(len(labels)) and iou_matrix(np.array([f.box], np.float32),
-                                                        labels).max() >= 0.3)
-            rows.append(dict(case="original", style="-", output=f"{n}.original", score=f.score,
-                             place="face" if is_face or f.score >= 0.3 else "other",
-                             signature=signature(_ycc(cv2.imread(str(src))), f.box)))
+            is_face = bool(len(labels)) and iou_matrix(np.array([f.box], np.float32), labels).max() >= 0.3
+            rows.append(
+                dict(
+                    case="original",
+                    style="-",
+                    output=f"{n}.original",
+                    score=f.score,
+                    place="face" if is_face or f.score >= 0.3 else "other",
+                    signature=signature(_ycc(cv2.imread(str(src))), f.box),
+                )
+            )
     for case, style, shape, drawn in renders:
         settings = Settings(style=style, shape=shape, overwrite=True)
         dst = folder / f"{n}.{case}.{style}-{shape}.jpg"
@@ -180,8 +195,9 @@ def measure(src: Path, folder: Path, n: int, how: str, face_detector, labels) ->
         boxes = tracks_at(drawn) * k
         kinds = [t.kind for t in drawn.tracks]
         mask = union_mask(boxes, w, h, settings.mask_scale, shape, kinds)
-        inpainted = cv2.inpaint(bgr, cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)),
-                                3, cv2.INPAINT_TELEA)
+        inpainted = cv2.inpaint(
+            bgr, cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)), 3, cv2.INPAINT_TELEA
+        )
         after = face_detector.detect(cv2.cvtColor(inpainted, cv2.COLOR_BGR2RGB))
         ycc = _ycc(bgr)
         result = check.check(dst, settings)
@@ -194,15 +210,25 @@ def measure(src: Path, folder: Path, n: int, how: str, face_detector, labels) ->
             on = float(mask[b:d, a:c].mean()) if c > a and d > b else 0.0
             cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
             rw, rh = (box[2] - box[0]) * REACH / 2, (box[3] - box[1]) * REACH / 2
-            near = bool(mask[max(int(cy - rh), 0):int(cy + rh) + 1,
-                             max(int(cx - rw), 0):int(cx + rw) + 1].any())
+            near = bool(
+                mask[max(int(cy - rh), 0) : int(cy + rh) + 1, max(int(cx - rw), 0) : int(cx + rw) + 1].any()
+            )
             hit = iou_matrix(box[None], after.xyxy).reshape(-1) >= 0.3 if len(after) else []
             survives = float(after.score[hit].max()) if np.any(hit) else 0.0
             on_target = case != "good" and iou_matrix(box[None], target[None] * k)[0, 0] >= 0.25
             place = "on" if on >= ON else "edge" if on > 0.05 else "near" if near else "off"
-            rows.append(dict(case=case, style=f"{style}-{shape}", output=dst.name,
-                             score=f.score, place=place, survives=survives, target=on_target,
-                             signature=signature(ycc, box)))
+            rows.append(
+                dict(
+                    case=case,
+                    style=f"{style}-{shape}",
+                    output=dst.name,
+                    score=f.score,
+                    place=place,
+                    survives=survives,
+                    target=on_target,
+                    signature=signature(ycc, box),
+                )
+            )
     return rows
 
 
@@ -246,10 +272,14 @@ def report(rows: list[dict]) -> None:
     for part in ("clear", "top", "bottom", "left", "right"):
         s = [r["score"] for r in rows if r.get("target") and r["case"] == part]
         if s:
-            print(f"  {part:6} (face left visible) {len(s):3d} findings, scores "
-                  f"{min(s):.2f}-{max(s):.2f}, median {np.median(s):.2f}")
-    print("\nwith the filled pixels known exactly (oracle), rule: on < "
-          f"{CLEAR}, near < {BESIDE}, edge < cap [and not surviving inpainting]:")
+            print(
+                f"  {part:6} (face left visible) {len(s):3d} findings, scores "
+                f"{min(s):.2f}-{max(s):.2f}, median {np.median(s):.2f}"
+            )
+    print(
+        "\nwith the filled pixels known exactly (oracle), rule: on < "
+        f"{CLEAR}, near < {BESIDE}, edge < cap [and not surviving inpainting]:"
+    )
     print("  cap   survival  blur's outputs pass   half-covered faces fail   clear faces fail")
     for cap in (0.2, 0.3, 0.45, 0.6):
         for survival in (None, 0.12, 0.2):
@@ -266,22 +296,28 @@ def report(rows: list[dict]) -> None:
                     bad += 1
                     halves += fail
             n_good = sum(o["case"] == "good" for o in outputs.values())
-            print(f"  {cap:<5} {str(survival):8}  {ok:>6}/{n_good:<12} {halves:>6}/{bad:<17}"
-                  f" {clears}/{nclear}")
+            print(
+                f"  {cap:<5} {str(survival):8}  {ok:>6}/{n_good:<12} {halves:>6}/{bad:<17} {clears}/{nclear}"
+            )
     print("\nfill signature in all four halves (judged a fill / measured):")
-    for label, pick in (("findings fully on a fill (any render)", lambda r: r["place"] == "on"),
-                        ("faces in the originals (labelled or >= 0.3)",
-                         lambda r: r["case"] == "original" and r["place"] == "face"),
-                        ("other detections in the originals",
-                         lambda r: r["case"] == "original" and r["place"] == "other"),
-                        ("half-covered faces", lambda r: r.get("target")
-                         and r["case"] != "clear")):
+    for label, pick in (
+        ("findings fully on a fill (any render)", lambda r: r["place"] == "on"),
+        (
+            "faces in the originals (labelled or >= 0.3)",
+            lambda r: r["case"] == "original" and r["place"] == "face",
+        ),
+        ("other detections in the originals", lambda r: r["case"] == "original" and r["place"] == "other"),
+        ("half-covered faces", lambda r: r.get("target") and r["case"] != "clear"),
+    ):
         s = [r["signature"] for r in rows if "place" in r and pick(r) and r["signature"] is not None]
         print(f"  {label:46} {sum(s)}/{len(s)}")
     faces = [r["score"] for r in rows if r["case"] == "original" and r["place"] == "face"]
     if faces:
-        print("\nfaces caught in the originals, by score: " + ", ".join(
-            f"< {m}: {sum(s < m for s in faces)}" for m in (0.2, 0.3, 0.5)) + f" of {len(faces)}")
+        print(
+            "\nfaces caught in the originals, by score: "
+            + ", ".join(f"< {m}: {sum(s < m for s in faces)}" for m in (0.2, 0.3, 0.5))
+            + f" of {len(faces)}"
+        )
 
 
 def main() -> None:
@@ -295,11 +331,12 @@ def main() -> None:
     # dev: the samples and every fifth faces-dev photo from the third (the photos of
     # benchmarks/check.py --outputs); held: from the fifth; fresh (q70, small): from the second.
     start = {"dev": 2, "held": 4, "q70": 1, "small": 1}[args.set]
-    picked = images[start::5][:args.photos]
+    picked = images[start::5][: args.photos]
     photos = [(FACES / i["file"], np.array(i["boxes"], np.float32).reshape(-1, 4)) for i in picked]
     if args.set == "dev":
-        photos = [(ROOT / "samples" / n, np.zeros((0, 4), np.float32))
-                  for n in ("messi5.jpg", "astronaut.jpg")] + photos
+        photos = [
+            (ROOT / "samples" / n, np.zeros((0, 4), np.float32)) for n in ("messi5.jpg", "astronaut.jpg")
+        ] + photos
     face_detector = detectors.build(check.check_settings(Settings(kinds=("face",))))[0]
     rows = []
     with tempfile.TemporaryDirectory() as folder:

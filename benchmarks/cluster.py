@@ -65,7 +65,7 @@ def make_clip(path: Path, seconds: float, seed: int, size=(320, 240), rate: int 
         picture[:] = (np.linspace(30, 220, width)[None, :, None] + i) % 255
         visible = (i // rate) % 7 != 3  # out of sight one second in seven
         if visible:
-            picture[int(y):int(y) + 64, int(x):int(x) + 64] = face
+            picture[int(y) : int(y) + 64, int(x) : int(x) + 64] = face
         x, y = x + dx, y + dy
         if not 0 <= x <= width - 64:
             dx, x = -dx, min(max(x, 0), width - 64)
@@ -97,14 +97,31 @@ class LocalCluster:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.address = f"127.0.0.1:{self.port}"
-        self.env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=os.pathsep.join(
-            [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+        self.env = dict(
+            os.environ,
+            RAY_USAGE_STATS_ENABLED="0",
+            PYTHONPATH=os.pathsep.join(
+                [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+            ),
+        )
         ray = shutil.which("ray", path=os.path.dirname(sys.executable)) or "ray"
-        common = ["--block", "--num-cpus", "1", "--node-ip-address", "127.0.0.1",
-                  "--disable-usage-stats"]
-        self.procs = [self._start([ray, "start", "--head", "--port", str(self.port),
-                                   "--include-dashboard", "false", "--temp-dir", self.temp,
-                                   *common])]
+        common = ["--block", "--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--disable-usage-stats"]
+        self.procs = [
+            self._start(
+                [
+                    ray,
+                    "start",
+                    "--head",
+                    "--port",
+                    str(self.port),
+                    "--include-dashboard",
+                    "false",
+                    "--temp-dir",
+                    self.temp,
+                    *common,
+                ]
+            )
+        ]
         self._wait(lambda: (Path(self.temp) / "session_latest" / "sockets" / "raylet").exists())
         for _ in range(nodes - 1):
             self.procs.append(self._start([ray, "start", "--address", self.address, *common]))
@@ -115,8 +132,9 @@ class LocalCluster:
         ray_module.shutdown()
 
     def _start(self, cmd):
-        return subprocess.Popen(cmd, env=self.env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
+        return subprocess.Popen(
+            cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
 
     @staticmethod
     def _wait(ready, timeout: float = 180) -> None:
@@ -138,8 +156,11 @@ class LocalCluster:
 
 def blur_cli(*args) -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "blur", *map(str, args), "-q", "--overwrite"],
-                   check=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    subprocess.run(
+        [sys.executable, "-m", "blur", *map(str, args), "-q", "--overwrite"],
+        check=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
     return time.perf_counter() - started
 
 
@@ -161,9 +182,11 @@ def main() -> None:
             make_clip(folder / f"clip{i}.mp4", args.clip_seconds, seed=i)
         long = make_clip(work / "long.mp4", args.long_seconds, seed=99)
         segments = split.plan_segments(long, args.split)
-        print(f"folder: {args.clips} clips of {args.clip_seconds:g} s; long clip: "
-              f"{args.long_seconds:g} s, {len(segments)} segments of >= {args.split:g} s; "
-              f"320x240, {os.cpu_count()} CPUs on this machine")
+        print(
+            f"folder: {args.clips} clips of {args.clip_seconds:g} s; long clip: "
+            f"{args.long_seconds:g} s, {len(segments)} segments of >= {args.split:g} s; "
+            f"320x240, {os.cpu_count()} CPUs on this machine"
+        )
         rows = []
         started = time.perf_counter()
         pipeline.anonymise(long, work / "single.mp4", settings, work / "single.json")
@@ -171,25 +194,49 @@ def main() -> None:
         rows.append(("long clip, one process, whole", single, "reference"))
         reference = json.loads((work / "single.json").read_text())
         started = time.perf_counter()
-        split.anonymise_in_segments(long, work / "parts.mp4", settings, args.split,
-                                    work / "parts.json")
+        split.anonymise_in_segments(long, work / "parts.mp4", settings, args.split, work / "parts.json")
         parts = time.perf_counter() - started
-        rows.append(("long clip, one process, in segments", parts,
-                     f"regions equal: {json.loads((work / 'parts.json').read_text()) == reference}"
-                     f"; split overhead {parts / single - 1:+.0%}"))
+        rows.append(
+            (
+                "long clip, one process, in segments",
+                parts,
+                f"regions equal: {json.loads((work / 'parts.json').read_text()) == reference}"
+                f"; split overhead {parts / single - 1:+.0%}",
+            )
+        )
         for n in map(int, args.workers.split(",")):
             cluster = LocalCluster(n)
             try:
-                seconds = blur_cli(folder, "-o", f"{work / f'out{n}'}/", "--cluster",
-                                   cluster.address, "--split", "0", "--preset", args.preset)
+                seconds = blur_cli(
+                    folder,
+                    "-o",
+                    f"{work / f'out{n}'}/",
+                    "--cluster",
+                    cluster.address,
+                    "--split",
+                    "0",
+                    "--preset",
+                    args.preset,
+                )
                 rows.append((f"folder, {n} worker(s)", seconds, ""))
                 regions = work / f"cluster{n}.json"
-                seconds = blur_cli(long, "-o", work / f"long{n}.mp4", "--regions", regions,
-                                   "--cluster", cluster.address, "--split", args.split,
-                                   "--preset", args.preset)
+                seconds = blur_cli(
+                    long,
+                    "-o",
+                    work / f"long{n}.mp4",
+                    "--regions",
+                    regions,
+                    "--cluster",
+                    cluster.address,
+                    "--split",
+                    args.split,
+                    "--preset",
+                    args.preset,
+                )
                 equal = json.loads(regions.read_text()) == reference
-                rows.append((f"long clip, {n} worker(s), --split {args.split:g}", seconds,
-                             f"regions equal: {equal}"))
+                rows.append(
+                    (f"long clip, {n} worker(s), --split {args.split:g}", seconds, f"regions equal: {equal}")
+                )
             finally:
                 cluster.stop()
         print("\n| run | wall s | |\n|---|---:|---|")

@@ -14,8 +14,9 @@ import math
 import numpy as np
 
 
-def redaction_mask(xyxy: np.ndarray, width: int, height: int, mask_scale: float, shape: str,
-                   kinds: np.ndarray | None = None) -> np.ndarray:
+def redaction_mask(
+    xyxy: np.ndarray, width: int, height: int, mask_scale: float, shape: str, kinds: np.ndarray | None = None
+) -> np.ndarray:
     """Boolean (height, width) image of every pixel blur redacts for these boxes.
 
     Args:

@@ -26,8 +26,8 @@ import numpy as np
 from video_recall import clipped_to_frame
 
 WIDTH, HEIGHT, FPS, FRAMES = 1280, 720, 25, 200
-PRINT_SCALE = 1.0            # photo pixels -> wall pixels
-GAP = 40                     # wall pixels between prints
+PRINT_SCALE = 1.0  # photo pixels -> wall pixels
+GAP = 40  # wall pixels between prints
 VISIBLE = 0.5
 
 
@@ -47,14 +47,17 @@ def choose_photos(items: list[dict]) -> tuple[list[dict], dict]:
 
 def build_wall(dev: Path, photos: list[dict]) -> tuple[np.ndarray, list[tuple[str, np.ndarray]]]:
     """The wall (RGB) with the prints on it in a 3x2 grid, and every face box in wall pixels."""
-    cells = [cv2.resize(_read(dev / it["file"]), None, fx=PRINT_SCALE, fy=PRINT_SCALE,
-                        interpolation=cv2.INTER_CUBIC) for it in photos]
+    cells = [
+        cv2.resize(
+            _read(dev / it["file"]), None, fx=PRINT_SCALE, fy=PRINT_SCALE, interpolation=cv2.INTER_CUBIC
+        )
+        for it in photos
+    ]
     cell_w = max(c.shape[1] for c in cells)
     cell_h = max(c.shape[0] for c in cells)
     wall_w, wall_h = 3 * cell_w + 4 * GAP, 2 * cell_h + 3 * GAP
     rng = np.random.default_rng(7)
-    noise = cv2.GaussianBlur(rng.normal(0, 1, (wall_h // 8, wall_w // 8)).astype(np.float32),
-                             (0, 0), 1.5)
+    noise = cv2.GaussianBlur(rng.normal(0, 1, (wall_h // 8, wall_w // 8)).astype(np.float32), (0, 0), 1.5)
     noise = cv2.resize(noise, (wall_w, wall_h), interpolation=cv2.INTER_CUBIC)
     wall = np.clip(np.array([150, 140, 125], np.float32) + 25 * noise[..., None], 0, 255)
     wall = wall.astype(np.uint8)
@@ -62,17 +65,16 @@ def build_wall(dev: Path, photos: list[dict]) -> tuple[np.ndarray, list[tuple[st
     for k, (cell, it) in enumerate(zip(cells, photos)):
         x0 = GAP + (k % 3) * (cell_w + GAP) + (cell_w - cell.shape[1]) // 2
         y0 = GAP + (k // 3) * (cell_h + GAP) + (cell_h - cell.shape[0]) // 2
-        wall[y0:y0 + cell.shape[0], x0:x0 + cell.shape[1]] = cell
+        wall[y0 : y0 + cell.shape[0], x0 : x0 + cell.shape[1]] = cell
         for i, box in enumerate(it["boxes"]):
-            faces.append((f"P{k}.{i}", np.asarray(box, np.float32) * PRINT_SCALE
-                          + [x0, y0, x0, y0]))
+            faces.append((f"P{k}.{i}", np.asarray(box, np.float32) * PRINT_SCALE + [x0, y0, x0, y0]))
     return wall, faces
 
 
 def camera(t: int, wall_w: int, wall_h: int) -> tuple[float, float, float, float]:
     """(zoom, left, top, blur px) at frame t: the wall point (left, top) is the frame's top-left
     corner, one wall pixel is ``zoom`` frame pixels; blur is the horizontal motion blur."""
-    fit = min(WIDTH / wall_w, HEIGHT / wall_h)   # the whole wall in view
+    fit = min(WIDTH / wall_w, HEIGHT / wall_h)  # the whole wall in view
     rng = np.random.default_rng(1000 + t)
     if t < 50:
         u = t / 49
@@ -106,22 +108,29 @@ def drifter_position(t: int) -> tuple[float, float] | None:
     return None
 
 
-def render(t: int, wall, wall_faces, drifter, drifter_faces
-           ) -> tuple[np.ndarray, list[tuple[str, np.ndarray]]]:
+def render(
+    t: int, wall, wall_faces, drifter, drifter_faces
+) -> tuple[np.ndarray, list[tuple[str, np.ndarray]]]:
     """Frame t (RGB) and its visible faces (id, xyxy clipped to the frame)."""
     zoom, left, top, blur = camera(t, wall.shape[1], wall.shape[0])
     warp = np.array([[zoom, 0, -left * zoom], [0, zoom, -top * zoom]], np.float32)
-    frame = cv2.warpAffine(wall, warp, (WIDTH, HEIGHT), flags=cv2.INTER_AREA if zoom < 1
-                           else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    faces = [(fid, (box.reshape(2, 2) * zoom - [left * zoom, top * zoom]).reshape(4))
-             for fid, box in wall_faces]
+    frame = cv2.warpAffine(
+        wall,
+        warp,
+        (WIDTH, HEIGHT),
+        flags=cv2.INTER_AREA if zoom < 1 else cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    faces = [
+        (fid, (box.reshape(2, 2) * zoom - [left * zoom, top * zoom]).reshape(4)) for fid, box in wall_faces
+    ]
     pos = drifter_position(t)
     if pos is not None:
         px, py = int(round(pos[0])), int(round(pos[1]))
         h, w = drifter.shape[:2]
         x1, y1, x2, y2 = max(px, 0), max(py, 0), min(px + w, WIDTH), min(py + h, HEIGHT)
         if x2 > x1 and y2 > y1:
-            frame[y1:y2, x1:x2] = drifter[y1 - py:y2 - py, x1 - px:x2 - px]
+            frame[y1:y2, x1:x2] = drifter[y1 - py : y2 - py, x1 - px : x2 - px]
             faces = [(fid, b) for fid, b in faces if _hidden(b, (x1, y1, x2, y2)) <= VISIBLE]
             faces += [(fid, b + [px, py, px, py]) for fid, b in drifter_faces]
     if blur > 1.5:
@@ -150,10 +159,12 @@ def build(path: Path, dev: Path, frames: int = FRAMES) -> list[list[tuple[str, n
 
     photos, drifting = choose_photos(load_set(dev))
     wall, wall_faces = build_wall(dev, photos)
-    drifter = cv2.resize(_read(dev / drifting["file"]), None, fx=PRINT_SCALE, fy=PRINT_SCALE,
-                         interpolation=cv2.INTER_CUBIC)
-    drifter_faces = [(f"D.{i}", np.asarray(b, np.float32) * PRINT_SCALE)
-                     for i, b in enumerate(drifting["boxes"])]
+    drifter = cv2.resize(
+        _read(dev / drifting["file"]), None, fx=PRINT_SCALE, fy=PRINT_SCALE, interpolation=cv2.INTER_CUBIC
+    )
+    drifter_faces = [
+        (f"D.{i}", np.asarray(b, np.float32) * PRINT_SCALE) for i, b in enumerate(drifting["boxes"])
+    ]
     truth = []
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=FPS)

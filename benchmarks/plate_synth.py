@@ -22,17 +22,58 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 FONT_DIRS = [Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/TTF")]
-FONT_NAMES = ["DejaVuSans-Bold.ttf", "DejaVuSansCondensed-Bold.ttf", "DejaVuSansMono-Bold.ttf",
-              "DejaVuSerifCondensed-Bold.ttf", "DejaVuSansMono.ttf"]
+FONT_NAMES = [
+    "DejaVuSans-Bold.ttf",
+    "DejaVuSansCondensed-Bold.ttf",
+    "DejaVuSansMono-Bold.ttf",
+    "DejaVuSerifCondensed-Bold.ttf",
+    "DejaVuSansMono.ttf",
+]
 
-CLASSES = ["vanity", "digits", "two_line", "header", "dealer", "eu_band", "dark_on_light",
-           "light_on_dark", "dim", "low_contrast", "jpeg20", "motion", "tilt", "perspective"]
+CLASSES = [
+    "vanity",
+    "digits",
+    "two_line",
+    "header",
+    "dealer",
+    "eu_band",
+    "dark_on_light",
+    "light_on_dark",
+    "dim",
+    "low_contrast",
+    "jpeg20",
+    "motion",
+    "tilt",
+    "perspective",
+]
 
-WORDS = ["FREEDOM", "GOBUCKS", "LUCKY", "MYTOY", "SURFER", "NOWAY", "BOSS", "MAMA", "HEIDI",
-         "TESLA", "COFFEE", "ROCKET", "KATKA", "JOHNNY", "GRANDMA", "ZOOM", "NINJA", "SUNNY"]
+WORDS = [
+    "FREEDOM",
+    "GOBUCKS",
+    "LUCKY",
+    "MYTOY",
+    "SURFER",
+    "NOWAY",
+    "BOSS",
+    "MAMA",
+    "HEIDI",
+    "TESLA",
+    "COFFEE",
+    "ROCKET",
+    "KATKA",
+    "JOHNNY",
+    "GRANDMA",
+    "ZOOM",
+    "NINJA",
+    "SUNNY",
+]
 STATES = ["California", "TEXAS", "New York", "FLORIDA", "Ohio", "ARIZONA", "Nevada", "OREGON"]
-DEALERS = [("SMITH TOYOTA", "smithtoyota.com"), ("AUTO WORLD", "CALL 555 0199"),
-           ("HONDA OF DOVER", "HONDAOFDOVER.COM"), ("BEST CARS", "BESTCARS.NET")]
+DEALERS = [
+    ("SMITH TOYOTA", "smithtoyota.com"),
+    ("AUTO WORLD", "CALL 555 0199"),
+    ("HONDA OF DOVER", "HONDAOFDOVER.COM"),
+    ("BEST CARS", "BESTCARS.NET"),
+]
 BADGES = ["COROLLA", "HYBRID", "GOLF", "CIVIC", "4MATIC", "SPORT", "ASTRA"]
 
 
@@ -48,17 +89,19 @@ class Sample:
 
 def fonts(size: int) -> list:
     """The plate fonts available on this machine at ``size`` px (Pillow's own font always)."""
-    found = [ImageFont.truetype(str(d / n), size) for d in FONT_DIRS for n in FONT_NAMES
-             if (d / n).is_file()]
+    found = [ImageFont.truetype(str(d / n), size) for d in FONT_DIRS for n in FONT_NAMES if (d / n).is_file()]
     return found + [ImageFont.load_default(size=size)]
 
 
 def _serial(rng) -> str:
     letters, digits = string.ascii_uppercase, string.digits
     pick = lambda pool, n: "".join(rng.choice(list(pool), n))  # noqa: E731
-    forms = [lambda: f"{pick(letters, 3)} {pick(digits, 4)}", lambda: f"{pick(digits, 1)}"
-             f"{pick(letters, 3)}{pick(digits, 3)}", lambda: f"{pick(letters, 2)}-{pick(digits, 3)}"
-             f"-{pick(letters, 2)}", lambda: f"{pick(letters, 1)} {pick(letters, 2)} {pick(digits, 3)}"]
+    forms = [
+        lambda: f"{pick(letters, 3)} {pick(digits, 4)}",
+        lambda: f"{pick(digits, 1)}{pick(letters, 3)}{pick(digits, 3)}",
+        lambda: f"{pick(letters, 2)}-{pick(digits, 3)}-{pick(letters, 2)}",
+        lambda: f"{pick(letters, 1)} {pick(letters, 2)} {pick(digits, 3)}",
+    ]
     return forms[rng.integers(len(forms))]()
 
 
@@ -71,7 +114,7 @@ def _vanity(rng) -> str:
 def _digits(rng) -> str:
     n = int(rng.integers(4, 8))
     s = "".join(rng.choice(list(string.digits), n))
-    return s if rng.random() < 0.5 else f"{s[:n // 2]} {s[n // 2:]}"
+    return s if rng.random() < 0.5 else f"{s[: n // 2]} {s[n // 2 :]}"
 
 
 def _fit_text(draw, text: str, font_px: int, box_w: int, rng):
@@ -119,29 +162,33 @@ def render_plate(cls: str, rng) -> tuple[np.ndarray, np.ndarray | None]:
             cx, cy, r = band / 2 + 0.28 * band * np.cos(a), 0.3 * h + 0.28 * band * np.sin(a), 2.5
             draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=(255, 204, 0))
         code = str(rng.choice(["D", "F", "NL", "SK", "CZ", "PL"]))
-        _text(draw, code, (band / 2, 0.75 * h), _fit_text(draw, code, int(0.3 * h), band, rng),
-              (255, 255, 255))
+        _text(
+            draw, code, (band / 2, 0.75 * h), _fit_text(draw, code, int(0.3 * h), band, rng), (255, 255, 255)
+        )
         left = band + 6
     if cls == "two_line":
-        top, bottom = text.replace("-", " ").split(" ", 1) if " " in text.replace("-", " ") \
-            else (text[:3], text[3:])
+        top, bottom = (
+            text.replace("-", " ").split(" ", 1) if " " in text.replace("-", " ") else (text[:3], text[3:])
+        )
         for line, cy in ((top, 0.3 * h), (bottom, 0.72 * h)):
             font = _fit_text(draw, line, int(0.36 * h), w - 2 * left, rng)
             _text(draw, line, (w / 2, cy), font, fg)
     elif cls == "header":
         state = str(rng.choice(STATES))
         colour = [(170, 20, 30), (20, 40, 130), fg][rng.integers(3)]
-        _text(draw, state, (w / 2, 0.17 * h), _fit_text(draw, state, int(0.2 * h), w - 80, rng),
-              colour)
-        _text(draw, text, (w / 2, 0.56 * h), _fit_text(draw, text, int(0.42 * h), w - 2 * left, rng),
-              fg)
+        _text(draw, state, (w / 2, 0.17 * h), _fit_text(draw, state, int(0.2 * h), w - 80, rng), colour)
+        _text(draw, text, (w / 2, 0.56 * h), _fit_text(draw, text, int(0.42 * h), w - 2 * left, rng), fg)
         slogan = str(rng.choice(["Sunshine State", "LAND OF LINCOLN", "dmv.ca.gov", "Great Lakes"]))
-        _text(draw, slogan, (w / 2, 0.88 * h), _fit_text(draw, slogan, int(0.1 * h), w - 80, rng),
-              colour)
+        _text(draw, slogan, (w / 2, 0.88 * h), _fit_text(draw, slogan, int(0.1 * h), w - 80, rng), colour)
     else:
         font_px = int((0.42 if h / w > 0.4 else 0.7) * h)
-        _text(draw, text, ((left + w - border) / 2, h / 2),
-              _fit_text(draw, text, font_px, w - left - border - 8, rng), fg)
+        _text(
+            draw,
+            text,
+            ((left + w - border) / 2, h / 2),
+            _fit_text(draw, text, font_px, w - left - border - 8, rng),
+            fg,
+        )
     frame = None
     if cls == "dealer":  # the plate inside a dealer's frame with text above and below
         fw, fh = int(w * 1.1), int(h * 1.32)
@@ -150,8 +197,7 @@ def render_plate(cls: str, rng) -> tuple[np.ndarray, np.ndarray | None]:
         top_text, bottom_text = DEALERS[rng.integers(len(DEALERS))]
         ink = (240, 240, 240) if fimg.getpixel((0, 0))[0] < 100 else (20, 20, 20)
         for line, cy in ((top_text, 0.08 * fh), (bottom_text, 0.92 * fh)):
-            _text(fdraw, line, (fw / 2, cy), _fit_text(fdraw, line, int(0.1 * fh), fw - 40, rng),
-                  ink)
+            _text(fdraw, line, (fw / 2, cy), _fit_text(fdraw, line, int(0.1 * fh), fw - 40, rng), ink)
         frame = np.asarray(fimg)
     return np.asarray(img), frame
 
@@ -164,8 +210,9 @@ def _plain_car(rng, size=(640, 480)) -> tuple[np.ndarray, tuple[float, float, fl
     img[:] = body + np.linspace(-30, 30, h)[:, None, None]
     img += rng.normal(0, 4, img.shape)
     img = np.clip(img, 0, 255).astype(np.uint8)
-    cv2.rectangle(img, (int(0.15 * w), int(0.05 * h)), (int(0.85 * w), int(0.35 * h)),
-                  (35, 40, 45), -1)  # rear window
+    cv2.rectangle(
+        img, (int(0.15 * w), int(0.05 * h)), (int(0.85 * w), int(0.35 * h)), (35, 40, 45), -1
+    )  # rear window
     for x in (int(0.04 * w), int(0.8 * w)):
         cv2.rectangle(img, (x, int(0.42 * h)), (x + int(0.16 * w), int(0.52 * h)), (190, 25, 25), -1)
     cv2.rectangle(img, (0, int(0.82 * h)), (w, int(0.95 * h)), (25, 25, 25), -1)  # bumper
@@ -189,8 +236,9 @@ def _dev_car(item: dict, data: Path, rng) -> tuple[np.ndarray, tuple[float, floa
     x1, y1, x2, y2 = np.asarray(item["boxes"][0], float)
     bw, bh = x2 - x1, y2 - y1
     mask = np.zeros(bgr.shape[:2], np.uint8)
-    cv2.rectangle(mask, (int(x1 - 0.12 * bw), int(y1 - 0.15 * bh)),
-                  (int(x2 + 0.12 * bw), int(y2 + 0.15 * bh)), 255, -1)
+    cv2.rectangle(
+        mask, (int(x1 - 0.12 * bw), int(y1 - 0.15 * bh)), (int(x2 + 0.12 * bw), int(y2 + 0.15 * bh)), 255, -1
+    )
     bgr = cv2.inpaint(bgr, mask, 5, cv2.INPAINT_TELEA)
     return bgr[..., ::-1].copy(), ((x1 + x2) / 2, (y1 + y2) / 2, bw * rng.uniform(0.95, 1.3))
 
@@ -202,7 +250,7 @@ def _quad(cls: str, cx: float, cy: float, w: float, h: float, rng) -> np.ndarray
         near = rng.uniform(0.6, 0.8)
         side = 1 if rng.random() < 0.5 else 0
         pts[:, 0] *= rng.uniform(0.6, 0.85)
-        for i in ((1, 2) if side else (0, 3)):
+        for i in (1, 2) if side else (0, 3):
             pts[i, 1] *= near
         pts[:, 1] += rng.uniform(-0.1, 0.1) * h * np.sign(pts[:, 0])
     angle = rng.uniform(10, 20) * rng.choice([-1, 1]) if cls == "tilt" else rng.uniform(-3, 3)
@@ -253,8 +301,18 @@ def sample(cls: str, index: int, seed: int, dev: list[dict] | None, data: Path |
     ph = pw * flat.shape[0] / flat.shape[1]
     if frame is not None:
         fh, fw = frame.shape[:2]
-        _paste(img, frame, _quad(cls, cx, cy, pw * fw / flat.shape[1], ph * fh / flat.shape[0],
-                                 np.random.default_rng([seed, 99, index])))
+        _paste(
+            img,
+            frame,
+            _quad(
+                cls,
+                cx,
+                cy,
+                pw * fw / flat.shape[1],
+                ph * fh / flat.shape[0],
+                np.random.default_rng([seed, 99, index]),
+            ),
+        )
     quad = _quad(cls, cx, cy, pw, ph, np.random.default_rng([seed, 99, index]))
     mask = _paste(img, flat, quad)
     img = _finish(cls, img, pw, rng)

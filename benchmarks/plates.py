@@ -50,12 +50,14 @@ DEFAULT_SET = ROOT.parent / "shared" / "eval" / "plates-dev"
 # 3.10 wheels carry PP-OCRv6 small det/rec inside; no 3.x wheel carries PP-OCRv5 (3.x fetches
 # it at run time), and 3.x requires opencv-python-headless, a second cv2 build beside blur's.
 MODEL_SETS = {
-    "ppocrv4": {"det": ("rapidocr-onnxruntime",
-                        "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx"),
-                "rec": ("rapidocr-onnxruntime",
-                        "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx")},
-    "ppocrv6": {"det": ("rapidocr", "rapidocr/models/PP-OCRv6_det_small.onnx"),
-                "rec": ("rapidocr", "rapidocr/models/PP-OCRv6_rec_small.onnx")},
+    "ppocrv4": {
+        "det": ("rapidocr-onnxruntime", "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx"),
+        "rec": ("rapidocr-onnxruntime", "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx"),
+    },
+    "ppocrv6": {
+        "det": ("rapidocr", "rapidocr/models/PP-OCRv6_det_small.onnx"),
+        "rec": ("rapidocr", "rapidocr/models/PP-OCRv6_rec_small.onnx"),
+    },
 }
 
 
@@ -64,13 +66,12 @@ def box_masks(labels: np.ndarray, width: int, height: int) -> list[np.ndarray]:
     out = []
     for x1, y1, x2, y2 in labels.round().astype(int):
         m = np.zeros((height, width), bool)
-        m[max(y1, 0):min(y2, height), max(x1, 0):min(x2, width)] = True
+        m[max(y1, 0) : min(y2, height), max(x1, 0) : min(x2, width)] = True
         out.append(m)
     return out
 
 
-def score_image(xyxy: np.ndarray, labels: np.ndarray, plates: list[np.ndarray],
-                shape: str = "box") -> dict:
+def score_image(xyxy: np.ndarray, labels: np.ndarray, plates: list[np.ndarray], shape: str = "box") -> dict:
     """Coverage, IoU match, false regions and redacted background of one image.
 
     Args:
@@ -96,8 +97,12 @@ def score_image(xyxy: np.ndarray, labels: np.ndarray, plates: list[np.ndarray],
         if not ((inter >= 0.25 * label_area) | (inter >= 0.5 * own_area)).any():
             false += 1
     background = ~np.logical_or.reduce(plates)
-    return {"cover": cover, "matched": list(matched), "false": false,
-            "background": float(mask[background].mean()) if background.any() else 0.0}
+    return {
+        "cover": cover,
+        "matched": list(matched),
+        "false": false,
+        "background": float(mask[background].mean()) if background.any() else 0.0,
+    }
 
 
 DEGRADATIONS = ["dim", "jpeg", "small", "motion"]
@@ -134,13 +139,15 @@ def dev_images(data: Path, images: list[dict], how: str | None = None):
         labels = np.asarray(item["boxes"], dtype=np.float64).reshape(-1, 4)
         bgr, labels = degrade(bgr, labels, how)
         rgb = np.ascontiguousarray(bgr[..., ::-1])
-        group = {"dim": "dim x0.3", "jpeg": "JPEG q20", "small": "half size",
-                 "motion": "motion blur"}.get(how, item["file"].split("/")[0])
+        group = {"dim": "dim x0.3", "jpeg": "JPEG q20", "small": "half size", "motion": "motion blur"}.get(
+            how, item["file"].split("/")[0]
+        )
         yield group, item["file"], rgb, labels, box_masks(labels, rgb.shape[1], rgb.shape[0])
 
 
-def synthetic_images(data: Path | None, images: list[dict] | None, per_class: int, seed: int,
-                     classes: list[str] | None = None):
+def synthetic_images(
+    data: Path | None, images: list[dict] | None, per_class: int, seed: int, classes: list[str] | None = None
+):
     """(class, name, rgb, labels, plate masks) of ``per_class`` synthetic images per class."""
     import plate_synth
 
@@ -152,8 +159,9 @@ def synthetic_images(data: Path | None, images: list[dict] | None, per_class: in
 
 def evaluate(detector, suite: str, samples, shape: str, misses: Path | bool | None) -> None:
     """Run the detector over ``samples`` and print one table row per group and overall."""
-    rows: dict[str, dict] = defaultdict(lambda: {"n": 0, "cover": [], "matched": [], "false": 0,
-                                                 "background": [], "ms": []})
+    rows: dict[str, dict] = defaultdict(
+        lambda: {"n": 0, "cover": [], "matched": [], "false": 0, "background": [], "ms": []}
+    )
     for group, name, rgb, labels, plates in samples:
         start = time.perf_counter()
         found = detector.detect(rgb.copy())
@@ -168,23 +176,25 @@ def evaluate(detector, suite: str, samples, shape: str, misses: Path | bool | No
             row["false"] += scored["false"]
             row["background"].append(scored["background"])
         if misses and min(scored["cover"]) < 0.95:
-            print(f"miss: {name} cover={min(scored['cover']):.2f} "
-                  f"plate={np.round(labels).astype(int).tolist()} "
-                  f"boxes={np.round(found.xyxy).astype(int).tolist()}")
+            print(
+                f"miss: {name} cover={min(scored['cover']):.2f} "
+                f"plate={np.round(labels).astype(int).tolist()} "
+                f"boxes={np.round(found.xyxy).astype(int).tolist()}"
+            )
             if isinstance(misses, Path):
-                _save_miss(misses / f"{suite}-{name.replace('/', '_')}.jpg", rgb, labels,
-                           found.xyxy)
+                _save_miss(misses / f"{suite}-{name.replace('/', '_')}.jpg", rgb, labels, found.xyxy)
     print(f"\n{suite}\n")
-    print("| set | images | plates | whole | >=70% | recall@0.5 | false/img | non-plate px "
-          "| ms/img |")
+    print("| set | images | plates | whole | >=70% | recall@0.5 | false/img | non-plate px | ms/img |")
     print("|---|---|---|---|---|---|---|---|---|")
     for group in sorted(rows, key=lambda g: g == "all"):
         r = rows[group]
         cover = np.asarray(r["cover"])
-        print(f"| {group} | {r['n']} | {len(cover)} | {(cover >= 0.95).mean():.3f} | "
-              f"{(cover >= 0.7).mean():.3f} | {np.mean(r['matched']):.3f} | "
-              f"{r['false'] / r['n']:.2f} | {100 * np.mean(r['background']):.2f} % | "
-              f"{statistics.median(r['ms']):.0f} |")
+        print(
+            f"| {group} | {r['n']} | {len(cover)} | {(cover >= 0.95).mean():.3f} | "
+            f"{(cover >= 0.7).mean():.3f} | {np.mean(r['matched']):.3f} | "
+            f"{r['false'] / r['n']:.2f} | {100 * np.mean(r['background']):.2f} % | "
+            f"{statistics.median(r['ms']):.0f} |"
+        )
 
 
 def _save_miss(path: Path, rgb: np.ndarray, labels: np.ndarray, found: np.ndarray) -> None:
@@ -214,8 +224,10 @@ def video_speed(path: Path, runs: int, max_frames: int) -> None:
             excerpt(path, src, max_frames)
         with av.open(str(src)) as c:
             v = c.streams.video[0]
-            facts = f"{v.codec_context.width}x{v.codec_context.height}, {v.frames} frames, " \
-                    f"{float(v.average_rate):.2f} fps"
+            facts = (
+                f"{v.codec_context.width}x{v.codec_context.height}, {v.frames} frames, "
+                f"{float(v.average_rate):.2f} fps"
+            )
         print(f"\n{path.name} ({facts}); median of {runs} run(s)\n")
         print("| kinds | stride | scan s | total s | CPU s | x faces alone (CPU) |")
         print("|---|---|---|---|---|---|")
@@ -237,10 +249,13 @@ def video_speed(path: Path, runs: int, max_frames: int) -> None:
             # CPU time (all threads) is the fairer measure on a shared, busy machine.
             cpu = statistics.median(cpus)
             base = base or cpu
-            strides = [pipeline.frame_stride(d, float(plan.info.fps), settings)
-                       for d in detectors.build(settings)]
-            print(f"| {'+'.join(kinds)} | {'/'.join(map(str, strides))} | "
-                  f"{statistics.median(scans):.1f} | {total:.1f} | {cpu:.1f} | {cpu / base:.2f} |")
+            strides = [
+                pipeline.frame_stride(d, float(plan.info.fps), settings) for d in detectors.build(settings)
+            ]
+            print(
+                f"| {'+'.join(kinds)} | {'/'.join(map(str, strides))} | "
+                f"{statistics.median(scans):.1f} | {total:.1f} | {cpu:.1f} | {cpu / base:.2f} |"
+            )
 
 
 def _cpu() -> float:
@@ -271,28 +286,52 @@ def excerpt(src: Path, dst: Path, frames: int) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--set", dest="overrides", action="append", default=[],
-                    help="detector keyword, e.g. max_side=960 (repeatable)")
+    ap.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        help="detector keyword, e.g. max_side=960 (repeatable)",
+    )
     ap.add_argument("--data", type=Path, default=DEFAULT_SET)
-    ap.add_argument("--suite", action="append", choices=["dev", "degraded", "synthetic"],
-                    help="which suites to run (repeatable; default all three)")
-    ap.add_argument("--degrade", action="append", choices=DEGRADATIONS,
-                    help="degraded suite: only these degradations (repeatable)")
+    ap.add_argument(
+        "--suite",
+        action="append",
+        choices=["dev", "degraded", "synthetic"],
+        help="which suites to run (repeatable; default all three)",
+    )
+    ap.add_argument(
+        "--degrade",
+        action="append",
+        choices=DEGRADATIONS,
+        help="degraded suite: only these degradations (repeatable)",
+    )
     ap.add_argument("--per-class", type=int, default=50, help="synthetic images per class")
     ap.add_argument("--seed", type=int, default=12, help="seed of the synthetic plates")
     ap.add_argument("--classes", help="synthetic suite: only these classes (comma-separated)")
     ap.add_argument("--kind", default="plate", choices=["plate", "text"])
-    ap.add_argument("--shape", default="box", choices=["box", "ellipse"],
-                    help="mask shape the coverage is computed with (plates are boxes)")
+    ap.add_argument(
+        "--shape",
+        default="box",
+        choices=["box", "ellipse"],
+        help="mask shape the coverage is computed with (plates are boxes)",
+    )
     ap.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads (0 = all)")
-    ap.add_argument("--models", choices=sorted(MODEL_SETS), default=None,
-                    help="compare another model pair (default: the one blur ships with)")
+    ap.add_argument(
+        "--models",
+        choices=sorted(MODEL_SETS),
+        default=None,
+        help="compare another model pair (default: the one blur ships with)",
+    )
     ap.add_argument("--misses", action="store_true", help="list plates covered < 95 %%")
     ap.add_argument("--save-misses", type=Path, help="also draw each miss into this folder")
-    ap.add_argument("--limit", type=int,
-                    help="only the first N dev images, and N synthetic images per class")
-    ap.add_argument("--video", type=Path, default=None,
-                    help="instead: time whole runs on this video, faces alone vs with plates")
+    ap.add_argument("--limit", type=int, help="only the first N dev images, and N synthetic images per class")
+    ap.add_argument(
+        "--video",
+        type=Path,
+        default=None,
+        help="instead: time whole runs on this video, faces alone vs with plates",
+    )
     ap.add_argument("--frames", type=int, default=0, help="--video: only its first N frames")
     ap.add_argument("--runs", type=int, default=1, help="--video: runs per configuration")
     args = ap.parse_args(argv)
@@ -303,10 +342,13 @@ def main(argv: list[str] | None = None) -> int:
     suites = args.suite or ["dev", "degraded", "synthetic"]
 
     index = args.data / "plates.json"
-    images = json.loads(index.read_text())["images"][:args.limit] if index.exists() else None
+    images = json.loads(index.read_text())["images"][: args.limit] if index.exists() else None
     if images is None and suites != ["synthetic"]:
-        print(f"no labelled set at {args.data} (expected plates.json there); "
-              "only --suite synthetic runs without it", file=sys.stderr)
+        print(
+            f"no labelled set at {args.data} (expected plates.json there); "
+            "only --suite synthetic runs without it",
+            file=sys.stderr,
+        )
         return 2
 
     from blur import detectors
@@ -329,23 +371,32 @@ def main(argv: list[str] | None = None) -> int:
     detector = (PlateDetector if args.kind == "plate" else TextDetector)(**kwargs)
     detector.detect(np.full((480, 640, 3), 128, np.uint8))  # warm-up
 
-    print(f"\n{args.kind} detector {detector.name} {kwargs or ''} "
-          f"models {Path(text_mod.MODELS['det'][1]).name}, {args.shape} masks "
-          f"({os.cpu_count()} CPUs, {args.threads or 'all'} ORT threads)")
+    print(
+        f"\n{args.kind} detector {detector.name} {kwargs or ''} "
+        f"models {Path(text_mod.MODELS['det'][1]).name}, {args.shape} masks "
+        f"({os.cpu_count()} CPUs, {args.threads or 'all'} ORT threads)"
+    )
     misses = args.save_misses or args.misses
     if "dev" in suites:
-        evaluate(detector, f"dev: {args.data.name}", dev_images(args.data, images), args.shape,
-                 misses)
+        evaluate(detector, f"dev: {args.data.name}", dev_images(args.data, images), args.shape, misses)
     if "degraded" in suites:
-        chain = (s for how in (args.degrade or DEGRADATIONS)
-                 for s in dev_images(args.data, images, how))
+        chain = (s for how in (args.degrade or DEGRADATIONS) for s in dev_images(args.data, images, how))
         evaluate(detector, f"degraded: {args.data.name}", chain, args.shape, misses)
     if "synthetic" in suites:
         per_class = min(args.per_class, args.limit or args.per_class)
-        evaluate(detector, f"synthetic: {per_class} per class, seed {args.seed}",
-                 synthetic_images(args.data if images else None, images, per_class, args.seed,
-                                  args.classes.split(",") if args.classes else None),
-                 args.shape, misses)
+        evaluate(
+            detector,
+            f"synthetic: {per_class} per class, seed {args.seed}",
+            synthetic_images(
+                args.data if images else None,
+                images,
+                per_class,
+                args.seed,
+                args.classes.split(",") if args.classes else None,
+            ),
+            args.shape,
+            misses,
+        )
     return 0
 
 

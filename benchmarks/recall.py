@@ -52,7 +52,7 @@ class Result:
     seconds: float = 0.0
     cpu_seconds: float = 0.0  # process CPU time (all threads): steadier than wall time on a busy machine
     area_redacted: float = 0.0  # share of all image pixels inside some redaction mask
-    area_faces: float = 0.0     # share of all image pixels inside some labelled box
+    area_faces: float = 0.0  # share of all image pixels inside some labelled box
 
     def add(self, other: Result) -> None:
         for name, t in other.tallies.items():
@@ -90,8 +90,9 @@ def greedy_match(gt: np.ndarray, pred: np.ndarray, threshold: float) -> np.ndarr
     return match
 
 
-def score_image(gt: np.ndarray, pred: np.ndarray, width: int, height: int, scale: float,
-                shape: str) -> Result:
+def score_image(
+    gt: np.ndarray, pred: np.ndarray, width: int, height: int, scale: float, shape: str
+) -> Result:
     """Tallies of one image: ``gt`` labelled boxes, ``pred`` detected boxes (both xyxy)."""
     from blur.boxes import clip_to_image
 
@@ -167,19 +168,22 @@ def run(path: Path, settings, limit: int | None = None) -> Result:
 
 def table(res: Result, title: str = "") -> str:
     rows = [title] if title else []
-    rows.append(f"{'height':>7} {'faces':>6} {'cover':>6} {'R@.3':>6} {'R@.5':>6} "
-                f"{'preds':>6} {'P@.3':>6}")
+    rows.append(f"{'height':>7} {'faces':>6} {'cover':>6} {'R@.3':>6} {'R@.5':>6} {'preds':>6} {'P@.3':>6}")
     for name, *_ in BINS:
         t = res.tallies[name]
         f = max(t.faces, 1)
         p = t.preds_ok / t.preds if t.preds else float("nan")
-        rows.append(f"{name:>7} {t.faces:6d} {t.covered / f:6.3f} {t.hit30 / f:6.3f} "
-                    f"{t.hit50 / f:6.3f} {t.preds:6d} {p:6.3f}")
+        rows.append(
+            f"{name:>7} {t.faces:6d} {t.covered / f:6.3f} {t.hit30 / f:6.3f} "
+            f"{t.hit50 / f:6.3f} {t.preds:6d} {p:6.3f}"
+        )
     n = max(res.images, 1)
-    rows.append(f"{res.images} images, {1000 * res.seconds / n:.0f} ms/image "
-                f"({1000 * res.cpu_seconds / n:.0f} ms CPU), "
-                f"redacted {100 * res.area_redacted / n:.1f}% of pixels "
-                f"(labelled faces {100 * res.area_faces / n:.1f}%)")
+    rows.append(
+        f"{res.images} images, {1000 * res.seconds / n:.0f} ms/image "
+        f"({1000 * res.cpu_seconds / n:.0f} ms CPU), "
+        f"redacted {100 * res.area_redacted / n:.1f}% of pixels "
+        f"(labelled faces {100 * res.area_faces / n:.1f}%)"
+    )
     return "\n".join(rows)
 
 
@@ -197,10 +201,17 @@ def parse_overrides(items: list[str]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("path", nargs="?", type=Path, default=DEFAULT_SET,
-                        help="labelled set (faces.json + images/)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="override a Settings field (repeatable)")
+    parser.add_argument(
+        "path", nargs="?", type=Path, default=DEFAULT_SET, help="labelled set (faces.json + images/)"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a Settings field (repeatable)",
+    )
     parser.add_argument("--limit", type=int, help="only the first N images")
     args = parser.parse_args(argv)
     if not (args.path / "faces.json").is_file():
@@ -211,8 +222,11 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = Settings().merged(**parse_overrides(args.overrides))
     res = run(args.path, settings, args.limit)
-    changed = {f.name: getattr(settings, f.name) for f in fields(settings)
-               if getattr(settings, f.name) != getattr(Settings(), f.name)}
+    changed = {
+        f.name: getattr(settings, f.name)
+        for f in fields(settings)
+        if getattr(settings, f.name) != getattr(Settings(), f.name)
+    }
     print(table(res, f"{args.path.name}: Settings({', '.join(f'{k}={v!r}' for k, v in changed.items())})"))
     return 0
 

@@ -52,8 +52,11 @@ from masks import redaction_mask
 
 ROOT = Path(__file__).resolve().parents[1]
 MEDIA = ROOT.parent / "shared" / "media"
-DEFAULT_CLIPS = [(ROOT / "samples" / "street.mp4", 0), (MEDIA / "Megamind.avi", 0),
-                 (MEDIA / "vtest.avi", 150)]
+DEFAULT_CLIPS = [
+    (ROOT / "samples" / "street.mp4", 0),
+    (MEDIA / "Megamind.avi", 0),
+    (MEDIA / "vtest.avi", 150),
+]
 CHANGED = 40  # levels
 
 
@@ -84,13 +87,21 @@ def run_blur(clip: Path, kinds: tuple[str, ...] | None = None) -> tuple[list[flo
         rgb = frame.image
         # The review page's copy of a frame is redacted exactly as the output is.
         out = rgb.copy()
-        redact_frame(out, Redactor(settings.style, settings.mask_scale, settings.shape),
-                     per_frame[frame.index], frame.index in set(plan.unanalysed_frames))
+        redact_frame(
+            out,
+            Redactor(settings.style, settings.mask_scale, settings.shape),
+            per_frame[frame.index],
+            frame.index in set(plan.unanalysed_frames),
+        )
         changed.append(changed_share(rgb, out))
         boxes = per_frame[frame.index]
-        planned.append(float(redaction_mask(boxes.xyxy, rgb.shape[1], rgb.shape[0],
-                                            settings.mask_scale, settings.shape,
-                                            boxes.kind).mean()))
+        planned.append(
+            float(
+                redaction_mask(
+                    boxes.xyxy, rgb.shape[1], rgb.shape[0], settings.mask_scale, settings.shape, boxes.kind
+                ).mean()
+            )
+        )
     return changed, planned
 
 
@@ -127,8 +138,16 @@ def run_deface(clip: Path) -> tuple[list[float], list[float]]:
         rgb = np.ascontiguousarray(frame.image)
         dets, _ = centerface(rgb, threshold=0.2)
         out = rgb.copy()
-        anonymize_frame(dets, out, mask_scale=1.3, replacewith="blur", ellipse=True,
-                        draw_scores=False, replaceimg=None, mosaicsize=20)
+        anonymize_frame(
+            dets,
+            out,
+            mask_scale=1.3,
+            replacewith="blur",
+            ellipse=True,
+            draw_scores=False,
+            replaceimg=None,
+            mosaicsize=20,
+        )
         changed.append(changed_share(rgb, out))
         planned.append(float(deface_masks(dets, rgb.shape[1], rgb.shape[0], 1.3).mean()))
     return changed, planned
@@ -136,20 +155,30 @@ def run_deface(clip: Path) -> tuple[list[float], list[float]]:
 
 def _row(name: str, tool: str, changed: list[float], planned: list[float]) -> str:
     c, p = 100 * np.asarray(changed), 100 * np.asarray(planned)
-    return (f"{name:<14} {tool:<7} {len(c):6d} {np.median(c):8.1f} {np.percentile(c, 95):6.1f} "
-            f"{np.median(p):8.1f} {np.percentile(p, 95):6.1f}")
+    return (
+        f"{name:<14} {tool:<7} {len(c):6d} {np.median(c):8.1f} {np.percentile(c, 95):6.1f} "
+        f"{np.median(p):8.1f} {np.percentile(p, 95):6.1f}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("clips", nargs="*", type=Path,
-                        help="videos (default: the sample, Megamind.avi, vtest.avi's first 150 "
-                             "frames)")
-    parser.add_argument("--frames", type=int, default=None,
-                        help="only the first N frames of each clip (0: all)")
+    parser.add_argument(
+        "clips",
+        nargs="*",
+        type=Path,
+        help="videos (default: the sample, Megamind.avi, vtest.avi's first 150 frames)",
+    )
+    parser.add_argument(
+        "--frames", type=int, default=None, help="only the first N frames of each clip (0: all)"
+    )
     parser.add_argument("--no-deface", action="store_true", help="blur only")
-    parser.add_argument("--only", choices=["face", "plate"], default=None,
-                        help="blur redacts this kind only (deface redacts faces only)")
+    parser.add_argument(
+        "--only",
+        choices=["face", "plate"],
+        default=None,
+        help="blur redacts this kind only (deface redacts faces only)",
+    )
     args = parser.parse_args(argv)
     _blur_path()
     import blur
@@ -157,20 +186,24 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from plates import excerpt
 
-    clips = ([(c, args.frames or 0) for c in args.clips] if args.clips else
-             [(c, n if args.frames is None else args.frames) for c, n in DEFAULT_CLIPS])
+    clips = (
+        [(c, args.frames or 0) for c in args.clips]
+        if args.clips
+        else [(c, n if args.frames is None else args.frames) for c, n in DEFAULT_CLIPS]
+    )
     try:
         import deface  # noqa: F401
+
         tools = ["blur"] if args.no_deface else ["blur", "deface"]
     except ImportError:
-        print("deface is not importable (pip install deface==1.5.0 to compare): blur only",
-              file=sys.stderr)
+        print("deface is not importable (pip install deface==1.5.0 to compare): blur only", file=sys.stderr)
         tools = ["blur"]
-    print(f"blur from {Path(blur.__file__).parent.parent} ({args.only or 'faces and plates'}); "
-          f"share of frame pixels, %: "
-          f"changed = differs by more than {CHANGED} levels, planned = inside the masks")
-    print(f"{'clip':<14} {'tool':<7} {'frames':>6} {'changed':>8} {'p95':>6} {'planned':>8} "
-          f"{'p95':>6}")
+    print(
+        f"blur from {Path(blur.__file__).parent.parent} ({args.only or 'faces and plates'}); "
+        f"share of frame pixels, %: "
+        f"changed = differs by more than {CHANGED} levels, planned = inside the masks"
+    )
+    print(f"{'clip':<14} {'tool':<7} {'frames':>6} {'changed':>8} {'p95':>6} {'planned':>8} {'p95':>6}")
     status = 0
     for clip, frames in clips:
         if not clip.exists():
@@ -180,8 +213,9 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="blur-share-") as tmp:
             src = excerpt(clip, Path(tmp) / "excerpt.mp4", frames) if frames else clip
             for tool in tools:
-                changed, planned = (run_blur(src, (args.only,) if args.only else None)
-                                    if tool == "blur" else run_deface(src))
+                changed, planned = (
+                    run_blur(src, (args.only,) if args.only else None) if tool == "blur" else run_deface(src)
+                )
                 print(_row(clip.stem[:14], tool, changed, planned), flush=True)
     return status
 

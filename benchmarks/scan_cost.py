@@ -29,9 +29,14 @@ def cost(path: Path, settings) -> dict:
     n = plan.frame_count
     full = sum(net.full_passes for s in made for net in s.networks.values())
     calls = len(made[0].networks) * n if made and made[0].networks else 0
-    return {"frames": n, "cpu": cpu, "pixels": {k: v / n for k, v in seen.pixels.items()},
-            "full": f"{full}/{calls}" if calls else "-",
-            "crops": sum(s.crops for s in made) / n, "tracks": len(plan.tracks)}
+    return {
+        "frames": n,
+        "cpu": cpu,
+        "pixels": {k: v / n for k, v in seen.pixels.items()},
+        "full": f"{full}/{calls}" if calls else "-",
+        "crops": sum(s.crops for s in made) / n,
+        "tracks": len(plan.tracks),
+    }
 
 
 def main() -> int:
@@ -39,8 +44,13 @@ def main() -> int:
     ap.add_argument("videos", nargs="*", type=Path)
     ap.add_argument("--frames", type=int)
     ap.add_argument("--moving", action="store_true")
-    ap.add_argument("--variant", action="append", default=[], metavar="NAME=KEY=VALUE ...",
-                    help="a named set of Settings overrides, space-separated (repeatable)")
+    ap.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=KEY=VALUE ...",
+        help="a named set of Settings overrides, space-separated (repeatable)",
+    )
     args = ap.parse_args()
     from blur.settings import Settings
 
@@ -58,17 +68,21 @@ def main() -> int:
         if args.frames:
             from plates import excerpt
 
-            videos = [excerpt(v, Path(tmp) / f"{v.stem}_first{args.frames}.mp4", args.frames)
-                      for v in videos]
-        print(f"{'video':28} {'variant':10} {'frames':>6} {'cpu ms/f':>9} {'MP/frame':>30} "
-              f"{'full':>9} {'crops/f':>7} {'tracks':>6}")
+            videos = [excerpt(v, Path(tmp) / f"{v.stem}_first{args.frames}.mp4", args.frames) for v in videos]
+        print(
+            f"{'video':28} {'variant':10} {'frames':>6} {'cpu ms/f':>9} {'MP/frame':>30} "
+            f"{'full':>9} {'crops/f':>7} {'tracks':>6}"
+        )
         for v in videos:
             for name, settings in variants.items():
                 r = cost(v, settings)
                 mp = ", ".join(f"{k} {p / 1e6:.2f}" for k, p in sorted(r["pixels"].items()))
-                print(f"{v.name[:28]:28} {name:10} {r['frames']:6d} "
-                      f"{1000 * r['cpu'] / r['frames']:9.0f} {mp:>30} {r['full']:>9} "
-                      f"{r['crops']:7.1f} {r['tracks']:6d}", flush=True)
+                print(
+                    f"{v.name[:28]:28} {name:10} {r['frames']:6d} "
+                    f"{1000 * r['cpu'] / r['frames']:9.0f} {mp:>30} {r['full']:>9} "
+                    f"{r['crops']:7.1f} {r['tracks']:6d}",
+                    flush=True,
+                )
     return 0
 
 

@@ -42,14 +42,27 @@ def main() -> int:
     argv = sys.argv[1:]
     cut = argv.index("--") if "--" in argv else len(argv)
     args = parser.parse_args(argv[:cut])  # after "--": options for blur (-- --style pixelate)
-    extra = argv[cut + 1:]
+    extra = argv[cut + 1 :]
     args.out.mkdir(parents=True, exist_ok=True)
     status = 0
     for src in args.inputs:
         dst = args.out / f"{src.stem}.blurred{src.suffix}"
         regions = args.out / f"{src.stem}.regions.json"
-        run = subprocess.run([sys.executable, "-c", _CHILD, str(src), "-o", str(dst), "--regions",
-                              str(regions), "--overwrite", "-q", *extra])
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                _CHILD,
+                str(src),
+                "-o",
+                str(dst),
+                "--regions",
+                str(regions),
+                "--overwrite",
+                "-q",
+                *extra,
+            ]
+        )
         if run.returncode:
             print(f"{src}: blur exited {run.returncode}")
             status = 1

@@ -42,8 +42,7 @@ def degrade(rgb: np.ndarray, boxes: np.ndarray, copy: str) -> tuple[np.ndarray, 
         small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
         return small, boxes * np.array([size[0] / width, size[1] / height] * 2, np.float32)
     if copy == "jpeg30":
-        _, data = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]),
-                               [cv2.IMWRITE_JPEG_QUALITY, 30])
+        _, data = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 30])
         return np.ascontiguousarray(cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1]), boxes
     if copy == "dim":
         light = (rgb.astype(np.float32) / 255) ** 1.2 * 255 / 3
@@ -67,8 +66,7 @@ def run(path: Path, model: str, copy: str, limit: int | None) -> tuple[Result, R
         cpu = time.process_time()
         pred = redacted_faces(rgb, settings)
         cpu = time.process_time() - cpu
-        res = score_image(gt, pred, rgb.shape[1], rgb.shape[0], settings.mask_scale,
-                          settings.shape)
+        res = score_image(gt, pred, rgb.shape[1], rgb.shape[0], settings.mask_scale, settings.shape)
         res.cpu_seconds = cpu
         every.add(res)
         if index % 2:
@@ -79,15 +77,18 @@ def run(path: Path, model: str, copy: str, limit: int | None) -> tuple[Result, R
 def line(name: str, res: Result) -> str:
     t = res.tallies
     n = max(res.images, 1)
-    return (f"{name:<32} {t['all'].covered / max(t['all'].faces, 1):6.3f} "
-            f"{t['<20'].covered / max(t['<20'].faces, 1):6.3f} {t['<20'].faces:5d} "
-            f"{100 * res.area_redacted / n:7.1f}% {1000 * res.cpu_seconds / n:6.0f}")
+    return (
+        f"{name:<32} {t['all'].covered / max(t['all'].faces, 1):6.3f} "
+        f"{t['<20'].covered / max(t['<20'].faces, 1):6.3f} {t['<20'].faces:5d} "
+        f"{100 * res.area_redacted / n:7.1f}% {1000 * res.cpu_seconds / n:6.0f}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("path", nargs="?", type=Path, default=DEFAULT_SET,
-                        help="labelled set (faces.json + images/)")
+    parser.add_argument(
+        "path", nargs="?", type=Path, default=DEFAULT_SET, help="labelled set (faces.json + images/)"
+    )
     parser.add_argument("--limit", type=int, help="only the first N images")
     parser.add_argument("--copies", nargs="+", choices=COPIES, default=list(COPIES))
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
@@ -95,8 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.path / "faces.json").is_file():
         print(f"no labelled set at {args.path} (expected faces.json)", file=sys.stderr)
         return 2
-    print(f"{'copy / small-face model':<32} {'cover':>6} {'<20px':>6} {'n<20':>5} "
-          f"{'redacted':>8} {'ms CPU':>6}")
+    print(
+        f"{'copy / small-face model':<32} {'cover':>6} {'<20px':>6} {'n<20':>5} {'redacted':>8} {'ms CPU':>6}"
+    )
     for copy in args.copies:
         for model in args.models:
             every, odd = run(args.path, model, copy, args.limit)

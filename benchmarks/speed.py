@@ -80,16 +80,16 @@ def deface_python() -> Path:
     py = DEFACE_VENV / "bin" / "python"
     if not py.exists():
         subprocess.run([sys.executable, "-m", "venv", str(DEFACE_VENV)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", "deface==1.5.0", "onnxruntime"],
-                       check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "deface==1.5.0", "onnxruntime"], check=True)
     return py
 
 
 SIZES = {"1080p": (1920, 1080), "4k": (3840, 2160), "720p": (1280, 720)}
 
 
-def generated_1080p(path: Path, seconds: float = 20, fps: int = 25,
-                    size: tuple[int, int] = (1920, 1080)) -> Path:
+def generated_1080p(
+    path: Path, seconds: float = 20, fps: int = 25, size: tuple[int, int] = (1920, 1080)
+) -> Path:
     """A clip with faces from the astronaut (samples/astronaut.jpg) moving over a textured
     background."""
     from PIL import Image
@@ -106,10 +106,10 @@ def generated_1080p(path: Path, seconds: float = 20, fps: int = 25,
     for i in range(int(seconds * fps)):
         img = background.copy()
         for k, scale in enumerate((1.0, 0.5, 0.25)):
-            f = face if scale == 1 else np.ascontiguousarray(face[::int(1 / scale), ::int(1 / scale)])
+            f = face if scale == 1 else np.ascontiguousarray(face[:: int(1 / scale), :: int(1 / scale)])
             x = int((i * (4 + 3 * k) + 300 * k) % (width - f.shape[1]))
             y = (150 + 300 * k) * height // 1080
-            img[y:y + f.shape[0], x:x + f.shape[1]] = f
+            img[y : y + f.shape[0], x : x + f.shape[1]] = f
         frame = av.VideoFrame.from_ndarray(img, format="rgb24")
         frame.pts = i
         frame.time_base = Fraction(1, fps)
@@ -127,18 +127,30 @@ def frame_count(path: Path) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", nargs="*", type=Path, help="videos (default: vtest.avi + generated 1080p)")
-    ap.add_argument("--generate", action="append", default=[], metavar="SIZE:SECONDS",
-                    help=f"add a generated clip, SIZE one of {', '.join(SIZES)} (e.g. 4k:3)")
-    ap.add_argument("--moving", action="store_true",
-                    help="add the hand-held camera clip made from the labelled photos")
+    ap.add_argument(
+        "--generate",
+        action="append",
+        default=[],
+        metavar="SIZE:SECONDS",
+        help=f"add a generated clip, SIZE one of {', '.join(SIZES)} (e.g. 4k:3)",
+    )
+    ap.add_argument(
+        "--moving", action="store_true", help="add the hand-held camera clip made from the labelled photos"
+    )
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--frames", type=int,
-                    help="time only the first N frames of each file (a near-lossless copy)")
+    ap.add_argument(
+        "--frames", type=int, help="time only the first N frames of each file (a near-lossless copy)"
+    )
     ap.add_argument("--no-deface", action="store_true")
     ap.add_argument("--no-floor", action="store_true")
     ap.add_argument("--blur-args", default="", help="extra arguments for blur, e.g. '--jobs 2'")
-    ap.add_argument("--blur", action="append", default=[], metavar="NAME=ARGS",
-                    help="a blur variant to time (repeatable), e.g. stride3='--small-face-stride 3'")
+    ap.add_argument(
+        "--blur",
+        action="append",
+        default=[],
+        metavar="NAME=ARGS",
+        help="a blur variant to time (repeatable), e.g. stride3='--small-face-stride 3'",
+    )
     ap.add_argument("--crf", type=int, default=18)
     ap.add_argument("--preset", default="medium")
     args = ap.parse_args()
@@ -155,21 +167,35 @@ def main() -> None:
         files.append(generated_1080p(work / "moving_faces_1080p.mp4"))
     for spec in args.generate:
         size, _, seconds = spec.partition(":")
-        files.append(generated_1080p(work / f"moving_faces_{size}.mp4", float(seconds or 20),
-                                     size=SIZES[size]))
+        files.append(
+            generated_1080p(work / f"moving_faces_{size}.mp4", float(seconds or 20), size=SIZES[size])
+        )
     if args.frames:
         from plates import excerpt  # benchmarks/ is on the path: this script's own folder
 
-        files = [excerpt(f, work / f"{f.stem}_first{args.frames}.mp4", args.frames)
-                 for f in files]
+        files = [excerpt(f, work / f"{f.stem}_first{args.frames}.mp4", args.frames) for f in files]
     variants = dict(v.split("=", 1) for v in args.blur) or {"blur": ""}
     blur_cmd = [sys.executable, "-m", "blur"]
     rows = []
     for src in files:
         n = frame_count(src)
-        cmds = {name: blur_cmd + [str(src), "-o", str(work / f"{name}.mp4"), "--overwrite", "-q",
-                                  "--crf", str(args.crf), "--preset", args.preset]
-                + args.blur_args.split() + extra.split() for name, extra in variants.items()}
+        cmds = {
+            name: blur_cmd
+            + [
+                str(src),
+                "-o",
+                str(work / f"{name}.mp4"),
+                "--overwrite",
+                "-q",
+                "--crf",
+                str(args.crf),
+                "--preset",
+                args.preset,
+            ]
+            + args.blur_args.split()
+            + extra.split()
+            for name, extra in variants.items()
+        }
         if not args.no_floor:
             cmds["floor"] = floor_script(src, work / "floor.mp4", args.crf, args.preset)
         if not args.no_deface:
@@ -186,17 +212,28 @@ def main() -> None:
             for other in ("floor", "deface"):
                 if other in results:
                     o = results[other]
-                    rows.append((src.name, f"{name}/{other}: wall {b['wall'] / o['wall']:.2f}, "
-                                 f"cpu {b['cpu'] / o['cpu']:.2f}", None, None, None, None))
+                    rows.append(
+                        (
+                            src.name,
+                            f"{name}/{other}: wall {b['wall'] / o['wall']:.2f}, "
+                            f"cpu {b['cpu'] / o['cpu']:.2f}",
+                            None,
+                            None,
+                            None,
+                            None,
+                        )
+                    )
     print(f"{'file':28} {'tool':10} {'wall s':>8} {'fps':>7} {'cpu s':>8} {'peak MB':>8}")
     for f, tool, wall, fps, cpu, rss in rows:
         if wall is None:
             print(f"{f:28} {tool}")
         else:
             print(f"{f:28} {tool:10} {wall:8.1f} {fps:7.1f} {cpu:8.1f} {rss:8.0f}")
-    print(f"machine: {os.cpu_count()} cores; runs per command: {args.runs} (median); "
-          f"x264 --crf {args.crf} --preset {args.preset}; load average at the end "
-          f"{os.getloadavg()[0]:.1f}")
+    print(
+        f"machine: {os.cpu_count()} cores; runs per command: {args.runs} (median); "
+        f"x264 --crf {args.crf} --preset {args.preset}; load average at the end "
+        f"{os.getloadavg()[0]:.1f}"
+    )
 
 
 if __name__ == "__main__":

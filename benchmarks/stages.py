@@ -130,13 +130,14 @@ def main() -> int:
         if args.frames:
             from plates import excerpt
 
-            videos = [excerpt(v, Path(tmp) / f"{v.stem}_first{args.frames}.mp4", args.frames)
-                      for v in videos]
+            videos = [excerpt(v, Path(tmp) / f"{v.stem}_first{args.frames}.mp4", args.frames) for v in videos]
         for v in videos:
             cpu, n, mp = profile(v, settings)
             total = sum(cpu.values())
-            print(f"{v.name}: {n} frames, {1000 * total / n:.0f} ms CPU/frame; network MP/frame: "
-                  + ", ".join(f"{k} {p:.2f}" for k, p in sorted(mp.items())))
+            print(
+                f"{v.name}: {n} frames, {1000 * total / n:.0f} ms CPU/frame; network MP/frame: "
+                + ", ".join(f"{k} {p:.2f}" for k, p in sorted(mp.items()))
+            )
             print(f"  {'stage':42} {'ms/frame':>9} {'share':>6}")
             for name, sec in sorted(cpu.items(), key=lambda kv: -kv[1]):
                 print(f"  {name:42} {1000 * sec / n:9.1f} {100 * sec / total:5.1f}%")

@@ -53,9 +53,9 @@ COVERED, VISIBLE = 0.7, 0.5
 class Sprite:
     """A face cut from a labelled photo (with its hair and shoulders), pasted with soft edges."""
 
-    patch: np.ndarray   # (h, w, 3) RGB
-    alpha: np.ndarray   # (h, w) float32 in [0, 1]
-    face: np.ndarray    # (4,) face box in patch pixels
+    patch: np.ndarray  # (h, w, 3) RGB
+    alpha: np.ndarray  # (h, w) float32 in [0, 1]
+    face: np.ndarray  # (4,) face box in patch pixels
 
 
 def _read(path: Path) -> np.ndarray:
@@ -68,10 +68,14 @@ def choose_sources(items: list[dict]) -> tuple[list[dict], list[dict]]:
     """Two crowd photos with small faces (backgrounds) and two single-face photos (sprites),
     chosen by file name so the clip is the same on every run."""
     items = sorted(items, key=lambda it: it["file"])
-    crowds = [it for it in items if len(it["boxes"]) >= 10 and it["width"] > it["height"]
-              and np.median([b[3] - b[1] for b in it["boxes"]]) <= 20]
-    singles = [it for it in items if len(it["boxes"]) == 1
-               and it["boxes"][0][3] - it["boxes"][0][1] >= 60]
+    crowds = [
+        it
+        for it in items
+        if len(it["boxes"]) >= 10
+        and it["width"] > it["height"]
+        and np.median([b[3] - b[1] for b in it["boxes"]]) <= 20
+    ]
+    singles = [it for it in items if len(it["boxes"]) == 1 and it["boxes"][0][3] - it["boxes"][0][1] >= 60]
     return crowds[:2], singles[:2]
 
 
@@ -84,10 +88,8 @@ def make_sprite(path: Path, box: list[float], face_height: float) -> Sprite:
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2 + 0.2 * (y2 - y1)
     scale = face_height / (y2 - y1)
     out = max(8, int(round(side * scale)))
-    warp = np.array([[scale, 0, out / 2 - cx * scale], [0, scale, out / 2 - cy * scale]],
-                    np.float32)
-    patch = cv2.warpAffine(rgb, warp, (out, out), flags=cv2.INTER_AREA,
-                           borderMode=cv2.BORDER_REFLECT)
+    warp = np.array([[scale, 0, out / 2 - cx * scale], [0, scale, out / 2 - cy * scale]], np.float32)
+    patch = cv2.warpAffine(rgb, warp, (out, out), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT)
     yy, xx = np.mgrid[0:out, 0:out].astype(np.float32) + 0.5
     r = ((xx - out / 2) / (out * 0.48)) ** 2 + ((yy - out / 2) / (out * 0.5)) ** 2
     alpha = np.clip((1 - r) * 4, 0, 1).astype(np.float32)
@@ -102,8 +104,8 @@ def camera(t: int) -> tuple[int, float, float, float]:
     middle, with motion blur), scene B slowly zooms out."""
     if t < SCENE_A:
         u = t / (SCENE_A - 1)
-        width = 0.95 - 0.4 * u                      # zoom in: faces grow ~1.7x
-        pan = 0.5 - 0.5 * np.cos(np.pi * u)         # slow, fast, slow
+        width = 0.95 - 0.4 * u  # zoom in: faces grow ~1.7x
+        pan = 0.5 - 0.5 * np.cos(np.pi * u)  # slow, fast, slow
         return 0, pan * (1 - width), 0.5, width
     u = (t - SCENE_A) / (SCENE_B - 1)
     width = 0.6 + 0.3 * u
@@ -124,10 +126,10 @@ def sprite_path(t: int, k: int) -> tuple[float, float] | None:
     walks right, leaves the frame, and walks back in; sprite 1 crosses right to left."""
     if k == 0:
         if t < 30:
-            return -40 + 26.0 * t, 150.0            # exits past the right edge at ~t=26
+            return -40 + 26.0 * t, 150.0  # exits past the right edge at ~t=26
         if t < 38:
-            return None                            # off screen for 8 frames
-        return WIDTH - 20.0 * (t - 38), 150.0      # comes back in
+            return None  # off screen for 8 frames
+        return WIDTH - 20.0 * (t - 38), 150.0  # comes back in
     if SCENE_A - 20 <= t < SCENE_A + SCENE_B:
         return WIDTH - 14.0 * (t - (SCENE_A - 20)), 60.0
     return None
@@ -153,8 +155,10 @@ def build_clip(path: Path, dev: Path) -> list[list[tuple[str, np.ndarray]]]:
     if len(crowds) < 2 or len(singles) < 2:
         raise SystemExit("the labelled set has too few suitable photos for the clip")
     backgrounds = [(_read(dev / it["file"]), np.asarray(it["boxes"], np.float32)) for it in crowds]
-    sprites = [make_sprite(dev / singles[0]["file"], singles[0]["boxes"][0], 44.0),
-               make_sprite(dev / singles[1]["file"], singles[1]["boxes"][0], 26.0)]
+    sprites = [
+        make_sprite(dev / singles[0]["file"], singles[0]["boxes"][0], 44.0),
+        make_sprite(dev / singles[1]["file"], singles[1]["boxes"][0], 26.0),
+    ]
     truth = []
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=FPS)
@@ -180,10 +184,11 @@ def render_frame(t: int, backgrounds, sprites) -> tuple[np.ndarray, list[tuple[s
     x0 = fx0 * sw
     y0 = np.clip(fcy * sh - crop_h / 2, 0, max(0.0, sh - crop_h))
     warp = np.array([[scale, 0, -x0 * scale], [0, scale, -y0 * scale]], np.float32)
-    frame = cv2.warpAffine(src, warp, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REFLECT)
-    faces = [(f"{'AB'[scene]}{i}", (b.reshape(2, 2) * scale - [x0 * scale, y0 * scale]).reshape(4))
-             for i, b in enumerate(boxes)]
+    frame = cv2.warpAffine(src, warp, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    faces = [
+        (f"{'AB'[scene]}{i}", (b.reshape(2, 2) * scale - [x0 * scale, y0 * scale]).reshape(4))
+        for i, b in enumerate(boxes)
+    ]
     for k, sp in enumerate(sprites):
         pos = sprite_path(t, k)
         if pos is None:
@@ -193,9 +198,9 @@ def render_frame(t: int, backgrounds, sprites) -> tuple[np.ndarray, list[tuple[s
         fx1, fy1, fx2, fy2 = max(px, 0), max(py, 0), min(px + w, WIDTH), min(py + h, HEIGHT)
         if fx2 <= fx1 or fy2 <= fy1:
             continue
-        a = sp.alpha[fy1 - py:fy2 - py, fx1 - px:fx2 - px, None]
+        a = sp.alpha[fy1 - py : fy2 - py, fx1 - px : fx2 - px, None]
         region = frame[fy1:fy2, fx1:fx2].astype(np.float32)
-        patch = sp.patch[fy1 - py:fy2 - py, fx1 - px:fx2 - px].astype(np.float32)
+        patch = sp.patch[fy1 - py : fy2 - py, fx1 - px : fx2 - px].astype(np.float32)
         frame[fy1:fy2, fx1:fx2] = (a * patch + (1 - a) * region).astype(np.uint8)
         # Faces pasted before (the scene's, an earlier sprite's) are hidden where this sprite
         # is opaque.
@@ -274,22 +279,27 @@ def report(result: dict, seconds: float, show_frames: bool) -> str:
     per = np.array([r[2] / r[1] for r in rows if r[1]])
     faces = sum(r[1] for r in rows)
     cov = sum(r[2] for r in rows) / max(faces, 1)
-    lines.append(f"per-frame coverage: pooled {cov:.3f}, mean {per.mean():.3f}, "
-                 f"min {per.min():.3f}; frames below 0.98: {(per < 0.98).sum()} of {len(per)}")
+    lines.append(
+        f"per-frame coverage: pooled {cov:.3f}, mean {per.mean():.3f}, "
+        f"min {per.min():.3f}; frames below 0.98: {(per < 0.98).sum()} of {len(per)}"
+    )
     lines.append(f"{'faces':>9} {'ids':>4} {'face-frames':>11} {'cover':>6} {'longest miss':>13}")
-    for name, sel in (("<20 px", lambda h: h < 20), (">=20 px", lambda h: h >= 20),
-                      ("all", lambda h: True)):
+    for name, sel in (("<20 px", lambda h: h < 20), (">=20 px", lambda h: h >= 20), ("all", lambda h: True)):
         ids = [f for f in height if sel(height[f])]
-        lines.append(f"{name:>9} {len(ids):4d} {_face_frames(result, ids):11d} "
-                     f"{_coverage(result, ids):6.3f} {max([longest[f] for f in ids] or [0]):13d}")
+        lines.append(
+            f"{name:>9} {len(ids):4d} {_face_frames(result, ids):11d} "
+            f"{_coverage(result, ids):6.3f} {max([longest[f] for f in ids] or [0]):13d}"
+        )
     worst = sorted(longest.items(), key=lambda kv: -kv[1])[:5]
     lines.append("longest misses: " + ", ".join(f"{f} ({height[f]:.0f} px) {n}" for f, n in worst))
     width, height = result["size"]
-    lines.append(f"{len(rows)} frames {width}x{height}, "
-                 f"scan {1000 * seconds / len(rows):.0f} ms/frame, "
-                 f"mean redacted {100 * np.mean([r[4] for r in rows]):.1f}% of pixels, "
-                 f"{np.mean([r[3] for r in rows]):.1f} boxes/frame of which "
-                 f"{np.mean([r[5] for r in rows]):.1f} on no labelled face")
+    lines.append(
+        f"{len(rows)} frames {width}x{height}, "
+        f"scan {1000 * seconds / len(rows):.0f} ms/frame, "
+        f"mean redacted {100 * np.mean([r[4] for r in rows]):.1f}% of pixels, "
+        f"{np.mean([r[3] for r in rows]):.1f} boxes/frame of which "
+        f"{np.mean([r[5] for r in rows]):.1f} on no labelled face"
+    )
     return "\n".join(lines)
 
 
@@ -302,8 +312,7 @@ def _coverage(result, ids) -> float:
     return sum(result["per_face"][f][1] for f in ids) / max(n, 1)
 
 
-def per_face(truth, per_frame_boxes, settings, size=(WIDTH, HEIGHT)
-             ) -> dict[str, tuple[int, int]]:
+def per_face(truth, per_frame_boxes, settings, size=(WIDTH, HEIGHT)) -> dict[str, tuple[int, int]]:
     """(visible frames, covered frames) per face id."""
     out: dict[str, list[int]] = {}
     for faces, boxes in zip(truth, per_frame_boxes):
@@ -335,8 +344,7 @@ class NetworkPixels:
                 shape = getattr(value, "shape", ())
                 if len(shape) == 4:
                     model = _model_name(session)
-                    counter.pixels[model] = counter.pixels.get(model, 0) + int(
-                        shape[0] * shape[2] * shape[3])
+                    counter.pixels[model] = counter.pixels.get(model, 0) + int(shape[0] * shape[2] * shape[3])
                     counter.calls[model] = counter.calls.get(model, 0) + 1
             return counter._run(session, output_names, input_feed, *args, **kwargs)
 
@@ -389,8 +397,7 @@ def scan_recorded(path: Path, settings):
 
 def clipped_to_frame(box, width: int, height: int) -> tuple[np.ndarray, float]:
     """``box`` (x1, y1, x2, y2) clipped to the frame, and the share of its area inside it."""
-    clipped = np.array([max(box[0], 0), max(box[1], 0), min(box[2], width),
-                        min(box[3], height)], np.float32)
+    clipped = np.array([max(box[0], 0), max(box[1], 0), min(box[2], width), min(box[3], height)], np.float32)
     area = max((box[2] - box[0]) * (box[3] - box[1]), 1e-6)
     inside = max(clipped[2] - clipped[0], 0) * max(clipped[3] - clipped[1], 0)
     return clipped, inside / area
@@ -422,31 +429,47 @@ def run_clip(name: str, dev: Path, settings, show_frames: bool, keep: Path | Non
     print(f"clip: {name}")
     print(report(result, seconds, show_frames))
     n = plan.frame_count
-    print(f"scan CPU {cpu:.1f} s ({1000 * cpu / n:.0f} ms/frame); network input per frame: "
-          + ", ".join(f"{k} {v / n / 1e6:.2f} MP" for k, v in sorted(seen.pixels.items())))
+    print(
+        f"scan CPU {cpu:.1f} s ({1000 * cpu / n:.0f} ms/frame); network input per frame: "
+        + ", ".join(f"{k} {v / n / 1e6:.2f} MP" for k, v in sorted(seen.pixels.items()))
+    )
     for sched in made:
-        passes = ", ".join(f"{key[1][0]} x{key[1][2]:.2f}: {net.full_passes} full"
-                           for key, net in sched.networks.items())
+        passes = ", ".join(
+            f"{key[1][0]} x{key[1][2]:.2f}: {net.full_passes} full" for key, net in sched.networks.items()
+        )
         print(f"schedule: {passes or 'no incremental pass'}; {sched.crops} track crops")
     flags = plan.to_dict()["flags"]
     ranked = risk.rank_plan(plan)
     short = risk.short_list(ranked)
-    print(f"tracks: {sum(t.kind == 'face' for t in plan.tracks)}, flagged frames: "
-          + ", ".join(f"{k} {len(v)}" for k, v in flags.items() if isinstance(v, list))
-          + f"; look at: {len(short)} track(s)"
-          + (" (" + ", ".join(r.label() for r in short) + ")" if short else "")
-          + f", {sum(r.check_first for r in ranked)} with a reason")
+    print(
+        f"tracks: {sum(t.kind == 'face' for t in plan.tracks)}, flagged frames: "
+        + ", ".join(f"{k} {len(v)}" for k, v in flags.items() if isinstance(v, list))
+        + f"; look at: {len(short)} track(s)"
+        + (" (" + ", ".join(r.label() for r in short) + ")" if short else "")
+        + f", {sum(r.check_first for r in ranked)} with a reason"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("path", nargs="?", type=Path, default=DEFAULT_SET,
-                        help="labelled photo set the clip is made from")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="override a Settings field (repeatable)")
-    parser.add_argument("--clip", choices=CLIPS + ("all",), default="all",
-                        help="pan: 640x360 pans, a cut, walking faces, a pole (72 frames); "
-                             "moving: 1280x720 hand-held camera over prints (200 frames)")
+    parser.add_argument(
+        "path", nargs="?", type=Path, default=DEFAULT_SET, help="labelled photo set the clip is made from"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a Settings field (repeatable)",
+    )
+    parser.add_argument(
+        "--clip",
+        choices=CLIPS + ("all",),
+        default="all",
+        help="pan: 640x360 pans, a cut, walking faces, a pole (72 frames); "
+        "moving: 1280x720 hand-held camera over prints (200 frames)",
+    )
     parser.add_argument("--frames", action="store_true", help="print every frame's line")
     parser.add_argument("--keep", type=Path, help="also save the clips here")
     args = parser.parse_args(argv)
@@ -456,8 +479,11 @@ def main(argv: list[str] | None = None) -> int:
     from blur.settings import Settings
 
     settings = Settings().merged(**parse_overrides(args.overrides)).merged(kinds=("face",))
-    changed = {f.name: getattr(settings, f.name) for f in fields(settings)
-               if getattr(settings, f.name) != getattr(Settings(), f.name)}
+    changed = {
+        f.name: getattr(settings, f.name)
+        for f in fields(settings)
+        if getattr(settings, f.name) != getattr(Settings(), f.name)
+    }
     print(f"Settings({', '.join(f'{k}={v!r}' for k, v in changed.items())})")
     for name in CLIPS if args.clip == "all" else (args.clip,):
         run_clip(name, args.path, settings, args.frames, args.keep)

@@ -15,5 +15,19 @@ from .types import Detections, FileResult, Frame, MediaInfo, Plan, Source, Track
 
 __version__ = "0.1.0"
 
-__all__ = ["BlurError", "Detections", "ExitStatus", "FileResult", "Frame", "MediaInfo", "Plan",
-           "Settings", "Source", "Track", "anonymise", "render", "scan", "__version__"]
+__all__ = [
+    "BlurError",
+    "Detections",
+    "ExitStatus",
+    "FileResult",
+    "Frame",
+    "MediaInfo",
+    "Plan",
+    "Settings",
+    "Source",
+    "Track",
+    "anonymise",
+    "render",
+    "scan",
+    "__version__",
+]

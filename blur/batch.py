@@ -64,8 +64,9 @@ def throttled(send: Callable[[str, int, int], None]) -> Callable[[str, int, int]
     return report
 
 
-def run_file(src: Path, dst: Path, settings: Settings, report=None,
-             regions_path: Path | None = None) -> FileResult:
+def run_file(
+    src: Path, dst: Path, settings: Settings, report=None, regions_path: Path | None = None
+) -> FileResult:
     """``anonymise`` in a worker process, its result and errors made fit to send back to the
     process that asked: any failure becomes a plain BlurError (an exception class the parent
     cannot unpickle would lose the message), and the result drops its plan (the parent needs
@@ -75,15 +76,16 @@ def run_file(src: Path, dst: Path, settings: Settings, report=None,
     except BlurError:
         raise
     except Exception as exc:
-        raise BlurError(f"internal error: {exc.__class__.__name__}: "
-                        f"{' '.join(str(exc).split()) or 'no details'}", src) from None
+        raise BlurError(
+            f"internal error: {exc.__class__.__name__}: {' '.join(str(exc).split()) or 'no details'}", src
+        ) from None
     result.plan = None
     return result
 
 
-def anonymise_many(pairs: list[tuple[Path, Path]], settings: Settings, jobs: int,
-                   on_progress: FileProgressFn | None = None
-                   ) -> Iterator[tuple[int, FileResult | BlurError]]:
+def anonymise_many(
+    pairs: list[tuple[Path, Path]], settings: Settings, jobs: int, on_progress: FileProgressFn | None = None
+) -> Iterator[tuple[int, FileResult | BlurError]]:
     """Anonymise ``(src, dst)`` pairs in ``jobs`` worker processes at once.
 
     Each worker loads its own models and uses every core for them, so on a small machine
@@ -95,12 +97,15 @@ def anonymise_many(pairs: list[tuple[Path, Path]], settings: Settings, jobs: int
     """
     ctx = multiprocessing.get_context("spawn")  # no fork of a process with running threads
     updates = ctx.Queue()
-    pool = ProcessPoolExecutor(max_workers=max(1, min(jobs, len(pairs))), mp_context=ctx,
-                               initializer=_worker_init, initargs=(updates,))
+    pool = ProcessPoolExecutor(
+        max_workers=max(1, min(jobs, len(pairs))),
+        mp_context=ctx,
+        initializer=_worker_init,
+        initargs=(updates,),
+    )
     finished = False
     try:
-        pending = {pool.submit(_worker_run, i, src, dst, settings): i
-                   for i, (src, dst) in enumerate(pairs)}
+        pending = {pool.submit(_worker_run, i, src, dst, settings): i for i, (src, dst) in enumerate(pairs)}
         while pending:
             done, _ = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
             _drain(updates, on_progress)

@@ -187,8 +187,12 @@ def check_settings(settings: Settings | None = None) -> Settings:
     """The high-sensitivity settings of a check: see ``Settings.check_face_threshold``."""
     settings = settings or Settings()
     threshold = min(settings.check_face_threshold, settings.face_threshold)
-    overrides = {"face_threshold": threshold, "text_every_n_frames": 1, "fail_frame": "fail",
-                 "pad_seconds": 0.0}
+    overrides = {
+        "face_threshold": threshold,
+        "text_every_n_frames": 1,
+        "fail_frame": "fail",
+        "pad_seconds": 0.0,
+    }
     if hasattr(settings, "face_candidate_threshold"):
         overrides["face_candidate_threshold"] = min(settings.face_candidate_threshold, threshold)
     return settings.merged(**overrides)
@@ -198,22 +202,25 @@ def _regions_by_frame(path: Path, data: dict, frame_count: int):
     """Per frame, the boxes a regions file redacts and those it keeps."""
     given = pipeline.load_plan(path, data)  # checks the kind and size of the media
     if given.frame_count != frame_count:
-        raise RegionsError(f"the regions file is for {given.frame_count} frame(s), this file "
-                           f"has {frame_count}", path)
-    kept = [Track(t.id, t.kind, t.frames, t.xyxy, t.score, t.source)
-            for t in given.tracks if t.keep]
-    return (boxes_at(given.tracks, frame_count), boxes_at(kept, frame_count),
-            set(given.unanalysed_frames))
+        raise RegionsError(
+            f"the regions file is for {given.frame_count} frame(s), this file has {frame_count}", path
+        )
+    kept = [Track(t.id, t.kind, t.frames, t.xyxy, t.score, t.source) for t in given.tracks if t.keep]
+    return (boxes_at(given.tracks, frame_count), boxes_at(kept, frame_count), set(given.unanalysed_frames))
 
 
-def _share_on(box: np.ndarray, regions_xyxy: np.ndarray, kinds: np.ndarray, mask_scale: float,
-              width: int, height: int) -> float:
+def _share_on(
+    box: np.ndarray, regions_xyxy: np.ndarray, kinds: np.ndarray, mask_scale: float, width: int, height: int
+) -> float:
     """Share of ``box``'s area covered by the regions as rendered, grown by the margin."""
     if not len(regions_xyxy):
         return 0.0
     manual = (kinds == "manual")[:, None]
-    grown = np.where(manual, scale_about_centre(regions_xyxy, ON_REGION_MARGIN),
-                     scale_about_centre(regions_xyxy, mask_scale * ON_REGION_MARGIN))
+    grown = np.where(
+        manual,
+        scale_about_centre(regions_xyxy, ON_REGION_MARGIN),
+        scale_about_centre(regions_xyxy, mask_scale * ON_REGION_MARGIN),
+    )
     grown = clip_to_image(grown, width, height)
     x1, y1, x2, y2 = (int(np.floor(v)) for v in box)
     x1, y1 = max(x1, 0), max(y1, 0)
@@ -222,7 +229,7 @@ def _share_on(box: np.ndarray, regions_xyxy: np.ndarray, kinds: np.ndarray, mask
         return 0.0
     covered = np.zeros((y2 - y1, x2 - x1), dtype=bool)
     for rx1, ry1, rx2, ry2 in grown:
-        covered[max(ry1 - y1, 0):max(ry2 - y1, 0), max(rx1 - x1, 0):max(rx2 - x1, 0)] = True
+        covered[max(ry1 - y1, 0) : max(ry2 - y1, 0), max(rx1 - x1, 0) : max(rx2 - x1, 0)] = True
     return float(covered.mean())
 
 
@@ -247,8 +254,9 @@ def blank_fill(found: detail.Detail) -> bool:
     return 0 <= found.fine < FILL_FINE or found.flat >= FILL_FLAT
 
 
-def _partly_covered(record: Seen, redacted, kept, unanalysed: set[int],
-                    findings: list[Finding], size: tuple) -> list[Finding]:
+def _partly_covered(
+    record: Seen, redacted, kept, unanalysed: set[int], findings: list[Finding], size: tuple
+) -> list[Finding]:
     """Faces the scan saw at its threshold that the regions cover only in part (a track cut
     to a part of the face), as visible findings, one per face followed over frames; the
     re-scan may not find them (half a face beside a black box). Not where the re-scan already
@@ -264,15 +272,24 @@ def _partly_covered(record: Seen, redacted, kept, unanalysed: set[int],
             continue
         mask = _region_mask(redacted[frame], *size)
         for box, score in check_seen.partly_covered(record, frame, mask, size[2]):
-            if kept is not None and _share_on(box, kept[frame].xyxy, kept[frame].kind,
-                                              *size) >= ON_REGION_SHARE:
+            if (
+                kept is not None
+                and _share_on(box, kept[frame].xyxy, kept[frame].kind, *size) >= ON_REGION_SHARE
+            ):
                 continue
-            if frame in shown and iou_matrix(box.reshape(1, 4), np.asarray(
-                    shown[frame], np.float32).reshape(-1, 4)).max() >= check_seen.SAME_PLACE:
+            if (
+                frame in shown
+                and iou_matrix(box.reshape(1, 4), np.asarray(shown[frame], np.float32).reshape(-1, 4)).max()
+                >= check_seen.SAME_PLACE
+            ):
                 continue
             # Followed over frames: the same face within two frames, overlapping its last box.
-            near = [k for k, g in enumerate(groups) if frame - g.frames[-1] <= 2 and iou_matrix(
-                box.reshape(1, 4), last[k].reshape(1, 4))[0, 0] >= check_seen.SAME_PLACE]
+            near = [
+                k
+                for k, g in enumerate(groups)
+                if frame - g.frames[-1] <= 2
+                and iou_matrix(box.reshape(1, 4), last[k].reshape(1, 4))[0, 0] >= check_seen.SAME_PLACE
+            ]
             rounded = [round(float(v), 1) for v in box]
             if near:
                 g = groups[near[0]]
@@ -281,14 +298,16 @@ def _partly_covered(record: Seen, redacted, kept, unanalysed: set[int],
                 if score > g.score:
                     g.score, g.frame, g.box = round(score, 3), frame, rounded
             else:
-                groups.append(Finding(kind="face", frames=[frame], score=round(score, 3),
-                                      frame=frame, box=rounded))
+                groups.append(
+                    Finding(kind="face", frames=[frame], score=round(score, 3), frame=frame, box=rounded)
+                )
                 last.append(box)
     return groups
 
 
-def check(path: Path, settings: Settings | None = None, regions_data: dict | None = None,
-          on_progress=None) -> CheckResult:
+def check(
+    path: Path, settings: Settings | None = None, regions_data: dict | None = None, on_progress=None
+) -> CheckResult:
     """Re-scan ``path`` sensitively and list what identifies anyone.
 
     Args:
@@ -335,7 +354,8 @@ def check(path: Path, settings: Settings | None = None, regions_data: dict | Non
             box = t.xyxy[i]
             on_region = redacted is not None and (
                 f in unanalysed
-                or _share_on(box, redacted[f].xyxy, redacted[f].kind, *size) >= ON_REGION_SHARE)
+                or _share_on(box, redacted[f].xyxy, redacted[f].kind, *size) >= ON_REGION_SHARE
+            )
             # On a redacted region: a weak detection is the redaction seen again; a strong one
             # too when the pixels the region covers under it hold no face detail (a fill or
             # mosaic can score as high as 0.7), else it is a face the render left visible.
@@ -345,32 +365,35 @@ def check(path: Path, settings: Settings | None = None, regions_data: dict | Non
             # smaller) is never the redaction seen again.
             weak = t.kind == "face" and t.score[i] < ON_REGION_MAX_SCORE
             # Too small to measure (see ``detail.judgeable``): judged by its score alone.
-            unsure = (t.kind == "face" and t.score[i] < CLEAR_FACE_SCORE
-                      and not detail.judgeable(box))
+            unsure = t.kind == "face" and t.score[i] < CLEAR_FACE_SCORE and not detail.judgeable(box)
             if on_region and f in unanalysed:
                 status[k, i] = "redacted"
                 continue
-            if on_region and not (record is not None and t.kind == "face"
-                                  and check_seen.uncovered(record, f, box, mask)):
+            if on_region and not (
+                record is not None and t.kind == "face" and check_seen.uncovered(record, f, box, mask)
+            ):
                 under = check_seen.under(box, mask)
-                if (weak or unsure or (t.kind != "face" and under >= check_seen.COVERED)
-                        or blank_fill(detail.measure(luma, box, mask))):
+                if (
+                    weak
+                    or unsure
+                    or (t.kind != "face" and under >= check_seen.COVERED)
+                    or blank_fill(detail.measure(luma, box, mask))
+                ):
                     status[k, i] = "redacted"
                     continue
-            if t.kind == "face" and t.score[i] < CLEAR_FACE_SCORE and blank(
-                    detail.measure(luma, box)):
+            if t.kind == "face" and t.score[i] < CLEAR_FACE_SCORE and blank(detail.measure(luma, box)):
                 status[k, i] = "blank"
             elif record is not None and (weak or t.kind == "plate"):
-                seen_as = check_seen.as_scanned(record, f, box, t.kind, redacted[f], luma, mask,
-                                                size, blank_fill)
+                seen_as = check_seen.as_scanned(
+                    record, f, box, t.kind, redacted[f], luma, mask, size, blank_fill
+                )
                 if seen_as:
                     status[k, i] = seen_as
 
     def _status(k: int, i: int, box: np.ndarray, f: int) -> str:
         if (k, i) in status:
             return status[k, i]
-        if kept is not None and (
-                _share_on(box, kept[f].xyxy, kept[f].kind, *size) >= ON_REGION_SHARE):
+        if kept is not None and (_share_on(box, kept[f].xyxy, kept[f].kind, *size) >= ON_REGION_SHARE):
             return "kept"  # a person chose to show it, however clear it is
         return "visible"
 
@@ -381,17 +404,22 @@ def check(path: Path, settings: Settings | None = None, regions_data: dict | Non
             continue
         status_rows: dict[str, list[int]] = {}
         for i in rows_of:
-            status_rows.setdefault(_status(k, int(i), t.xyxy[i], int(t.frames[i])),
-                                   []).append(int(i))
+            status_rows.setdefault(_status(k, int(i), t.xyxy[i], int(t.frames[i])), []).append(int(i))
         for state, rows in status_rows.items():
             best = rows[int(np.argmax(t.score[rows]))]
-            findings.append(Finding(kind=t.kind, frames=[int(t.frames[i]) for i in rows],
-                                    score=round(float(t.score[best]), 3),
-                                    frame=int(t.frames[best]),
-                                    box=[round(float(v), 1) for v in t.xyxy[best]],
-                                    status=state))
+            findings.append(
+                Finding(
+                    kind=t.kind,
+                    frames=[int(t.frames[i]) for i in rows],
+                    score=round(float(t.score[best]), 3),
+                    frame=int(t.frames[best]),
+                    box=[round(float(v), 1) for v in t.xyxy[best]],
+                    status=state,
+                )
+            )
     if record is not None:
         findings += _partly_covered(record, redacted, kept, unanalysed, findings, size)
     findings.sort(key=lambda f: (f.status != "visible", f.frames[0], -f.score))
-    return CheckResult(path=path, kind=info.kind, frame_count=plan.frame_count, metadata=left,
-                       findings=findings)
+    return CheckResult(
+        path=path, kind=info.kind, frame_count=plan.frame_count, metadata=left, findings=findings
+    )

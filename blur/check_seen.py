@@ -26,9 +26,17 @@ COVER_CENTRE = 0.65
 COVERED = 0.95
 
 
-def as_scanned(record: Seen, frame: int, box: np.ndarray, kind: str, regions: Detections,
-               luma: np.ndarray, mask: np.ndarray | None, size: tuple,
-               is_fill: Callable[[detail.Detail], bool]) -> str | None:
+def as_scanned(
+    record: Seen,
+    frame: int,
+    box: np.ndarray,
+    kind: str,
+    regions: Detections,
+    luma: np.ndarray,
+    mask: np.ndarray | None,
+    size: tuple,
+    is_fill: Callable[[detail.Detail], bool],
+) -> str | None:
     """What the scan saw where a weak face detection (or a plate) off the redactions lies, when
     that explains it: "weak at scan" (the scan saw the face there below its threshold and did
     not redact it, by choice) or "beside a redaction" (the scan saw a face there that the
@@ -45,8 +53,9 @@ def as_scanned(record: Seen, frame: int, box: np.ndarray, kind: str, regions: De
     if best is not None and kind != "face":
         # A plate the scan saw there that lies under a redaction: what reads as a plate now is
         # the fill with what is around it.
-        covered = mask is not None and any(under(seen, mask) >= COVERED
-                                           for seen in record.plates_at(frame, box))
+        covered = mask is not None and any(
+            under(seen, mask) >= COVERED for seen in record.plates_at(frame, box)
+        )
         return "beside a redaction" if covered else None
     if best is not None:
         return "weak at scan"
@@ -65,8 +74,9 @@ def uncovered(record: Seen, frame: int, box: np.ndarray, mask: np.ndarray | None
     if mask is None:
         return True
     for seen_box in seen_boxes:
-        x1, y1, x2, y2 = clip_to_image(scale_about_centre(seen_box.reshape(1, 4), COVER_CENTRE),
-                                       mask.shape[1], mask.shape[0])[0]
+        x1, y1, x2, y2 = clip_to_image(
+            scale_about_centre(seen_box.reshape(1, 4), COVER_CENTRE), mask.shape[1], mask.shape[0]
+        )[0]
         if x2 > x1 and y2 > y1 and mask[y1:y2, x1:x2].mean() >= COVERED:
             return False
     return True
@@ -76,32 +86,44 @@ def under(box: np.ndarray, mask: np.ndarray | None) -> float:
     """Share of ``box``'s pixels that the regions were rendered over."""
     if mask is None:
         return 0.0
-    x1, y1, x2, y2 = clip_to_image(np.asarray(box, np.float32).reshape(1, 4), mask.shape[1],
-                                   mask.shape[0])[0]
+    x1, y1, x2, y2 = clip_to_image(np.asarray(box, np.float32).reshape(1, 4), mask.shape[1], mask.shape[0])[0]
     return float(mask[y1:y2, x1:x2].mean()) if x2 > x1 and y2 > y1 else 0.0
 
 
-def _filled(record: Seen, frame: int, box: np.ndarray, luma: np.ndarray,
-            mask: np.ndarray | None, is_fill: Callable[[detail.Detail], bool]) -> bool:
+def _filled(
+    record: Seen,
+    frame: int,
+    box: np.ndarray,
+    luma: np.ndarray,
+    mask: np.ndarray | None,
+    is_fill: Callable[[detail.Detail], bool],
+) -> bool:
     """Is the face the scan saw at ``box``'s place covered by the regions, and is what covers
     it a fill (no face detail under the regions, or a box too small to measure)? Not when blur
     left half of it visible."""
     if uncovered(record, frame, box, mask):
         return False
-    return any(not detail.judgeable(seen_box) or is_fill(detail.measure(luma, seen_box, mask))
-               for seen_box in record.faces_at(frame, box, record.threshold))
+    return any(
+        not detail.judgeable(seen_box) or is_fill(detail.measure(luma, seen_box, mask))
+        for seen_box in record.faces_at(frame, box, record.threshold)
+    )
 
 
-def touches(box: np.ndarray, regions: Detections, mask_scale: float, width: int,
-             height: int) -> bool:
+def touches(box: np.ndarray, regions: Detections, mask_scale: float, width: int, height: int) -> bool:
     """Does a redacted region, as rendered, lie within ``BESIDE_REACH`` of the box?"""
     if not len(regions):
         return False
     reach = scale_about_centre(np.asarray(box, np.float32).reshape(1, 4), BESIDE_REACH)[0]
     manual = (regions.kind == "manual")[:, None]
     rendered = np.where(manual, regions.xyxy, scale_about_centre(regions.xyxy, mask_scale))
-    return bool(((rendered[:, 0] < reach[2]) & (rendered[:, 2] > reach[0])
-                 & (rendered[:, 1] < reach[3]) & (rendered[:, 3] > reach[1])).any())
+    return bool(
+        (
+            (rendered[:, 0] < reach[2])
+            & (rendered[:, 2] > reach[0])
+            & (rendered[:, 1] < reach[3])
+            & (rendered[:, 3] > reach[1])
+        ).any()
+    )
 
 
 # A face the scan saw at its threshold is "partly covered" by the regions when this share of
@@ -113,8 +135,9 @@ PARTLY = 0.1
 SAME_PLACE = 0.3
 
 
-def partly_covered(record: Seen, frame: int, mask: np.ndarray, frame_height: int
-                   ) -> list[tuple[np.ndarray, float]]:
+def partly_covered(
+    record: Seen, frame: int, mask: np.ndarray, frame_height: int
+) -> list[tuple[np.ndarray, float]]:
     """The faces the scan saw in ``frame`` at its threshold whose central part the regions, as
     rendered (``mask``), cover only in part: (box, score) each. The re-scan may not find such
     a face at all (half a face beside a black box is no face to the detector), so the record
@@ -126,8 +149,9 @@ def partly_covered(record: Seen, frame: int, mask: np.ndarray, frame_height: int
     strong = (score >= record.threshold) & ~tracking.unsure_large_faces(xyxy, score, frame_height)
     found = []
     for box, s in zip(xyxy[strong], score[strong]):
-        x1, y1, x2, y2 = clip_to_image(scale_about_centre(box.reshape(1, 4), COVER_CENTRE),
-                                       mask.shape[1], mask.shape[0])[0]
+        x1, y1, x2, y2 = clip_to_image(
+            scale_about_centre(box.reshape(1, 4), COVER_CENTRE), mask.shape[1], mask.shape[0]
+        )[0]
         if x2 <= x1 or y2 <= y1:
             continue
         share = float(mask[y1:y2, x1:x2].mean())

@@ -49,20 +49,29 @@ from .errors import BlurError, ExitStatus, UsageError
 from .files import plan_outputs
 from .settings import Settings
 
-app = typer.Typer(cls=Group, add_completion=False, no_args_is_help=True, rich_markup_mode=None,
-                  help="Anonymise faces in photos and videos, offline. "
-                       "`blur PATH...` is short for `blur run PATH...`.")
+app = typer.Typer(
+    cls=Group,
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="Anonymise faces in photos and videos, offline. `blur PATH...` is short for `blur run PATH...`.",
+)
 COMMANDS = {"run", "scan", "render", "check"}
 
 
 @app.command("run", cls=Command)
 def run(
-    paths: list[Path] = typer.Argument(..., metavar="PATH...",
-                                       help="Photos, videos or folders (searched recursively)."),
+    paths: list[Path] = typer.Argument(
+        ..., metavar="PATH...", help="Photos, videos or folders (searched recursively)."
+    ),
     # str, not Path: pathlib drops the trailing "/" that marks a folder to create.
-    output: Optional[str] = typer.Option(None, "-o", "--output", metavar="PATH",
-                                         help="Output file (one input) or folder (mirrored tree); "
-                                              "end a new folder's name with /."),
+    output: Optional[str] = typer.Option(
+        None,
+        "-o",
+        "--output",
+        metavar="PATH",
+        help="Output file (one input) or folder (mirrored tree); end a new folder's name with /.",
+    ),
     overwrite: Overwrite = False,
     style: StyleOpt = None,
     shape: ShapeOpt = None,
@@ -73,44 +82,80 @@ def run(
     crf: Crf = None,
     preset: PresetOpt = None,
     audio: AudioOpt = None,
-    regions: Optional[Path] = typer.Option(None, "--regions", metavar="FILE",
-                                           help="Save the planned regions (JSON) here; one input only."),
+    regions: Optional[Path] = typer.Option(
+        None, "--regions", metavar="FILE", help="Save the planned regions (JSON) here; one input only."
+    ),
     on_frame_error: OnFrameErrorOpt = None,
     only: OnlyOpt = None,
     text: TextOpt = False,
     sideways: Sideways = False,
     small_face_stride: Optional[int] = typer.Option(
-        None, "--small-face-stride", min=1, max=6, metavar="N",
+        None,
+        "--small-face-stride",
+        min=1,
+        max=6,
+        metavar="N",
         help="Videos: run the costly small-face pass on every N-th frame, tracking in between "
-             "(default 1; 2-3 scan about a third to a half faster, at some risk to tiny faces)."),
+        "(default 1; 2-3 scan about a third to a half faster, at some risk to tiny faces).",
+    ),
     small_face_model: SmallFaceModelOpt = None,
     analyse: Optional[str] = typer.Option(
-        None, "--analyse", metavar="WHAT",
+        None,
+        "--analyse",
+        metavar="WHAT",
         help="Videos: 'changes' (default: each frame is analysed where it changed, in full at "
-             "keyframes and cuts) or 'every-frame' (every frame in full; slower, to compare)."),
-    jobs: int = typer.Option(1, "-j", "--jobs", min=1, metavar="N",
-                             help="Process this many files at once, in separate processes "
-                                  "(default 1; each one already uses every core)."),
+        "keyframes and cuts) or 'every-frame' (every frame in full; slower, to compare).",
+    ),
+    jobs: int = typer.Option(
+        1,
+        "-j",
+        "--jobs",
+        min=1,
+        metavar="N",
+        help="Process this many files at once, in separate processes "
+        "(default 1; each one already uses every core).",
+    ),
     cluster: Optional[str] = typer.Option(
-        None, "--cluster", metavar="ADDRESS",
+        None,
+        "--cluster",
+        metavar="ADDRESS",
         help="Run each file as a task on a running Ray cluster: auto (the one ray start began "
-             "on this machine) or the head's HOST:PORT. Paths must be on storage every machine "
-             "sees; existing outputs are skipped unless --overwrite."),
+        "on this machine) or the head's HOST:PORT. Paths must be on storage every machine "
+        "sees; existing outputs are skipped unless --overwrite.",
+    ),
     split: float = typer.Option(
-        60.0, "--split", min=0.0, metavar="SECONDS",
+        60.0,
+        "--split",
+        min=0.0,
+        metavar="SECONDS",
         help="With --cluster: cut videos at keyframes into segments of at least this long, "
-             "scanned and rendered in parallel, then joined (default 60; 0: whole files)."),
+        "scanned and rendered in parallel, then joined (default 60; 0: whole files).",
+    ),
     device: DeviceOpt = None,
     keep_format: KeepFormat = False,
     quiet: Quiet = False,
 ):
     """Anonymise each PATH: NAME.blurred.EXT beside each file, or under -o."""
     settings = settings_from(
-        kinds=kinds_of(only, text), style=style, shape=shape, mask_scale=mask_scale,
-        face_threshold=threshold, max_gap_seconds=gap, pad_seconds=pad, crf=crf, preset=preset,
-        audio=audio, overwrite=overwrite, fail_frame=on_frame_error, face_rotate=sideways,
-        device=device, face_small_every_n_frames=small_face_stride,
-        face_small_model=small_face_model, keep_format=keep_format, analyse=analyse)
+        kinds=kinds_of(only, text),
+        style=style,
+        shape=shape,
+        mask_scale=mask_scale,
+        face_threshold=threshold,
+        max_gap_seconds=gap,
+        pad_seconds=pad,
+        crf=crf,
+        preset=preset,
+        audio=audio,
+        overwrite=overwrite,
+        fail_frame=on_frame_error,
+        face_rotate=sideways,
+        device=device,
+        face_small_every_n_frames=small_face_stride,
+        face_small_model=small_face_model,
+        keep_format=keep_format,
+        analyse=analyse,
+    )
     try:
         if cluster is None:  # on a cluster, the workers' ONNX Runtime is the one that counts
             detectors.check_device(settings.device)
@@ -129,8 +174,9 @@ def run(
     if cluster is not None:
         results, failures = _run_on_cluster(pairs, settings, cluster, regions, split, quiet)
     elif jobs > 1 and len(pairs) > 1:
-        results, failures = _run_parallel(pairs, quiet, jobs, lambda progress: batch.anonymise_many(
-            pairs, settings, jobs, progress))
+        results, failures = _run_parallel(
+            pairs, quiet, jobs, lambda progress: batch.anonymise_many(pairs, settings, jobs, progress)
+        )
     else:
         results, failures = [], []
         with show.FileProgress(quiet) as progress:
@@ -150,8 +196,9 @@ def run(
         raise typer.Exit(max(int(f.exit_status) for f in failures))
 
 
-def _run_on_cluster(pairs, settings: Settings, address: str, regions: Optional[Path],
-                    split: float, quiet: bool) -> tuple[list, list]:
+def _run_on_cluster(
+    pairs, settings: Settings, address: str, regions: Optional[Path], split: float, quiet: bool
+) -> tuple[list, list]:
     """``--cluster``: each file a Ray task; outputs that exist are skipped unless --overwrite,
     so a re-run after a crash does only what is missing."""
     from . import cluster
@@ -168,8 +215,12 @@ def _run_on_cluster(pairs, settings: Settings, address: str, regions: Optional[P
         _, at_once = cluster.task_resources(settings)
     except BlurError as exc:
         fail(exc)
-    return _run_parallel(pairs, quiet, at_once, lambda progress: cluster.anonymise_on_cluster(
-        pairs, settings, address, progress, regions, split))
+    return _run_parallel(
+        pairs,
+        quiet,
+        at_once,
+        lambda progress: cluster.anonymise_on_cluster(pairs, settings, address, progress, regions, split),
+    )
 
 
 def _run_parallel(pairs, quiet: bool, at_once: int, outcomes) -> tuple[list, list]:
@@ -177,16 +228,20 @@ def _run_parallel(pairs, quiet: bool, at_once: int, outcomes) -> tuple[list, lis
     a time; ``outcomes(on_progress)`` yields (index, FileResult or BlurError) as files finish.
     The summary keeps the order of the inputs."""
     done: dict[int, object] = {}
-    with show.BatchProgress(quiet, [src.name for src, _ in pairs], at_once) as progress, \
-            closing(outcomes(progress.update)) as finished:
+    with (
+        show.BatchProgress(quiet, [src.name for src, _ in pairs], at_once) as progress,
+        closing(outcomes(progress.update)) as finished,
+    ):
         for index, outcome in finished:
             done[index] = outcome
             if isinstance(outcome, BlurError):
                 show.error(outcome)
             progress.finished(index)
     ordered = [done[i] for i in sorted(done)]
-    return ([r for r in ordered if not isinstance(r, BlurError)],
-            [r for r in ordered if isinstance(r, BlurError)])
+    return (
+        [r for r in ordered if not isinstance(r, BlurError)],
+        [r for r in ordered if isinstance(r, BlurError)],
+    )
 
 
 # The review commands, after run: --help lists the commands in this order.
@@ -202,8 +257,11 @@ def version_callback(value: bool):
 
 
 @app.callback()
-def _root(version: bool = typer.Option(False, "--version", callback=version_callback,
-                                       is_eager=True, help="Show the version and exit.")):
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=version_callback, is_eager=True, help="Show the version and exit."
+    ),
+):
     """Anonymise faces in photos and videos, offline."""
 
 
@@ -229,8 +287,7 @@ def main(argv: list[str] | None = None) -> None:
         argv.insert(0, "run")
     dashed = _option_like_file(argv)
     if dashed is not None:
-        show.error(UsageError(f"the name looks like an option; write ./{dashed} or put -- "
-                              "before it", dashed))
+        show.error(UsageError(f"the name looks like an option; write ./{dashed} or put -- before it", dashed))
         sys.exit(int(ExitStatus.USAGE))
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)

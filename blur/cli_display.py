@@ -25,9 +25,11 @@ from .errors import BlurError
 err = Console(stderr=True)
 out = Console()
 
-REPORT_WARNING = ("it shows the faces and plates UNREDACTED: keep it private, never publish it or "
-                  "put it next to the output, delete it after the review (--report-redacted "
-                  "writes one that shows only redacted crops)")
+REPORT_WARNING = (
+    "it shows the faces and plates UNREDACTED: keep it private, never publish it or "
+    "put it next to the output, delete it after the review (--report-redacted "
+    "writes one that shows only redacted crops)"
+)
 
 
 def printable(text: str) -> str:
@@ -50,6 +52,7 @@ def _line(text: str) -> None:
 
 # ---- progress --------------------------------------------------------------------------------
 
+
 class _Fps(TextColumn):
     """Frames per second of the current stage."""
 
@@ -61,11 +64,22 @@ class _Fps(TextColumn):
 
 
 def _bar(quiet: bool) -> Progress | None:
-    return None if quiet else Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TaskProgressColumn(), _Fps(),
-        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=err,
-        transient=True)
+    return (
+        None
+        if quiet
+        else Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            _Fps(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        )
+    )
 
 
 class _Stages:
@@ -133,8 +147,7 @@ class BatchProgress:
     def __enter__(self):
         if self.bar:
             self.bar.__enter__()
-            self.overall = self.bar.add_task(f"files  ({self.jobs} at once)",
-                                             total=len(self.names))
+            self.overall = self.bar.add_task(f"files  ({self.jobs} at once)", total=len(self.names))
         return self
 
     def __exit__(self, *exc):
@@ -157,6 +170,7 @@ class BatchProgress:
 
 # ---- blur run --------------------------------------------------------------------------------
 
+
 def skipped(outputs) -> None:
     """Outputs that exist and were left alone (``--cluster`` without ``--overwrite``)."""
     out.print(f"{len(outputs)} file(s) skipped: the output exists (--overwrite replaces it)")
@@ -175,8 +189,7 @@ def summary(results, failures, searched: tuple[str, ...] = ("face", "plate")) ->
     "none in the file")."""
     found = sorted({k for r in results for k, n in r.tracks.items() if n} - set(searched))
     kinds = list(searched) + found
-    columns = (["file", "output"] + [_KIND_COLUMNS.get(k, k) for k in kinds]
-               + ["redacted", "look at", "time"])
+    columns = ["file", "output"] + [_KIND_COLUMNS.get(k, k) for k in kinds] + ["redacted", "look at", "time"]
     # Names are shown whole (a path cut short may name another file), folded onto more lines
     # when the terminal is narrow; a rule between rows then keeps one file's lines together.
     # Numbers are never wrapped.
@@ -184,29 +197,40 @@ def summary(results, failures, searched: tuple[str, ...] = ("face", "plate")) ->
     table = Table(title=None, show_edge=False, show_lines=rows_apart)
     for col in columns:
         name = col in ("file", "output")
-        table.add_column(col, no_wrap=not name and col != "look at",
-                         overflow="fold" if name else "ellipsis",
-                         min_width=7 if col == "look at" else None,
-                         justify="left" if name or col == "look at" else "right")
+        table.add_column(
+            col,
+            no_wrap=not name and col != "look at",
+            overflow="fold" if name else "ellipsis",
+            min_width=7 if col == "look at" else None,
+            justify="left" if name or col == "look at" else "right",
+        )
     blank = [""] * (len(columns) - 2)
     for r in results:
-        table.add_row(escape(printable(str(r.src))), escape(printable(str(r.dst))),
-                      *(str(r.tracks.get(k, 0)) for k in kinds),
-                      f"{r.frames_redacted}/{r.frames}", _look_at(r, "\n"), f"{r.seconds:.1f} s")
+        table.add_row(
+            escape(printable(str(r.src))),
+            escape(printable(str(r.dst))),
+            *(str(r.tracks.get(k, 0)) for k in kinds),
+            f"{r.frames_redacted}/{r.frames}",
+            _look_at(r, "\n"),
+            f"{r.seconds:.1f} s",
+        )
         for note in r.notes:
             table.add_row("", f"note: {escape(note)}", *blank)
     for f in failures:
-        table.add_row(escape(printable(str(f.path or ""))),
-                      f"[red]failed:[/] {escape(printable(f.message))}", *blank)
+        table.add_row(
+            escape(printable(str(f.path or ""))), f"[red]failed:[/] {escape(printable(f.message))}", *blank
+        )
     out.print(table)
     totals: dict[str, int] = {}
     for r in results:
         for kind, n in r.tracks.items():
             totals[kind] = totals.get(kind, 0) + n
-    out.print(f"{len(results)} file(s) done, {len(failures)} failed; "
-              f"{_per_kind(totals) or 'nothing'} tracked; "
-              f"{sum(r.frames_redacted for r in results)} frame(s) redacted in "
-              f"{sum(r.seconds for r in results):.1f} s")
+    out.print(
+        f"{len(results)} file(s) done, {len(failures)} failed; "
+        f"{_per_kind(totals) or 'nothing'} tracked; "
+        f"{sum(r.frames_redacted for r in results)} frame(s) redacted in "
+        f"{sum(r.seconds for r in results):.1f} s"
+    )
 
 
 def _wraps(name: str, width: int) -> bool:
@@ -225,13 +249,17 @@ def _look_at(result, sep: str = ", ", most: int = 3) -> str:
     risky = []
     if plan is not None:
         from .risk import rank_plan  # the review page's ranking: both say the same
+
         risky = [r for r in rank_plan(plan) if r.check_first]
     parts = [r.label() for r in risky[:most]]
     if len(risky) > most:
         parts.append(f"+{len(risky) - most} more")
     if not parts:
-        parts = [f"{n} {what}" for n, what in ((result.bridged_frames, "bridged"),
-                                               (result.weak_frames, "weak")) if n]
+        parts = [
+            f"{n} {what}"
+            for n, what in ((result.bridged_frames, "bridged"), (result.weak_frames, "weak"))
+            if n
+        ]
     return sep.join(parts) or "-"
 
 
@@ -242,27 +270,34 @@ def _per_kind(tracks: dict[str, int]) -> str:
 
 # ---- blur scan, render, check ----------------------------------------------------------------
 
+
 def scanned(path: Path, plan, regions: Path, report: Path | None, report_redacted: bool) -> None:
     """What ``blur scan`` found, where it went, and the next step."""
     kinds: dict[str, int] = {}
     for t in plan.tracks:
         kinds[t.kind] = kinds.get(t.kind, 0) + 1
-    _line(f"{escape(str(path))}: {_per_kind(kinds) or 'nothing'} found in "
-          f"{plan.frame_count} frame(s); regions written to {escape(str(regions))}")
+    _line(
+        f"{escape(str(path))}: {_per_kind(kinds) or 'nothing'} found in "
+        f"{plan.frame_count} frame(s); regions written to {escape(str(regions))}"
+    )
     if report is not None and report.suffix.lower() != ".json":
-        note = ("crops shown redacted" if report_redacted else REPORT_WARNING)
+        note = "crops shown redacted" if report_redacted else REPORT_WARNING
         err.print(f"review page: {escape(str(report))} ({note})", highlight=False, soft_wrap=True)
-    _line(f"next: edit the regions file, then: blur render {escape(str(path))} --regions "
-          f"{escape(str(regions))} -o OUTPUT")
+    _line(
+        f"next: edit the regions file, then: blur render {escape(str(path))} --regions "
+        f"{escape(str(regions))} -o OUTPUT"
+    )
 
 
 def rendered(dst: Path, plan, result, manifest: Path | None) -> None:
     """What ``blur render`` redacted and kept, and its notes."""
     kept = sum(1 for t in plan.tracks if t.keep)
-    _line(f"{escape(str(dst))}: {_per_kind(result.tracks) or 'nothing'} redacted"
-          f"{f', {kept} kept visible' if kept else ''}; {result.frames_redacted}/"
-          f"{result.frames} frame(s) redacted in {result.seconds:.1f} s"
-          + (f"; manifest {escape(str(manifest))}" if manifest else ""))
+    _line(
+        f"{escape(str(dst))}: {_per_kind(result.tracks) or 'nothing'} redacted"
+        f"{f', {kept} kept visible' if kept else ''}; {result.frames_redacted}/"
+        f"{result.frames} frame(s) redacted in {result.seconds:.1f} s"
+        + (f"; manifest {escape(str(manifest))}" if manifest else "")
+    )
     for note in result.notes:
         _line(f"note: {escape(note)}")
 
@@ -284,18 +319,26 @@ def checked(result, quiet: bool, with_regions: bool) -> None:
     for item in result.metadata:
         _line(f"  metadata: {escape(item)}")
     for f in result.findings:
-        frames = (f"frame {f.frames[0]}" if len(f.frames) == 1
-                  else f"frames {f.frames[0]}-{f.frames[-1]} ({len(f.frames)} seen)")
-        where = {"visible": "", "redacted": " [on a redacted region: not counted]",
-                 "kept": " [on a region kept visible: not counted]",
-                 "blank": " [no face detail: not counted]",
-                 "weak at scan": " [weak when blur scanned the original, not redacted by "
-                                 "choice: not counted]",
-                 "beside a redaction": " [beside a redaction, nothing there when blur scanned "
-                                       "the original: not counted]"}[f.status]
+        frames = (
+            f"frame {f.frames[0]}"
+            if len(f.frames) == 1
+            else f"frames {f.frames[0]}-{f.frames[-1]} ({len(f.frames)} seen)"
+        )
+        where = {
+            "visible": "",
+            "redacted": " [on a redacted region: not counted]",
+            "kept": " [on a region kept visible: not counted]",
+            "blank": " [no face detail: not counted]",
+            "weak at scan": " [weak when blur scanned the original, not redacted by choice: not counted]",
+            "beside a redaction": " [beside a redaction, nothing there when blur scanned "
+            "the original: not counted]",
+        }[f.status]
         box = ", ".join(f"{v:.0f}" for v in f.box)
-        _line(f"  {f.kind}: {frames}, score {f.score:.2f}, best at frame {f.frame} "
-              f"box [{box}]{escape(where)}")
+        _line(
+            f"  {f.kind}: {frames}, score {f.score:.2f}, best at frame {f.frame} box [{box}]{escape(where)}"
+        )
     if result.visible and not with_regions:
-        _line("  (if blur made this file, give the regions file it was rendered from with "
-              "--regions: the redacted regions themselves look like heads to the detector)")
+        _line(
+            "  (if blur made this file, give the regions file it was rendered from with "
+            "--regions: the redacted regions themselves look like heads to the detector)"
+        )

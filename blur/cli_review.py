@@ -49,15 +49,23 @@ def _free(path: Path, overwrite: bool, *taken: Path) -> None:
 
 def scan_command(
     path: Path = typer.Argument(..., metavar="FILE", help="A photo or video."),
-    regions: Optional[Path] = typer.Option(None, "--regions", metavar="FILE",
-                                           help="Write the regions file here (default: "
-                                                "NAME.regions.json beside the input)."),
-    report: Optional[Path] = typer.Option(None, "--report", metavar="FILE",
-                                          help="Also write a review page (.html) or summary "
-                                               "(.json). The page shows unredacted faces."),
-    report_redacted: bool = typer.Option(False, "--report-redacted",
-                                         help="Show the page's crops redacted, as in the output "
-                                              "(safe to share with an editor)."),
+    regions: Optional[Path] = typer.Option(
+        None,
+        "--regions",
+        metavar="FILE",
+        help="Write the regions file here (default: NAME.regions.json beside the input).",
+    ),
+    report: Optional[Path] = typer.Option(
+        None,
+        "--report",
+        metavar="FILE",
+        help="Also write a review page (.html) or summary (.json). The page shows unredacted faces.",
+    ),
+    report_redacted: bool = typer.Option(
+        False,
+        "--report-redacted",
+        help="Show the page's crops redacted, as in the output (safe to share with an editor).",
+    ),
     overwrite: Overwrite = False,
     threshold: Threshold = None,
     gap: Gap = None,
@@ -73,9 +81,15 @@ def scan_command(
     from . import regions as regions_file
     from . import report as review
 
-    settings = settings_from(kinds=kinds_of(only, text), face_threshold=threshold, max_gap_seconds=gap,
-                         pad_seconds=pad, fail_frame=on_frame_error, face_rotate=sideways,
-                         device=device)
+    settings = settings_from(
+        kinds=kinds_of(only, text),
+        face_threshold=threshold,
+        max_gap_seconds=gap,
+        pad_seconds=pad,
+        fail_frame=on_frame_error,
+        face_rotate=sideways,
+        device=device,
+    )
     regions = regions or path.with_name(f"{path.stem}.regions.json")
     _free(regions, overwrite, path)
     if report is not None:
@@ -95,10 +109,12 @@ def scan_command(
 
 def render_command(
     path: Path = typer.Argument(..., metavar="FILE", help="The photo or video that was scanned."),
-    regions: Path = typer.Option(..., "--regions", metavar="FILE",
-                                 help="The regions file to honour, exactly."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", metavar="FILE",
-                                          help="Output file (default NAME.blurred.EXT)."),
+    regions: Path = typer.Option(
+        ..., "--regions", metavar="FILE", help="The regions file to honour, exactly."
+    ),
+    output: Optional[Path] = typer.Option(
+        None, "-o", "--output", metavar="FILE", help="Output file (default NAME.blurred.EXT)."
+    ),
     overwrite: Overwrite = False,
     style: StyleOpt = None,
     shape: ShapeOpt = None,
@@ -106,9 +122,12 @@ def render_command(
     crf: Crf = None,
     preset: PresetOpt = None,
     audio: AudioOpt = None,
-    manifest: Optional[Path] = typer.Option(None, "--manifest", metavar="FILE",
-                                            help="Write a JSON manifest: versions, model and "
-                                                 "file hashes, settings."),
+    manifest: Optional[Path] = typer.Option(
+        None,
+        "--manifest",
+        metavar="FILE",
+        help="Write a JSON manifest: versions, model and file hashes, settings.",
+    ),
     keep_format: KeepFormat = False,
     quiet: Quiet = False,
 ):
@@ -117,8 +136,15 @@ def render_command(
     from .errors import MediaError
     from .files import default_output, describe_os_error
 
-    settings = settings_from(style=style, shape=shape, mask_scale=mask_scale, crf=crf, preset=preset,
-                         audio=audio, overwrite=overwrite)
+    settings = settings_from(
+        style=style,
+        shape=shape,
+        mask_scale=mask_scale,
+        crf=crf,
+        preset=preset,
+        audio=audio,
+        overwrite=overwrite,
+    )
     dst = output or default_output(path, keep_format)
     _free(dst, overwrite, path, regions)
     if manifest is not None:
@@ -129,8 +155,7 @@ def render_command(
             progress.start(path.name)
             result = pipeline.render(path, dst, plan, settings, progress)
         if manifest is not None:
-            manifest_file.write(manifest, manifest_file.build(path, dst, settings, result,
-                                                              regions))
+            manifest_file.write(manifest, manifest_file.build(path, dst, settings, result, regions))
     except Exception as exc:
         fail(failure(exc, path, lambda e: MediaError(describe_os_error(e, dst), path)))
     if not quiet:
@@ -149,20 +174,33 @@ def _plan_from(path: Path, regions: Path):
 
 
 def check_command(
-    paths: list[Path] = typer.Argument(..., metavar="PATH...",
-                                       help="Photos, videos or folders to check."),
-    regions: Optional[Path] = typer.Option(None, "--regions", metavar="FILE",
-                                           help="The regions file the output was rendered from "
-                                                "(one file): detections on its redacted or kept "
-                                                "regions do not count."),
+    paths: list[Path] = typer.Argument(..., metavar="PATH...", help="Photos, videos or folders to check."),
+    regions: Optional[Path] = typer.Option(
+        None,
+        "--regions",
+        metavar="FILE",
+        help="The regions file the output was rendered from "
+        "(one file): detections on its redacted or kept "
+        "regions do not count.",
+    ),
     # Not the shared options: these describe the re-scan and the file rendered, and check
     # prints its verdicts even when quiet.
     threshold: Optional[float] = typer.Option(
-        None, "--threshold", min=0.01, max=0.99, metavar="SCORE",
-        help=f"Face threshold of the re-scan (default {DEFAULTS.check_face_threshold})."),
-    mask_scale: Optional[float] = typer.Option(None, "--mask-scale", min=1.0, max=4.0,
-                                               metavar="FACTOR",
-                                               help="Mask scale the output was rendered with."),
+        None,
+        "--threshold",
+        min=0.01,
+        max=0.99,
+        metavar="SCORE",
+        help=f"Face threshold of the re-scan (default {DEFAULTS.check_face_threshold}).",
+    ),
+    mask_scale: Optional[float] = typer.Option(
+        None,
+        "--mask-scale",
+        min=1.0,
+        max=4.0,
+        metavar="FACTOR",
+        help="Mask scale the output was rendered with.",
+    ),
     device: DeviceOpt = None,
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Only the verdict per file."),
 ):

@@ -59,8 +59,9 @@ def _ray():
     try:
         import ray
     except ImportError:
-        raise UsageError("--cluster needs Ray: pip install 'blur[ray]' (on every machine of "
-                         "the cluster too)") from None
+        raise UsageError(
+            "--cluster needs Ray: pip install 'blur[ray]' (on every machine of the cluster too)"
+        ) from None
     return ray
 
 
@@ -76,13 +77,18 @@ def connect(address: str) -> None:
         return
     unreachable = _unreachable(address)
     if unreachable:  # else Ray waits for minutes, printing its retries
-        raise UsageError(f"no Ray cluster answers at {address!r} ({unreachable}); check the "
-                         f"address (HOST:PORT of the head node, as ray start printed it)")
+        raise UsageError(
+            f"no Ray cluster answers at {address!r} ({unreachable}); check the "
+            f"address (HOST:PORT of the head node, as ray start printed it)"
+        )
     try:
         ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        hint = ("start one with: ray start --head" if address == "auto"
-                else "check the address (HOST:PORT of the head node, as ray start printed it)")
+        hint = (
+            "start one with: ray start --head"
+            if address == "auto"
+            else "check the address (HOST:PORT of the head node, as ray start printed it)"
+        )
         reason = " ".join(str(exc).split())[:300]
         raise UsageError(f"no Ray cluster found at {address!r} ({reason}); {hint}") from None
 
@@ -136,12 +142,12 @@ def _clear(dst: str, part: str | None = None) -> None:
         stale.unlink(missing_ok=True)
 
 
-def _run_task(index: int, src: str, dst: str, settings: Settings, regions: str | None,
-              updates) -> FileResult:
+def _run_task(index: int, src: str, dst: str, settings: Settings, regions: str | None, updates) -> FileResult:
     """One whole file, inside a Ray worker process."""
     _clear(dst)
-    return run_file(Path(src), Path(dst), settings, _sender(updates, index, -1),
-                    Path(regions) if regions else None)
+    return run_file(
+        Path(src), Path(dst), settings, _sender(updates, index, -1), Path(regions) if regions else None
+    )
 
 
 def _segments_task(src: str, dst: str, settings: Settings, min_seconds: float):
@@ -152,8 +158,7 @@ def _segments_task(src: str, dst: str, settings: Settings, min_seconds: float):
 
 
 def _scan_task(index: int, src: str, segment, info, settings: Settings, updates):
-    return split.scan_segment(Path(src), segment, info, settings,
-                              _sender(updates, index, segment.number))
+    return split.scan_segment(Path(src), segment, info, settings, _sender(updates, index, segment.number))
 
 
 def _join_task(info, settings: Settings, regions: str | None, *scans):
@@ -167,8 +172,9 @@ def _join_task(info, settings: Settings, regions: str | None, *scans):
 
 def _render_task(index: int, src: str, dst: str, segment, plan, settings: Settings, updates):
     _clear(dst, split.segment_part(segment))
-    return split.render_segment(Path(src), Path(dst), segment, plan, settings,
-                                _sender(updates, index, segment.number))
+    return split.render_segment(
+        Path(src), Path(dst), segment, plan, settings, _sender(updates, index, segment.number)
+    )
 
 
 def _concat_task(src: str, dst: str, plan, settings: Settings, *rendered) -> FileResult:
@@ -191,15 +197,19 @@ class _Progress:
         parts = self.parts.setdefault((index, stage), {})
         parts[part] = (done, total)
         if self.on_progress:
-            self.on_progress(index, stage, sum(d for d, _ in parts.values()),
-                             sum(t for _, t in parts.values()))
+            self.on_progress(
+                index, stage, sum(d for d, _ in parts.values()), sum(t for _, t in parts.values())
+            )
 
 
-def anonymise_on_cluster(pairs: list[tuple[Path, Path]], settings: Settings, address: str,
-                         on_progress: FileProgressFn | None = None,
-                         regions_path: Path | None = None,
-                         segment_seconds: float = SEGMENT_SECONDS
-                         ) -> Iterator[tuple[int, FileResult | BlurError]]:
+def anonymise_on_cluster(
+    pairs: list[tuple[Path, Path]],
+    settings: Settings,
+    address: str,
+    on_progress: FileProgressFn | None = None,
+    regions_path: Path | None = None,
+    segment_seconds: float = SEGMENT_SECONDS,
+) -> Iterator[tuple[int, FileResult | BlurError]]:
     """Anonymise ``(src, dst)`` pairs as tasks on the Ray cluster at ``address``.
 
     Args:
@@ -226,13 +236,15 @@ def anonymise_on_cluster(pairs: list[tuple[Path, Path]], settings: Settings, add
     progress = _Progress(on_progress)
 
     def remote(fn, **options):
-        return ray.remote(fn).options(max_retries=RETRIES, retry_exceptions=False,
-                                      **(options or resources))
+        return ray.remote(fn).options(max_retries=RETRIES, retry_exceptions=False, **(options or resources))
 
     whole, scan, render = remote(_run_task), remote(_scan_task), remote(_render_task)
     light = {"num_cpus": 1}  # reading packets, tracking, copying packets: one core
-    segments_of, join, concat = (remote(_segments_task, **light), remote(_join_task, **light),
-                                 remote(_concat_task, **light))
+    segments_of, join, concat = (
+        remote(_segments_task, **light),
+        remote(_join_task, **light),
+        remote(_concat_task, **light),
+    )
     regions = os.path.abspath(regions_path) if regions_path is not None else None
     paths = [(os.path.abspath(src), os.path.abspath(dst)) for src, dst in pairs]
     # Every task of a file (to cancel them all), and the one whose result is the file's.
@@ -317,14 +329,18 @@ def _as_blur_error(ray, exc: Exception, src: Path) -> BlurError:
         return cause
     if isinstance(exc, BlurError) and not isinstance(exc, ray.exceptions.RayError):
         return exc
-    if isinstance(exc, (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
-                        ray.exceptions.OutOfMemoryError)):
-        return BlurError(f"the worker process died {RETRIES + 1} times (killed, out of memory "
-                         f"or its machine lost): {_first_line(exc)}", src)
+    if isinstance(
+        exc,
+        (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.OutOfMemoryError),
+    ):
+        return BlurError(
+            f"the worker process died {RETRIES + 1} times (killed, out of memory "
+            f"or its machine lost): {_first_line(exc)}",
+            src,
+        )
     if isinstance(exc, ray.exceptions.TaskCancelledError):
         return BlurError("the task was cancelled", src)
-    return BlurError(f"cluster error: {exc.__class__.__name__}: {_first_line(cause or exc)}",
-                     src)
+    return BlurError(f"cluster error: {exc.__class__.__name__}: {_first_line(cause or exc)}", src)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -361,4 +377,3 @@ def _drain(updates, empty, progress: _Progress) -> None:
         return
     for item in items:
         progress(*item)
-

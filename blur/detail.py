@@ -68,8 +68,12 @@ def judgeable(box) -> bool:
 
 def _halves(n: int) -> list[tuple[slice, slice]]:
     m = n // 2
-    return [(slice(0, m), slice(None)), (slice(m, None), slice(None)),
-            (slice(None), slice(0, m)), (slice(None), slice(m, None))]
+    return [
+        (slice(0, m), slice(None)),
+        (slice(m, None), slice(None)),
+        (slice(None), slice(0, m)),
+        (slice(None), slice(m, None)),
+    ]
 
 
 def measure(luma: np.ndarray, box, mask: np.ndarray | None = None) -> Detail:
@@ -92,8 +96,7 @@ def measure(luma: np.ndarray, box, mask: np.ndarray | None = None) -> Detail:
     a, b, c, d = span
     part = luma[b:d, a:c]
     shrink = min(part.shape) >= GRID
-    small = cv2.resize(part, (GRID, GRID),
-                       interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    small = cv2.resize(part, (GRID, GRID), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
     gx = cv2.Sobel(small, cv2.CV_32F, 1, 0, ksize=3) / 8
     gy = cv2.Sobel(small, cv2.CV_32F, 0, 1, ksize=3) / 8
     gradient = np.hypot(gx, gy)
@@ -110,13 +113,14 @@ def measure(luma: np.ndarray, box, mask: np.ndarray | None = None) -> Detail:
         # A cell counts when all of it is masked, and its neighbours the gradient reads,
         share = cv2.resize(pixels.astype(np.float32), (GRID, GRID), interpolation=cv2.INTER_AREA)
         # and the cells the blur above reads (two around it) are inside too.
-        inside = cv2.erode((share >= 0.999).astype(np.uint8), np.ones((5, 5), np.uint8),
-                           borderType=cv2.BORDER_REPLICATE).astype(bool)
+        inside = cv2.erode(
+            (share >= 0.999).astype(np.uint8), np.ones((5, 5), np.uint8), borderType=cv2.BORDER_REPLICATE
+        ).astype(bool)
     keep_x = pixels[:, 1:] & pixels[:, :-1]
     keep_y = pixels[1:, :] & pixels[:-1, :]
     ph, pw = part.shape
     best, finest, flattest, measured = -1.0, -1.0, 1.0, False
-    for (rows, cols) in _halves(GRID):
+    for rows, cols in _halves(GRID):
         cells = inside[rows, cols]
         if mask is not None and cells.mean() < 0.25:
             continue
@@ -128,8 +132,8 @@ def measure(luma: np.ndarray, box, mask: np.ndarray | None = None) -> Detail:
         # the same half at the file's resolution
         r0, r1 = _scale(rows, GRID, ph)
         c0, c1 = _scale(cols, GRID, pw)
-        fx, kx = dx[r0:r1, c0:max(c1 - 1, c0)], keep_x[r0:r1, c0:max(c1 - 1, c0)]
-        fy, ky = dy[r0:max(r1 - 1, r0), c0:c1], keep_y[r0:max(r1 - 1, r0), c0:c1]
+        fx, kx = dx[r0:r1, c0 : max(c1 - 1, c0)], keep_x[r0:r1, c0 : max(c1 - 1, c0)]
+        fy, ky = dy[r0 : max(r1 - 1, r0), c0:c1], keep_y[r0 : max(r1 - 1, r0), c0:c1]
         pairs = kx.sum() + ky.sum()
         if pairs:
             flattest = min(flattest, float((fx & kx).sum() + (fy & ky).sum()) / float(pairs))

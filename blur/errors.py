@@ -10,11 +10,11 @@ class ExitStatus(IntEnum):
     """Process exit codes of the ``blur`` command."""
 
     OK = 0
-    ERROR = 1          # at least one file failed
-    USAGE = 2          # bad command line (Typer/Click use 2 as well)
-    FOUND = 3          # ``blur check`` found something identifying
+    ERROR = 1  # at least one file failed
+    USAGE = 2  # bad command line (Typer/Click use 2 as well)
+    FOUND = 3  # ``blur check`` found something identifying
     INTERRUPTED = 130  # SIGINT
-    TERMINATED = 143   # SIGTERM
+    TERMINATED = 143  # SIGTERM
 
 
 class BlurError(Exception):

@@ -17,8 +17,7 @@ from .media import heif, is_media, is_video, kind_of, video
 OUTPUT_TAG = ".blurred"
 # Extensions naming the same still format: the output is written in the input's format, so its
 # name must say so (photo.jpg -o out.png would be a JPEG named .png).
-_SAME_FORMAT = [{".jpg", ".jpeg"}, {".tif", ".tiff"}, {".png", ".apng"}, {".webp"}, {".bmp"},
-                {".gif"}]
+_SAME_FORMAT = [{".jpg", ".jpeg"}, {".tif", ".tiff"}, {".png", ".apng"}, {".webp"}, {".bmp"}, {".gif"}]
 # Video outputs are MP4 (Matroska for .mkv); these names suit what is written.
 _VIDEO_OUTPUTS = {".mp4", ".m4v", ".mov", ".mkv"}
 
@@ -52,8 +51,9 @@ def walk(folder: Path, outputs: bool = False) -> Iterator[Path]:
         UsageError: a folder cannot be listed.
     """
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=False, onerror=_unreadable):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
-                             and (outputs or not d.endswith(OUTPUT_TAG)))
+        dirnames[:] = sorted(
+            d for d in dirnames if not d.startswith(".") and (outputs or not d.endswith(OUTPUT_TAG))
+        )
         for name in sorted(filenames):
             path = Path(dirpath) / name
             if name.startswith(".") or (not outputs and OUTPUT_TAG + "." in name):
@@ -68,8 +68,9 @@ def _unreadable(exc: OSError) -> None:
     raise UsageError(f"cannot read this folder: {exc.strerror or exc}", exc.filename)
 
 
-def plan_outputs(inputs: list[Path], output: Path | str | None,
-                 keep_format: bool = False) -> list[tuple[Path, Path]]:
+def plan_outputs(
+    inputs: list[Path], output: Path | str | None, keep_format: bool = False
+) -> list[tuple[Path, Path]]:
     """Pair every input file with its output path.
 
     Args:
@@ -97,14 +98,16 @@ def plan_outputs(inputs: list[Path], output: Path | str | None,
             out_root = output if output is not None else root.with_name(root.name + OUTPUT_TAG)
             if several and output is not None:
                 out_root = output / root.name
-            pairs += [(src, _mirrored(src, item, out_root, keep_format)) for src in walk(item)
-                      if not _inside(src, out_root)]  # outputs of an earlier run, not inputs
+            pairs += [
+                (src, _mirrored(src, item, out_root, keep_format))
+                for src in walk(item)
+                if not _inside(src, out_root)
+            ]  # outputs of an earlier run, not inputs
         elif output is None:
             pairs.append((item, default_output(item, keep_format)))
         elif several or as_folder or output.is_dir():
             dst = _mirrored(item, item.parent, output, keep_format)
-            pairs.append((item, default_output(item, keep_format)
-                          if _real(dst) == _real(item) else dst))
+            pairs.append((item, default_output(item, keep_format) if _real(dst) == _real(item) else dst))
         else:
             pairs.append((item, output))
     _check_distinct(pairs, keep_format)
@@ -156,11 +159,15 @@ def check_output(src: Path, dst: Path, overwrite: bool) -> None:
     elif heif.is_heif(src):
         expected = heif.output_suffixes(src)
     else:
-        expected = next((group for group in _SAME_FORMAT if src.suffix.lower() in group),
-                        {src.suffix.lower()})
+        expected = next(
+            (group for group in _SAME_FORMAT if src.suffix.lower() in group), {src.suffix.lower()}
+        )
     if suffix not in expected:
-        raise UsageError(f"output {dst} must end in {' or '.join(sorted(expected))} (the format "
-                         f"written); to write into a folder, end the name with /", src)
+        raise UsageError(
+            f"output {dst} must end in {' or '.join(sorted(expected))} (the format "
+            f"written); to write into a folder, end the name with /",
+            src,
+        )
 
 
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}

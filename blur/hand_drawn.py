@@ -22,10 +22,12 @@ def whole(value) -> int:
     return int(value)
 
 
-
 def _box_of(value, tid: int, what: str) -> list[float]:
-    if (not isinstance(value, list) or len(value) != 4
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+    if (
+        not isinstance(value, list)
+        or len(value) != 4
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    ):
         raise RegionsError(f"track {tid}: {what} must be [x1, y1, x2, y2], not {value!r}")
     return [float(v) for v in value]
 
@@ -34,9 +36,13 @@ def _seconds(t: dict, key: str, tid: int) -> float | None:
     value = t.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value < 0:
-        raise RegionsError(f"track {tid}: bad time \"{key}\": {value!r} (seconds, 0 or more)")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise RegionsError(f'track {tid}: bad time "{key}": {value!r} (seconds, 0 or more)')
     return float(value)
 
 
@@ -47,10 +53,11 @@ def _frame_field(t: dict, key: str, tid: int, frame_count: int) -> int | None:
     try:
         frame = whole(value)
     except ValueError as exc:
-        raise RegionsError(f"track {tid}: bad \"{key}\": {exc}") from exc
+        raise RegionsError(f'track {tid}: bad "{key}": {exc}') from exc
     if not 0 <= frame < frame_count:
-        raise RegionsError(f"track {tid}: \"{key}\" {frame} is outside the file "
-                           f"(frames 0 to {frame_count - 1})")
+        raise RegionsError(
+            f'track {tid}: "{key}" {frame} is outside the file (frames 0 to {frame_count - 1})'
+        )
     return frame
 
 
@@ -76,30 +83,30 @@ def rows(t: dict, tid: int, times: np.ndarray, frame_count: int) -> list:
     duration = float(times[-1])
     if "keyframes" in t:
         if "box" in t:
-            raise RegionsError(f"track {tid}: give either \"box\" or \"keyframes\", not both")
+            raise RegionsError(f'track {tid}: give either "box" or "keyframes", not both')
         keys = t["keyframes"]
         if not isinstance(keys, list) or not keys:
-            raise RegionsError(f"track {tid}: \"keyframes\" must be a non-empty list")
+            raise RegionsError(f'track {tid}: "keyframes" must be a non-empty list')
     else:
         keys = [{"frame": None, "box": t["box"]}]
     key_frames, key_boxes = [], []
     for k in keys:
         if not isinstance(k, dict) or set(k) - {"frame", "time", "box"} or "box" not in k:
-            raise RegionsError(f"track {tid}: a keyframe is {{\"frame\" or \"time\", \"box\"}}, "
-                               f"not {k!r}")
+            raise RegionsError(f'track {tid}: a keyframe is {{"frame" or "time", "box"}}, not {k!r}')
         if "frame" in k and "time" in k:
-            raise RegionsError(f"track {tid}: a keyframe has a \"frame\" or a \"time\", not both")
-        box = _box_of(k["box"], tid, "a keyframe's box" if "keyframes" in t else "\"box\"")
+            raise RegionsError(f'track {tid}: a keyframe has a "frame" or a "time", not both')
+        box = _box_of(k["box"], tid, "a keyframe's box" if "keyframes" in t else '"box"')
         if "time" in k:
             at = _seconds(k, "time", tid)
             if at is None or at >= duration:
-                raise RegionsError(f"track {tid}: bad time {k['time']!r}: outside the file "
-                                   f"(0 to {duration:.3f} s)")
+                raise RegionsError(
+                    f"track {tid}: bad time {k['time']!r}: outside the file (0 to {duration:.3f} s)"
+                )
             frame = _frame_at(times, at)
         elif k.get("frame") is not None:
             frame = _frame_field(k, "frame", tid, frame_count)
         elif "keyframes" in t:
-            raise RegionsError(f"track {tid}: a keyframe needs a \"frame\" or a \"time\"")
+            raise RegionsError(f'track {tid}: a keyframe needs a "frame" or a "time"')
         else:
             frame = None  # a single box: no position in time of its own
         key_frames.append(frame)
@@ -119,14 +126,17 @@ def rows(t: dict, tid: int, times: np.ndarray, frame_count: int) -> list:
     return [(int(f), list(map(float, b)), 0.0, "manual") for f, b in zip(frames, boxes)]
 
 
-def _range(t: dict, tid: int, times: np.ndarray, frame_count: int,
-           key_frames: list[int | None]) -> tuple[int, int]:
+def _range(
+    t: dict, tid: int, times: np.ndarray, frame_count: int, key_frames: list[int | None]
+) -> tuple[int, int]:
     """First and last frame (inclusive) a hand-drawn region covers."""
     in_seconds = "start" in t or "end" in t
     in_frames = "first_frame" in t or "last_frame" in t
     if in_seconds and in_frames:
-        raise RegionsError(f"track {tid}: give the range in seconds (start/end) or in frames "
-                           f"(first_frame/last_frame), not both")
+        raise RegionsError(
+            f"track {tid}: give the range in seconds (start/end) or in frames "
+            f"(first_frame/last_frame), not both"
+        )
     duration = float(times[-1])
     if in_seconds:
         start = _seconds(t, "start", tid)
@@ -137,8 +147,9 @@ def _range(t: dict, tid: int, times: np.ndarray, frame_count: int,
             raise RegionsError(f"track {tid}: bad times: end {end} s is not after start {start} s")
         first, last = frames_during(times, start, end)
         if first > last:
-            raise RegionsError(f"track {tid}: bad times: {start}-{end} s is outside the file "
-                               f"(0 to {duration:.3f} s)")
+            raise RegionsError(
+                f"track {tid}: bad times: {start}-{end} s is outside the file (0 to {duration:.3f} s)"
+            )
         return first, last
     if in_frames:
         first = _frame_field(t, "first_frame", tid, frame_count)

@@ -33,12 +33,13 @@ import numpy as np
 
 from .errors import DetectionError
 
-TILE = 32            # input pixels per change tile: the networks' coarsest stride
-NOISE_LEVELS = 12    # a pixel moved by more than this many grey levels (0-255) has changed
-FULL_SHARE = 0.5     # above this share of changed tiles, a full pass is cheaper and simpler
+TILE = 32  # input pixels per change tile: the networks' coarsest stride
+NOISE_LEVELS = 12  # a pixel moved by more than this many grey levels (0-255) has changed
+FULL_SHARE = 0.5  # above this share of changed tiles, a full pass is cheaper and simpler
 _NEVER = -1e6  # a reference value no input has: the tile counts as changed
 
 Forward = Callable[[np.ndarray], tuple]
+
 
 class ChangeDrivenNetwork:
     """One pass of a fully convolutional network, run frame after frame on inputs of one size,
@@ -60,8 +61,8 @@ class ChangeDrivenNetwork:
         self.reference: np.ndarray | None = None  # the input each tile was last analysed with
         self.outputs: tuple | None = None
         self.full_next = True
-        self.last_share = 0.0     # share of tiles that changed, when last measured
-        self.pixels = 0           # input pixels given to the network, all calls
+        self.last_share = 0.0  # share of tiles that changed, when last measured
+        self.pixels = 0  # input pixels given to the network, all calls
         self.full_passes = 0
 
     def reset(self) -> None:
@@ -72,8 +73,13 @@ class ChangeDrivenNetwork:
         if blob.ndim != 4 or blob.shape[0] != 1:
             return self.forward(blob)
         height, width = blob.shape[2:]
-        if (self.full_next or self.reference is None or self.reference.shape != blob.shape
-                or height % TILE or width % TILE):
+        if (
+            self.full_next
+            or self.reference is None
+            or self.reference.shape != blob.shape
+            or height % TILE
+            or width % TILE
+        ):
             return self._full(blob)
         changed = self.changed_tiles(blob)
         self.last_share = float(changed.mean())
@@ -83,7 +89,7 @@ class ChangeDrivenNetwork:
             return self.outputs
         outputs = tuple(o.copy() for o in self.outputs)
         for (ix0, iy0, ix1, iy1), (cx0, cy0, cx1, cy1) in self.windows(changed):
-            crop = np.ascontiguousarray(blob[:, :, cy0 * TILE:cy1 * TILE, cx0 * TILE:cx1 * TILE])
+            crop = np.ascontiguousarray(blob[:, :, cy0 * TILE : cy1 * TILE, cx0 * TILE : cx1 * TILE])
             self.pixels += crop.shape[2] * crop.shape[3]
             patch = self.forward(crop)
             for out, part in zip(outputs, patch):
@@ -91,10 +97,12 @@ class ChangeDrivenNetwork:
                 if s * out.shape[2] != height or part.shape[2] * s != crop.shape[2]:
                     raise DetectionError("network output does not tile its input")
                 t = TILE // s
-                out[:, :, iy0 * t:iy1 * t, ix0 * t:ix1 * t] = part[
-                    :, :, (iy0 - cy0) * t:(iy1 - cy0) * t, (ix0 - cx0) * t:(ix1 - cx0) * t]
-            self.reference[:, :, iy0 * TILE:iy1 * TILE, ix0 * TILE:ix1 * TILE] = blob[
-                :, :, iy0 * TILE:iy1 * TILE, ix0 * TILE:ix1 * TILE]
+                out[:, :, iy0 * t : iy1 * t, ix0 * t : ix1 * t] = part[
+                    :, :, (iy0 - cy0) * t : (iy1 - cy0) * t, (ix0 - cx0) * t : (ix1 - cx0) * t
+                ]
+            self.reference[:, :, iy0 * TILE : iy1 * TILE, ix0 * TILE : ix1 * TILE] = blob[
+                :, :, iy0 * TILE : iy1 * TILE, ix0 * TILE : ix1 * TILE
+            ]
         self.outputs = outputs
         return outputs
 
@@ -135,13 +143,14 @@ class ChangeDrivenNetwork:
         pasted, the crop around it (``context`` tiles more) is what the network is given."""
         rows, cols = changed.shape
         grown = _dilate(changed, self.margin)
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(
-            grown.astype(np.uint8), connectivity=8)
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(grown.astype(np.uint8), connectivity=8)
         boxes = [(x, y, x + w, y + h) for x, y, w, h, _ in stats[1:count]]
         boxes = _merge_boxes(boxes, self.context)
         c = self.context
-        return [((x0, y0, x1, y1), (max(0, x0 - c), max(0, y0 - c), min(cols, x1 + c),
-                                    min(rows, y1 + c))) for x0, y0, x1, y1 in boxes]
+        return [
+            ((x0, y0, x1, y1), (max(0, x0 - c), max(0, y0 - c), min(cols, x1 + c), min(rows, y1 + c)))
+            for x0, y0, x1, y1 in boxes
+        ]
 
 
 def _dilate(mask: np.ndarray, n: int) -> np.ndarray:

@@ -50,14 +50,19 @@ def models(settings: Settings) -> list[dict]:
             entries.append(RetinaFace)
         for entry in entries:
             dist, files = entry.weights()  # where the detector itself loads them from
-            out.append({"kind": kind, "detector": entry.name, "package": dist,
-                        "package_version": _version(dist),
-                        "files": [{"name": f.name, "sha256": sha256(f)} for f in files]})
+            out.append(
+                {
+                    "kind": kind,
+                    "detector": entry.name,
+                    "package": dist,
+                    "package_version": _version(dist),
+                    "files": [{"name": f.name, "sha256": sha256(f)} for f in files],
+                }
+            )
     return out
 
 
-def build(src: Path, dst: Path, settings: Settings, result=None,
-          regions_path: Path | None = None) -> dict:
+def build(src: Path, dst: Path, settings: Settings, result=None, regions_path: Path | None = None) -> dict:
     """The manifest of one rendered file.
 
     Args:
@@ -76,11 +81,12 @@ def build(src: Path, dst: Path, settings: Settings, result=None,
     data = {
         "format": FORMAT,
         "blur_version": __version__,
-        "libraries": {name: _version(name) for name in
-                      ("av", "opencv-python", "onnx", "numpy", "pillow")},
+        "libraries": {name: _version(name) for name in ("av", "opencv-python", "onnx", "numpy", "pillow")},
         # The build that is imported (the CPU one, onnxruntime-gpu, ...), by what it provides.
-        "onnxruntime": {"version": onnxruntime.__version__,
-                        "providers": onnxruntime.get_available_providers()},
+        "onnxruntime": {
+            "version": onnxruntime.__version__,
+            "providers": onnxruntime.get_available_providers(),
+        },
         "python": platform.python_version(),
         "models": models(settings),
         "settings": settings_dict,
@@ -92,7 +98,8 @@ def build(src: Path, dst: Path, settings: Settings, result=None,
     if result is not None:
         plan = getattr(result, "plan", None)
         data["redaction"] = {
-            "frames": result.frames, "frames_redacted": result.frames_redacted,
+            "frames": result.frames,
+            "frames_redacted": result.frames_redacted,
             "tracks_redacted": result.tracks,
             "tracks_kept": sum(1 for t in plan.tracks if t.keep) if plan else None,
             "metadata_removed": list(result.metadata_removed),

@@ -53,8 +53,7 @@ def small_face_stride(fps: float, settings: Settings) -> int:
 def bridged_stride(wanted: int, fps: float, settings: Settings) -> int:
     """``wanted``, lowered until the frames skipped between two runs fit in both the tracker's
     gap and its padding (a face first seen at a run was there up to n-1 frames earlier)."""
-    bridged = min(int(round(settings.max_gap_seconds * fps)),
-                  int(round(settings.pad_seconds * fps)))
+    bridged = min(int(round(settings.max_gap_seconds * fps)), int(round(settings.pad_seconds * fps)))
     return max(1, min(max(1, int(wanted)), bridged + 1))
 
 
@@ -76,8 +75,7 @@ def _with_last(items):
     yield current, True
 
 
-def scan(src: Path, settings: Settings | None = None,
-         on_progress: ProgressFn | None = None) -> Plan:
+def scan(src: Path, settings: Settings | None = None, on_progress: ProgressFn | None = None) -> Plan:
     """Detect and track everything to redact in one photo or video."""
     settings = settings or Settings()
     src = Path(src)
@@ -86,38 +84,54 @@ def scan(src: Path, settings: Settings | None = None,
     if info.kind == "image":
         still = image.read(src)
         try:
-            found, record = seen.split(detect(found_by, still.rgb),
-                                       settings.face_candidate_threshold)
+            found, record = seen.split(detect(found_by, still.rgb), settings.face_candidate_threshold)
             unanalysed = []
         except DetectionError as exc:
             if settings.fail_frame != "redact":
                 raise DetectionError(exc.message, src) from exc
             found, record, unanalysed = Detections.empty(), Detections.empty(), [0]
-        tracks = tracking.build_tracks([found], [None], 1.0, 0, 0,
-                                       thresholds=_thresholds(settings),
-                                       size=(info.width, info.height),
-                                       frame_height=info.height)
+        tracks = tracking.build_tracks(
+            [found],
+            [None],
+            1.0,
+            0,
+            0,
+            thresholds=_thresholds(settings),
+            size=(info.width, info.height),
+            frame_height=info.height,
+        )
         if on_progress:
             on_progress("scan", 1, 1)
-        return Plan(info, 1, tracks, unanalysed, seen=[record],
-                    face_threshold=settings.face_threshold)
+        return Plan(info, 1, tracks, unanalysed, seen=[record], face_threshold=settings.face_threshold)
 
     cuts = shots.ShotCuts()
-    scanned, times, unanalysed = scan_video_frames(src, info, found_by, settings, on_progress,
-                                                   cuts=cuts)
+    scanned, times, unanalysed = scan_video_frames(src, info, found_by, settings, on_progress, cuts=cuts)
     # What tracking gets, and the scan's record of everything it saw (see ``blur.seen``).
-    per_frame, recorded = zip(*(seen.split(found, settings.face_candidate_threshold)
-                                for found in scanned))
+    per_frame, recorded = zip(*(seen.split(found, settings.face_candidate_threshold) for found in scanned))
     per_frame, recorded = list(per_frame), list(recorded)
-    seen_every = max((frame_stride(d, float(info.fps or 25), settings) for d in found_by),
-                     default=1)
-    tracks = tracking.build_tracks(per_frame, times, float(info.fps), settings.max_gap_seconds,
-                                   settings.pad_seconds, thresholds=_thresholds(settings),
-                                   min_weak_hits=settings.weak_min_frames,
-                                   size=(info.width, info.height), frame_height=info.height,
-                                   cuts=cuts.starts)
-    return Plan(info, len(per_frame), tracks, unanalysed, times, seen=recorded,
-                face_threshold=settings.face_threshold, seen_every=seen_every)
+    seen_every = max((frame_stride(d, float(info.fps or 25), settings) for d in found_by), default=1)
+    tracks = tracking.build_tracks(
+        per_frame,
+        times,
+        float(info.fps),
+        settings.max_gap_seconds,
+        settings.pad_seconds,
+        thresholds=_thresholds(settings),
+        min_weak_hits=settings.weak_min_frames,
+        size=(info.width, info.height),
+        frame_height=info.height,
+        cuts=cuts.starts,
+    )
+    return Plan(
+        info,
+        len(per_frame),
+        tracks,
+        unanalysed,
+        times,
+        seen=recorded,
+        face_threshold=settings.face_threshold,
+        seen_every=seen_every,
+    )
 
 
 def scan_settings(settings: Settings) -> Settings:
@@ -125,15 +139,18 @@ def scan_settings(settings: Settings) -> Settings:
     (split off again before tracking). Not with the second look, which could confirm them."""
     if settings.face_second_look:
         return settings
-    return settings.merged(
-        face_candidate_threshold=min(settings.face_candidate_threshold, seen.FLOOR))
+    return settings.merged(face_candidate_threshold=min(settings.face_candidate_threshold, seen.FLOOR))
 
 
-def scan_video_frames(src: Path, info: MediaInfo, found_by: list[Detector], settings: Settings,
-                      on_progress: ProgressFn | None = None,
-                      frames: Iterable[tuple[Frame, bool]] | None = None,
-                      cuts: shots.ShotCuts | None = None
-                      ) -> tuple[list[Detections], list, list[int]]:
+def scan_video_frames(
+    src: Path,
+    info: MediaInfo,
+    found_by: list[Detector],
+    settings: Settings,
+    on_progress: ProgressFn | None = None,
+    frames: Iterable[tuple[Frame, bool]] | None = None,
+    cuts: shots.ShotCuts | None = None,
+) -> tuple[list[Detections], list, list[int]]:
     """Run the detectors over every frame of a video or animation.
 
     Args:
@@ -147,9 +164,14 @@ def scan_video_frames(src: Path, info: MediaInfo, found_by: list[Detector], sett
     per_frame, times, unanalysed = [], [], []
     fps = float(info.fps or 25)
     plan_passes = schedule.Schedule(
-        found_by, [frame_stride(d, fps, settings) for d in found_by],
-        small_face_stride(fps, settings), fps, settings.analyse, settings.keyframe_seconds,
-        follow=settings.follow_tracks)
+        found_by,
+        [frame_stride(d, fps, settings) for d in found_by],
+        small_face_stride(fps, settings),
+        fps,
+        settings.analyse,
+        settings.keyframe_seconds,
+        follow=settings.follow_tracks,
+    )
     ahead = settings.decode_ahead if info.width * info.height < LARGE_FRAME_PIXELS else 0
     if frames is None:
         frames = _with_last(media_frames(info, ahead=ahead))
@@ -183,8 +205,9 @@ def load_plan(src: Path, data: dict) -> Plan:
     return Plan(info, count, tracks, unanalysed, notes=notes)
 
 
-def render(src: Path, dst: Path, plan: Plan, settings: Settings | None = None,
-           on_progress: ProgressFn | None = None) -> FileResult:
+def render(
+    src: Path, dst: Path, plan: Plan, settings: Settings | None = None, on_progress: ProgressFn | None = None
+) -> FileResult:
     """Redact ``src`` as ``plan`` says and write ``dst`` atomically, then prove it is clean."""
     settings = settings or Settings()
     src, dst = Path(src), Path(dst)
@@ -199,8 +222,7 @@ def render(src: Path, dst: Path, plan: Plan, settings: Settings | None = None,
     def redact(rgb: np.ndarray, index: int) -> np.ndarray:
         nonlocal redacted_frames
         if index >= plan.frame_count:
-            raise MediaError(f"frame {index} was not scanned (the file changed since the scan?)",
-                             src)
+            raise MediaError(f"frame {index} was not scanned (the file changed since the scan?)", src)
         if not rgb.flags.writeable:
             rgb = rgb.copy()
         if redact_frame(rgb, redactor, per_frame[index], index in unanalysed):
@@ -210,32 +232,48 @@ def render(src: Path, dst: Path, plan: Plan, settings: Settings | None = None,
     family = family_of(plan.info)
     with atomic_output(dst) as tmp:
         written = family.write(
-            src, tmp, dst, lambda fr: redact(fr.image, fr.index), settings,
+            src,
+            tmp,
+            dst,
+            lambda fr: redact(fr.image, fr.index),
+            settings,
             (lambda n: on_progress("render", n, plan.frame_count)) if on_progress else None,
-            plan.info)
+            plan.info,
+        )
         if written.frames != plan.frame_count:
             raise MediaError(f"wrote {written.frames} frames but scanned {plan.frame_count}", src)
         notes += written.notes
         left = family.leftover(tmp, written_by_blur=True)
         if left:
-            raise MetadataLeftError("identifying metadata left in the output: " + ", ".join(left),
-                                    src)
+            raise MetadataLeftError("identifying metadata left in the output: " + ", ".join(left), src)
     detections = Counter()
     for t in plan.tracks:
         detections[t.kind] += int(np.isin(t.source, HITS).sum())
     flags = tracking.flagged_frames(plan.tracks)
     return FileResult(
-        src=src, dst=dst, kind=plan.info.kind,
+        src=src,
+        dst=dst,
+        kind=plan.info.kind,
         tracks=dict(Counter(t.kind for t in plan.tracks if not t.keep)),
-        detections=sum(detections.values()), frames=written.frames,
-        frames_redacted=redacted_frames, seconds=time.monotonic() - started,
-        metadata_removed=plan.info.metadata_found, notes=notes, plan=plan,
-        bridged_frames=len(flags["bridged_frames"]), weak_frames=len(flags["weak_frames"]))
+        detections=sum(detections.values()),
+        frames=written.frames,
+        frames_redacted=redacted_frames,
+        seconds=time.monotonic() - started,
+        metadata_removed=plan.info.metadata_found,
+        notes=notes,
+        plan=plan,
+        bridged_frames=len(flags["bridged_frames"]),
+        weak_frames=len(flags["weak_frames"]),
+    )
 
 
-def anonymise(src: Path, dst: Path | None = None, settings: Settings | None = None,
-              regions_path: Path | None = None,
-              on_progress: ProgressFn | None = None) -> FileResult:
+def anonymise(
+    src: Path,
+    dst: Path | None = None,
+    settings: Settings | None = None,
+    regions_path: Path | None = None,
+    on_progress: ProgressFn | None = None,
+) -> FileResult:
     """Scan and render one file: the whole of ``blur PATH``.
 
     Args:

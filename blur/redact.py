@@ -49,8 +49,9 @@ def _run_on_past_edges(xyxy: np.ndarray, width: int, height: int) -> np.ndarray:
     out = xyxy.copy()
     w, h = xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1]
     # Only boxes that show in the frame: an empty, inverted or outside box stays as it is.
-    shown = ((w > 0) & (h > 0) & (xyxy[:, 0] < width) & (xyxy[:, 2] > 0)
-             & (xyxy[:, 1] < height) & (xyxy[:, 3] > 0))
+    shown = (
+        (w > 0) & (h > 0) & (xyxy[:, 0] < width) & (xyxy[:, 2] > 0) & (xyxy[:, 1] < height) & (xyxy[:, 3] > 0)
+    )
     w, h = np.where(shown, w, 0), np.where(shown, h, 0)
     out[:, 0] = np.where(xyxy[:, 0] <= 0.5, xyxy[:, 0] - w, xyxy[:, 0])
     out[:, 1] = np.where(xyxy[:, 1] <= 0.5, xyxy[:, 1] - h, xyxy[:, 1])
@@ -59,8 +60,7 @@ def _run_on_past_edges(xyxy: np.ndarray, width: int, height: int) -> np.ndarray:
     return out
 
 
-def region_masks(xyxy: np.ndarray, width: int, height: int, scale: float, shape: str,
-                 kinds=None):
+def region_masks(xyxy: np.ndarray, width: int, height: int, scale: float, shape: str, kinds=None):
     """Yield (x1, y1, x2, y2, mask) for each box grown by ``scale`` and clipped to the image.
 
     Args:
@@ -84,7 +84,8 @@ def region_masks(xyxy: np.ndarray, width: int, height: int, scale: float, shape:
     xyxy = np.where(rectangle[:, None], xyxy, _run_on_past_edges(xyxy, width, height))
     grown = np.where(exact[:, None], xyxy, scale_about_centre(xyxy, scale))
     for (bx1, by1, bx2, by2), (x1, y1, x2, y2), rect in zip(
-            grown, clip_to_image(grown, width, height), rectangle):
+        grown, clip_to_image(grown, width, height), rectangle
+    ):
         if x2 <= x1 or y2 <= y1:
             continue
         if rect:
@@ -100,8 +101,7 @@ def region_masks(xyxy: np.ndarray, width: int, height: int, scale: float, shape:
         yield int(x1), int(y1), int(x2), int(y2), mask
 
 
-def union_mask(xyxy: np.ndarray, width: int, height: int, scale: float, shape: str,
-               kinds=None) -> np.ndarray:
+def union_mask(xyxy: np.ndarray, width: int, height: int, scale: float, shape: str, kinds=None) -> np.ndarray:
     """Boolean (height, width) image of every pixel redacted for these boxes (see
     ``region_masks`` for the arguments)."""
     mask = np.zeros((height, width), dtype=bool)
@@ -147,13 +147,14 @@ class Pixelate:
         small = small.reshape(bh, bw, 3)
         # Brightness noise of 3-9 levels, never near 0 (a block of one or two pixels would
         # otherwise keep its own value), turned back where it would be clipped away.
-        noise = (self.rng.choice([-1.0, 1.0], (bh, bw, 1))
-                 * self.rng.uniform(3, 9, (bh, bw, 1))).astype(np.float32)
-        clipped = ((small + noise) > 255).any(axis=2, keepdims=True) | (
-            (small + noise) < 0).any(axis=2, keepdims=True)
+        noise = (self.rng.choice([-1.0, 1.0], (bh, bw, 1)) * self.rng.uniform(3, 9, (bh, bw, 1))).astype(
+            np.float32
+        )
+        clipped = ((small + noise) > 255).any(axis=2, keepdims=True) | ((small + noise) < 0).any(
+            axis=2, keepdims=True
+        )
         small = small + np.where(clipped, -noise, noise)
-        out = cv2.resize(np.clip(small, 0, 255).astype(np.uint8), (w, h),
-                         interpolation=cv2.INTER_NEAREST)
+        out = cv2.resize(np.clip(small, 0, 255).astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
         return out.reshape(h, w, 3)
 
 
@@ -181,8 +182,13 @@ class Redactor:
         shape: "ellipse" or "box", for faces; plates, text and manual regions are rectangles.
     """
 
-    def __init__(self, style: str = "blur", mask_scale: float = 1.3, shape: str = "ellipse",
-                 rng: np.random.Generator | None = None):
+    def __init__(
+        self,
+        style: str = "blur",
+        mask_scale: float = 1.3,
+        shape: str = "ellipse",
+        rng: np.random.Generator | None = None,
+    ):
         if style not in STYLES:
             raise ValueError(f"unknown style {style!r}; choose from {', '.join(STYLES)}")
         if shape not in SHAPES:
@@ -214,16 +220,16 @@ class Redactor:
         ox2, oy2 = max(p[2] for p in parts), max(p[3] for p in parts)
         mask = np.zeros((oy2 - oy1, ox2 - ox1), dtype=np.uint8)
         for x1, y1, x2, y2, m in parts:
-            mask[y1 - oy1:y2 - oy1, x1 - ox1:x2 - ox1] |= m
+            mask[y1 - oy1 : y2 - oy1, x1 - ox1 : x2 - ox1] |= m
         n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
         area = image[oy1:oy2, ox1:ox2]
         fills = []
         for label in range(1, n):  # 0 is the background
             x, y, w, h = (int(v) for v in stats[label, :4])
-            fill = self.style.fill(np.ascontiguousarray(area[y:y + h, x:x + w]))
-            fills.append((x, y, w, h, labels[y:y + h, x:x + w] == label, fill))
+            fill = self.style.fill(np.ascontiguousarray(area[y : y + h, x : x + w]))
+            fills.append((x, y, w, h, labels[y : y + h, x : x + w] == label, fill))
         for x, y, w, h, inside, fill in fills:  # written after all are read: one source image
-            area[y:y + h, x:x + w][inside] = fill[inside]
+            area[y : y + h, x : x + w][inside] = fill[inside]
         return len(parts)
 
     def apply_everywhere(self, image: np.ndarray) -> None:

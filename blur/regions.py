@@ -48,12 +48,8 @@ the file, end before start. A box that only overhangs the frame is clipped to it
 
 from __future__ import annotations
 
-import json
 import math
-import re
-import uuid
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 
@@ -61,16 +57,33 @@ from . import hand_drawn
 from .boxes import clip_xyxy
 from .errors import RegionsError
 from .hand_drawn import whole
+from .regions_file import dumps, load, outward, save  # noqa: F401  (regions.load, .save: one entry)
 from .types import MediaInfo, Track
 
 VERSION = 1
-_TRACK_FIELDS = {"id", "kind", "keep", "boxes", "box", "keyframes", "start", "end",
-                 "first_frame", "last_frame", "note"}
+_TRACK_FIELDS = {
+    "id",
+    "kind",
+    "keep",
+    "boxes",
+    "box",
+    "keyframes",
+    "start",
+    "end",
+    "first_frame",
+    "last_frame",
+    "note",
+}
 _RANGE_FIELDS = ("start", "end", "first_frame", "last_frame")
 
 
-def to_dict(info: MediaInfo, frame_count: int, tracks: list[Track], flags: dict | None = None,
-            frame_times: list | None = None) -> dict:
+def to_dict(
+    info: MediaInfo,
+    frame_count: int,
+    tracks: list[Track],
+    flags: dict | None = None,
+    frame_times: list | None = None,
+) -> dict:
     """The regions file of a plan.
 
     Args:
@@ -80,20 +93,32 @@ def to_dict(info: MediaInfo, frame_count: int, tracks: list[Track], flags: dict 
         flags: frames a person should look at first (bridged, unanalysed, ...).
         frame_times: presentation time of each frame (seconds or Fractions), if known.
     """
-    media = {"file": info.path.name, "kind": info.kind, "width": info.width,
-             "height": info.height, "fps": str(info.fps) if info.fps else None,
-             "frame_count": frame_count}
+    media = {
+        "file": info.path.name,
+        "kind": info.kind,
+        "width": info.width,
+        "height": info.height,
+        "fps": str(info.fps) if info.fps else None,
+        "frame_count": frame_count,
+    }
     if frame_times and len(frame_times) == frame_count and all(t is not None for t in frame_times):
         first = frame_times[0]
         media["frame_times"] = [round(float(t - first), 6) for t in frame_times]
     return {
         "version": VERSION,
         "media": media,
-        "tracks": [{
-            "id": t.id, "kind": t.kind, "keep": t.keep,
-            "boxes": [[int(f), *outward(box), round(float(s), 4), str(src)]
-                      for f, box, s, src in zip(t.frames, t.xyxy, t.score, t.source)],
-        } for t in tracks],
+        "tracks": [
+            {
+                "id": t.id,
+                "kind": t.kind,
+                "keep": t.keep,
+                "boxes": [
+                    [int(f), *outward(box), round(float(s), 4), str(src)]
+                    for f, box, s, src in zip(t.frames, t.xyxy, t.score, t.source)
+                ],
+            }
+            for t in tracks
+        ],
         "flags": flags or {},
     }
 
@@ -119,8 +144,9 @@ def frame_times(data: dict, frame_count: int) -> np.ndarray:
     return np.append(times, times[-1] + last_step)
 
 
-def from_dict(data: dict, width: int | None = None, height: int | None = None,
-              frame_count: int | None = None) -> list[Track]:
+def from_dict(
+    data: dict, width: int | None = None, height: int | None = None, frame_count: int | None = None
+) -> list[Track]:
     """Tracks from a regions dict, validated against the media when its size is given.
 
     Manual regions (a ``box`` or ``keyframes`` with an optional range) are expanded into one box
@@ -131,10 +157,10 @@ def from_dict(data: dict, width: int | None = None, height: int | None = None,
             track and what is wrong.
     """
     if not isinstance(data, dict) or data.get("version") != VERSION:
-        raise RegionsError(f"not a blur regions file (expected \"version\": {VERSION})")
+        raise RegionsError(f'not a blur regions file (expected "version": {VERSION})')
     entries = data.get("tracks", [])
     if not isinstance(entries, list):
-        raise RegionsError("\"tracks\" must be a list")
+        raise RegionsError('"tracks" must be a list')
     from .detectors import kinds as detector_kinds  # the registry (it loads the models' runtime)
 
     kinds = (*detector_kinds(), "manual")
@@ -149,19 +175,21 @@ def from_dict(data: dict, width: int | None = None, height: int | None = None,
         seen.add(tid)
         unknown = sorted(set(t) - _TRACK_FIELDS)
         if unknown:
-            raise RegionsError(f"track {tid}: unknown field(s) {', '.join(map(repr, unknown))} "
-                               f"(known: {', '.join(sorted(_TRACK_FIELDS))})")
+            raise RegionsError(
+                f"track {tid}: unknown field(s) {', '.join(map(repr, unknown))} "
+                f"(known: {', '.join(sorted(_TRACK_FIELDS))})"
+            )
         if t.get("kind") not in kinds:
-            raise RegionsError(f"track {tid}: unknown kind {t.get('kind')!r} "
-                               f"(one of {', '.join(kinds)})")
+            raise RegionsError(f"track {tid}: unknown kind {t.get('kind')!r} (one of {', '.join(kinds)})")
         keep = t.get("keep", False)
         if not isinstance(keep, bool):
-            raise RegionsError(f"track {tid}: \"keep\" must be true or false, not {keep!r}")
+            raise RegionsError(f'track {tid}: "keep" must be true or false, not {keep!r}')
         drawn = "box" in t or "keyframes" in t
         if drawn:
             if "boxes" in t:
-                raise RegionsError(f"track {tid}: give either \"boxes\" (one per frame) or "
-                                   f"\"box\"/\"keyframes\", not both")
+                raise RegionsError(
+                    f'track {tid}: give either "boxes" (one per frame) or "box"/"keyframes", not both'
+                )
             if frame_count is None:
                 raise RegionsError(f"track {tid}: the number of frames is needed to place it")
             if times is None:
@@ -169,22 +197,32 @@ def from_dict(data: dict, width: int | None = None, height: int | None = None,
             rows = hand_drawn.rows(t, tid, times, frame_count)
         else:
             if any(k in t for k in _RANGE_FIELDS):
-                raise RegionsError(f"track {tid}: a time or frame range needs a \"box\" or "
-                                   f"\"keyframes\"")
+                raise RegionsError(f'track {tid}: a time or frame range needs a "box" or "keyframes"')
             rows = _per_frame_rows(t, tid)
         for f, box, _, _ in rows:
             _check_box(tid, f, box, width, height)
             if f < 0 or (frame_count is not None and f >= frame_count):
-                raise RegionsError(f"track {tid}: frame {f} is outside the file "
-                                   f"(frames 0 to {(frame_count or 1) - 1})")
+                raise RegionsError(
+                    f"track {tid}: frame {f} is outside the file (frames 0 to {(frame_count or 1) - 1})"
+                )
         rows.sort(key=lambda r: r[0])
         frames = [r[0] for r in rows]
         if len(set(frames)) != len(frames):
-            raise RegionsError(f"track {tid}: frame {_first_repeat(frames)} has two boxes "
-                               f"(use another track for a second region)")
-        tracks.append(Track(tid, t["kind"], frames,
-                            np.array([r[1] for r in rows], dtype=np.float32).reshape(-1, 4),
-                            [r[2] for r in rows], [r[3] for r in rows], keep=keep))
+            raise RegionsError(
+                f"track {tid}: frame {_first_repeat(frames)} has two boxes "
+                f"(use another track for a second region)"
+            )
+        tracks.append(
+            Track(
+                tid,
+                t["kind"],
+                frames,
+                np.array([r[1] for r in rows], dtype=np.float32).reshape(-1, 4),
+                [r[2] for r in rows],
+                [r[3] for r in rows],
+                keep=keep,
+            )
+        )
     return tracks
 
 
@@ -200,24 +238,34 @@ def for_media(data: dict, info: MediaInfo) -> tuple[int, list[Track], list[int],
     """
     media = data.get("media") if isinstance(data, dict) else None
     if not isinstance(media, dict):
-        raise RegionsError("the regions file has no \"media\" section (make it with blur scan)")
+        raise RegionsError('the regions file has no "media" section (make it with blur scan)')
     if media.get("kind") not in (None, info.kind):
         noun = {"image": "photo", "animation": "animation", "video": "video"}
-        raise RegionsError(f"the regions file is for a {noun.get(media.get('kind'), 'file')}, "
-                           f"this is a {noun.get(info.kind, 'file')}")
+        raise RegionsError(
+            f"the regions file is for a {noun.get(media.get('kind'), 'file')}, "
+            f"this is a {noun.get(info.kind, 'file')}"
+        )
     if (media.get("width"), media.get("height")) != (info.width, info.height):
-        raise RegionsError(f"the regions file is for a {media.get('width')}x{media.get('height')} "
-                           f"picture, this one is {info.width}x{info.height}")
+        raise RegionsError(
+            f"the regions file is for a {media.get('width')}x{media.get('height')} "
+            f"picture, this one is {info.width}x{info.height}"
+        )
     count = media.get("frame_count", 1 if info.kind == "image" else None)
-    if not isinstance(count, int) or isinstance(count, bool) or count < 1 or (
-            info.kind == "image" and count != 1):
+    if (
+        not isinstance(count, int)
+        or isinstance(count, bool)
+        or count < 1
+        or (info.kind == "image" and count != 1)
+    ):
         raise RegionsError(f"media.frame_count {count!r} is not a number of frames")
     tracks = from_dict(data, info.width, info.height, count)
     notes = []
     clipped = clip_tracks(tracks, info.width, info.height)
     if clipped:
-        notes.append(f"{sum(clipped.values())} box(es) overhanging the {info.width}x{info.height} "
-                     f"frame clipped to it (track(s) {', '.join(map(str, sorted(clipped)))})")
+        notes.append(
+            f"{sum(clipped.values())} box(es) overhanging the {info.width}x{info.height} "
+            f"frame clipped to it (track(s) {', '.join(map(str, sorted(clipped)))})"
+        )
     unanalysed = (data.get("flags") or {}).get("unanalysed_frames") or []
     if not isinstance(unanalysed, list) or not all(isinstance(f, int) for f in unanalysed):
         raise RegionsError("flags.unanalysed_frames must be a list of frame numbers")
@@ -256,15 +304,23 @@ def _first_repeat(values: list[int]) -> int:
 def _per_frame_rows(t: dict, tid: int) -> list:
     boxes = t.get("boxes", [])
     if not isinstance(boxes, list):
-        raise RegionsError(f"track {tid}: \"boxes\" must be a list of "
-                           f"[frame, x1, y1, x2, y2, score, source] rows")
+        raise RegionsError(
+            f'track {tid}: "boxes" must be a list of [frame, x1, y1, x2, y2, score, source] rows'
+        )
     try:
-        return [(whole(b[0]), [float(v) for v in b[1:5]] if len(b) >= 5 else _short(b),
-                 float(b[5]) if len(b) > 5 else 0.0, str(b[6]) if len(b) > 6 else "manual")
-                for b in boxes]
+        return [
+            (
+                whole(b[0]),
+                [float(v) for v in b[1:5]] if len(b) >= 5 else _short(b),
+                float(b[5]) if len(b) > 5 else 0.0,
+                str(b[6]) if len(b) > 6 else "manual",
+            )
+            for b in boxes
+        ]
     except (TypeError, ValueError, IndexError) as exc:
-        raise RegionsError(f"track {tid}: malformed box row ({exc}); expected "
-                           f"[frame, x1, y1, x2, y2, score, source]") from exc
+        raise RegionsError(
+            f"track {tid}: malformed box row ({exc}); expected [frame, x1, y1, x2, y2, score, source]"
+        ) from exc
 
 
 def _short(row) -> list:
@@ -280,81 +336,6 @@ def _check_box(tid: int, frame: int, box, width: int | None, height: int | None)
         raise RegionsError(f"{where}: empty box {box} (x2 must exceed x1 and y2 exceed y1)")
     if width is not None and (x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height):
         raise RegionsError(f"{where}: box {box} lies outside the {width}x{height} frame")
-
-
-def outward(box) -> list[float]:
-    """``box`` (x1, y1, x2, y2) rounded to 0.01 px outwards, as the regions file holds it.
-
-    Rounding to the nearest would shrink a box by up to 0.005 px a side, and turn a sliver at
-    the frame's edge (x1 = 1279.996 in a 1280 px frame) into an empty box that ``from_dict``
-    refuses: the scan would write what the render will not read back. Outwards, the box only
-    grows (by less than 0.01 px) and stays inside the frame when it was.
-    """
-    x1, y1, x2, y2 = (float(v) for v in box)
-    return [math.floor(x1 * 100) / 100, math.floor(y1 * 100) / 100,
-            math.ceil(x2 * 100) / 100, math.ceil(y2 * 100) / 100]
-
-
-def dumps(data: dict) -> str:
-    """JSON a person can edit: one box row or keyframe per line, not one number per line."""
-    rows: dict[str, str] = {}
-
-    def compact(value):
-        if isinstance(value, list) and value and all(
-                isinstance(v, (int, float, str, bool)) or v is None for v in value):
-            token = f"@@{uuid.uuid4().hex}@@"
-            rows[f'"{token}"'] = json.dumps(value)
-            return token
-        if isinstance(value, list):
-            return [compact(v) for v in value]
-        if isinstance(value, dict):
-            if "box" in value and set(value) <= {"frame", "time", "box"}:  # a keyframe
-                token = f"@@{uuid.uuid4().hex}@@"
-                rows[f'"{token}"'] = json.dumps(value)
-                return token
-            return {k: compact(v) for k, v in value.items()}
-        return value
-
-    text = json.dumps(compact(data), indent=1)
-    # One pass (a replace per row is quadratic: minutes for a long video's rows).
-    text = re.sub(r'"@@[0-9a-f]{32}@@"', lambda m: rows[m.group(0)], text)
-    return text + "\n"
-
-
-def save(path: Path, data: dict) -> None:
-    """Write a regions file (atomically: a half-written plan must never be rendered)."""
-    from .files import atomic_output  # files imports media; keep this module light to import
-
-    with atomic_output(Path(path)) as tmp:
-        tmp.write_text(dumps(data))
-
-
-def load(path: Path) -> dict:
-    """The JSON of a regions file.
-
-    Raises:
-        RegionsError: naming the file and saying what is wrong with it (missing, a folder,
-            empty, not text, not JSON and where).
-    """
-    path = Path(path)
-    what = "it should be the JSON file blur scan writes"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise RegionsError("no such regions file", path) from exc
-    except IsADirectoryError as exc:
-        raise RegionsError(f"is a folder, not a regions file ({what})", path) from exc
-    except UnicodeDecodeError as exc:
-        raise RegionsError(f"not a regions file: not UTF-8 text ({what})", path) from exc
-    except OSError as exc:
-        raise RegionsError(f"cannot read the regions file: {exc.strerror or exc}", path) from exc
-    if not text.strip():
-        raise RegionsError(f"the regions file is empty ({what})", path)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RegionsError(f"not a regions file: invalid JSON at line {exc.lineno}, column "
-                           f"{exc.colno} ({exc.msg.lower()}); {what}", path) from exc
 
 
 def fps_of(data: dict) -> Fraction | None:

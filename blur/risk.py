@@ -34,7 +34,7 @@ from .types import FLAGGED, HITS
 # other track reaches 0.006.
 LARGE_SHARE = 0.01
 LONG_BRIDGE_SECONDS = 0.5  # two thirds of the default longest bridge (0.75 s)
-SHORT_LIST = 5             # tracks in "check these first": a handful a person actually opens
+SHORT_LIST = 5  # tracks in "check these first": a handful a person actually opens
 SCORE_IS_CONFIDENCE = {"face"}  # kinds whose score says how sure the detector is of the *kind*
 
 # Ranks, riskiest first.
@@ -76,8 +76,7 @@ class Risk:
     def label(self) -> str:
         """A few words for a table cell: "#83 large at 4.9 s", "#12 gap 0.8 s at 1.3 s" (a
         track id means something in the regions file; the time, in the video itself)."""
-        what = (f"gap {self.bridge[2]:.1f} s" if self.rank == LONG_BRIDGE
-                else SHORT.get(self.rank, ""))
+        what = f"gap {self.bridge[2]:.1f} s" if self.rank == LONG_BRIDGE else SHORT.get(self.rank, "")
         where = f" at {self.at:.1f} s" if self.at is not None else ""
         return f"#{self.track} {what}{where}" if what else f"#{self.track}"
 
@@ -138,25 +137,47 @@ def assess(track, width: int, height: int, times: list[float] | None = None) -> 
         score = f"at score {best:.2f}"
         if track.kind not in SCORE_IS_CONFIDENCE:
             score += f" (for a {track.kind}, the score says there is text, not what it is)"
-        candidates.append((LARGE, share * weakness,
-                           f"a large region: covers {100 * share:.1f} % of the frame {score}",
-                           largest))
+        candidates.append(
+            (
+                LARGE,
+                share * weakness,
+                f"a large region: covers {100 * share:.1f} % of the frame {score}",
+                largest,
+            )
+        )
     if bridge and bridge[2] >= LONG_BRIDGE_SECONDS:
-        candidates.append((LONG_BRIDGE, bridge[2],
-                           f"not detected for {bridge[2]:.1f} s ({_when(bridge[0], bridge[1])}): "
-                           f"the box is interpolated", bridge[0]))
+        candidates.append(
+            (
+                LONG_BRIDGE,
+                bridge[2],
+                f"not detected for {bridge[2]:.1f} s ({_when(bridge[0], bridge[1])}): "
+                f"the box is interpolated",
+                bridge[0],
+            )
+        )
     if weak_only:
-        candidates.append((WEAK_ONLY, float(n_weak),
-                           f"only weak detections (best score {best:.2f})",
-                           int(track.frames[src == "weak"][0])))
+        candidates.append(
+            (
+                WEAK_ONLY,
+                float(n_weak),
+                f"only weak detections (best score {best:.2f})",
+                int(track.frames[src == "weak"][0]),
+            )
+        )
     if not candidates and (bridge or n_weak):
         parts = []
         if bridge:
             parts.append(f"longest bridge {bridge[2]:.1f} s")
         if n_weak:
             parts.append(f"{n_weak} weak frame(s)")
-        candidates.append((SOME_FLAGGED, float((src == "interpolated").sum() + n_weak),
-                           ", ".join(parts), int(track.frames[np.isin(src, FLAGGED)][0])))
+        candidates.append(
+            (
+                SOME_FLAGGED,
+                float((src == "interpolated").sum() + n_weak),
+                ", ".join(parts),
+                int(track.frames[np.isin(src, FLAGGED)][0]),
+            )
+        )
     if candidates:
         risk.rank, risk.measure, _, frame = min(candidates, key=lambda c: (c[0], -c[1]))
         risk.at = times[frame] if times else None

@@ -115,8 +115,7 @@ def _near_any(predicted: np.ndarray, box: np.ndarray) -> np.ndarray:
     return np.array([_near(p, box[None])[0] for p in predicted], dtype=bool)
 
 
-def _update(live: list[Live], predicted: np.ndarray, found: Detections, threshold: float
-            ) -> list[Live]:
+def _update(live: list[Live], predicted: np.ndarray, found: Detections, threshold: float) -> list[Live]:
     """The faces to follow on the next frame: confident faces found now (velocity from the
     followed face each continues), and followed faces unseen for at most ``LOST_FRAMES``."""
     faces = found.xyxy[(found.kind == "face") & (found.score >= threshold)]
@@ -140,7 +139,6 @@ def _update(live: list[Live], predicted: np.ndarray, found: Detections, threshol
     return out
 
 
-
 def _takes(det, name: str) -> bool:
     """Does ``det.detect`` (the instance's, which a wrapper may have replaced) take ``name``?"""
     return name in inspect.signature(det.detect).parameters
@@ -160,9 +158,16 @@ class Schedule:
             pass did not find on this frame (see ``follow``).
     """
 
-    def __init__(self, detectors: list, strides: list[int], small_every: int, fps: float,
-                 analyse: str = "changes", keyframe_seconds: float = 2.0,
-                 follow: bool = True):
+    def __init__(
+        self,
+        detectors: list,
+        strides: list[int],
+        small_every: int,
+        fps: float,
+        analyse: str = "changes",
+        keyframe_seconds: float = 2.0,
+        follow: bool = True,
+    ):
         self.detectors = detectors
         self.follow_tracks = follow
         self.live: dict[int, list[Live]] = {}  # per face detector: faces seen recently
@@ -229,9 +234,12 @@ class Schedule:
         """
         live = self.live.get(i, [])
         predicted = np.array([f.predicted() for f in live], np.float32).reshape(-1, 4)
-        missing = [k for k in range(len(live))
-                   if predicted[k, 3] - predicted[k, 1] <= FOLLOW_MAX_PX
-                   and not _near(predicted[k], found.xyxy[found.kind == "face"]).any()]
+        missing = [
+            k
+            for k in range(len(live))
+            if predicted[k, 3] - predicted[k, 1] <= FOLLOW_MAX_PX
+            and not _near(predicted[k], found.xyxy[found.kind == "face"]).any()
+        ]
         if missing:
             self.crops += len(missing)
             try:
@@ -261,10 +269,8 @@ class Schedule:
         """``det.run`` (which fails closed and clips the boxes), given the incremental
         analysis where the detector takes it."""
         kwargs = {}
-        if (self.incremental and det.kind in INCREMENTAL_KINDS
-                and _takes(det, "incremental")):
-            kwargs["incremental"] = lambda key, forward, levels=1.0: self._network(
-                (i, key), forward, levels)
+        if self.incremental and det.kind in INCREMENTAL_KINDS and _takes(det, "incremental"):
+            kwargs["incremental"] = lambda key, forward, levels=1.0: self._network((i, key), forward, levels)
         return det.run(image, small, **kwargs)
 
     def _network(self, key: tuple, forward: Forward, levels: float) -> ChangeDrivenNetwork:

@@ -49,8 +49,9 @@ def split(found: Detections, candidate_threshold: float) -> tuple[Detections, De
     return found[~weak], found
 
 
-def to_dict(per_frame: list[Detections], threshold: float, every_n_frames: int = 1,
-            floor: float = FLOOR) -> dict:
+def to_dict(
+    per_frame: list[Detections], threshold: float, every_n_frames: int = 1, floor: float = FLOOR
+) -> dict:
     """The ``seen`` section of a regions file.
 
     Args:
@@ -64,10 +65,10 @@ def to_dict(per_frame: list[Detections], threshold: float, every_n_frames: int =
     for f, found in enumerate(per_frame):
         for box, score, kind in zip(found.xyxy, found.score, found.kind):
             # Rounded down: a score just under the threshold must stay under it.
-            boxes.append([f, *(round(float(v), 1) for v in box),
-                          math.floor(float(score) * 1e4) / 1e4, str(kind)])
-    return {"floor": floor, "threshold": threshold, "every_n_frames": every_n_frames,
-            "boxes": boxes}
+            boxes.append(
+                [f, *(round(float(v), 1) for v in box), math.floor(float(score) * 1e4) / 1e4, str(kind)]
+            )
+    return {"floor": floor, "threshold": threshold, "every_n_frames": every_n_frames, "boxes": boxes}
 
 
 class Seen:
@@ -79,8 +80,12 @@ class Seen:
         per_frame: (frame, kind) -> (xyxy (N, 4), score (N,)).
     """
 
-    def __init__(self, threshold: float, every_n_frames: int,
-                 per_frame: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]]):
+    def __init__(
+        self,
+        threshold: float,
+        every_n_frames: int,
+        per_frame: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]],
+    ):
         self.threshold = threshold
         self.every_n_frames = every_n_frames
         self.per_frame = per_frame
@@ -103,18 +108,21 @@ class Seen:
             numbers = np.asarray([r[:6] for r in rows], dtype=np.float64).reshape(-1, 6)
             kinds = [str(r[6]) for r in rows]
         except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise RegionsError(f"\"seen\" is malformed ({exc}): make it again with blur scan, "
-                               f"or delete the section") from exc
+            raise RegionsError(
+                f'"seen" is malformed ({exc}): make it again with blur scan, or delete the section'
+            ) from exc
         frames = numbers[:, 0].astype(np.int64)
-        if every < 1 or (len(rows) and (frames.min() < 0 or frames.max() >= frame_count
-                                        or not np.isfinite(numbers).all())):
-            raise RegionsError("\"seen\" lists frames or numbers outside the file")
+        if every < 1 or (
+            len(rows) and (frames.min() < 0 or frames.max() >= frame_count or not np.isfinite(numbers).all())
+        ):
+            raise RegionsError('"seen" lists frames or numbers outside the file')
         groups: dict[tuple[int, str], list[int]] = {}
         for row, (f, kind) in enumerate(zip(frames, kinds)):
             groups.setdefault((int(f), kind), []).append(row)
-        per_frame = {key: (numbers[rows_of, 1:5].astype(np.float32),
-                           numbers[rows_of, 5].astype(np.float32))
-                     for key, rows_of in groups.items()}
+        per_frame = {
+            key: (numbers[rows_of, 1:5].astype(np.float32), numbers[rows_of, 5].astype(np.float32))
+            for key, rows_of in groups.items()
+        }
         return cls(threshold, every, per_frame)
 
     def best_here(self, frame: int, box, kind: str = "face") -> float | None:
@@ -144,8 +152,9 @@ class Seen:
         overlap = iou_matrix(box.reshape(1, 4), xyxy)[0]
         centre = (box[:2] + box[2:]) / 2
         centres = (xyxy[:, :2] + xyxy[:, 2:]) / 2
-        inside = (((xyxy[:, :2] <= centre) & (centre <= xyxy[:, 2:])).all(axis=1)
-                  | ((box[:2] <= centres) & (centres <= box[2:])).all(axis=1))
+        inside = ((xyxy[:, :2] <= centre) & (centre <= xyxy[:, 2:])).all(axis=1) | (
+            (box[:2] <= centres) & (centres <= box[2:])
+        ).all(axis=1)
         return list(xyxy[((overlap >= SAME_PLACE_IOU) | inside) & (score >= min_score)])
 
     def plates_at(self, frame: int, box) -> list[np.ndarray]:

@@ -71,8 +71,9 @@ def plan_segments(src: Path, min_seconds: float) -> list[Segment]:
                 continue
             if packet.pts is None or packet.is_discard or packet.is_corrupt:
                 return []
-            packets.append((int(packet.pts),
-                            packet.is_keyframe and _random_access(bytes(packet), codec, nal_size)))
+            packets.append(
+                (int(packet.pts), packet.is_keyframe and _random_access(bytes(packet), codec, nal_size))
+            )
         listed = stream.frames or 0
         time_base = stream.time_base
     finally:
@@ -93,10 +94,17 @@ def plan_segments(src: Path, min_seconds: float) -> list[Segment]:
     if len(cuts) < 2:
         return []
     bounds = cuts + [len(packets)]
-    return [Segment(number=i, start=a, stop=b, key_pts=ordered[a],
-                    next_key_pts=ordered[b] if b < len(packets) else None,
-                    pts=tuple(ordered[a:b]))
-            for i, (a, b) in enumerate(zip(bounds, bounds[1:]))]
+    return [
+        Segment(
+            number=i,
+            start=a,
+            stop=b,
+            key_pts=ordered[a],
+            next_key_pts=ordered[b] if b < len(packets) else None,
+            pts=tuple(ordered[a:b]),
+        )
+        for i, (a, b) in enumerate(zip(bounds, bounds[1:]))
+    ]
 
 
 def _nal_length_size(codec: str, extradata: bytes | None) -> int | None:
@@ -115,7 +123,7 @@ def _random_access(data: bytes, codec: str, size: int) -> bool:
     """Does the packet hold a picture decoding can start at without anything before it?"""
     at = 0
     while at + size <= len(data):
-        length = int.from_bytes(data[at:at + size], "big")
+        length = int.from_bytes(data[at : at + size], "big")
         at += size
         if length == 0 or at + length > len(data):
             return False
@@ -138,8 +146,7 @@ def segment_frames(src: Path, segment: Segment, rotation: int) -> Iterator[Frame
         yield frame
 
 
-def decode_segment(src: Path, segment: Segment, rotation: int
-                   ) -> Iterator[tuple[Frame, int | None]]:
+def decode_segment(src: Path, segment: Segment, rotation: int) -> Iterator[tuple[Frame, int | None]]:
     """``segment_frames``, each with the duration the decoder gave it (for the encoder)."""
     container = video._open(src)
     try:
@@ -168,18 +175,20 @@ def decode_segment(src: Path, segment: Segment, rotation: int
             for vf in decoded():
                 at = index - segment.start
                 if at >= len(segment.pts) or vf.pts != segment.pts[at]:
-                    raise MediaError(f"segment {segment.number} decoded frame {index} at an "
-                                     f"unexpected time", src)
+                    raise MediaError(
+                        f"segment {segment.number} decoded frame {index} at an unexpected time", src
+                    )
                 checked.frame(vf, index)
                 image = video.upright(vf.to_ndarray(format="rgb24"), rotation)
-                yield (Frame(image=image, index=index, time=video._time(vf.pts, stream)),
-                       vf.duration)
+                yield (Frame(image=image, index=index, time=video._time(vf.pts, stream)), vf.duration)
                 index += 1
         except av.error.FFmpegError as exc:
-            raise MediaError(f"damaged video data at frame {index} ({video._reason(exc)})",
-                             src) from exc
+            raise MediaError(f"damaged video data at frame {index} ({video._reason(exc)})", src) from exc
         if index != segment.stop:
-            raise MediaError(f"segment {segment.number} decoded {index - segment.start} of its "
-                             f"{segment.stop - segment.start} frames", src)
+            raise MediaError(
+                f"segment {segment.number} decoded {index - segment.start} of its "
+                f"{segment.stop - segment.start} frames",
+                src,
+            )
     finally:
         container.close()

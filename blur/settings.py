@@ -13,8 +13,18 @@ AUDIO = ("copy", "drop")
 FAIL_FRAME = ("fail", "redact")
 SMALL_FACE_MODELS = ("centerface", "retinaface")
 ANALYSE = ("changes", "every-frame")
-X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
-                "slower", "veryslow", "placebo")
+X264_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+)
 
 
 @dataclass(frozen=True)
@@ -164,8 +174,14 @@ class Settings:
         number("text_every_n_frames", 1, integer=True)
         number("face_small_every_n_frames", 1, integer=True)
         number("decode_ahead", 0, integer=True)
-        for name in ("face_second_look", "face_flip", "face_rotate", "overwrite", "keep_format",
-                     "follow_tracks"):
+        for name in (
+            "face_second_look",
+            "face_flip",
+            "face_rotate",
+            "overwrite",
+            "keep_format",
+            "follow_tracks",
+        ):
             if not isinstance(getattr(self, name), bool):
                 raise SettingsError(f"{name}={getattr(self, name)!r} is not true or false")
 

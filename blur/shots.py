@@ -46,8 +46,11 @@ _BINS = (16, 8)
 def _signature(rgb: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
     """(normalised layout or None when the frame is flat, colour histogram) of one RGB frame."""
     small = cv2.resize(rgb, _COLOUR_SIZE, interpolation=cv2.INTER_AREA)
-    grey = cv2.resize(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), _LAYOUT_SIZE,
-                      interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+    grey = (
+        cv2.resize(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), _LAYOUT_SIZE, interpolation=cv2.INTER_AREA)
+        .astype(np.float32)
+        .ravel()
+    )
     spread = float(grey.std())
     layout = None if spread < FLAT_LEVELS else (grey - grey.mean()) / spread
     hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)

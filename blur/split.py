@@ -52,9 +52,19 @@ from .settings import Settings
 from .types import HITS, Detections, FileResult, MediaInfo, Plan
 
 # Cutting is ``blur.segments``; callers plan and run segments through this module.
-__all__ = ["Segment", "SegmentScan", "anonymise_in_segments", "can_split", "join_scans",
-           "join_segments", "plan_segments", "render_segment", "scan_segment", "segment_frames",
-           "segment_part"]
+__all__ = [
+    "Segment",
+    "SegmentScan",
+    "anonymise_in_segments",
+    "can_split",
+    "join_scans",
+    "join_segments",
+    "plan_segments",
+    "render_segment",
+    "scan_segment",
+    "segment_frames",
+    "segment_part",
+]
 
 
 @dataclass
@@ -67,19 +77,27 @@ class SegmentScan:
     unanalysed: list[int]
 
 
-def scan_segment(src: Path, segment: Segment, info: MediaInfo, settings: Settings,
-                 on_progress: Callable[[str, int, int], None] | None = None) -> SegmentScan:
+def scan_segment(
+    src: Path,
+    segment: Segment,
+    info: MediaInfo,
+    settings: Settings,
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> SegmentScan:
     """Detect in one segment with the loop of a whole-file scan (``pipeline.scan_video_frames``):
     the strided detectors run by whole-video frame number, all of them on the video's last frame."""
     last = segment.stop - 1 if segment.last else None
     frames = ((frame, frame.index == last) for frame in segment_frames(src, segment, info.rotation))
     progress = None
     if on_progress:
+
         def progress(stage: str, done: int, _total: int) -> None:
             on_progress(stage, done - segment.start, segment.stop - segment.start)
+
     settings = settings.merged(analyse="every-frame")  # see the module docstring
     per_frame, times, unanalysed = pipeline.scan_video_frames(
-        src, info, detectors.build(pipeline.scan_settings(settings)), settings, progress, frames)
+        src, info, detectors.build(pipeline.scan_settings(settings)), settings, progress, frames
+    )
     return SegmentScan(segment, per_frame, times, unanalysed)
 
 
@@ -94,21 +112,42 @@ def join_scans(info: MediaInfo, settings: Settings, scans: list[SegmentScan]) ->
         kept, record = seen.split(found, settings.face_candidate_threshold)
         per_frame.append(kept)
         recorded.append(record)
-    seen_every = max((pipeline.frame_stride(d, float(info.fps or 25), settings)
-                      for d in detectors.build(pipeline.scan_settings(settings))), default=1)
+    seen_every = max(
+        (
+            pipeline.frame_stride(d, float(info.fps or 25), settings)
+            for d in detectors.build(pipeline.scan_settings(settings))
+        ),
+        default=1,
+    )
     times = [t for s in scans for t in s.times]
     expected = scans[-1].segment.stop
     if len(per_frame) != expected or [s.segment.start for s in scans] != [
-            0, *(s.segment.stop for s in scans[:-1])]:
+        0,
+        *(s.segment.stop for s in scans[:-1]),
+    ]:
         raise MediaError(f"the segments cover {len(per_frame)} of {expected} frames", info.path)
-    tracks = tracking.build_tracks(per_frame, times, float(info.fps), settings.max_gap_seconds,
-                                   settings.pad_seconds,
-                                   thresholds=pipeline._thresholds(settings),
-                                   min_weak_hits=settings.weak_min_frames,
-                                   size=(info.width, info.height), frame_height=info.height)
+    tracks = tracking.build_tracks(
+        per_frame,
+        times,
+        float(info.fps),
+        settings.max_gap_seconds,
+        settings.pad_seconds,
+        thresholds=pipeline._thresholds(settings),
+        min_weak_hits=settings.weak_min_frames,
+        size=(info.width, info.height),
+        frame_height=info.height,
+    )
     unanalysed = [f for s in scans for f in s.unanalysed]
-    return Plan(info, len(per_frame), tracks, unanalysed, times, seen=recorded,
-                face_threshold=settings.face_threshold, seen_every=seen_every)
+    return Plan(
+        info,
+        len(per_frame),
+        tracks,
+        unanalysed,
+        times,
+        seen=recorded,
+        face_threshold=settings.face_threshold,
+        seen_every=seen_every,
+    )
 
 
 def segment_part(segment: Segment) -> str:
@@ -116,10 +155,14 @@ def segment_part(segment: Segment) -> str:
     return f"seg{segment.number:05d}"
 
 
-def render_segment(src: Path, dst: Path, segment: Segment, plan: Plan,
-                   settings: Settings,
-                   on_progress: Callable[[str, int, int], None] | None = None
-                   ) -> tuple[Path, int]:
+def render_segment(
+    src: Path,
+    dst: Path,
+    segment: Segment,
+    plan: Plan,
+    settings: Settings,
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> tuple[Path, int]:
     """Redact and encode one segment (video only) into a temp file beside ``dst``.
 
     Returns:
@@ -137,8 +180,9 @@ def render_segment(src: Path, dst: Path, segment: Segment, plan: Plan,
         vin = inp.streams.video[0]
         out = av.open(str(tmp), "w", format="mp4", options={"fflags": "+bitexact"})
         try:
-            vout = video_encode._video_stream(out, vin, info.width, info.height, settings.crf,
-                                 settings.preset, info.rotation)
+            vout = video_encode._video_stream(
+                out, vin, info.width, info.height, settings.crf, settings.preset, info.rotation
+            )
             strip = video_encode._StripSei(vout)
             durations: dict[int, int] = {}
             for frame, duration in decode_segment(src, segment, info.rotation):
@@ -151,8 +195,7 @@ def render_segment(src: Path, dst: Path, segment: Segment, plan: Plan,
                 durations[pts] = duration
                 video_encode._mux_video(out, strip(vout.encode(of)), durations)
                 if on_progress:
-                    on_progress("render", frame.index + 1 - segment.start,
-                                segment.stop - segment.start)
+                    on_progress("render", frame.index + 1 - segment.start, segment.stop - segment.start)
             video_encode._mux_video(out, strip(vout.encode(None)) + strip.drain(), durations)
         finally:
             out.close()
@@ -164,44 +207,54 @@ def render_segment(src: Path, dst: Path, segment: Segment, plan: Plan,
     return tmp, redacted
 
 
-def join_segments(src: Path, dst: Path, plan: Plan, settings: Settings,
-                  rendered: list[tuple[Path, int]], started: float | None = None
-                  ) -> FileResult:
+def join_segments(
+    src: Path,
+    dst: Path,
+    plan: Plan,
+    settings: Settings,
+    rendered: list[tuple[Path, int]],
+    started: float | None = None,
+) -> FileResult:
     """Copy the segments' packets, in order, into ``dst`` (atomically), with the input's audio
     copied once; check the frame count and the metadata left; remove the segment files."""
     try:
         check_output(src, dst, settings.overwrite)
         muxer = video.output_format(dst)[0] if dst.suffix.lower() == ".mkv" else "mp4"
         with atomic_output(dst) as tmp:
-            frames, reencoded = _concatenate(src, tmp, muxer, [p for p, _ in rendered],
-                                             settings.audio)
+            frames, reencoded = _concatenate(src, tmp, muxer, [p for p, _ in rendered], settings.audio)
             if frames != plan.frame_count:
                 raise MediaError(f"wrote {frames} frames but scanned {plan.frame_count}", src)
             left = metadata.leftover(tmp, "video", written_by_blur=True)
             if left:
-                raise MetadataLeftError("identifying metadata left in the output: "
-                                        + ", ".join(left), src)
+                raise MetadataLeftError("identifying metadata left in the output: " + ", ".join(left), src)
     finally:
         for path, _ in rendered:
             path.unlink(missing_ok=True)
     notes = list(plan.notes)
     if reencoded:
-        notes.append("audio re-encoded to AAC (the output container cannot hold "
-                     + ", ".join(reencoded) + ")")
+        notes.append(
+            "audio re-encoded to AAC (the output container cannot hold " + ", ".join(reencoded) + ")"
+        )
     notes.append(f"rendered in {len(rendered)} segments on the cluster")
     flags = tracking.flagged_frames(plan.tracks)
     return FileResult(
-        src=src, dst=dst, kind="video",
+        src=src,
+        dst=dst,
+        kind="video",
         tracks=dict(Counter(t.kind for t in plan.tracks if not t.keep)),
         detections=sum(int(np.isin(t.source, HITS).sum()) for t in plan.tracks),
-        frames=frames, frames_redacted=sum(n for _, n in rendered),
+        frames=frames,
+        frames_redacted=sum(n for _, n in rendered),
         seconds=time.monotonic() - started if started else 0.0,
-        metadata_removed=plan.info.metadata_found, notes=notes, plan=plan,
-        bridged_frames=len(flags["bridged_frames"]), weak_frames=len(flags["weak_frames"]))
+        metadata_removed=plan.info.metadata_found,
+        notes=notes,
+        plan=plan,
+        bridged_frames=len(flags["bridged_frames"]),
+        weak_frames=len(flags["weak_frames"]),
+    )
 
 
-def _concatenate(src: Path, dst: Path, muxer: str, parts: list[Path], audio: str
-                 ) -> tuple[int, list[str]]:
+def _concatenate(src: Path, dst: Path, muxer: str, parts: list[Path], audio: str) -> tuple[int, list[str]]:
     """Packets of ``parts`` (one H.264 stream each, same parameters) one after another, and the
     audio of ``src``, into ``dst``; nothing is decoded or encoded but audio a container cannot
     hold. Returns (video packets written, audio codecs re-encoded)."""
@@ -210,16 +263,14 @@ def _concatenate(src: Path, dst: Path, muxer: str, parts: list[Path], audio: str
     options = {"fflags": "+bitexact"}
     if muxer == "mp4":
         options["movflags"] = "+faststart"
-        options["movie_timescale"] = str(
-            video_encode._track_timescale(inp.streams.video[0].time_base))
+        options["movie_timescale"] = str(video_encode._track_timescale(inp.streams.video[0].time_base))
     out = av.open(str(dst), "w", format=muxer, options=options)
     try:
         template = first.streams.video[0]
         vout = out.add_stream_from_template(template)
         vout.time_base = template.time_base
         vout.metadata.clear()
-        audio_map, reencoded = (video_encode._audio_streams(inp, out, muxer) if audio == "copy"
-                                else ({}, []))
+        audio_map, reencoded = video_encode._audio_streams(inp, out, muxer) if audio == "copy" else ({}, [])
         extradata = template.codec_context.extradata
         count = 0
 
@@ -250,8 +301,9 @@ def _concatenate(src: Path, dst: Path, muxer: str, parts: list[Path], audio: str
                 else:
                     yield Fraction(0), 1, packet
 
-        for _, which, packet in heapq.merge(video_packets(), audio_packets(),
-                                            key=lambda item: (item[0], item[1])):
+        for _, which, packet in heapq.merge(
+            video_packets(), audio_packets(), key=lambda item: (item[0], item[1])
+        ):
             if which == 0:
                 packet.stream = vout
                 out.mux(packet)
@@ -277,8 +329,9 @@ def can_split(src: Path, settings: Settings) -> bool:
     return is_video(src) and settings.face_small_every_n_frames == 1
 
 
-def anonymise_in_segments(src: Path, dst: Path, settings: Settings, min_seconds: float,
-                          regions_path: Path | None = None) -> FileResult:
+def anonymise_in_segments(
+    src: Path, dst: Path, settings: Settings, min_seconds: float, regions_path: Path | None = None
+) -> FileResult:
     """The segmented path run in this process, one segment after another: what a cluster run
     does, without the cluster (for tests and for measuring the cost of splitting)."""
     from . import regions

@@ -59,8 +59,7 @@ LARGE_FACE_SHARE = 0.15
 LARGE_FACE_SCORE = 0.5
 
 
-def unsure_large_faces(xyxy: np.ndarray, score: np.ndarray, frame_height: int | None
-                       ) -> np.ndarray:
+def unsure_large_faces(xyxy: np.ndarray, score: np.ndarray, frame_height: int | None) -> np.ndarray:
     """Which face boxes are large (``LARGE_FACE_PX`` and ``LARGE_FACE_SHARE`` of the frame's
     height, or more) yet score below ``LARGE_FACE_SCORE``; all False when the height is unknown."""
     if frame_height is None:
@@ -99,14 +98,20 @@ def _predicted(per_frame: list[Detections], chain: list[tuple[int, int]], f: int
     f0, d0 = chain[-2]
     if f1 - f0 > _VELOCITY_FRAMES:
         return last
-    centre_v = ((last[:2] + last[2:]) - (per_frame[f0].xyxy[d0][:2] + per_frame[f0].xyxy[d0][2:])
-                ) / 2 / (f1 - f0)
+    centre_v = (
+        ((last[:2] + last[2:]) - (per_frame[f0].xyxy[d0][:2] + per_frame[f0].xyxy[d0][2:])) / 2 / (f1 - f0)
+    )
     return last + np.tile(centre_v * (f - f1), 2)
 
 
-def link(per_frame: list[Detections], times: list[Fraction | None], max_gap_seconds: float,
-         fps: float, cuts: list[int] | None = None,
-         crosses: list[np.ndarray] | None = None) -> list[list[tuple[int, int]]]:
+def link(
+    per_frame: list[Detections],
+    times: list[Fraction | None],
+    max_gap_seconds: float,
+    fps: float,
+    cuts: list[int] | None = None,
+    crosses: list[np.ndarray] | None = None,
+) -> list[list[tuple[int, int]]]:
     """Group detections into chains of (frame index, detection index), one chain per object.
 
     A chain continues across at most ``max_gap_seconds`` without hits; a detection that
@@ -125,14 +130,16 @@ def link(per_frame: list[Detections], times: list[Fraction | None], max_gap_seco
             pred = np.stack([_predicted(per_frame, chains[c], f) for c in open_ids])
             apart = np.array([f - chains[c][-1][0] for c in open_ids], dtype=np.float32)
             sim = _similarity(pred, dets.xyxy, apart)
-            kind_ok = np.array([[per_frame[chains[c][-1][0]].kind[chains[c][-1][1]] == k
-                                 for k in dets.kind] for c in open_ids])
+            kind_ok = np.array(
+                [
+                    [per_frame[chains[c][-1][0]].kind[chains[c][-1][1]] == k for k in dets.kind]
+                    for c in open_ids
+                ]
+            )
             sim = np.where(kind_ok, sim, 0)
             shot = np.searchsorted(starts, f, side="right")
-            earlier_shot = np.searchsorted(starts, [chains[c][-1][0] for c in open_ids],
-                                           side="right") < shot
-            may_cross = (crosses[f] if crosses is not None
-                         else np.zeros(len(dets), dtype=bool))
+            earlier_shot = np.searchsorted(starts, [chains[c][-1][0] for c in open_ids], side="right") < shot
+            may_cross = crosses[f] if crosses is not None else np.zeros(len(dets), dtype=bool)
             sim = np.where(earlier_shot[:, None] & ~may_cross[None, :], 0, sim)
             while True:
                 t, d = np.unravel_index(np.argmax(sim), sim.shape)
@@ -148,12 +155,19 @@ def link(per_frame: list[Detections], times: list[Fraction | None], max_gap_seco
     return chains
 
 
-def build_tracks(per_frame: list[Detections], times: list[Fraction | None], fps: float,
-                 max_gap_seconds: float, pad_seconds: float, first_id: int = 1,
-                 thresholds: dict[str, float] | None = None,
-                 min_weak_hits: int = 3, size: tuple[int, int] | None = None,
-                 frame_height: int | None = None, cuts: list[int] | None = None
-                 ) -> list[Track]:
+def build_tracks(
+    per_frame: list[Detections],
+    times: list[Fraction | None],
+    fps: float,
+    max_gap_seconds: float,
+    pad_seconds: float,
+    first_id: int = 1,
+    thresholds: dict[str, float] | None = None,
+    min_weak_hits: int = 3,
+    size: tuple[int, int] | None = None,
+    frame_height: int | None = None,
+    cuts: list[int] | None = None,
+) -> list[Track]:
     """Tracks covering every confident detection, bridged across short gaps, padded at both ends.
 
     Args:
@@ -179,16 +193,18 @@ def build_tracks(per_frame: list[Detections], times: list[Fraction | None], fps:
     n_frames = len(per_frame)
     pad = int(round(pad_seconds * fps))
     tracks = []
-    crosses = [~((d.kind == "face") & unsure_large_faces(d.xyxy, d.score, frame_height))
-               for d in per_frame]
+    crosses = [~((d.kind == "face") & unsure_large_faces(d.xyxy, d.score, frame_height)) for d in per_frame]
     for chain in link(per_frame, times, max_gap_seconds, fps, cuts, crosses):
         hit_frames = np.array([f for f, _ in chain])
         hit_boxes = np.stack([per_frame[f].xyxy[d] for f, d in chain])
         hit_scores = np.array([per_frame[f].score[d] for f, d in chain], dtype=np.float32)
         kind = str(per_frame[chain[0][0]].kind[chain[0][1]])
         weak = hit_scores < thresholds.get(kind, -np.inf)
-        unsure = (unsure_large_faces(hit_boxes, hit_scores, frame_height) if kind == "face"
-                  else np.zeros(len(chain), dtype=bool))
+        unsure = (
+            unsure_large_faces(hit_boxes, hit_scores, frame_height)
+            if kind == "face"
+            else np.zeros(len(chain), dtype=bool)
+        )
         weak |= unsure
         if weak.all() and (~unsure).sum() < min_weak_hits:
             continue
@@ -230,7 +246,7 @@ def _end_velocity(hit_frames: np.ndarray, hit_boxes: np.ndarray, end: int) -> np
     t = hit_frames[near].astype(np.float64)
     centre = (hit_boxes[near, :2] + hit_boxes[near, 2:]) / 2
     t = t - t.mean()
-    v = (t[:, None] * (centre - centre.mean(axis=0))).sum(axis=0) / (t ** 2).sum()
+    v = (t[:, None] * (centre - centre.mean(axis=0))).sum(axis=0) / (t**2).sum()
     return np.tile(v, 2)
 
 
@@ -262,6 +278,12 @@ def boxes_at(tracks: list[Track], n_frames: int) -> list[Detections]:
         if not r:
             out.append(Detections.empty())
             continue
-        out.append(Detections(np.stack([b for b, *_ in r]), [s for _, s, _, _ in r],
-                              [k for *_, k, _ in r], [i for *_, i in r]))
+        out.append(
+            Detections(
+                np.stack([b for b, *_ in r]),
+                [s for _, s, _, _ in r],
+                [k for *_, k, _ in r],
+                [i for *_, i in r],
+            )
+        )
     return out

@@ -109,8 +109,12 @@ class Detections:
             score = np.asarray(self.score, dtype=np.float64).reshape(len(xyxy))
         except (TypeError, ValueError):
             return False
-        return bool(np.isfinite(xyxy).all() and np.isfinite(score).all()
-                    and (xyxy[:, 2] >= xyxy[:, 0]).all() and (xyxy[:, 3] >= xyxy[:, 1]).all())
+        return bool(
+            np.isfinite(xyxy).all()
+            and np.isfinite(score).all()
+            and (xyxy[:, 2] >= xyxy[:, 0]).all()
+            and (xyxy[:, 3] >= xyxy[:, 1]).all()
+        )
 
     @property
     def size_wh(self) -> np.ndarray:
@@ -245,4 +249,4 @@ class FileResult:
     notes: list[str] = field(default_factory=list)
     plan: Plan | None = None
     bridged_frames: int = 0  # frames where a track was bridged by interpolation
-    weak_frames: int = 0     # frames where a face was redacted on weak detections only
+    weak_frames: int = 0  # frames where a face was redacted on weak detections only

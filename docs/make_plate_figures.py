@@ -43,20 +43,19 @@ def picture(cls: str, index: int, dst: Path, brighten: float = 1.0) -> None:
     x1, y1, x2, y2 = sample.box[0].astype(int)
     h, w = sample.rgb.shape[:2]
     pad_x, pad_y = 2 * (x2 - x1), 3 * (y2 - y1)
-    crop = (slice(max(0, y1 - pad_y), min(h, y2 + pad_y)), slice(max(0, x1 - pad_x),
-                                                                 min(w, x2 + pad_x)))
+    crop = (slice(max(0, y1 - pad_y), min(h, y2 + pad_y)), slice(max(0, x1 - pad_x), min(w, x2 + pad_x)))
     panels = []
     note = f" (shown {brighten:g}x brighter)" if brighten != 1 else ""
     for rgb, label in ((sample.rgb, "before" + note), (after, "after: blur" + note)):
         part = np.clip(rgb[crop].astype(np.float32) * brighten, 0, 255).astype(np.uint8)
         part = np.ascontiguousarray(part)
         cv2.rectangle(part, (0, 0), (12 + 11 * len(label), 28), (0, 0, 0), -1)
-        cv2.putText(part, label, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1,
-                    cv2.LINE_AA)
+        cv2.putText(part, label, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
         panels += [part, np.full((part.shape[0], 6, 3), 255, np.uint8)]
     dst.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(dst), cv2.cvtColor(np.hstack(panels[:-1]), cv2.COLOR_RGB2BGR),
-                [cv2.IMWRITE_JPEG_QUALITY, 88])
+    cv2.imwrite(
+        str(dst), cv2.cvtColor(np.hstack(panels[:-1]), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88]
+    )
     print(dst)
 
 

@@ -72,13 +72,24 @@ def frame_index(image: np.ndarray) -> int:
     return int(round((level - 15) / 14)) % 16
 
 
-def write_video(path: Path, *, frames: int = 12, size: tuple[int, int] = (160, 120),
-                rate: Fraction | int = 30, pts: list[int] | None = None,
-                time_base: Fraction | None = None, image=None, rotation: int | None = None,
-                tags: dict | None = None, stream_tags: dict | None = None,
-                audio: str | None = None, video_codec: str = "libx264",
-                container_format: str | None = None, options: dict | None = None,
-                sample_aspect_ratio: Fraction | None = None) -> Path:
+def write_video(
+    path: Path,
+    *,
+    frames: int = 12,
+    size: tuple[int, int] = (160, 120),
+    rate: Fraction | int = 30,
+    pts: list[int] | None = None,
+    time_base: Fraction | None = None,
+    image=None,
+    rotation: int | None = None,
+    tags: dict | None = None,
+    stream_tags: dict | None = None,
+    audio: str | None = None,
+    video_codec: str = "libx264",
+    container_format: str | None = None,
+    options: dict | None = None,
+    sample_aspect_ratio: Fraction | None = None,
+) -> Path:
     """Write a small test video with PyAV.
 
     Args:
@@ -164,10 +175,12 @@ def video_facts(path: Path) -> dict:
     with av.open(str(path)) as c:
         v = c.streams.video[0]
         facts = {
-            "format": c.format.name, "tags": dict(c.metadata),
+            "format": c.format.name,
+            "tags": dict(c.metadata),
             "stream_tags": [dict(s.metadata) for s in c.streams],
             "stream_types": [s.type for s in c.streams],
-            "rate": v.average_rate, "width": v.codec_context.width,
+            "rate": v.average_rate,
+            "width": v.codec_context.width,
             "height": v.codec_context.height,
             "duration": _stream_seconds(v),
         }
@@ -181,7 +194,8 @@ def video_facts(path: Path) -> dict:
         facts.update(times=times, marks=marks, rotations=rotations, images=images)
     with av.open(str(path)) as c:
         facts["audio_packets"] = [
-            bytes(p) for p in c.demux(c.streams.audio) if p.size and p.stream.type == "audio"]
+            bytes(p) for p in c.demux(c.streams.audio) if p.size and p.stream.type == "audio"
+        ]
         facts["audio_codecs"] = [s.codec_context.name for s in c.streams.audio]
     return facts
 
@@ -229,8 +243,7 @@ def redacted_mask(plan, index: int, width: int, height: int, settings: Settings 
     from blur.tracking import boxes_at
 
     boxes = boxes_at(plan.tracks, plan.frame_count)[index]
-    return redaction_mask(boxes.xyxy, width, height, settings.mask_scale, settings.shape,
-                          boxes.kind)
+    return redaction_mask(boxes.xyxy, width, height, settings.mask_scale, settings.shape, boxes.kind)
 
 
 def iou(a, b) -> float:
@@ -243,8 +256,12 @@ def iou(a, b) -> float:
 
 
 # Debian package of each outside tool the tests use to make fixtures or re-read outputs.
-TOOL_PACKAGES = {"exiftool": "libimage-exiftool-perl", "ffmpeg": "ffmpeg", "ffprobe": "ffmpeg",
-                 "heif-enc": "libheif-examples"}
+TOOL_PACKAGES = {
+    "exiftool": "libimage-exiftool-perl",
+    "ffmpeg": "ffmpeg",
+    "ffprobe": "ffmpeg",
+    "heif-enc": "libheif-examples",
+}
 
 
 def need_tool(tool: str) -> str:
@@ -258,7 +275,14 @@ def need_tool(tool: str) -> str:
 def exiftool_all(path) -> dict:
     """Every tag exiftool finds, embedded documents included (-ee), as {"Group:Tag": value},
     without the groups that describe the file itself."""
-    out = subprocess.run([need_tool("exiftool"), "-j", "-a", "-u", "-G1", "-ee", str(path)],
-                         check=True, capture_output=True, text=True).stdout
-    return {k: v for k, v in json.loads(out)[0].items()
-            if k.split(":")[0] not in ("SourceFile", "System", "ExifTool", "File")}
+    out = subprocess.run(
+        [need_tool("exiftool"), "-j", "-a", "-u", "-G1", "-ee", str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return {
+        k: v
+        for k, v in json.loads(out)[0].items()
+        if k.split(":")[0] not in ("SourceFile", "System", "ExifTool", "File")
+    }

@@ -62,24 +62,28 @@ def read(path: Path) -> tuple[str, list[np.ndarray], list[float], int | None]:
     return fmt, pictures, durations, loop
 
 
-def assert_every_face_hidden(before: list[np.ndarray], after: list[np.ndarray],
-                             where: list[tuple[int, int]] | None = None) -> None:
+def assert_every_face_hidden(
+    before: list[np.ndarray], after: list[np.ndarray], where: list[tuple[int, int]] | None = None
+) -> None:
     """In every frame the face (the middle of the pasted portrait, at ``where``, by default
     ``positions()``) changed beyond recovery, and the background far from it did not move."""
     assert len(after) == len(before)
     w, h = FACE
     for index, ((x, y), src, out) in enumerate(zip(where or positions(), before, after)):
         diff = np.abs(src.astype(int) - out.astype(int)).mean(axis=2)
-        face = diff[y + h // 5:y + 4 * h // 5, x + w // 5:x + 4 * w // 5]
+        face = diff[y + h // 5 : y + 4 * h // 5, x + w // 5 : x + 4 * w // 5]
         assert face.mean() > 12, f"frame {index}: the face was not redacted"
-        assert diff[:, x + w + 60:].mean() < 4 if x + w + 60 < CANVAS[0] else True
+        assert diff[:, x + w + 60 :].mean() < 4 if x + w + 60 < CANVAS[0] else True
 
 
-@pytest.mark.parametrize("name, options", [
-    ("moving.gif", {"loop": 0, "comment": f"by {PERSON}".encode()}),
-    ("moving.webp", {"loop": 3, "quality": 95}),
-    ("moving.png", {"loop": 2}),
-])
+@pytest.mark.parametrize(
+    "name, options",
+    [
+        ("moving.gif", {"loop": 0, "comment": f"by {PERSON}".encode()}),
+        ("moving.webp", {"loop": 3, "quality": 95}),
+        ("moving.png", {"loop": 2}),
+    ],
+)
 def test_every_frame_is_anonymised_with_the_same_timing(tmp_path, frames, name, options):
     src = save(frames, tmp_path / name, **options)
     fmt, shown, durations, loop = read(src)
@@ -103,16 +107,14 @@ REPEATS = [0, 0, 1, BLANK, BLANK, BLANK, 3, 0]
 REPEAT_DURATIONS = [70, 130, 40, 90, 250, 60, 100, 300]
 
 
-def save_with_ffmpeg(pictures: list[np.ndarray], path: Path, durations: list[int],
-                     loop: int) -> Path:
+def save_with_ffmpeg(pictures: list[np.ndarray], path: Path, durations: list[int], loop: int) -> Path:
     """Write an animation keeping every frame, identical ones included, with FFmpeg's muxers
     (Pillow's and libwebp's encoders merge identical neighbours): GIF from 256-colour frames,
     WebP from libwebp stills, APNG from RGB frames."""
     fmt, codec, pix, options = {
         ".gif": ("gif", "gif", "pal8", {"loop": str(loop)}),
         ".webp": ("webp", "libwebp", "yuv420p", {"loop": str(loop)}),
-        ".png": ("apng", "apng", "rgb24", {"plays": str(loop),
-                                           "final_delay": f"{durations[-1]}/1000"}),
+        ".png": ("apng", "apng", "rgb24", {"plays": str(loop), "final_delay": f"{durations[-1]}/1000"}),
     }[path.suffix]
     with av.open(str(path), "w", format=fmt, options=options) as out:
         stream = out.add_stream(codec, options={"quality": "95"} if codec == "libwebp" else {})
@@ -125,7 +127,7 @@ def save_with_ffmpeg(pictures: list[np.ndarray], path: Path, durations: list[int
                 indexed = Image.fromarray(picture).convert("P", palette=Image.Palette.ADAPTIVE)
                 rgb = np.array(indexed.getpalette(), np.uint8).reshape(-1, 3)
                 argb = np.full((256, 4), 255, np.uint8)
-                argb[:len(rgb), 1:] = rgb
+                argb[: len(rgb), 1:] = rgb
                 frame = av.VideoFrame.from_ndarray((np.asarray(indexed), argb), format="pal8")
             else:
                 frame = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format=pix)
@@ -159,8 +161,7 @@ def test_writer_keeps_every_frame_and_each_duration(tmp_path, name, loop):
         assert np.abs(before.astype(int) - after).mean() < (12 if fmt == "WEBP" else 1)
 
 
-@pytest.mark.parametrize("name, loop", [("repeats.gif", 2), ("repeats.webp", 4),
-                                        ("repeats.png", 3)])
+@pytest.mark.parametrize("name, loop", [("repeats.gif", 2), ("repeats.webp", 4), ("repeats.png", 3)])
 def test_identical_frames_are_kept_each_with_its_duration(tmp_path, frames, name, loop):
     """A still held for a while is often several identical frames: every one is written back,
     each with its own duration, and the loop count kept (the encoders would store a run of
@@ -177,8 +178,11 @@ def test_identical_frames_are_kept_each_with_its_duration(tmp_path, frames, name
     assert (out_fmt, len(out_frames), out_loop) == (fmt, 8, loop)
     assert out_durations == pytest.approx(REPEAT_DURATIONS)
     with_face = [i for i, picture in enumerate(REPEATS) if picture != BLANK]
-    assert_every_face_hidden([shown[i] for i in with_face], [out_frames[i] for i in with_face],
-                             [positions()[REPEATS[i]] for i in with_face])
+    assert_every_face_hidden(
+        [shown[i] for i in with_face],
+        [out_frames[i] for i in with_face],
+        [positions()[REPEATS[i]] for i in with_face],
+    )
     for i, picture in enumerate(REPEATS):
         if picture == BLANK:
             assert np.abs(out_frames[i].astype(int) - shown[i]).mean() < 3, i
@@ -187,8 +191,7 @@ def test_identical_frames_are_kept_each_with_its_duration(tmp_path, frames, name
 def test_gif_comment_and_xmp_are_gone(tmp_path, frames):
     src = save(frames, tmp_path / "shared.gif", loop=0, comment=f"by {PERSON}".encode())
     tool = need_tool("exiftool")
-    subprocess.run([tool, "-q", "-overwrite_original", f"-XMP-dc:Creator={PERSON}", str(src)],
-                   check=True)
+    subprocess.run([tool, "-q", "-overwrite_original", f"-XMP-dc:Creator={PERSON}", str(src)], check=True)
     assert PERSON in json.dumps(exiftool_all(src))
     found = pipeline.probe(src).metadata_found
     assert "info:comment" in found and any("XMP" in f for f in found), found
@@ -206,14 +209,17 @@ def test_webp_and_apng_metadata_is_gone(tmp_path, frames, name):
     (every group, embedded documents too) finds none of it in the output, nor blur's reader."""
     exif = Image.Exif()
     exif[0x010F], exif[0x0110], exif[0x013B] = "Canon", "EOS 5D", PERSON  # make, model, artist
-    xmp = (f'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/'
-           f'02/22-rdf-syntax-ns#"><rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/">'
-           f'<dc:creator>{PERSON}</dc:creator></rdf:Description></rdf:RDF></x:xmpmeta>')
+    xmp = (
+        f'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/'
+        f'02/22-rdf-syntax-ns#"><rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/">'
+        f"<dc:creator>{PERSON}</dc:creator></rdf:Description></rdf:RDF></x:xmpmeta>"
+    )
     options = {"loop": 0, "exif": exif.tobytes()}
     if name.endswith(".webp"):
         options["xmp"] = xmp.encode()
     else:
         from PIL import PngImagePlugin
+
         text = PngImagePlugin.PngInfo()
         text.add_text("Author", PERSON)
         text.add_itxt("XML:com.adobe.xmp", xmp)
@@ -227,8 +233,17 @@ def test_webp_and_apng_metadata_is_gone(tmp_path, frames, name):
     after = exiftool_all(result.dst)
     assert PERSON not in json.dumps(after) and "EOS 5D" not in json.dumps(after), after
     # Only what describes the pictures: size, frames, loop, PNG structure.
-    technical = ("Composite:", "RIFF:", "PNG:Animation", "PNG:BitDepth", "PNG:ColorType",
-                 "PNG:Compression", "PNG:Filter", "PNG:Image", "PNG:Interlace")
+    technical = (
+        "Composite:",
+        "RIFF:",
+        "PNG:Animation",
+        "PNG:BitDepth",
+        "PNG:ColorType",
+        "PNG:Compression",
+        "PNG:Filter",
+        "PNG:Image",
+        "PNG:Interlace",
+    )
     assert not [k for k in after if not k.startswith(technical)], after
     assert metadata.image_leftover(result.dst) == []
 
@@ -250,11 +265,17 @@ def test_transparent_animation_stays_transparent(tmp_path, frames, name):
     for index, f in enumerate(frames):
         rgba = np.dstack([f, np.full(f.shape[:2], 255, np.uint8)])
         rgba[:, -40:, 3] = 0  # a transparent strip on the right
-        rgba[:40, (index % 2) * 40:(index % 2) * 40 + 40, 3] = 0  # a hole that moves
+        rgba[:40, (index % 2) * 40 : (index % 2) * 40 + 40, 3] = 0  # a hole that moves
         images.append(Image.fromarray(rgba, "RGBA"))
     src = tmp_path / name
-    images[0].save(src, save_all=True, append_images=images[1:], duration=DURATIONS, loop=0,
-                   **({"disposal": 2} if name.endswith(".gif") else {}))
+    images[0].save(
+        src,
+        save_all=True,
+        append_images=images[1:],
+        duration=DURATIONS,
+        loop=0,
+        **({"disposal": 2} if name.endswith(".gif") else {}),
+    )
     result = pipeline.anonymise(src, None, FACES)
     with Image.open(result.dst) as out:
         assert out.n_frames == len(images)
@@ -294,12 +315,14 @@ def test_a_still_png_or_webp_stays_a_still(tmp_path, frames):
 
 # ---------------------------------------------------------------------- bad input
 
+
 def _truncated(name: str):
     def make(d: Path, frames) -> Path:
         path = save(frames, d / name, loop=0)
         data = path.read_bytes()
-        path.write_bytes(data[:len(data) * 6 // 10])
+        path.write_bytes(data[: len(data) * 6 // 10])
         return path
+
     return make
 
 
@@ -307,15 +330,18 @@ def _empty(name: str):
     def make(d: Path, frames) -> Path:
         (d / name).write_bytes(b"")
         return d / name
+
     return make
 
 
-BAD = {"truncated_gif": (_truncated("cut.gif"), r"damaged|truncated|cannot"),
-       "truncated_apng": (_truncated("cut.apng"), r"damaged|truncated|cannot|not an image"),
-       "zero_byte_apng": (_empty("empty.apng"), r"empty \(0 bytes\)"),
-       "truncated_webp": (_truncated("cut.webp"), r"damaged|truncated|cannot|not an image"),
-       "zero_byte_gif": (_empty("empty.gif"), r"empty \(0 bytes\)"),
-       "zero_byte_webp": (_empty("empty.webp"), r"empty \(0 bytes\)")}
+BAD = {
+    "truncated_gif": (_truncated("cut.gif"), r"damaged|truncated|cannot"),
+    "truncated_apng": (_truncated("cut.apng"), r"damaged|truncated|cannot|not an image"),
+    "zero_byte_apng": (_empty("empty.apng"), r"empty \(0 bytes\)"),
+    "truncated_webp": (_truncated("cut.webp"), r"damaged|truncated|cannot|not an image"),
+    "zero_byte_gif": (_empty("empty.gif"), r"empty \(0 bytes\)"),
+    "zero_byte_webp": (_empty("empty.webp"), r"empty \(0 bytes\)"),
+}
 
 
 @pytest.mark.parametrize("case", BAD)
@@ -337,7 +363,9 @@ def test_review_page_of_an_animation_shows_its_frames(tmp_path, frames, name):
     decode animated WebP)."""
     src = save(frames, tmp_path / name, loop=0)
     page = tmp_path / "loop.review.html"
-    result = CliRunner().invoke(cli.app, ["scan", str(src), "--regions", str(tmp_path / "r.json"),
-                                          "--report", str(page), "--only", "faces"])
+    result = CliRunner().invoke(
+        cli.app,
+        ["scan", str(src), "--regions", str(tmp_path / "r.json"), "--report", str(page), "--only", "faces"],
+    )
     assert result.exit_code == 0, result.output
     assert page.read_text().count("data:image/jpeg;base64,") >= 2

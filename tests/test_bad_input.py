@@ -62,6 +62,7 @@ def assert_one_line_error(stderr: str, name: str, problem: str) -> None:
 # ---------------------------------------------------------------------------------- makers
 # Each maker writes one input into a folder and returns its path.
 
+
 def _face(face_frame) -> Image.Image:
     return Image.fromarray(face_frame)
 
@@ -69,8 +70,7 @@ def _face(face_frame) -> Image.Image:
 def _noisy(i: int, width: int = 160, height: int = 120) -> np.ndarray:
     """A pattern with moving noise: every frame codes to a large packet with real residuals."""
     noise = np.random.default_rng(0).integers(0, 40, (height, width, 3))
-    return np.clip(pattern(i, width, height) + np.roll(noise, 3 * i, axis=1), 0, 255).astype(
-        np.uint8)
+    return np.clip(pattern(i, width, height) + np.roll(noise, 3 * i, axis=1), 0, 255).astype(np.uint8)
 
 
 def _video_packets(path: Path) -> list[tuple[int, int]]:
@@ -84,8 +84,9 @@ def _damage(path: Path, packet: int, where: float, length: int, seed: int = 7) -
     data = bytearray(path.read_bytes())
     pos, size = _video_packets(path)[packet]
     start = pos + int(size * where)
-    data[start:start + length] = np.random.default_rng(seed).integers(
-        0, 256, length, dtype=np.uint8).tobytes()
+    data[start : start + length] = (
+        np.random.default_rng(seed).integers(0, 256, length, dtype=np.uint8).tobytes()
+    )
     path.write_bytes(bytes(data))
     return path
 
@@ -105,7 +106,7 @@ def truncated_mp4_without_moov(d, face_frame):
     src = write_video(d / "cut.mp4", frames=20)
     data = src.read_bytes()
     assert data.rfind(b"moov") > len(data) // 2
-    src.write_bytes(data[:len(data) // 2])
+    src.write_bytes(data[: len(data) // 2])
     return src
 
 
@@ -113,21 +114,21 @@ def truncated_mp4_with_moov(d, face_frame):
     # faststart: the index comes first and still lists every frame; half of them are gone.
     src = write_video(d / "cutfast.mp4", frames=20, options={"movflags": "+faststart"})
     pos, size = _video_packets(src)[9]
-    src.write_bytes(src.read_bytes()[:pos + size])
+    src.write_bytes(src.read_bytes()[: pos + size])
     return src
 
 
 def truncated_jpeg(d, face_frame):
     path = d / "cut.jpg"
     _face(face_frame).save(path, quality=90)
-    path.write_bytes(path.read_bytes()[:-len(path.read_bytes()) // 3])
+    path.write_bytes(path.read_bytes()[: -len(path.read_bytes()) // 3])
     return path
 
 
 def truncated_png(d, face_frame):
     path = d / "cut.png"
     _face(face_frame).save(path)
-    path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
     return path
 
 
@@ -143,6 +144,7 @@ def text_named_jpg(d, face_frame):
 
 def audio_only_mp4(d, face_frame):
     from conftest import _write_tone
+
     path = d / "voice.mp4"
     with av.open(str(path), "w") as out:
         sound = out.add_stream("aac", rate=44100)
@@ -168,11 +170,14 @@ def concealed_corrupt_frame(d, face_frame):
 
 def undecodable_frame(d, face_frame):
     # Zeroed slice data: the decoder gives up on the packet (avcodec_send_packet fails).
-    path = write_video(d / "broken.mp4", frames=24, image=lambda i: np.random.default_rng(i)
-                       .integers(0, 256, (120, 160, 3), dtype=np.uint8))
+    path = write_video(
+        d / "broken.mp4",
+        frames=24,
+        image=lambda i: np.random.default_rng(i).integers(0, 256, (120, 160, 3), dtype=np.uint8),
+    )
     data = bytearray(path.read_bytes())
     pos, size = _video_packets(path)[12]
-    data[pos + size // 4:pos + 3 * size // 4] = bytes(3 * size // 4 - size // 4)
+    data[pos + size // 4 : pos + 3 * size // 4] = bytes(3 * size // 4 - size // 4)
     path.write_bytes(bytes(data))
     return path
 
@@ -182,21 +187,24 @@ def mkv_damaged_cluster(d, face_frame):
     path = write_video(d / "damaged.mkv", frames=30)
     data = bytearray(path.read_bytes())
     pos, _ = _video_packets(path)[15]
-    data[pos:pos + 40] = np.random.default_rng(1).integers(0, 256, 40, dtype=np.uint8).tobytes()
+    data[pos : pos + 40] = np.random.default_rng(1).integers(0, 256, 40, dtype=np.uint8).tobytes()
     path.write_bytes(bytes(data))
     return path
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return (struct.pack(">I", len(data)) + kind + data
-            + struct.pack(">I", zlib.crc32(kind + data)))
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def huge_png_header(d, face_frame):
     path = d / "bomb.png"
     header = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
-                     + _png_chunk(b"IDAT", zlib.compress(b"\0" * 64)) + _png_chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + _png_chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -205,7 +213,7 @@ def huge_jpeg_header(d, face_frame):
     _face(face_frame).save(path)
     data = bytearray(path.read_bytes())
     sof = data.find(b"\xff\xc0")
-    data[sof + 5:sof + 9] = struct.pack(">HH", 30000, 30000)
+    data[sof + 5 : sof + 9] = struct.pack(">HH", 30000, 30000)
     path.write_bytes(bytes(data))
     return path
 
@@ -225,7 +233,7 @@ def huge_video_header(d, face_frame):
     for element in (b"\xb0", b"\xba"):  # PixelWidth, PixelHeight = 256, as two bytes
         at = data.find(element + b"\x82\x01\x00")
         assert at > 0
-        data[at + 2:at + 4] = (12000).to_bytes(2, "big")
+        data[at + 2 : at + 4] = (12000).to_bytes(2, "big")
     path.write_bytes(bytes(data))
     return path
 
@@ -256,13 +264,13 @@ def real_truncated_avi(d, face_frame):
     # The real CCTV clip cut inside its fourth frame (early: every frame before is scanned).
     src = shared_file("vtest.avi")
     pos, size = _video_packets(src)[3]
-    (d / "vtest_cut.avi").write_bytes(src.read_bytes()[:pos + size // 2])
+    (d / "vtest_cut.avi").write_bytes(src.read_bytes()[: pos + size // 2])
     return d / "vtest_cut.avi"
 
 
 def real_truncated_jpeg(d, face_frame):
     data = shared_file("messi5.jpg").read_bytes()
-    (d / "messi5_cut.jpg").write_bytes(data[:len(data) * 6 // 10])
+    (d / "messi5_cut.jpg").write_bytes(data[: len(data) * 6 // 10])
     return d / "messi5_cut.jpg"
 
 
@@ -324,18 +332,24 @@ def test_damage_is_never_concealed_in_the_output(tmp_path, face_frame):
 
 def test_huge_headers_are_refused_before_allocating(tmp_path, face_frame):
     """In a fresh process, so its peak memory is its own: far below one 30000x30000 picture."""
-    bombs = [huge_png_header(tmp_path, face_frame), huge_jpeg_header(tmp_path, face_frame),
-             huge_video_header(tmp_path, face_frame)]
-    code = ("import resource, sys\n"
-            "from blur import cli\n"
-            "try:\n"
-            "    cli.main(sys.argv[1:])\n"
-            "except SystemExit as e:\n"
-            "    code = e.code\n"
-            "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024\n"
-            "print(f'exit={code} peak_mb={peak}')\n")
-    proc = subprocess.run([sys.executable, "-c", code, *map(str, bombs), "-q"],
-                          capture_output=True, text=True, timeout=300)
+    bombs = [
+        huge_png_header(tmp_path, face_frame),
+        huge_jpeg_header(tmp_path, face_frame),
+        huge_video_header(tmp_path, face_frame),
+    ]
+    code = (
+        "import resource, sys\n"
+        "from blur import cli\n"
+        "try:\n"
+        "    cli.main(sys.argv[1:])\n"
+        "except SystemExit as e:\n"
+        "    code = e.code\n"
+        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024\n"
+        "print(f'exit={code} peak_mb={peak}')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *map(str, bombs), "-q"], capture_output=True, text=True, timeout=300
+    )
     exit_code, peak = re.search(r"exit=(\d+) peak_mb=(\d+)", proc.stdout).groups()
     assert int(exit_code) == ExitStatus.ERROR
     assert proc.stderr.count("too large") == 3, proc.stderr
@@ -367,8 +381,7 @@ def locked_folder(tmp_path):
     else:
         (folder / "probe").unlink()
         try:
-            immutable = subprocess.run(["chattr", "+i", str(folder)],
-                                       capture_output=True).returncode == 0
+            immutable = subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0
         except FileNotFoundError:
             pass
         if not immutable:
@@ -387,9 +400,12 @@ def test_unwritable_output_folder(tmp_path, photo, locked_folder, kind):
     before = tree(tmp_path)
     result = blur(src, "-o", out, "-q", *FAST_ARGS)
     assert result.exit_code == ExitStatus.ERROR, result.stderr
-    assert_one_line_error(result.stderr, str(src),
-                          rf"cannot write to {re.escape(str(locked_folder))}: "
-                          r"(permission denied|operation not permitted)")
+    assert_one_line_error(
+        result.stderr,
+        str(src),
+        rf"cannot write to {re.escape(str(locked_folder))}: "
+        r"(permission denied|operation not permitted)",
+    )
     assert tree(tmp_path) == before
 
 
@@ -405,8 +421,12 @@ def test_output_folder_that_is_a_file(tmp_path, photo):
 @pytest.mark.parametrize("how", ["same path", "relative path", "symlink", "hard link"])
 def test_output_that_is_the_input(tmp_path, photo, how, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    out = {"same path": photo, "relative path": Path("face.png"),
-           "symlink": tmp_path / "link.png", "hard link": tmp_path / "hard.png"}[how]
+    out = {
+        "same path": photo,
+        "relative path": Path("face.png"),
+        "symlink": tmp_path / "link.png",
+        "hard link": tmp_path / "hard.png",
+    }[how]
     if how == "symlink":
         out.symlink_to(photo)
     elif how == "hard link":
@@ -464,8 +484,11 @@ def test_leading_dash_without_separator_is_explained(tmp_path, face_frame, monke
     with pytest.raises(SystemExit) as stop:
         cli.main(["-photo.png", "-q"])
     assert stop.value.code == ExitStatus.USAGE
-    assert_one_line_error(capsys.readouterr().err, "-photo.png",
-                          r"looks like an option; write \./-photo\.png or put -- before it")
+    assert_one_line_error(
+        capsys.readouterr().err,
+        "-photo.png",
+        r"looks like an option; write \./-photo\.png or put -- before it",
+    )
     assert os.listdir(tmp_path) == ["-photo.png"]
     with pytest.raises(SystemExit) as stop:  # the way the message says works
         cli.main(["./-photo.png", "-q", *FAST_ARGS])
@@ -485,8 +508,9 @@ def test_long_error_stays_on_one_line(tmp_path):
 # ------------------------------------------------------------ inputs that must work
 
 
-def _write_pix_fmt_video(path: Path, face_frame, codec: str, pix_fmt: str, size=None,
-                         frames: int = 4) -> Path:
+def _write_pix_fmt_video(
+    path: Path, face_frame, codec: str, pix_fmt: str, size=None, frames: int = 4
+) -> Path:
     image = face_frame if size is None else cv2.resize(face_frame, size)
     with av.open(str(path), "w") as out:
         stream = out.add_stream(codec, rate=25)
@@ -535,13 +559,11 @@ def _cmyk_jpeg(path, face):
 
 
 def _png16_rgb(path, face):
-    cv2.imwrite(str(path), cv2.cvtColor(np.asarray(face), cv2.COLOR_RGB2BGR).astype(np.uint16)
-                * 257)
+    cv2.imwrite(str(path), cv2.cvtColor(np.asarray(face), cv2.COLOR_RGB2BGR).astype(np.uint16) * 257)
 
 
 def _tiff16_rgb(path, face):
-    cv2.imwrite(str(path), cv2.cvtColor(np.asarray(face), cv2.COLOR_RGB2BGR).astype(np.uint16)
-                * 257)
+    cv2.imwrite(str(path), cv2.cvtColor(np.asarray(face), cv2.COLOR_RGB2BGR).astype(np.uint16) * 257)
 
 
 def _rgba(path, face, fmt="PNG", **options):
@@ -557,14 +579,16 @@ STILLS = {
     "cmyk_tiff": ("cmyk.tif", lambda p, f: f.convert("CMYK").save(p), "RGB"),
     "rgb16_png": ("rgb16.png", _png16_rgb, "RGB"),
     "rgb16_tiff": ("rgb16.tif", _tiff16_rgb, "RGB"),
-    "grey16_png": ("grey16.png", lambda p, f: Image.fromarray(
-        np.asarray(f.convert("L")).astype(np.uint16) * 257).save(p), "L"),
+    "grey16_png": (
+        "grey16.png",
+        lambda p, f: Image.fromarray(np.asarray(f.convert("L")).astype(np.uint16) * 257).save(p),
+        "L",
+    ),
     "rgba_png": ("rgba.png", _rgba, "RGBA"),
     "rgba_webp": ("rgba.webp", lambda p, f: _rgba(p, f, "WEBP", lossless=True), "RGBA"),
     "rgba_tiff": ("rgba.tif", lambda p, f: _rgba(p, f, "TIFF"), "RGBA"),
     "la_png": ("la.png", lambda p, f: f.convert("LA").save(p), "RGBA"),
-    "palette_transparent_png": ("pal.png", lambda p, f: f.convert("P").save(p, transparency=0),
-                                "RGBA"),
+    "palette_transparent_png": ("pal.png", lambda p, f: f.convert("P").save(p, transparency=0), "RGBA"),
     "grey_jpeg": ("grey.jpg", lambda p, f: f.convert("L").save(p, quality=95), "L"),
 }
 
@@ -600,17 +624,27 @@ def test_batch_of_bad_files_in_a_folder_with_symlink_loops(tmp_path, face_frame)
     (root / "day1").mkdir(parents=True)
     _face(face_frame).save(root / "a good photo.png")
     write_video(root / "day1" / "good clip.mp4", frames=5)
-    bad = [maker(root / "day1", face_frame) for maker in (
-        zero_byte_mp4, truncated_jpeg, text_named_mp4, audio_only_mp4, multipage_tiff,
-        heic_photo, truncated_mp4_with_moov)]
+    bad = [
+        maker(root / "day1", face_frame)
+        for maker in (
+            zero_byte_mp4,
+            truncated_jpeg,
+            text_named_mp4,
+            audio_only_mp4,
+            multipage_tiff,
+            heic_photo,
+            truncated_mp4_with_moov,
+        )
+    ]
     (root / "day1" / "loop").symlink_to(root, target_is_directory=True)  # a folder loop
-    (root / "self.jpg").symlink_to("self.jpg")                            # a link to itself
-    (root / "gone.mp4").symlink_to(tmp_path / "nowhere.mp4")               # a dangling link
+    (root / "self.jpg").symlink_to("self.jpg")  # a link to itself
+    (root / "gone.mp4").symlink_to(tmp_path / "nowhere.mp4")  # a dangling link
     before = tree(root)
     result = blur(root, "-o", tmp_path / "clean", *FAST_ARGS)
     assert result.exit_code == ExitStatus.ERROR, result.stderr
-    written = sorted(p.relative_to(tmp_path / "clean").as_posix()
-                     for p in (tmp_path / "clean").rglob("*") if p.is_file())
+    written = sorted(
+        p.relative_to(tmp_path / "clean").as_posix() for p in (tmp_path / "clean").rglob("*") if p.is_file()
+    )
     assert written == ["a good photo.png", "day1/good clip.mp4"]
     assert not list((tmp_path / "clean").rglob(".*"))
     assert tree(root) == before
@@ -626,8 +660,7 @@ def test_batch_of_bad_files_in_a_folder_with_symlink_loops(tmp_path, face_frame)
     assert summary.count("failed:") == len(failed)
 
 
-def test_unreadable_subfolder_fails_the_run_instead_of_being_skipped(tmp_path, face_frame,
-                                                                    monkeypatch):
+def test_unreadable_subfolder_fails_the_run_instead_of_being_skipped(tmp_path, face_frame, monkeypatch):
     root = tmp_path / "footage"
     (root / "private").mkdir(parents=True)
     _face(face_frame).save(root / "a.png")
@@ -637,6 +670,7 @@ def test_unreadable_subfolder_fails_the_run_instead_of_being_skipped(tmp_path, f
         if Path(path).name == "private":  # as a folder without read permission behaves
             raise PermissionError(13, "Permission denied", str(path))
         return real_scandir(path)
+
     monkeypatch.setattr(os, "scandir", scandir)
     result = blur(root, "-q")
     assert result.exit_code == ExitStatus.USAGE

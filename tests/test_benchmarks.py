@@ -16,8 +16,7 @@ EVAL = ROOT.parent / "shared" / "eval"
 
 
 def run(*args: str, timeout: int = 240) -> str:
-    proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 
@@ -35,32 +34,65 @@ def test_recall_benchmark_runs():
 
 
 def test_plates_benchmark_runs():
-    out = run("benchmarks/plates.py", "--data", str(labelled("plates-dev")), "--limit", "3",
-              "--suite", "dev", "--suite", "synthetic", "--classes", "vanity,dim", "--per-class", "1")
+    out = run(
+        "benchmarks/plates.py",
+        "--data",
+        str(labelled("plates-dev")),
+        "--limit",
+        "3",
+        "--suite",
+        "dev",
+        "--suite",
+        "synthetic",
+        "--classes",
+        "vanity,dim",
+        "--per-class",
+        "1",
+    )
     assert "| all | 3 |" in out  # the dev photos
     assert "| vanity | 1 |" in out and "| dim | 1 |" in out  # the rendered plates
 
 
 def test_speed_benchmark_runs(tmp_path):
     clip = write_video(tmp_path / "clip.mp4", frames=4)
-    out = run("benchmarks/speed.py", "--files", str(clip), "--frames", "3", "--runs", "1",
-              "--no-deface", "--blur", "default=--only faces --preset ultrafast")
+    out = run(
+        "benchmarks/speed.py",
+        "--files",
+        str(clip),
+        "--frames",
+        "3",
+        "--runs",
+        "1",
+        "--no-deface",
+        "--blur",
+        "default=--only faces --preset ultrafast",
+    )
     assert "default/floor" in out
 
 
 def test_redacted_share_benchmark_runs(tmp_path):
     clip = write_video(tmp_path / "clip.mp4", frames=4)
     out = run("benchmarks/redacted_share.py", str(clip), "--frames", "3")
-    rows = [line.split() for line in out.splitlines()
-            if line.split()[:2] in (["clip", "blur"], ["clip", "deface"])]
+    rows = [
+        line.split()
+        for line in out.splitlines()
+        if line.split()[:2] in (["clip", "blur"], ["clip", "deface"])
+    ]
     # deface is not a dependency of blur: compared only where it is installed.
     tools = ["blur", "deface"] if importlib.util.find_spec("deface") else ["blur"]
     assert [r[1] for r in rows] == tools and all(r[2] == "3" for r in rows)
 
 
 def test_small_faces_benchmark_runs():
-    out = run("benchmarks/small_faces.py", str(labelled("faces-dev")), "--limit", "2",
-              "--copies", "original", "half")
+    out = run(
+        "benchmarks/small_faces.py",
+        str(labelled("faces-dev")),
+        "--limit",
+        "2",
+        "--copies",
+        "original",
+        "half",
+    )
     assert "original / retinaface" in out and "half / centerface" in out
 
 
@@ -78,7 +110,13 @@ def test_moving_clip_and_scan_cost_run(tmp_path):
     for faces in truth:
         for _, (x1, y1, x2, y2) in faces:
             assert 0 <= x1 < x2 <= moving_clip.WIDTH and 0 <= y1 < y2 <= moving_clip.HEIGHT
-    out = run("benchmarks/scan_cost.py", str(clip), "--variant", "before=analyse=every-frame",
-              "--variant", "after=kinds=('face',)")
+    out = run(
+        "benchmarks/scan_cost.py",
+        str(clip),
+        "--variant",
+        "before=analyse=every-frame",
+        "--variant",
+        "after=kinds=('face',)",
+    )
     rows = [line.split() for line in out.splitlines()[1:]]
     assert [r[1] for r in rows] == ["before", "after"] and all(r[2] == "3" for r in rows)

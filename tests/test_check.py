@@ -66,9 +66,13 @@ def test_check_fails_on_an_embedded_preview_image(tmp_path):
 
 
 def test_check_fails_on_video_tags_and_passes_blurs_output(tmp_path):
-    src = write_video(tmp_path / "phone.mp4", frames=10, size=(160, 120),
-                      tags={"location": "+52.5200+013.4050/", "creation_time": "2024-05-01T12:00:00Z"},
-                      stream_tags={"handler_name": "Core Media Video"})
+    src = write_video(
+        tmp_path / "phone.mp4",
+        frames=10,
+        size=(160, 120),
+        tags={"location": "+52.5200+013.4050/", "creation_time": "2024-05-01T12:00:00Z"},
+        stream_tags={"handler_name": "Core Media Video"},
+    )
     result = blur("check", src)
     assert result.exit_code == ExitStatus.FOUND
     assert "format:location" in result.stdout and "format:creation_time" in result.stdout
@@ -103,8 +107,9 @@ def test_check_counts_a_dropped_face_and_not_a_kept_one(tmp_path, face_frame):
     faces = sorted(data["tracks"], key=lambda t: -t["boxes"][0][5])[:2]
     left = min(faces, key=lambda t: t["boxes"][0][1])
     left["keep"] = True
-    data["tracks"] = [t for t in data["tracks"]
-                      if t is left or (t["boxes"][0][1] + t["boxes"][0][3]) / 2 < 240]
+    data["tracks"] = [
+        t for t in data["tracks"] if t is left or (t["boxes"][0][1] + t["boxes"][0][3]) / 2 < 240
+    ]
     regions.write_text(json.dumps(data))
     out = tmp_path / "two.out.png"
     assert blur("render", src, "--regions", regions, "-o", out, "-q").exit_code == 0
@@ -195,8 +200,11 @@ def test_a_half_covered_face_keeps_its_detail(astronaut, half):
     x1, y1, x2, y2 = (int(round(v)) for v in box)
     cx, cy = (x1 + x2) // 2, (y1 + y2) // 2
     out = astronaut.copy()
-    covered = {"left": (slice(y1, y2), slice(x1, cx)), "top": (slice(y1, cy), slice(x1, x2)),
-               "bottom": (slice(cy, y2), slice(x1, x2))}[half]
+    covered = {
+        "left": (slice(y1, y2), slice(x1, cx)),
+        "top": (slice(y1, cy), slice(x1, x2)),
+        "bottom": (slice(cy, y2), slice(x1, x2)),
+    }[half]
     out[covered] = 0
     assert not check.blank(detail.measure(detail.grey(out), box))
 
@@ -224,15 +232,24 @@ def test_a_half_redacted_face_fails_the_check(tmp_path, astronaut):
     assert result.exit_code == ExitStatus.FOUND, result.output
 
 
-@pytest.mark.parametrize("style,shape", [
-    ("blur", "ellipse"), ("pixelate", "ellipse"), ("pixelate", "box"), ("solid", "ellipse"),
-    ("solid", "box"), ("blur", "box"),
-])
+@pytest.mark.parametrize(
+    "style,shape",
+    [
+        ("blur", "ellipse"),
+        ("pixelate", "ellipse"),
+        ("pixelate", "box"),
+        ("solid", "ellipse"),
+        ("solid", "box"),
+        ("blur", "box"),
+    ],
+)
 def test_blurs_output_of_the_astronaut_passes_given_its_regions(tmp_path, style, shape):
     src = _sample("astronaut.jpg")
     out, regions = tmp_path / f"a.{style}.{shape}.jpg", tmp_path / "a.regions.json"
-    assert blur("run", src, "-o", out, "--style", style, "--shape", shape,
-                "--regions", regions, "-q").exit_code == 0
+    assert (
+        blur("run", src, "-o", out, "--style", style, "--shape", shape, "--regions", regions, "-q").exit_code
+        == 0
+    )
     result = blur("check", out, "--regions", regions)
     assert result.exit_code == ExitStatus.OK, result.output
     # The same regions file does not whitewash the unredacted original.
@@ -269,8 +286,9 @@ def test_faces_in_real_footage_keep_their_detail_and_blurs_fill_over_them_has_no
             assert not check.blank(detail.measure(luma, box)), (frame.index, box)
         out = rgb.copy()
         Redactor("blur", 1.3, "ellipse").apply(out, boxes)
-        mask = check._region_mask(Detections.of(boxes, np.ones(len(boxes)), "face"),
-                                  1.3, rgb.shape[1], rgb.shape[0])
+        mask = check._region_mask(
+            Detections.of(boxes, np.ones(len(boxes)), "face"), 1.3, rgb.shape[1], rgb.shape[0]
+        )
         for box in boxes:
             assert check.blank_fill(detail.measure(detail.grey(out), box, mask)), (frame.index, box)
         seen += len(boxes)
@@ -284,13 +302,17 @@ def test_the_face_detail_benchmark_runs():
     import sys
 
     root = Path(__file__).resolve().parents[1]
-    proc = subprocess.run([sys.executable, "benchmarks/check.py", "--limit", "0", "--frames", "0"],
-                          cwd=root, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/check.py", "--limit", "0", "--frames", "0"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "samples    unredacted" in proc.stdout
     face = [line for line in proc.stdout.splitlines() if line.startswith("face   dev")]
     assert face and face[0].split()[-1].startswith("0/"), proc.stdout
-
 
 
 def test_the_check_without_regions_benchmark_runs_and_no_wrong_render_passes():
@@ -302,8 +324,13 @@ def test_the_check_without_regions_benchmark_runs_and_no_wrong_render_passes():
     root = Path(__file__).resolve().parents[1]
     if not (root.parent / "shared" / "eval" / "faces-dev").is_dir():
         pytest.skip("../shared/eval/faces-dev is not available")
-    proc = subprocess.run([sys.executable, "benchmarks/check_without_regions.py", "--set", "held",
-                           "--photos", "1"], cwd=root, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/check_without_regions.py", "--set", "held", "--photos", "1"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [line.split() for line in proc.stdout.split("\n\n")[0].splitlines()[1:]]
     wrong = [r for r in rows if r[0] in ("clear", "top", "bottom", "left", "right")]

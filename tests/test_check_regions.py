@@ -23,8 +23,7 @@ from blur import check, cli, pipeline, seen
 from blur.errors import ExitStatus, RegionsError
 from blur.media import video
 
-STYLE_SHAPES = [(style, shape) for style in ("blur", "pixelate", "solid")
-                for shape in ("ellipse", "box")]
+STYLE_SHAPES = [(style, shape) for style in ("blur", "pixelate", "solid") for shape in ("ellipse", "box")]
 
 
 def blur(*args):
@@ -44,8 +43,9 @@ def _render(src: Path, data: dict, out: Path, tmp_path: Path, *options) -> None:
 
 
 def _face_tracks(data: dict) -> list[dict]:
-    return sorted((t for t in data["tracks"] if t["kind"] == "face"),
-                  key=lambda t: -max(b[5] for b in t["boxes"]))
+    return sorted(
+        (t for t in data["tracks"] if t["kind"] == "face"), key=lambda t: -max(b[5] for b in t["boxes"])
+    )
 
 
 def test_the_record_changes_nothing_that_is_redacted(monkeypatch):
@@ -70,8 +70,10 @@ def test_blurs_output_of_messi5_passes_given_its_regions(tmp_path, style, shape)
     lettering, hair above a black ellipse reads as a head."""
     src = SAMPLES / "messi5.jpg"
     out, regions = tmp_path / f"m.{style}.{shape}.jpg", tmp_path / "m.regions.json"
-    assert blur("run", src, "-o", out, "--style", style, "--shape", shape,
-                "--regions", regions, "-q").exit_code == 0
+    assert (
+        blur("run", src, "-o", out, "--style", style, "--shape", shape, "--regions", regions, "-q").exit_code
+        == 0
+    )
     result = blur("check", out, "--regions", regions)
     assert result.exit_code == ExitStatus.OK, result.output
     assert blur("check", src, "--regions", regions).exit_code == ExitStatus.FOUND
@@ -111,9 +113,15 @@ def test_a_weak_face_deleted_from_the_regions_file_still_fails(tmp_path):
         _render(src, edited, out, tmp_path)
         found = check.check(out, FAST, edited)
         x1, y1, x2, y2 = t["boxes"][0][1:5]
-        here = [f for f in found.findings
-                if f.box[0] < x2 and f.box[2] > x1 and f.box[1] < y2 and f.box[3] > y1
-                and f.status in ("weak at scan", "beside a redaction")]
+        here = [
+            f
+            for f in found.findings
+            if f.box[0] < x2
+            and f.box[2] > x1
+            and f.box[1] < y2
+            and f.box[3] > y1
+            and f.status in ("weak at scan", "beside a redaction")
+        ]
         assert not here, (t, found.findings)
         failed += not found.clean
     assert failed >= 4  # a face the check's re-scan does not see at all cannot fail it
@@ -136,8 +144,14 @@ def test_a_face_cut_to_half_under_a_black_box_fails_though_the_rescan_misses_it(
     out = tmp_path / f"half-{side}.jpg"
     _render(src, half, out, tmp_path, "--style", "solid", "--shape", "box")
     found = check.check(out, FAST, half)
-    assert not [f for f in found.findings if f.status != "visible" and f.kind == "face"
-                and f.box[0] < best["boxes"][0][3] and f.box[2] > best["boxes"][0][1]]
+    assert not [
+        f
+        for f in found.findings
+        if f.status != "visible"
+        and f.kind == "face"
+        and f.box[0] < best["boxes"][0][3]
+        and f.box[2] > best["boxes"][0][1]
+    ]
     assert not found.clean, found.findings
     assert [f for f in found.visible if f.kind == "face"]
     # The whole face redacted as scanned still passes.
@@ -157,8 +171,7 @@ def _excerpt(src: Path, dst: Path, frames: int) -> Path:
             stream.height, stream.width = frame.image.shape[:2]
             stream.pix_fmt = "yuv420p"
             stream.options = {"preset": "ultrafast", "crf": "12"}
-        out.mux(stream.encode(av.VideoFrame.from_ndarray(
-            np.ascontiguousarray(frame.image), format="rgb24")))
+        out.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame.image), format="rgb24")))
     out.mux(stream.encode(None))
     out.close()
     return dst
@@ -185,8 +198,24 @@ def test_blurs_output_of_the_sample_clip_passes_given_its_regions(tmp_path, styl
     above 0.5."""
     src = _excerpt(SAMPLES / "street.mp4", tmp_path / "street.mp4", 48)
     out, regions = tmp_path / "street.out.mp4", tmp_path / "street.regions.json"
-    assert blur("run", src, "-o", out, "--style", style, "--shape", shape, "--preset",
-                "ultrafast", "--regions", regions, "-q").exit_code == 0
+    assert (
+        blur(
+            "run",
+            src,
+            "-o",
+            out,
+            "--style",
+            style,
+            "--shape",
+            shape,
+            "--preset",
+            "ultrafast",
+            "--regions",
+            regions,
+            "-q",
+        ).exit_code
+        == 0
+    )
     result = blur("check", out, "--regions", regions)
     assert result.exit_code == ExitStatus.OK, result.output
 
@@ -196,10 +225,17 @@ def test_a_malformed_record_is_refused_and_a_missing_one_is_no_record():
     with pytest.raises(RegionsError, match="seen"):
         seen.Seen.from_dict({"seen": {"threshold": 0.12, "boxes": [[0, 1, 2]]}}, 1)
     with pytest.raises(RegionsError, match="outside"):
-        seen.Seen.from_dict({"seen": {"threshold": 0.12,
-                                      "boxes": [[3, 0, 0, 9, 9, 0.1, "face"]]}}, 1)
-    record = seen.Seen.from_dict({"seen": {"threshold": 0.12, "every_n_frames": 3, "boxes": [
-        [0, 0, 0, 10, 10, 0.08, "face"], [3, 50, 50, 90, 70, 0.9, "plate"]]}}, 5)
+        seen.Seen.from_dict({"seen": {"threshold": 0.12, "boxes": [[3, 0, 0, 9, 9, 0.1, "face"]]}}, 1)
+    record = seen.Seen.from_dict(
+        {
+            "seen": {
+                "threshold": 0.12,
+                "every_n_frames": 3,
+                "boxes": [[0, 0, 0, 10, 10, 0.08, "face"], [3, 50, 50, 90, 70, 0.9, "plate"]],
+            }
+        },
+        5,
+    )
     assert record.best_here(0, [1, 1, 10, 10]) == pytest.approx(0.08)
     assert record.best_here(1, [1, 1, 10, 10]) is None  # faces: that frame only
     assert record.best_here(1, [50, 50, 90, 70], "plate") == pytest.approx(0.9)  # within 2

@@ -124,8 +124,9 @@ def test_folder_input_mirrored_with_photos_and_videos(tmp_path, face_frame):
     write_video(root / "d.mkv", frames=5)
     result = blur(root, "-o", tmp_path / "clean", *FAST)
     assert result.exit_code == 0, result.stderr
-    got = sorted(p.relative_to(tmp_path / "clean").as_posix()
-                 for p in (tmp_path / "clean").rglob("*") if p.is_file())
+    got = sorted(
+        p.relative_to(tmp_path / "clean").as_posix() for p in (tmp_path / "clean").rglob("*") if p.is_file()
+    )
     assert got == ["a.jpg", "d.mkv", "day1/b.png", "day1/cam/c.mp4"]
     assert "4 file(s) done, 0 failed" in result.stdout
     # Without -o: FOLDER.blurred beside it.
@@ -149,13 +150,18 @@ def test_batch_with_one_bad_file_finishes_the_others(tmp_path, face_frame):
 
 def test_huge_image_header_is_refused_and_the_batch_goes_on(tmp_path, face_frame):
     """A PNG whose header claims 30000x30000 pixels: a clear error, not a crash."""
+
     def chunk(kind, data):
         crc = struct.pack(">I", zlib.crc32(kind + data))
         return struct.pack(">I", len(data)) + kind + data + crc
+
     header = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)
-    (tmp_path / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-                                        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-                                        + chunk(b"IEND", b""))
+    (tmp_path / "bomb.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
     Image.fromarray(face_frame).save(tmp_path / "ok.png")
     result = blur("bomb.png", "ok.png", "-q")
     assert result.exit_code == ExitStatus.ERROR
@@ -168,6 +174,7 @@ def test_failure_midway_leaves_no_output_and_no_temp_file(tmp_path, monkeypatch)
     src = write_video(tmp_path / "clip.mp4", frames=10)
     from blur import redact
     from blur.errors import MediaError
+
     real, calls = redact.Redactor.apply, []
 
     def apply(self, image, *boxes):
@@ -175,6 +182,7 @@ def test_failure_midway_leaves_no_output_and_no_temp_file(tmp_path, monkeypatch)
         if len(calls) == 4:
             raise MediaError("simulated encoder failure")
         return real(self, image, *boxes)
+
     monkeypatch.setattr(redact.Redactor, "apply", apply)
     result = blur(src, *FAST)
     assert len(calls) == 4
@@ -185,23 +193,27 @@ def test_failure_midway_leaves_no_output_and_no_temp_file(tmp_path, monkeypatch)
 
 def test_blur_path_shorthand_and_python_m(tmp_path, photo):
     # `blur PATH` means `blur run PATH`, through the real entry point.
-    proc = subprocess.run([sys.executable, "-m", "blur", str(photo), "-q"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "blur", str(photo), "-q"], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "" and proc.stderr == ""
     assert photo.with_name("face.blurred.png").is_file()
-    help_text = subprocess.run([sys.executable, "-m", "blur", "--help"], capture_output=True,
-                               text=True, timeout=60)
+    help_text = subprocess.run(
+        [sys.executable, "-m", "blur", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert help_text.returncode == 0 and "Anonymise" in help_text.stdout
-    run_help = subprocess.run([sys.executable, "-m", "blur", "run", "--help"],
-                              capture_output=True, text=True, timeout=60)
+    run_help = subprocess.run(
+        [sys.executable, "-m", "blur", "run", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert run_help.returncode == 0
     assert "--overwrite" in run_help.stdout and "--audio" in run_help.stdout
 
 
 def test_usage_exit_code_through_the_entry_point(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "blur", str(tmp_path / "nope.jpg")],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "blur", str(tmp_path / "nope.jpg")], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == ExitStatus.USAGE
     assert "nope.jpg" in proc.stderr and "no such file" in proc.stderr
 
@@ -210,8 +222,12 @@ def test_summary_says_where_to_look(tmp_path, face_frame):
     """A face hidden for a few frames (a grey card over it) is bridged by the tracker, and the
     summary's "look at" column counts those frames so a person knows to check them."""
     grey = np.full_like(face_frame, 128)
-    write_video(tmp_path / "blink.mp4", frames=12, size=(240, 180),
-                image=lambda i: grey if 4 <= i <= 6 else face_frame)
+    write_video(
+        tmp_path / "blink.mp4",
+        frames=12,
+        size=(240, 180),
+        image=lambda i: grey if 4 <= i <= 6 else face_frame,
+    )
     result = blur("blink.mp4", "--only", "faces", *FAST)
     assert result.exit_code == 0, result.stderr
     assert "3 bridged" in result.stdout.split("blink.mp4", 1)[1]
@@ -220,6 +236,7 @@ def test_summary_says_where_to_look(tmp_path, face_frame):
 def test_look_at_column_is_a_dash_when_nothing_needs_a_look():
     class Result:
         bridged_frames = weak_frames = 0
+
     assert cli_display._look_at(Result()) == "-"
     Result.weak_frames = 2
     assert cli_display._look_at(Result()) == "2 weak"
@@ -229,16 +246,26 @@ def test_look_at_column_is_a_dash_when_nothing_needs_a_look():
 def test_sideways_option_turns_on_the_rotated_face_passes(photo, monkeypatch, command):
     seen = []
     real = cli.detectors.build
-    monkeypatch.setattr(cli.detectors, "build",
-                        lambda settings: seen.append(settings.face_rotate) or real(settings))
+    monkeypatch.setattr(
+        cli.detectors, "build", lambda settings: seen.append(settings.face_rotate) or real(settings)
+    )
     args = [command, "face.png", "--sideways", "--only", "faces"]
     assert CliRunner().invoke(cli.app, args).exit_code == 0
-    assert CliRunner().invoke(cli.app, [command, "face.png", "--only", "faces", "--overwrite"]
-                              + (["-o", "other.png"] if command == "run" else [])).exit_code == 0
+    assert (
+        CliRunner()
+        .invoke(
+            cli.app,
+            [command, "face.png", "--only", "faces", "--overwrite"]
+            + (["-o", "other.png"] if command == "run" else []),
+        )
+        .exit_code
+        == 0
+    )
     assert seen == [True, False]
 
 
 # ---- what the command shows ------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("width", [160, 80])
 def test_summary_shows_the_output_path_whole(photo, monkeypatch, width):
@@ -252,16 +279,24 @@ def test_summary_shows_the_output_path_whole(photo, monkeypatch, width):
     if width == 160:
         assert out in result.stdout
     else:  # folded onto more lines of the output column, every character kept
-        column = [line.split("│")[1].strip() for line in result.stdout.splitlines()
-                  if line.count("│") > 2]
+        column = [line.split("│")[1].strip() for line in result.stdout.splitlines() if line.count("│") > 2]
         assert " ".join(c for c in column if c) == out
 
 
 def test_main_help_lists_the_options_of_blur_path():
     result = CliRunner().invoke(cli.app, ["--help"])
     assert result.exit_code == 0
-    for text in ("Commands:", "scan", "render", "check", "--overwrite", "--style", "-o, --output",
-                 "--regions", "--jobs"):
+    for text in (
+        "Commands:",
+        "scan",
+        "render",
+        "check",
+        "--overwrite",
+        "--style",
+        "-o, --output",
+        "--regions",
+        "--jobs",
+    ):
         assert text in result.stdout, text
 
 

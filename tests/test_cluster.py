@@ -46,16 +46,38 @@ def ray_address():
     # A short private temp folder (Ray's socket paths must stay under ~100 characters).
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
     port = _free_port()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]),
-        RAY_USAGE_STATS_ENABLED="0")
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(
+            [str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        ),
+        RAY_USAGE_STATS_ENABLED="0",
+    )
     # --block: this process owns the cluster, and stopping it stops what it started (``ray
     # stop`` would stop every Ray cluster of this user on the machine).
     head = subprocess.Popen(
-        [ray_cli, "start", "--head", "--block", "--num-cpus", "2", "--port", str(port),
-         "--node-ip-address", "127.0.0.1", "--include-dashboard", "false",
-         "--disable-usage-stats", "--temp-dir", temp],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        [
+            ray_cli,
+            "start",
+            "--head",
+            "--block",
+            "--num-cpus",
+            "2",
+            "--port",
+            str(port),
+            "--node-ip-address",
+            "127.0.0.1",
+            "--include-dashboard",
+            "false",
+            "--disable-usage-stats",
+            "--temp-dir",
+            temp,
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     raylet = Path(temp) / "session_latest" / "sockets" / "raylet"
     deadline = time.monotonic() + 120
     while not raylet.exists():
@@ -100,18 +122,15 @@ def test_no_cluster_at_the_address_is_a_usage_error(tmp_path, capsys):
     assert not list(tmp_path.glob("a.blurred*"))
 
 
-def test_folder_on_cluster_failure_reported_rerun_skips(ray_address, tmp_path, capsys,
-                                                        face_frame):
+def test_folder_on_cluster_failure_reported_rerun_skips(ray_address, tmp_path, capsys, face_frame):
     footage = tmp_path / "footage"
     (footage / "day2").mkdir(parents=True)
     write_video(footage / "a.mp4", frames=8)
-    write_video(footage / "day2" / "face.mp4", frames=6, size=(240, 180),
-                image=lambda i: face_frame)
+    write_video(footage / "day2" / "face.mp4", frames=6, size=(240, 180), image=lambda i: face_frame)
     (footage / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 200)
     out = tmp_path / "out"
 
-    code, text = _run(capsys, footage, "-o", f"{out}/", "--cluster", ray_address,
-                      "--preset", "ultrafast")
+    code, text = _run(capsys, footage, "-o", f"{out}/", "--cluster", ray_address, "--preset", "ultrafast")
     assert code == 1, text  # one file failed, after the others finished
     assert "broken.mp4" in text and "cannot read it as a video" in text
     assert (out / "a.mp4").is_file() and (out / "day2" / "face.mp4").is_file()
@@ -119,8 +138,7 @@ def test_folder_on_cluster_failure_reported_rerun_skips(ray_address, tmp_path, c
     assert "face.mp4" in text and "a.mp4" in text  # the summary names them as a local run does
 
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*.mp4")}
-    code, text = _run(capsys, footage, "-o", f"{out}/", "--cluster", ray_address,
-                      "--preset", "ultrafast")
+    code, text = _run(capsys, footage, "-o", f"{out}/", "--cluster", ray_address, "--preset", "ultrafast")
     assert code == 1 and "2 file(s) skipped: the output exists" in text, text
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.mp4")} == before
 
@@ -180,8 +198,11 @@ def test_killed_worker_is_retried_and_leaves_no_temp(ray_address, tmp_path, spli
     settings = FAST.merged(preset="veryslow")  # a render long enough to be killed in
     # Split: three segments (x264's default keyframe interval is 250 frames); the one killed
     # is then a segment's render, whose retry must replace its own temp file only.
-    outcomes = list(cluster.anonymise_on_cluster([(clip, out_dir / "long.mp4")], settings,
-                                                 ray_address, segment_seconds=split))
+    outcomes = list(
+        cluster.anonymise_on_cluster(
+            [(clip, out_dir / "long.mp4")], settings, ray_address, segment_seconds=split
+        )
+    )
     killer.join(timeout=5)
     assert killed, "the worker was not killed while rendering"
     assert not killed[0][1].exists()  # the killed attempt's temp file was removed
@@ -196,11 +217,29 @@ def test_killed_worker_is_retried_and_leaves_no_temp(ray_address, tmp_path, spli
 def test_ctrl_c_cancels_tasks_and_leaves_no_output(ray_address, tmp_path):
     clip = _long_render_clip(tmp_path / "long.mp4")
     out_dir = tmp_path / "out"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    proc = subprocess.Popen([sys.executable, "-m", "blur", str(clip), "-o", f"{out_dir}/", "-q",
-                             "--preset", "veryslow", "--cluster", ray_address], env=env,
-                            stderr=subprocess.PIPE)
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(
+            [str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        ),
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "blur",
+            str(clip),
+            "-o",
+            f"{out_dir}/",
+            "-q",
+            "--preset",
+            "veryslow",
+            "--cluster",
+            ray_address,
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+    )
     try:
         _when_rendering(out_dir)
     finally:
@@ -217,8 +256,20 @@ def test_long_video_in_segments_on_cluster(ray_address, tmp_path, capsys, face_f
 
     clip = moving_face_clip(tmp_path / "walk.mp4", face_frame)
     out = tmp_path / "out.mp4"
-    code, text = _run(capsys, clip, "-o", out, "--regions", tmp_path / "split.json",
-                      "--cluster", ray_address, "--split", "0.6", "--preset", "ultrafast")
+    code, text = _run(
+        capsys,
+        clip,
+        "-o",
+        out,
+        "--regions",
+        tmp_path / "split.json",
+        "--cluster",
+        ray_address,
+        "--split",
+        "0.6",
+        "--preset",
+        "ultrafast",
+    )
     assert code == 0, text
     assert re.search(r"rendered in 2[\s│]*segments", text), text  # the note, maybe folded
     whole = tmp_path / "whole.json"

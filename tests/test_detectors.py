@@ -18,15 +18,14 @@ from blur.detectors.centerface import CenterFaceDetector
 from blur.settings import Settings
 from blur.types import Detections
 
-ASTRONAUT_FACE = [188, 88, 266, 182]   # samples/astronaut.jpg, 512x512
-MESSI_FACE = [226, 96, 257, 134]       # ../shared/media/messi5.jpg, 548x342
+ASTRONAUT_FACE = [188, 88, 266, 182]  # samples/astronaut.jpg, 512x512
+MESSI_FACE = [226, 96, 257, 134]  # ../shared/media/messi5.jpg, 548x342
 
 
 def coverage(face, found: Detections, width: int, height: int) -> float:
     """Share of the labelled ``face`` box inside the redaction masks of ``found``."""
     settings = Settings()
-    return covered_share(redaction_mask(found.xyxy, width, height, settings.mask_scale,
-                                        settings.shape), face)
+    return covered_share(redaction_mask(found.xyxy, width, height, settings.mask_scale, settings.shape), face)
 
 
 def confident(det, found: Detections) -> Detections:
@@ -127,8 +126,7 @@ def test_boxes_from_mirrored_and_turned_copies_map_back(how):
     height, width = 90, 160
     picture = np.zeros((height, width), dtype=bool)
     picture[20:50, 100:130] = True  # rows 20..49, columns 100..129: xyxy (100, 20, 130, 50)
-    copy = {"flip": picture[:, ::-1], "rot90": np.rot90(picture, 1),
-            "rot270": np.rot90(picture, -1)}[how]
+    copy = {"flip": picture[:, ::-1], "rot90": np.rot90(picture, 1), "rot270": np.rot90(picture, -1)}[how]
     rows, cols = np.nonzero(copy)
     seen = np.array([[cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]], np.float32)
     assert _unview(seen, how, width, height).tolist() == [[100, 20, 130, 50]]
@@ -144,9 +142,9 @@ def test_rotation_pass_finds_a_sideways_face_where_it_is(astronaut, turns):
     x1, y1, x2, y2 = ASTRONAUT_FACE
     x1, x2 = x1 - 60, x2 - 60
     w, h = crop.shape[1], crop.shape[0]
-    if turns == 1:   # counter-clockwise: (x, y) -> (y, w - x)
+    if turns == 1:  # counter-clockwise: (x, y) -> (y, w - x)
         face = [y1, w - x2, y2, w - x1]
-    else:            # clockwise: (x, y) -> (h - y, x)
+    else:  # clockwise: (x, y) -> (h - y, x)
         face = [h - y2, x1, h - y1, x2]
     assert coverage(face, found, turned.shape[1], turned.shape[0]) >= 0.7
     for bx1, by1, bx2, by2 in found.xyxy[found.score >= 0.5]:  # no confident box elsewhere
@@ -171,8 +169,7 @@ def test_second_look_confirms_a_real_face_the_first_look_scores_weakly(astronaut
     small, face = _small_astronaut(astronaut)
     plain = CenterFaceDetector(threshold=0.9, candidate_threshold=0.05).detect(small)
     assert coverage(face, plain[plain.score >= 0.9], 128, 128) < 0.7  # weak at first look
-    looked = CenterFaceDetector(threshold=0.9, candidate_threshold=0.05,
-                                second_look=True).detect(small)
+    looked = CenterFaceDetector(threshold=0.9, candidate_threshold=0.05, second_look=True).detect(small)
     assert coverage(face, looked[looked.score >= 0.9], 128, 128) >= 0.7
     # Only what the look confirmed was raised, and only to the threshold.
     assert len(looked) == len(plain) and set(looked.score) - set(plain.score) == {np.float32(0.9)}
@@ -213,8 +210,7 @@ def test_weak_candidates_beyond_the_look_budget_are_redacted_from_0_1(astronaut,
     small, _ = _small_astronaut(astronaut)
     plain = CenterFaceDetector(threshold=0.9, candidate_threshold=0.05).detect(small)
     monkeypatch.setattr(module, "_LOOK_MAX", 0)
-    found = CenterFaceDetector(threshold=0.9, candidate_threshold=0.05,
-                               second_look=True).detect(small)
+    found = CenterFaceDetector(threshold=0.9, candidate_threshold=0.05, second_look=True).detect(small)
     expected = np.where(plain.score >= module._UNLOOKED, np.maximum(plain.score, 0.9), plain.score)
     assert np.allclose(np.sort(found.score), np.sort(expected))
 
@@ -222,13 +218,14 @@ def test_weak_candidates_beyond_the_look_budget_are_redacted_from_0_1(astronaut,
 @pytest.mark.parametrize("size", [(3840, 2176), (7680, 4320), (2048, 1152), (992, 320)])
 def test_tiles_cover_the_input_with_overlap_and_bounded_size(size):
     from blur.detectors import centerface
+
     width, height = size
     found = centerface.tiles(width, height)
     covered = np.zeros((height, width), dtype=np.int32)
     for x, y, w, h in found:
         assert w * h <= centerface._TILE_PIXELS and w % 32 == 0 and h % 32 == 0
         assert x + w <= width and y + h <= height
-        covered[y:y + h, x:x + w] += 1
+        covered[y : y + h, x : x + w] += 1
     assert covered.min() >= 1
     xs = sorted({x for x, _, _, _ in found})
     w = found[0][2]
@@ -241,18 +238,19 @@ def test_large_inputs_are_run_as_tiles_with_the_same_faces(astronaut, monkeypatc
     import cv2
 
     from blur.detectors import centerface_maps
+
     canvas = np.full((720, 1280, 3), 90, np.uint8)
     canvas[200:456, 520:776] = cv2.resize(astronaut, (256, 256))  # across the middle
     small = cv2.resize(astronaut, (64, 64))
     for x in range(40, 1200, 160):
-        canvas[560:624, x:x + 64] = small
+        canvas[560:624, x : x + 64] = small
     detector = CenterFaceDetector()
     whole = detector.detect(canvas)
     inputs = []
     real_forward = detector._forward
-    monkeypatch.setattr(detector, "_forward",
-                        lambda blob: inputs.append(blob.shape[2] * blob.shape[3])
-                        or real_forward(blob))
+    monkeypatch.setattr(
+        detector, "_forward", lambda blob: inputs.append(blob.shape[2] * blob.shape[3]) or real_forward(blob)
+    )
     monkeypatch.setattr(centerface_maps, "_TILE_PIXELS", 400_000)
     tiled = detector.detect(canvas)
     assert max(inputs) <= 400_000 and len(inputs) > 2
@@ -297,8 +295,11 @@ def test_an_accelerator_finds_what_the_cpu_finds(astronaut):
     accelerators = [d for d in ("cuda", "directml", "coreml") if runtime.DEVICES[d] in installed]
     if not accelerators:
         pytest.skip("no GPU execution provider installed (onnxruntime-gpu or -directml)")
-    images = [astronaut, np.ascontiguousarray(astronaut[::2, ::2]),
-              (np.random.default_rng(0).random((300, 500, 3)) * 255).astype(np.uint8)]
+    images = [
+        astronaut,
+        np.ascontiguousarray(astronaut[::2, ::2]),
+        (np.random.default_rng(0).random((300, 500, 3)) * 255).astype(np.uint8),
+    ]
     cpu = CenterFaceDetector(device="cpu")
     for device in accelerators:
         try:

@@ -31,6 +31,7 @@ def test_leftover_check_catches_the_string(tmp_path):
 
 def test_output_is_refused_if_the_string_survives(tmp_path, monkeypatch):
     from blur.errors import MetadataLeftError
+
     src = write_video(tmp_path / "clip.mp4", frames=3)
     monkeypatch.setattr(video_encode._StripSei, "__call__", lambda self, packets: list(packets))
     monkeypatch.setattr(video_encode._StripSei, "drain", lambda self: [])

@@ -23,20 +23,24 @@ THRESHOLDS = {"face": 0.12}
 
 
 def _frames(boxes_and_scores: list[list[tuple[list[float], float]]], kind="face"):
-    return [Detections.of(np.array([b for b, _ in row], np.float32).reshape(-1, 4),
-                          [s for _, s in row], kind) for row in boxes_and_scores]
+    return [
+        Detections.of(np.array([b for b, _ in row], np.float32).reshape(-1, 4), [s for _, s in row], kind)
+        for row in boxes_and_scores
+    ]
 
 
 def _redacted(per_frame, frame_height):
-    tracks = build_tracks(per_frame, [None] * len(per_frame), FPS, 0.5, 0.2,
-                          thresholds=THRESHOLDS, frame_height=frame_height)
+    tracks = build_tracks(
+        per_frame, [None] * len(per_frame), FPS, 0.5, 0.2, thresholds=THRESHOLDS, frame_height=frame_height
+    )
     return boxes_at(tracks, len(per_frame))
 
 
 def test_large_and_unsure_needs_both_sizes_and_a_low_score():
     big = max(LARGE_FACE_PX, LARGE_FACE_SHARE * 576)
-    boxes = np.array([[0, 0, 100, big], [0, 0, 100, big], [0, 0, 100, big - 2],
-                      [0, 0, 100, 2 * LARGE_FACE_PX]], np.float32)
+    boxes = np.array(
+        [[0, 0, 100, big], [0, 0, 100, big], [0, 0, 100, big - 2], [0, 0, 100, 2 * LARGE_FACE_PX]], np.float32
+    )
     scores = np.array([0.2, LARGE_FACE_SCORE, 0.2, 0.2], np.float32)
     assert unsure_large_faces(boxes, scores, 576).tolist() == [True, False, False, True]
     # In a 4K frame a box of twice the pixel size is still a small share of the frame.
@@ -92,9 +96,10 @@ def test_the_sample_last_frame_has_no_giant_face_region():
     height, width = rgb.shape[:2]
     settings = Settings(kinds=("face",))
     found = pipeline.detect(detectors.build(settings), rgb)
-    share = (found.area / (width * height))
-    assert (share[found.score >= settings.face_threshold] > 0.05).any(), \
+    share = found.area / (width * height)
+    assert (share[found.score >= settings.face_threshold] > 0.05).any(), (
         "the detector no longer reports the large box: this test checks nothing"
+    )
     kept = _redacted([found], height)[0]
     assert len(kept) >= 5
     assert (kept.area / (width * height)).max() < 0.01

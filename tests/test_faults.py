@@ -54,8 +54,9 @@ def marked(face_frame: np.ndarray, index: int) -> np.ndarray:
 
 @pytest.fixture
 def clip(tmp_path, face_frame):
-    return write_video(tmp_path / "clip.mp4", frames=8, size=(240, 180),
-                       image=lambda i: marked(face_frame, i))
+    return write_video(
+        tmp_path / "clip.mp4", frames=8, size=(240, 180), image=lambda i: marked(face_frame, i)
+    )
 
 
 def _face_detector():
@@ -92,14 +93,21 @@ def _none(found):
     return None
 
 
-MISBEHAVIOUR = {"raises": _raises, "nan_boxes": _nan_boxes, "inf_boxes": _inf_boxes,
-                "inverted_box": _inverted_box, "nan_score": _nan_score,
-                "wrong_type": _wrong_type, "none": _none}
+MISBEHAVIOUR = {
+    "raises": _raises,
+    "nan_boxes": _nan_boxes,
+    "inf_boxes": _inf_boxes,
+    "inverted_box": _inverted_box,
+    "nan_score": _nan_score,
+    "wrong_type": _wrong_type,
+    "none": _none,
+}
 
 
 @pytest.fixture
 def broken_on_one_frame(monkeypatch):
     """Make the face detector misbehave on frame BAD_FRAME only; returns the frames it saw."""
+
     def install(misbehave):
         detector = _face_detector()
         real = detector.detect
@@ -109,8 +117,10 @@ def broken_on_one_frame(monkeypatch):
             seen.append(frame_index(image))
             found = real(image)
             return misbehave(found) if frame_index(image) == BAD_FRAME else found
+
         monkeypatch.setattr(detector, "detect", detect)
         return seen
+
     return install
 
 
@@ -118,8 +128,11 @@ def broken_on_one_frame(monkeypatch):
 def test_detector_fault_fails_the_file(tmp_path, clip, broken_on_one_frame, how):
     before = clip.read_bytes()
     seen = broken_on_one_frame(MISBEHAVIOUR[how])
-    with pytest.raises(DetectionError, match=rf"frame {BAD_FRAME}: centerface "
-                                             rf"(failed: CUDA error|returned invalid boxes)"):
+    with pytest.raises(
+        DetectionError,
+        match=rf"frame {BAD_FRAME}: centerface "
+        rf"(failed: CUDA error|returned invalid boxes)",
+    ):
         pipeline.anonymise(clip, None, FACES)
     assert BAD_FRAME in seen
     assert listing(tmp_path) == ["clip.mp4"]
@@ -136,8 +149,9 @@ def _detail_correlation(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("how", ["raises", "nan_boxes", "wrong_type"])
-def test_detector_fault_redacts_the_whole_frame_when_asked(tmp_path, clip, face_frame,
-                                                           broken_on_one_frame, how):
+def test_detector_fault_redacts_the_whole_frame_when_asked(
+    tmp_path, clip, face_frame, broken_on_one_frame, how
+):
     broken_on_one_frame(MISBEHAVIOUR[how])
     result = pipeline.anonymise(clip, None, FACES.merged(fail_frame="redact"))
     assert result.plan.unanalysed_frames == [BAD_FRAME]
@@ -179,8 +193,7 @@ def test_detector_fault_through_the_cli(tmp_path, clip, broken_on_one_frame, mon
     line = one_error_line(result.stderr)
     assert "clip.mp4" in line and f"frame {BAD_FRAME}" in line and "invalid boxes" in line
     assert listing(tmp_path) == ["clip.mp4"]
-    result = blur("clip.mp4", "-q", "--only", "faces", "--preset", "ultrafast",
-                  "--on-frame-error", "redact")
+    result = blur("clip.mp4", "-q", "--only", "faces", "--preset", "ultrafast", "--on-frame-error", "redact")
     assert result.exit_code == 0, result.stderr
     assert listing(tmp_path) == ["clip.blurred.mp4", "clip.mp4"]
 
@@ -204,20 +217,25 @@ def _fail_writing(monkeypatch, victim: str, error: BaseException):
         if path.name.startswith(f".{victim}"):
             real(still, path, quality)
             data = path.read_bytes()
-            path.write_bytes(data[:len(data) // 2])
+            path.write_bytes(data[: len(data) // 2])
             raise error
         return real(still, path, quality)
+
     monkeypatch.setattr(image_module, "write", write)
 
 
-@pytest.mark.parametrize("error, message", [
-    (ZeroDivisionError("division by zero"), r"internal error: ZeroDivisionError: division by zero"),
-    (KeyError("missing"), r"internal error: KeyError: 'missing'"),
-    (MemoryError(), r"out of memory"),
-    (OSError(errno.EIO, "Input/output error"), r"input/output error"),
-])
-def test_unexpected_failure_fails_one_file_and_the_batch_goes_on(tmp_path, three_photos,
-                                                                   monkeypatch, error, message):
+@pytest.mark.parametrize(
+    "error, message",
+    [
+        (ZeroDivisionError("division by zero"), r"internal error: ZeroDivisionError: division by zero"),
+        (KeyError("missing"), r"internal error: KeyError: 'missing'"),
+        (MemoryError(), r"out of memory"),
+        (OSError(errno.EIO, "Input/output error"), r"input/output error"),
+    ],
+)
+def test_unexpected_failure_fails_one_file_and_the_batch_goes_on(
+    tmp_path, three_photos, monkeypatch, error, message
+):
     _fail_writing(monkeypatch, "b.blurred.png", error)
     result = blur(*three_photos, "--only", "faces")
     assert result.exit_code == ExitStatus.ERROR
@@ -238,8 +256,9 @@ def test_disk_full_while_writing_a_photo(tmp_path, three_photos, monkeypatch):
     result = blur(*three_photos, "--only", "faces", "-q")
     assert result.exit_code == ExitStatus.ERROR
     line = one_error_line(result.stderr)
-    assert f"{three_photos[1]}: no space left on the device while writing " \
-           f"{tmp_path / 'b.blurred.png'}" in line
+    assert (
+        f"{three_photos[1]}: no space left on the device while writing {tmp_path / 'b.blurred.png'}" in line
+    )
     assert ".part" not in line  # the temp file is not what the user asked for
     assert listing(tmp_path) == ["a.blurred.png", "a.png", "b.png", "c.blurred.png", "c.png"]
 
@@ -270,9 +289,13 @@ def test_disk_full_while_writing_a_video(tmp_path, monkeypatch):
     def open_(file, mode="r", **kwargs):
         container = real_open(file, mode, **kwargs)
         return _FillsUp(container, packets=5) if mode == "w" else container
+
     monkeypatch.setattr(video_module.av, "open", open_)
-    with pytest.raises(MediaError, match=r"no space left on the device while writing .*"
-                                         r"clip\.blurred\.mp4"):
+    with pytest.raises(
+        MediaError,
+        match=r"no space left on the device while writing .*"
+        r"clip\.blurred\.mp4",
+    ):
         pipeline.anonymise(src, None, FACES)
     assert listing(tmp_path) == ["clip.mp4"]
     assert src.read_bytes() == before
@@ -293,6 +316,7 @@ def test_real_disk_full_through_dev_full(tmp_path, face_frame, monkeypatch, kind
 
     class FixedId:
         hex = "feedfacefeedface"
+
     monkeypatch.setattr(files.uuid, "uuid4", lambda: FixedId)
     (dst.parent / f".{dst.name}.feedface.part").symlink_to("/dev/full")
     with pytest.raises(MediaError, match="no space left on the device"):
@@ -306,20 +330,24 @@ def test_one_line_even_for_a_multi_line_exception(tmp_path, three_photos, monkey
     assert one_error_line(result.stderr).endswith("ValueError: first line second line")
 
 
-@pytest.mark.parametrize("error, message", [
-    (_no_space("x"), r"no space left on the device while writing .*a\.blurred\.png"),
-    (ZeroDivisionError("division by zero"), r"internal error: ZeroDivisionError"),
-])
-def test_render_command_fails_in_one_line_and_leaves_nothing(tmp_path, three_photos,
-                                                             monkeypatch, error, message):
+@pytest.mark.parametrize(
+    "error, message",
+    [
+        (_no_space("x"), r"no space left on the device while writing .*a\.blurred\.png"),
+        (ZeroDivisionError("division by zero"), r"internal error: ZeroDivisionError"),
+    ],
+)
+def test_render_command_fails_in_one_line_and_leaves_nothing(
+    tmp_path, three_photos, monkeypatch, error, message
+):
     """``blur render`` maps a full disk and a bug to one clear line, like ``blur run``."""
     regions = tmp_path / "a.regions.json"
-    scanned = CliRunner().invoke(cli.app, ["scan", str(three_photos[0]), "--regions",
-                                           str(regions), "--only", "faces", "-q"])
+    scanned = CliRunner().invoke(
+        cli.app, ["scan", str(three_photos[0]), "--regions", str(regions), "--only", "faces", "-q"]
+    )
     assert scanned.exit_code == 0, scanned.stderr
     _fail_writing(monkeypatch, "a.blurred.png", error)
-    result = CliRunner().invoke(cli.app, ["render", str(three_photos[0]), "--regions",
-                                          str(regions), "-q"])
+    result = CliRunner().invoke(cli.app, ["render", str(three_photos[0]), "--regions", str(regions), "-q"])
     assert result.exit_code == ExitStatus.ERROR
     assert re.search(message, one_error_line(result.stderr)), result.stderr
     assert "Traceback" not in result.stdout + result.stderr

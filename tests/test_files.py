@@ -21,13 +21,20 @@ def _photo(path, size=(48, 32)):
     return path
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("photo.jpg", "photo.blurred.jpg"), ("photo.JPEG", "photo.blurred.JPEG"),
-    ("scan.tiff", "scan.blurred.tiff"), ("clip.mp4", "clip.blurred.mp4"),
-    ("clip.MOV", "clip.blurred.mp4"), ("clip.avi", "clip.blurred.mp4"),
-    ("clip.webm", "clip.blurred.mp4"), ("clip.mkv", "clip.blurred.mkv"),
-    ("my.holiday.png", "my.holiday.blurred.png"),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("photo.jpg", "photo.blurred.jpg"),
+        ("photo.JPEG", "photo.blurred.JPEG"),
+        ("scan.tiff", "scan.blurred.tiff"),
+        ("clip.mp4", "clip.blurred.mp4"),
+        ("clip.MOV", "clip.blurred.mp4"),
+        ("clip.avi", "clip.blurred.mp4"),
+        ("clip.webm", "clip.blurred.mp4"),
+        ("clip.mkv", "clip.blurred.mkv"),
+        ("my.holiday.png", "my.holiday.blurred.png"),
+    ],
+)
 def test_default_output_name(tmp_path, name, expected):
     assert default_output(tmp_path / name) == tmp_path / expected
 
@@ -35,18 +42,28 @@ def test_default_output_name(tmp_path, name, expected):
 def test_folder_is_mirrored_recursively_with_photos_and_videos(tmp_path):
     root = tmp_path / "footage"
     # Planning looks at names only, so empty files will do.
-    for rel in ["a.jpg", "day1/b.png", "day1/c.mp4", "day1/deep/d.MOV", "day2/e.webp",
-                "notes.txt", ".hidden.jpg", "a.blurred.jpg"]:  # the last three are no inputs
+    for rel in [
+        "a.jpg",
+        "day1/b.png",
+        "day1/c.mp4",
+        "day1/deep/d.MOV",
+        "day2/e.webp",
+        "notes.txt",
+        ".hidden.jpg",
+        "a.blurred.jpg",
+    ]:  # the last three are no inputs
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).touch()
     pairs = plan_outputs([root], None)
     out = tmp_path / "footage.blurred"
     assert [(s.relative_to(root).as_posix(), d) for s, d in pairs] == [
-        ("a.jpg", out / "a.jpg"), ("day1/b.png", out / "day1/b.png"),
-        ("day1/c.mp4", out / "day1/c.mp4"), ("day1/deep/d.MOV", out / "day1/deep/d.mp4"),
-        ("day2/e.webp", out / "day2/e.webp")]
-    assert [d for _, d in plan_outputs([root], tmp_path / "elsewhere")][0] == \
-        tmp_path / "elsewhere/a.jpg"
+        ("a.jpg", out / "a.jpg"),
+        ("day1/b.png", out / "day1/b.png"),
+        ("day1/c.mp4", out / "day1/c.mp4"),
+        ("day1/deep/d.MOV", out / "day1/deep/d.mp4"),
+        ("day2/e.webp", out / "day2/e.webp"),
+    ]
+    assert [d for _, d in plan_outputs([root], tmp_path / "elsewhere")][0] == tmp_path / "elsewhere/a.jpg"
 
 
 def test_symlinked_folder_loops_are_not_followed(tmp_path):
@@ -74,8 +91,10 @@ def test_output_file_and_folder(tmp_path):
     assert plan_outputs([src], src.parent) == [(src, src.parent / "a.blurred.png")]
     # Several inputs: -o is a folder.
     other = _photo(tmp_path / "b.png")
-    assert plan_outputs([src, other], tmp_path / "o") == [(src, tmp_path / "o/a.png"),
-                                                          (other, tmp_path / "o/b.png")]
+    assert plan_outputs([src, other], tmp_path / "o") == [
+        (src, tmp_path / "o/a.png"),
+        (other, tmp_path / "o/b.png"),
+    ]
 
 
 def test_two_inputs_with_one_output_are_refused(tmp_path):
@@ -131,15 +150,17 @@ def test_existing_output_needs_overwrite(tmp_path):
     check_output(src, dst, True)
 
 
-@pytest.mark.parametrize("src, dst", [("a.jpg", "out.png"), ("a.png", "out"),
-                                      ("a.mp4", "out.avi"), ("a.tif", "out.jpg")])
+@pytest.mark.parametrize(
+    "src, dst", [("a.jpg", "out.png"), ("a.png", "out"), ("a.mp4", "out.avi"), ("a.tif", "out.jpg")]
+)
 def test_output_name_must_match_the_format_written(tmp_path, src, dst):
     with pytest.raises(UsageError, match="must end in"):
         check_output(tmp_path / src, tmp_path / dst, False)
 
 
-@pytest.mark.parametrize("src, dst", [("a.jpg", "o.jpeg"), ("a.TIF", "o.tiff"),
-                                      ("a.webm", "o.mp4"), ("a.mp4", "o.mkv")])
+@pytest.mark.parametrize(
+    "src, dst", [("a.jpg", "o.jpeg"), ("a.TIF", "o.tiff"), ("a.webm", "o.mp4"), ("a.mp4", "o.mkv")]
+)
 def test_output_name_with_a_matching_extension_is_fine(tmp_path, src, dst):
     check_output(tmp_path / src, tmp_path / dst, False)
 
@@ -167,6 +188,7 @@ def test_atomic_output_leaves_nothing_on_failure(tmp_path, error):
 def _fail_on_third_frame(monkeypatch, error=MediaError):
     """Make rendering fail part-way through a video, after frames were already encoded."""
     from blur import redact
+
     calls = {"n": 0}
     real = redact.Redactor.apply
 
@@ -175,6 +197,7 @@ def _fail_on_third_frame(monkeypatch, error=MediaError):
         if calls["n"] == 3:
             raise error("simulated failure at frame 3") if error is MediaError else error()
         return real(self, image, *boxes)
+
     monkeypatch.setattr(redact.Redactor, "apply", apply)
     return calls
 

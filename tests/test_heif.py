@@ -26,13 +26,21 @@ pillow_heif = pytest.importorskip("pillow_heif", reason="pillow-heif (HEIC suppo
 pillow_heif.register_heif_opener()
 
 FACES = FAST.merged(kinds=("face",))
-SECRETS = ["52.52", "52 deg 31", "Canon", "EOS 5D", "012345678901", "2024:05:01", "Jane Reporter",
-           "Alexanderplatz", "iPhone"]
+SECRETS = [
+    "52.52",
+    "52 deg 31",
+    "Canon",
+    "EOS 5D",
+    "012345678901",
+    "2024:05:01",
+    "Jane Reporter",
+    "Alexanderplatz",
+    "iPhone",
+]
 
 
 def run(*args) -> str:
-    return subprocess.run([str(a) for a in args], check=True, capture_output=True,
-                          text=True).stdout
+    return subprocess.run([str(a) for a in args], check=True, capture_output=True, text=True).stdout
 
 
 def secrets_in(tags: dict) -> list[str]:
@@ -42,15 +50,25 @@ def secrets_in(tags: dict) -> list[str]:
 
 def add_phone_metadata(path: Path) -> None:
     """GPS, make, model, serial number, capture time and an author, as exiftool writes them."""
-    run(need_tool("exiftool"), "-q", "-overwrite_original",
-        "-GPSLatitude=52.52", "-GPSLatitudeRef=N", "-GPSLongitude=13.405", "-GPSLongitudeRef=E",
-        "-Make=Canon", "-Model=EOS 5D", "-SerialNumber=012345678901",
-        "-DateTimeOriginal=2024:05:01 12:34:56", "-XMP-dc:Creator=Jane Reporter", path)
+    run(
+        need_tool("exiftool"),
+        "-q",
+        "-overwrite_original",
+        "-GPSLatitude=52.52",
+        "-GPSLatitudeRef=N",
+        "-GPSLongitude=13.405",
+        "-GPSLongitudeRef=E",
+        "-Make=Canon",
+        "-Model=EOS 5D",
+        "-SerialNumber=012345678901",
+        "-DateTimeOriginal=2024:05:01 12:34:56",
+        "-XMP-dc:Creator=Jane Reporter",
+        path,
+    )
 
 
 def blur(*args):
-    return CliRunner().invoke(cli.app, ["run", "--preset", "ultrafast", "--only", "faces",
-                                        *map(str, args)])
+    return CliRunner().invoke(cli.app, ["run", "--preset", "ultrafast", "--only", "faces", *map(str, args)])
 
 
 @pytest.fixture
@@ -75,11 +93,12 @@ def assert_face_hidden(before: np.ndarray, after: np.ndarray, box) -> None:
     diff = np.abs(before.astype(int) - after.astype(int)).mean(axis=2)
     assert diff[y1:y2, x1:x2].mean() > 12, "the face was not redacted"
     far = np.ones(diff.shape, bool)
-    far[max(0, y1 - 60):y2 + 60, max(0, x1 - 60):x2 + 60] = False
+    far[max(0, y1 - 60) : y2 + 60, max(0, x1 - 60) : x2 + 60] = False
     assert diff[far].mean() < 6, "the rest of the picture changed (turned, shifted or recoloured)"
 
 
 # ---------------------------------------------------------------------- HEIC to JPEG
+
 
 def test_iphone_heic_becomes_a_clean_upright_jpeg(tmp_path, portrait):
     """GPS, make, model, serial, date and author gone; the face hidden; the ICC profile kept;
@@ -99,8 +118,9 @@ def test_iphone_heic_becomes_a_clean_upright_jpeg(tmp_path, portrait):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["IMG_0042.HEIC", dst.name]
     after = exiftool_all(dst)
     assert secrets_in(after) == []
-    assert not [k for k in after if k.split(":")[0] in ("IFD0", "ExifIFD", "GPS", "XMP-dc",
-                                                        "IFD1", "MPF0")], after
+    assert not [
+        k for k in after if k.split(":")[0] in ("IFD0", "ExifIFD", "GPS", "XMP-dc", "IFD1", "MPF0")
+    ], after
     assert metadata.image_leftover(dst) == []
     with Image.open(dst) as out:
         assert out.format == "JPEG" and out.mode == "RGB"
@@ -132,10 +152,16 @@ def test_orientation_6_is_applied_once(tmp_path, portrait, fmt, name):
     assert_face_hidden(upright, rgb, face_box(result.plan))
 
 
-@pytest.mark.parametrize("orientation, stored_as", [
-    (2, Image.Transpose.FLIP_LEFT_RIGHT), (3, Image.Transpose.ROTATE_180),
-    (5, Image.Transpose.TRANSPOSE), (7, Image.Transpose.TRANSVERSE),
-    (8, Image.Transpose.ROTATE_270)])
+@pytest.mark.parametrize(
+    "orientation, stored_as",
+    [
+        (2, Image.Transpose.FLIP_LEFT_RIGHT),
+        (3, Image.Transpose.ROTATE_180),
+        (5, Image.Transpose.TRANSPOSE),
+        (7, Image.Transpose.TRANSVERSE),
+        (8, Image.Transpose.ROTATE_270),
+    ],
+)
 def test_mirrored_and_turned_heic_is_read_upright(tmp_path, portrait, orientation, stored_as):
     """Every EXIF orientation a camera writes becomes the container's ``irot``/``imir``
     transforms (mirrors included), and blur reads the picture upright, turned once."""
@@ -148,8 +174,7 @@ def test_mirrored_and_turned_heic_is_read_upright(tmp_path, portrait, orientatio
     meta = next((s, e) for k, s, e in heif._boxes(data, 0, len(data)) if k == "meta")
     iprp = next((s, e) for k, s, e in heif._boxes(data, meta[0] + 4, meta[1]) if k == "iprp")
     transforms = {p for p in heif._properties(data, *iprp) if p in ("irot", "imir")}
-    assert transforms == {2: {"imir"}, 3: {"irot"}, 8: {"irot"}}.get(orientation,
-                                                                      {"irot", "imir"})
+    assert transforms == {2: {"imir"}, 3: {"irot"}, 8: {"irot"}}.get(orientation, {"irot", "imir"})
     info = pipeline.probe(src)
     assert (info.width, info.height) == upright.size
     rgb = image.read(src).rgb
@@ -179,8 +204,9 @@ def test_grid_heic_is_assembled(tmp_path, portrait):
 def test_ten_bit_heic_becomes_8_bit(tmp_path, portrait):
     """A 10-bit HEIC (HDR phones): decoded to 8 bits for the detector and the output, with its
     colours (not clipped to white, not darkened)."""
-    ten = pillow_heif.from_bytes(mode="RGB;16", size=(384, 384),
-                                 data=(portrait.astype(np.uint16) * 257).tobytes())
+    ten = pillow_heif.from_bytes(
+        mode="RGB;16", size=(384, 384), data=(portrait.astype(np.uint16) * 257).tobytes()
+    )
     src = tmp_path / "hdr.heic"
     ten.save(src, quality=92)
     assert pillow_heif.open_heif(src, convert_hdr_to_8bit=False).info["bit_depth"] == 10
@@ -248,11 +274,13 @@ def test_auxiliary_image_is_found_and_dropped(tmp_path, portrait, aux):
         assert metadata.image_leftover(dst) == []
         assert "Auxiliary" not in json.dumps(exiftool_all(dst))
     kept = pillow_heif.open_heif(tmp_path / "kept.heic")
-    assert kept.info["depth_images"] == [] and kept.mode == "RGB" and heif.contents(
-        tmp_path / "kept.heic") == []
+    assert (
+        kept.info["depth_images"] == [] and kept.mode == "RGB" and heif.contents(tmp_path / "kept.heic") == []
+    )
 
 
 # ---------------------------------------------------------------------- --keep-format
+
 
 @pytest.mark.parametrize("name, fmt", [("IMG_0042.HEIC", "HEIF"), ("photo.avif", "AVIF")])
 def test_keep_format_writes_heic_and_avif_back_clean(tmp_path, portrait, name, fmt):
@@ -287,6 +315,7 @@ def test_output_name_says_the_format(tmp_path, portrait):
 
 # ---------------------------------------------------------------------- Live Photo
 
+
 def test_live_photo_pair_in_a_folder_is_done_whole(tmp_path, portrait):
     """A Live Photo is IMG_0042.HEIC plus IMG_0042.MOV sharing an identifier: a folder run
     anonymises both halves and neither output keeps the identifier or the phone's tags."""
@@ -296,15 +325,42 @@ def test_live_photo_pair_in_a_folder_is_done_whole(tmp_path, portrait):
     pair_id = "4D2C6A0E-1B7F-4C1A-9E55-0123456789AB"
     still = folder / "IMG_0042.HEIC"
     Image.fromarray(portrait).save(still, format="HEIF", quality=90)
-    run(need_tool("exiftool"), "-q", "-overwrite_original",
-        f"-ImageUniqueID={pair_id}", "-Make=Apple", "-Model=iPhone 15", still)
+    run(
+        need_tool("exiftool"),
+        "-q",
+        "-overwrite_original",
+        f"-ImageUniqueID={pair_id}",
+        "-Make=Apple",
+        "-Model=iPhone 15",
+        still,
+    )
     movie = folder / "IMG_0042.MOV"
     frame = tmp_path / "frame.png"
     Image.fromarray(portrait).resize((192, 192)).save(frame)
-    run(ffmpeg, "-v", "error", "-loop", "1", "-i", frame, "-t", "0.5", "-r", "10",
-        "-c:v", "libx264", "-pix_fmt", "yuv420p", "-movflags", "use_metadata_tags",
-        "-metadata", f"com.apple.quicktime.content.identifier={pair_id}",
-        "-metadata", "com.apple.quicktime.model=iPhone 15", movie)
+    run(
+        ffmpeg,
+        "-v",
+        "error",
+        "-loop",
+        "1",
+        "-i",
+        frame,
+        "-t",
+        "0.5",
+        "-r",
+        "10",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-movflags",
+        "use_metadata_tags",
+        "-metadata",
+        f"com.apple.quicktime.content.identifier={pair_id}",
+        "-metadata",
+        "com.apple.quicktime.model=iPhone 15",
+        movie,
+    )
     assert pair_id in json.dumps(exiftool_all(movie)) and pair_id in json.dumps(exiftool_all(still))
 
     result = blur(folder)
@@ -318,11 +374,12 @@ def test_live_photo_pair_in_a_folder_is_done_whole(tmp_path, portrait):
 
 # ---------------------------------------------------------------------- bad input
 
+
 def _truncated_heic(d: Path, portrait) -> Path:
     path = d / "IMG_0001.HEIC"
     Image.fromarray(portrait).save(path, format="HEIF")
     data = path.read_bytes()
-    path.write_bytes(data[:len(data) // 2])
+    path.write_bytes(data[: len(data) // 2])
     return path
 
 
@@ -340,7 +397,7 @@ def _truncated_avif(d: Path, portrait) -> Path:
     path = d / "cut.avif"
     Image.fromarray(portrait).save(path, format="AVIF")
     data = path.read_bytes()
-    path.write_bytes(data[:len(data) // 2])
+    path.write_bytes(data[: len(data) // 2])
     return path
 
 
@@ -351,17 +408,19 @@ def _broken_grid(d: Path, portrait) -> Path:
     data = bytearray(path.read_bytes())
     meta = next((s, e) for k, s, e in heif._boxes(data, 0, len(data)) if k == "meta")
     idat = next(s for k, s, e in heif._boxes(data, meta[0] + 4, meta[1]) if k == "idat")
-    assert data[idat + 2:idat + 4] == b"\x01\x01"  # rows - 1, columns - 1: a 2x2 grid
+    assert data[idat + 2 : idat + 4] == b"\x01\x01"  # rows - 1, columns - 1: a 2x2 grid
     data[idat + 2] = 7
     path.write_bytes(bytes(data))
     return path
 
 
-BAD = {"truncated_heic": (_truncated_heic, r"cannot decode image|not an image"),
-       "zero_byte_heic": (_zero_heic, r"empty \(0 bytes\)"),
-       "zero_byte_avif": (_zero_avif, r"empty \(0 bytes\)"),
-       "truncated_avif": (_truncated_avif, r"cannot decode image|not an image"),
-       "broken_grid_heic": (_broken_grid, r"cannot decode image|not an image")}
+BAD = {
+    "truncated_heic": (_truncated_heic, r"cannot decode image|not an image"),
+    "zero_byte_heic": (_zero_heic, r"empty \(0 bytes\)"),
+    "zero_byte_avif": (_zero_avif, r"empty \(0 bytes\)"),
+    "truncated_avif": (_truncated_avif, r"cannot decode image|not an image"),
+    "broken_grid_heic": (_broken_grid, r"cannot decode image|not an image"),
+}
 
 
 @pytest.mark.parametrize("case", BAD)

@@ -23,8 +23,10 @@ def test_signal_during_render_leaves_nothing(tmp_path, long_clip, sig, code):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     out = out_dir / "long.blurred.mp4"
-    proc = subprocess.Popen([sys.executable, "-m", "blur", str(long_clip), "-o", str(out), "-q",
-                             "--preset", "veryslow"], stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "blur", str(long_clip), "-o", str(out), "-q", "--preset", "veryslow"],
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 120
     while not any(p.name.endswith(".part") for p in out_dir.iterdir()):
         assert proc.poll() is None, "blur finished before the render started; use a longer clip"

@@ -26,8 +26,11 @@ from blur.media import video
 CASES = {
     "mp4_aac": ("clip.mp4", dict(audio="aac"), ".mp4"),
     "ntsc_30000_1001": ("ntsc.mp4", dict(rate=Fraction(30000, 1001), frames=15), ".mp4"),
-    "vfr": ("vfr.mp4", dict(pts=[0, 33, 66, 150, 170, 300, 310, 400, 433, 700],
-                            time_base=Fraction(1, 1000), audio="aac"), ".mp4"),
+    "vfr": (
+        "vfr.mp4",
+        dict(pts=[0, 33, 66, 150, 170, 300, 310, 400, 433, 700], time_base=Fraction(1, 1000), audio="aac"),
+        ".mp4",
+    ),
     "odd_size": ("odd.mp4", dict(size=(161, 121)), ".mp4"),
     "mkv_opus": ("clip.mkv", dict(audio="libopus"), ".mkv"),
     "mkv_pcm": ("pcm.mkv", dict(audio="pcm_s16le"), ".mkv"),
@@ -37,8 +40,11 @@ CASES = {
     "webm_vp8": ("vp8.webm", dict(video_codec="libvpx", size=(176, 144)), ".mp4"),
     # The first frame after 0 and not on a whole millisecond (an MPEG-TS starts at ~1.4 s):
     # MP4 shows it through an empty edit, which must not round the start to a millisecond.
-    "late_start": ("late.ts", dict(rate=Fraction(2997, 125), time_base=Fraction(1, 90000),
-                                   pts=[3754 * i for i in range(1, 11)]), ".mp4"),
+    "late_start": (
+        "late.ts",
+        dict(rate=Fraction(2997, 125), time_base=Fraction(1, 90000), pts=[3754 * i for i in range(1, 11)]),
+        ".mp4",
+    ),
 }
 
 
@@ -116,6 +122,7 @@ def test_rotated_video_is_analysed_and_written_upright(tmp_path, face_frame, rot
     assert np.abs(first.astype(int) - face_frame).mean() < 4  # upright, not mirrored or turned
 
     from blur.detectors import DETECTORS
+
     upright_box = DETECTORS["centerface"]().detect(face_frame).xyxy[0]
     plan = pipeline.scan(src, FAST)
     assert (plan.info.width, plan.info.height) == (width, height)
@@ -143,9 +150,8 @@ def test_rotation_sign_follows_the_quicktime_matrix(tmp_path, face_frame):
     box = data.find(b"tkhd") - 4
     version = data[box + 8]
     matrix = box + 12 + (32 if version == 1 else 20) + 16  # after times, ids, layer, volume
-    assert struct.unpack(">9i", data[matrix:matrix + 36]) == (65536, 0, 0, 0, 65536, 0, 0, 0,
-                                                               1 << 30)
-    data[matrix:matrix + 36] = struct.pack(">9i", 0, 65536, 0, -65536, 0, 0, h << 16, 0, 1 << 30)
+    assert struct.unpack(">9i", data[matrix : matrix + 36]) == (65536, 0, 0, 0, 65536, 0, 0, 0, 1 << 30)
+    data[matrix : matrix + 36] = struct.pack(">9i", 0, 65536, 0, -65536, 0, 0, h << 16, 0, 1 << 30)
     path.write_bytes(bytes(data))
 
     assert video.probe(path).width == face_frame.shape[1]
@@ -156,8 +162,7 @@ def test_rotation_sign_follows_the_quicktime_matrix(tmp_path, face_frame):
 @pytest.mark.parametrize("rotation", [None, 90])
 def test_non_square_pixels_keep_the_display_shape(tmp_path, rotation):
     """Anamorphic video (160x120 stored, pixels 4:3 wide -> shown 16:9) keeps its shape."""
-    src = write_video(tmp_path / "wide.mp4", frames=3, sample_aspect_ratio=Fraction(4, 3),
-                      rotation=rotation)
+    src = write_video(tmp_path / "wide.mp4", frames=3, sample_aspect_ratio=Fraction(4, 3), rotation=rotation)
     dst = pipeline.anonymise(src, None, FAST).dst
     with av.open(str(dst)) as c:
         stream = c.streams.video[0]
@@ -220,6 +225,7 @@ def test_exif_orientation_is_applied_before_detection(tmp_path, face_frame, orie
     Image.fromarray(stored).save(src, exif=exif_with_gps(orientation), quality=95)
 
     from blur.detectors import DETECTORS
+
     upright_box = DETECTORS["centerface"]().detect(face_frame).xyxy[0]
     result = pipeline.anonymise(src, None, FAST)
     assert max(iou(t.xyxy[0], upright_box) for t in result.plan.tracks) > 0.5
@@ -246,8 +252,7 @@ def test_png_pixels_outside_regions_are_byte_identical(tmp_path, astronaut):
 
 
 def test_png_alpha_is_kept(tmp_path, face_frame):
-    alpha = np.tile(np.linspace(0, 255, face_frame.shape[1]).astype(np.uint8),
-                    (face_frame.shape[0], 1))
+    alpha = np.tile(np.linspace(0, 255, face_frame.shape[1]).astype(np.uint8), (face_frame.shape[0], 1))
     src = tmp_path / "alpha.png"
     Image.fromarray(np.dstack([face_frame, alpha]), "RGBA").save(src)
     with Image.open(pipeline.anonymise(src, None, FAST).dst) as out:
@@ -262,8 +267,11 @@ def test_jpeg_is_written_at_quality_95(tmp_path, face_frame):
     Image.fromarray(face_frame).save(reference, quality=95)
     low = tmp_path / "low.jpg"
     Image.fromarray(face_frame).save(low, quality=80)
-    with Image.open(pipeline.anonymise(src, None, FAST).dst) as out, \
-            Image.open(reference) as ref, Image.open(low) as worse:
+    with (
+        Image.open(pipeline.anonymise(src, None, FAST).dst) as out,
+        Image.open(reference) as ref,
+        Image.open(low) as worse,
+    ):
         assert out.quantization == ref.quantization
         assert out.quantization != worse.quantization  # the check can tell qualities apart
 
@@ -311,6 +319,7 @@ def test_cmyk_profile_is_not_put_on_rgb_pixels(tmp_path, face_frame, srgb_icc):
 
 
 # --- real footage ---------------------------------------------------------------------------
+
 
 def _excerpt(src: Path, dst: Path, frames: int) -> Path:
     """The first ``frames`` video packets of ``src``, copied as they are (no re-encode)."""
@@ -365,9 +374,23 @@ def _presentation_times(path: Path) -> list[float | None]:
     frames in presentation order, whatever times a container attached)."""
     if shutil.which("ffprobe"):
         out = subprocess.run(
-            ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_frames", "-show_entries",
-             "frame=best_effort_timestamp_time", "-of", "csv=p=0", str(path)],
-            capture_output=True, text=True, check=True).stdout
+            [
+                "ffprobe",
+                "-v",
+                "error",
+                "-select_streams",
+                "v:0",
+                "-show_frames",
+                "-show_entries",
+                "frame=best_effort_timestamp_time",
+                "-of",
+                "csv=p=0",
+                str(path),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         values = [line.strip(",") for line in out.split()]
         return [None if v == "N/A" else float(v) for v in values]
     with av.open(str(path)) as c:
@@ -403,8 +426,7 @@ def test_real_avi_frames_keep_their_presentation_times(tmp_path, name, frames):
     # What blur analyses: each frame with its time, in order.
     same([float(f.time) for f in video.frames(src)])
     # What blur writes.
-    result = pipeline.render(src, tmp_path / "out.mp4", pipeline.Plan(info, len(expected), []),
-                             FAST)
+    result = pipeline.render(src, tmp_path / "out.mp4", pipeline.Plan(info, len(expected), []), FAST)
     assert result.frames == len(expected)
     same(_presentation_times(result.dst))
     assert _stream_duration(result.dst) == pytest.approx(_stream_duration(src), abs=1e-6)

@@ -24,12 +24,25 @@ from blur.errors import MetadataLeftError
 from blur.media import metadata, video
 
 # Strings a dirty input carries; none may appear anywhere in an output's bytes.
-SECRETS = [b"Jane Reporter", b"Canon", b"EOS 5D", b"012345678901", b"2024:05:01", b"2024-05-01",
-           b"+52.5200", b"iPhone", b"Alexanderplatz", b"Photoshop 3.0", b"ns.adobe.com/xap",
-           b"motion photo"]
-XMP = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf'
-       b'-syntax-ns#"><rdf:Description xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:CreatorTool='
-       b'"Jane Reporter"/></rdf:RDF></x:xmpmeta>')
+SECRETS = [
+    b"Jane Reporter",
+    b"Canon",
+    b"EOS 5D",
+    b"012345678901",
+    b"2024:05:01",
+    b"2024-05-01",
+    b"+52.5200",
+    b"iPhone",
+    b"Alexanderplatz",
+    b"Photoshop 3.0",
+    b"ns.adobe.com/xap",
+    b"motion photo",
+]
+XMP = (
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf'
+    b'-syntax-ns#"><rdf:Description xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:CreatorTool='
+    b'"Jane Reporter"/></rdf:RDF></x:xmpmeta>'
+)
 
 
 def _segment(marker: int, payload: bytes) -> bytes:
@@ -42,8 +55,7 @@ def dirty_jpeg(path: Path, pixels) -> Path:
     Image.fromarray(pixels).save(path, exif=exif_with_gps(), xmp=XMP, quality=90)
     data = path.read_bytes()
     iptc = b"\x1c\x02\x50" + struct.pack(">H", 13) + b"Jane Reporter"
-    app13 = _segment(0xED, b"Photoshop 3.0\x008BIM\x04\x04\x00\x00" + struct.pack(">I", len(iptc))
-                     + iptc)
+    app13 = _segment(0xED, b"Photoshop 3.0\x008BIM\x04\x04\x00\x00" + struct.pack(">I", len(iptc)) + iptc)
     comment = _segment(0xFE, b"Alexanderplatz, shot by Jane Reporter")
     trailer = b"\x00\x00\x00\x18ftypmp42" + b"motion photo of Jane Reporter" * 4
     path.write_bytes(data[:2] + app13 + comment + data[2:] + trailer)
@@ -76,17 +88,49 @@ DIRTY_PHOTOS = {".jpg": dirty_jpeg, ".png": dirty_png, ".webp": dirty_webp, ".ti
 
 def exiftool(path: Path) -> dict:
     """Every tag exiftool finds, as {"Group:Tag": value}; skips the test without exiftool."""
-    out = subprocess.run([need_tool("exiftool"), "-j", "-a", "-u", "-G1", str(path)], check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [need_tool("exiftool"), "-j", "-a", "-u", "-G1", str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return json.loads(out)[0]
 
 
 # Groups exiftool reports for any file, whose tags describe the encoding only.
-_TECHNICAL_GROUPS = {"ExifTool", "System", "File", "JFIF", "ICC-header", "ICC_Profile",
-                     "ICC-view", "ICC-meas", "Composite", "PNG", "RIFF", "IFD0", "QuickTime",
-                     "Track1", "Track2", "Matroska", "Track"}
-_IDENTIFYING_TAGS = ("GPS", "Make", "Model", "Serial", "Artist", "Author", "Creator",
-                     "DateTimeOriginal", "Location", "Comment", "Software", "Title")
+_TECHNICAL_GROUPS = {
+    "ExifTool",
+    "System",
+    "File",
+    "JFIF",
+    "ICC-header",
+    "ICC_Profile",
+    "ICC-view",
+    "ICC-meas",
+    "Composite",
+    "PNG",
+    "RIFF",
+    "IFD0",
+    "QuickTime",
+    "Track1",
+    "Track2",
+    "Matroska",
+    "Track",
+}
+_IDENTIFYING_TAGS = (
+    "GPS",
+    "Make",
+    "Model",
+    "Serial",
+    "Artist",
+    "Author",
+    "Creator",
+    "DateTimeOriginal",
+    "Location",
+    "Comment",
+    "Software",
+    "Title",
+)
 
 
 def _identifying(tags: dict) -> dict:
@@ -118,8 +162,9 @@ def test_photo_metadata_does_not_survive(tmp_path, face_frame, ext):
         exif = out.getexif()
         assert 0x8825 not in exif and not exif.get_ifd(0x8825)  # no GPS IFD
         assert not {0x010F, 0x0110, 0x013B, 0x0132} & set(exif)  # make, model, artist, time
-        assert not {"exif", "xmp", "XML:com.adobe.xmp", "comment", "photoshop", "Author",
-                    "Location"} & set(out.info)
+        assert not {"exif", "xmp", "XML:com.adobe.xmp", "comment", "photoshop", "Author", "Location"} & set(
+            out.info
+        )
     data = dst.read_bytes()
     for secret in SECRETS:
         assert secret not in data, secret
@@ -136,19 +181,36 @@ def test_photo_output_is_clean_for_exiftool(tmp_path, face_frame, ext):
     assert _identifying(exiftool(dst)) == {}
 
 
-TAGS = {"creation_time": "2024-05-01T12:34:56Z", "location": "+52.5200+013.4050/",
-        "title": "Demo at Alexanderplatz", "comment": "shot by Jane Reporter"}
-APPLE_TAGS = {"com.apple.quicktime.location.ISO6709": "+52.5200+013.4050+034.000/",
-              "com.apple.quicktime.make": "Apple", "com.apple.quicktime.model": "iPhone 15",
-              "com.apple.quicktime.creationdate": "2024-05-01T12:34:56+0200",
-              "make": "Apple", "model": "iPhone 15"}
-STREAM_TAGS = {"creation_time": "2024-05-01T12:34:56Z", "title": "Jane Reporter's phone",
-               "handler_name": "Core Media Video"}
+TAGS = {
+    "creation_time": "2024-05-01T12:34:56Z",
+    "location": "+52.5200+013.4050/",
+    "title": "Demo at Alexanderplatz",
+    "comment": "shot by Jane Reporter",
+}
+APPLE_TAGS = {
+    "com.apple.quicktime.location.ISO6709": "+52.5200+013.4050+034.000/",
+    "com.apple.quicktime.make": "Apple",
+    "com.apple.quicktime.model": "iPhone 15",
+    "com.apple.quicktime.creationdate": "2024-05-01T12:34:56+0200",
+    "make": "Apple",
+    "model": "iPhone 15",
+}
+STREAM_TAGS = {
+    "creation_time": "2024-05-01T12:34:56Z",
+    "title": "Jane Reporter's phone",
+    "handler_name": "Core Media Video",
+}
 DIRTY_VIDEOS = {
     "mp4": ("dirty.mp4", dict(tags=TAGS, stream_tags=STREAM_TAGS, audio="aac")),
-    "mov_apple_keys": ("dirty.mov", dict(tags={**TAGS, **APPLE_TAGS}, stream_tags=STREAM_TAGS,
-                                         audio="aac",
-                                         options={"movflags": "use_metadata_tags"})),
+    "mov_apple_keys": (
+        "dirty.mov",
+        dict(
+            tags={**TAGS, **APPLE_TAGS},
+            stream_tags=STREAM_TAGS,
+            audio="aac",
+            options={"movflags": "use_metadata_tags"},
+        ),
+    ),
     "mkv": ("dirty.mkv", dict(tags=TAGS, stream_tags=STREAM_TAGS, audio="libopus")),
 }
 
@@ -208,9 +270,19 @@ def test_subtitles_attachments_and_chapters_are_dropped(tmp_path):
         v.width, v.height, v.pix_fmt = 160, 120, "yuv420p"
         s = out.add_stream_from_template(subs.streams[0])
         out.add_attachment("owner.txt", "text/plain", b"Jane Reporter, +49 30 1234567")
-        out.set_chapters([{"id": 1, "start": 0, "end": 200, "time_base": Fraction(1, 1000),
-                           "metadata": {"title": "Arrest at Alexanderplatz"}}])
+        out.set_chapters(
+            [
+                {
+                    "id": 1,
+                    "start": 0,
+                    "end": 200,
+                    "time_base": Fraction(1, 1000),
+                    "metadata": {"title": "Arrest at Alexanderplatz"},
+                }
+            ]
+        )
         from conftest import pattern
+
         for i in range(8):
             frame = av.VideoFrame.from_ndarray(pattern(i, 160, 120), format="rgb24")
             frame.pts, frame.time_base = i, Fraction(1, 30)

@@ -24,18 +24,40 @@ from blur import pipeline
 
 FACES = FAST.merged(kinds=("face",))
 PERSON, PLACE = "Jane Reporter", "Alexanderplatz"
-SECRETS = [PERSON, PLACE, "52.52", "+52.5200", "Canon", "EOS 5D", "012345678901", "2024:05:01",
-           "2024-05-01", "iPhone", "Core Media", "01:02:03:04"]
+SECRETS = [
+    PERSON,
+    PLACE,
+    "52.52",
+    "+52.5200",
+    "Canon",
+    "EOS 5D",
+    "012345678901",
+    "2024:05:01",
+    "2024-05-01",
+    "iPhone",
+    "Core Media",
+    "01:02:03:04",
+]
 
 
 def run(*args) -> str:
-    return subprocess.run([str(a) for a in args], check=True, capture_output=True,
-                          text=True).stdout
+    return subprocess.run([str(a) for a in args], check=True, capture_output=True, text=True).stdout
 
 
 def ffprobe(path: Path) -> dict:
-    return json.loads(run(need_tool("ffprobe"), "-v", "error", "-show_format", "-show_streams",
-                          "-show_chapters", "-of", "json", path))
+    return json.loads(
+        run(
+            need_tool("ffprobe"),
+            "-v",
+            "error",
+            "-show_format",
+            "-show_streams",
+            "-show_chapters",
+            "-of",
+            "json",
+            path,
+        )
+    )
 
 
 def secrets_in(tags: dict) -> list[str]:
@@ -45,29 +67,77 @@ def secrets_in(tags: dict) -> list[str]:
 
 # ---- videos -----------------------------------------------------------------------------
 
+
 def dirty_video(tmp_path: Path, name: str, apple: bool = False) -> Path:
     """A clip as a phone or an editor leaves it: see the module docstring."""
     ffmpeg = need_tool("ffmpeg")
     subs = tmp_path / "subs.srt"
     subs.write_text(f"1\n00:00:00,000 --> 00:00:00,500\n{PERSON} at {PLACE}\n\n")
     chapters = tmp_path / "chapters.txt"
-    chapters.write_text(f";FFMETADATA1\ntitle=Demo at {PLACE}\n[CHAPTER]\nTIMEBASE=1/1000\n"
-                        f"START=0\nEND=500\ntitle=Arrest at {PLACE}\n")
+    chapters.write_text(
+        f";FFMETADATA1\ntitle=Demo at {PLACE}\n[CHAPTER]\nTIMEBASE=1/1000\n"
+        f"START=0\nEND=500\ntitle=Arrest at {PLACE}\n"
+    )
     cover = tmp_path / "cover.jpg"
     Image.new("RGB", (64, 64), (200, 30, 30)).save(cover)
     dst = tmp_path / name
-    tags = {"location": "+52.5200+013.4050/", "creation_time": "2024-05-01T12:34:56Z",
-            "make": "Canon", "model": "EOS 5D", "artist": PERSON}
+    tags = {
+        "location": "+52.5200+013.4050/",
+        "creation_time": "2024-05-01T12:34:56Z",
+        "make": "Canon",
+        "model": "EOS 5D",
+        "artist": PERSON,
+    }
     if apple:
-        tags.update({"com.apple.quicktime.location.ISO6709": "+52.5200+013.4050+034.000/",
-                     "com.apple.quicktime.make": "Apple", "com.apple.quicktime.model": "iPhone 15"})
-    cmd = [ffmpeg, "-y", "-v", "error",
-           "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=30:duration=1",
-           "-f", "lavfi", "-i", "sine=frequency=440:duration=1",
-           "-i", subs, "-i", chapters, "-i", cover,
-           "-map", "0:v", "-map", "1:a", "-map", "2:s", "-map_metadata", "3", "-map_chapters", "3",
-           "-c:v:0", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-c:s", "mov_text",
-           "-timecode", "01:02:03:04", "-metadata:s:v:0", "handler_name=Core Media Video"]
+        tags.update(
+            {
+                "com.apple.quicktime.location.ISO6709": "+52.5200+013.4050+034.000/",
+                "com.apple.quicktime.make": "Apple",
+                "com.apple.quicktime.model": "iPhone 15",
+            }
+        )
+    cmd = [
+        ffmpeg,
+        "-y",
+        "-v",
+        "error",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=160x120:rate=30:duration=1",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:duration=1",
+        "-i",
+        subs,
+        "-i",
+        chapters,
+        "-i",
+        cover,
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        "-map",
+        "2:s",
+        "-map_metadata",
+        "3",
+        "-map_chapters",
+        "3",
+        "-c:v:0",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-c:s",
+        "mov_text",
+        "-timecode",
+        "01:02:03:04",
+        "-metadata:s:v:0",
+        "handler_name=Core Media Video",
+    ]
     if not apple:  # MP4 holds cover art as an attached picture; QuickTime MOV does not
         cmd += ["-map", "4:v", "-c:v:1", "mjpeg", "-disposition:v:1", "attached_pic"]
     for key, value in tags.items():
@@ -92,8 +162,7 @@ def test_video_output_is_clean_for_ffprobe_and_exiftool(tmp_path, name, apple):
     after = ffprobe(dst)
     assert [s["codec_type"] for s in after["streams"]] == ["video", "audio"]
     assert after["chapters"] == []
-    assert set(after["format"].get("tags", {})) <= {"major_brand", "minor_version",
-                                                   "compatible_brands"}
+    assert set(after["format"].get("tags", {})) <= {"major_brand", "minor_version", "compatible_brands"}
     for stream in after["streams"]:
         assert not any(stream["disposition"].get(k) for k in ("attached_pic", "timed_thumbnails"))
         tags = stream.get("tags", {})
@@ -104,20 +173,39 @@ def test_video_output_is_clean_for_ffprobe_and_exiftool(tmp_path, name, apple):
     assert secrets_in(found) == []
     dates = {k: v for k, v in found.items() if "Date" in k and not str(v).startswith("0000")}
     assert dates == {}  # no date from the source (nor any other)
-    assert not [k for k in found if any(w in k for w in ("GPS", "Make", "Model", "Text",
-                                                         "Chapter", "Cover", "Thumbnail"))]
+    assert not [
+        k
+        for k in found
+        if any(w in k for w in ("GPS", "Make", "Model", "Text", "Chapter", "Cover", "Thumbnail"))
+    ]
 
 
 # ---- photos -----------------------------------------------------------------------------
 
+
 def _exif_dirt(path: Path, thumbnail: Path) -> None:
-    run(need_tool("exiftool"), "-q", "-overwrite_original", "-GPSLatitude=52.52", "-GPSLatitudeRef=N",
-        "-GPSLongitude=13.405", "-GPSLongitudeRef=E", "-Make=Canon", "-Model=EOS 5D",
-        "-SerialNumber=012345678901", "-DateTimeOriginal=2024:05:01 12:34:56",
-        f"-Artist={PERSON}", f"-XMP-dc:Creator={PERSON}", f"-XMP-iptcCore:Location={PLACE}",
-        *([f"-IPTC:By-line={PERSON}", f"-ThumbnailImage<={thumbnail}"]
-          if path.suffix == ".jpg" else [f"-PNG:Author={PERSON}", f"-PNG:Comment={PLACE}"]),
-        path)
+    run(
+        need_tool("exiftool"),
+        "-q",
+        "-overwrite_original",
+        "-GPSLatitude=52.52",
+        "-GPSLatitudeRef=N",
+        "-GPSLongitude=13.405",
+        "-GPSLongitudeRef=E",
+        "-Make=Canon",
+        "-Model=EOS 5D",
+        "-SerialNumber=012345678901",
+        "-DateTimeOriginal=2024:05:01 12:34:56",
+        f"-Artist={PERSON}",
+        f"-XMP-dc:Creator={PERSON}",
+        f"-XMP-iptcCore:Location={PLACE}",
+        *(
+            [f"-IPTC:By-line={PERSON}", f"-ThumbnailImage<={thumbnail}"]
+            if path.suffix == ".jpg"
+            else [f"-PNG:Author={PERSON}", f"-PNG:Comment={PLACE}"]
+        ),
+        path,
+    )
 
 
 def dirty_photo(tmp_path: Path, face_frame, ext: str) -> Path:
@@ -154,9 +242,12 @@ def test_photo_output_is_clean_for_exiftool(tmp_path, face_frame, ext):
     dst = pipeline.anonymise(src, None, FACES).dst
     after = exiftool_all(dst)
     assert secrets_in(after) == []
-    assert not [k for k in after if k.split(":")[0] in ("IFD0", "IFD1", "ExifIFD", "GPS", "IPTC",
-                                                        "MPF0", "MPImage1", "MPImage2")
-                or k.split(":")[0].startswith("XMP")]
+    assert not [
+        k
+        for k in after
+        if k.split(":")[0] in ("IFD0", "IFD1", "ExifIFD", "GPS", "IPTC", "MPF0", "MPImage1", "MPImage2")
+        or k.split(":")[0].startswith("XMP")
+    ]
     assert not [k for k in after if "Warning" in k]  # e.g. "Trailer data after PNG IEND chunk"
     data = dst.read_bytes()
     assert data.endswith(b"\xff\xd9" if ext == ".jpg" else b"IEND\xaeB`\x82")

@@ -28,8 +28,9 @@ def test_full_run_opens_no_socket(tmp_path, monkeypatch, face_frame):
     monkeypatch.setattr(socket, "getaddrinfo", _forbid)
     photo = tmp_path / "face.png"
     Image.fromarray(face_frame).save(photo)
-    clip = write_video(tmp_path / "clip.mp4", frames=6, size=(240, 180), image=lambda i: face_frame,
-                       audio="aac")
+    clip = write_video(
+        tmp_path / "clip.mp4", frames=6, size=(240, 180), image=lambda i: face_frame, audio="aac"
+    )
     # Detector caches would hide a model load done before the patch: start from none.
     blur.detectors.release()
     photo_result = blur.anonymise(photo, settings=FAST)

@@ -39,19 +39,29 @@ def test_no_dependency_is_only_a_model_carrier():
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is needed to copy the tracked files")
 def test_wheel_carries_the_model_and_its_licence(tmp_path):
     # Build from a copy of the tracked files, so the source tree gets no build/ folder.
-    files = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-co", "--exclude-standard"],
-                           capture_output=True, text=True, check=True).stdout.split()
+    files = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "-co", "--exclude-standard"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     src = tmp_path / "src"
     for name in files:
         if (ROOT / name).is_file():
             (src / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, src / name)
     # pip builds in isolation, with the setuptools pyproject.toml asks for (from the registry).
-    run = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
-                          "-w", str(tmp_path / "dist"), str(src)],
-                         capture_output=True, text=True, timeout=300)
-    if run.returncode and re.search(r"No matching distribution|Could not find a version|"
-                                     r"NewConnectionError|Network is unreachable", run.stderr):
+    run = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(src)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if run.returncode and re.search(
+        r"No matching distribution|Could not find a version|"
+        r"NewConnectionError|Network is unreachable",
+        run.stderr,
+    ):
         pytest.skip("cannot build a wheel: the build backend cannot be fetched (offline)")
     assert run.returncode == 0, run.stderr[-2000:]
     (wheel,) = (tmp_path / "dist").glob("blur-*.whl")
@@ -61,5 +71,4 @@ def test_wheel_carries_the_model_and_its_licence(tmp_path):
     assert "blur/models/CENTERFACE-LICENSE.txt" in names
     assert model == Path(centerface.model_path()).read_bytes()
     # The small-face pass's optional model, with its licence.
-    assert {"blur/models/retinaface-mobilenet0.25.onnx",
-            "blur/models/RETINAFACE-LICENSE.txt"} <= names
+    assert {"blur/models/retinaface-mobilenet0.25.onnx", "blur/models/RETINAFACE-LICENSE.txt"} <= names

@@ -22,8 +22,9 @@ from blur.settings import Settings
 PLATES = FAST.merged(kinds=("plate",))
 
 
-def car_scene(width: int, height: int, plate_x: int, plate_y: int, plate_w: int = 60,
-              text: str = "KX 4729") -> tuple[np.ndarray, tuple[int, int, int, int]]:
+def car_scene(
+    width: int, height: int, plate_x: int, plate_y: int, plate_w: int = 60, text: str = "KX 4729"
+) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """The back of a car (body, rear window, tail lights, bumper) with a licence plate: a light
     rectangle with a dark border and dark characters. Returns the RGB image and the plate's
     xyxy box (exclusive ends)."""
@@ -34,8 +35,7 @@ def car_scene(width: int, height: int, plate_x: int, plate_y: int, plate_w: int 
     x1, y1 = plate_x - int(0.8 * pw), plate_y - int(1.6 * pw)
     x2, y2 = plate_x + int(1.8 * pw), plate_y + ph + pw // 3
     cv2.rectangle(image, (x1, y1), (x2, y2), (40, 60, 140), -1)
-    cv2.rectangle(image, (x1 + pw // 4, y1 + pw // 6), (x2 - pw // 4, y1 + int(0.8 * pw)),
-                  (30, 35, 40), -1)
+    cv2.rectangle(image, (x1 + pw // 4, y1 + pw // 6), (x2 - pw // 4, y1 + int(0.8 * pw)), (30, 35, 40), -1)
     cv2.rectangle(image, (x1 + 4, plate_y - pw // 3), (x1 + pw // 2, plate_y), (200, 30, 30), -1)
     cv2.rectangle(image, (x2 - pw // 2, plate_y - pw // 3), (x2 - 4, plate_y), (200, 30, 30), -1)
     cv2.rectangle(image, (x1, plate_y + ph + 4), (x2, plate_y + ph + pw // 5), (25, 25, 25), -1)
@@ -43,9 +43,16 @@ def car_scene(width: int, height: int, plate_x: int, plate_y: int, plate_w: int 
     cv2.rectangle(image, (plate_x, plate_y), (plate_x + pw, plate_y + ph), (20, 20, 20), 1)
     scale = pw / 150
     (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_DUPLEX, scale, 1)
-    cv2.putText(image, text, (plate_x + (pw - tw) // 2, plate_y + (ph + th) // 2),
-                cv2.FONT_HERSHEY_DUPLEX, scale, (15, 15, 15), max(1, round(1.5 * scale)),
-                cv2.LINE_AA)
+    cv2.putText(
+        image,
+        text,
+        (plate_x + (pw - tw) // 2, plate_y + (ph + th) // 2),
+        cv2.FONT_HERSHEY_DUPLEX,
+        scale,
+        (15, 15, 15),
+        max(1, round(1.5 * scale)),
+        cv2.LINE_AA,
+    )
     return image, (plate_x, plate_y, plate_x + pw + 1, plate_y + ph + 1)
 
 
@@ -54,8 +61,9 @@ def banner(width: int = 320, height: int = 240) -> np.ndarray:
     image = np.full((height, width, 3), (70, 110, 60), np.uint8)
     cv2.rectangle(image, (10, 20), (width - 10, height - 20), (240, 235, 220), -1)
     for i, line in enumerate(["FREE PRESS", "STOP THE WAR", "CITY HALL"]):
-        cv2.putText(image, line, (24, 75 + 60 * i), cv2.FONT_HERSHEY_DUPLEX, 1.0, (150, 20, 20), 2,
-                    cv2.LINE_AA)
+        cv2.putText(
+            image, line, (24, 75 + 60 * i), cv2.FONT_HERSHEY_DUPLEX, 1.0, (150, 20, 20), 2, cv2.LINE_AA
+        )
     return image
 
 
@@ -63,19 +71,45 @@ def test_readings_that_are_not_plates():
     # Plates, however they read: serial, personalised (a word, no digit), digits only, short
     # (the top line of a two-line plate), a sticker read as ":".
     # "480:4979": an all-digit plate whose separator reads as a colon (not a clock: no seconds).
-    for text in ["KX 4729", "OSG-719", "1Z7:5233", "AJK7551", "4639520", "3-V0", "FREEDOM",
-                 "HEIDI", "CHEVROLET", "SK", "GO BUCKS", "MAMA", "480:4979"]:
+    for text in [
+        "KX 4729",
+        "OSG-719",
+        "1Z7:5233",
+        "AJK7551",
+        "4639520",
+        "3-V0",
+        "FREEDOM",
+        "HEIDI",
+        "CHEVROLET",
+        "SK",
+        "GO BUCKS",
+        "MAMA",
+        "480:4979",
+    ]:
         assert not_a_plate(text) is None, text
     # Phone numbers, dates, clock times, lower-case words (a state name, a web address), text
     # longer than any plate.
-    for text in ["626-257-2977", "2014-04-28", "06:23:47", "12:30", "07825:13", "03854805",
-                 "14-05-12", "California", "smithtoyota.com", "Sunshine State", "Jeep",
-                 "ABCDEFGHIJKL", "中"]:
+    for text in [
+        "626-257-2977",
+        "2014-04-28",
+        "06:23:47",
+        "12:30",
+        "07825:13",
+        "03854805",
+        "14-05-12",
+        "California",
+        "smithtoyota.com",
+        "Sunshine State",
+        "Jeep",
+        "ABCDEFGHIJKL",
+        "中",
+    ]:
         assert not_a_plate(text), text
 
 
-def render_plate(text: str, width: int = 240, header: str | None = None,
-                 ink=(20, 20, 25), paper=(235, 235, 228)) -> np.ndarray:
+def render_plate(
+    text: str, width: int = 240, header: str | None = None, ink=(20, 20, 25), paper=(235, 235, 228)
+) -> np.ndarray:
     """A flat plate drawn with the font bundled in Pillow: 2:1 with a state name above the number
     and a slogan below when ``header`` is given, else 4.5:1 with the number alone."""
     height = width // 2 if header else int(width / 4.5)
@@ -103,15 +137,22 @@ def car_with(plate: np.ndarray, size=(480, 360), body=(60, 90, 150), badge: str 
     w, h = size
     image = np.empty((h, w, 3), np.uint8)
     image[:] = body
-    cv2.rectangle(image, (int(0.15 * w), int(0.05 * h)), (int(0.85 * w), int(0.3 * h)),
-                  (35, 40, 45), -1)
+    cv2.rectangle(image, (int(0.15 * w), int(0.05 * h)), (int(0.85 * w), int(0.3 * h)), (35, 40, 45), -1)
     cv2.rectangle(image, (0, int(0.85 * h)), (w, h), (25, 25, 25), -1)
     ph, pw = plate.shape[:2]
     x, y = (w - pw) // 2, int(0.78 * h) - ph
-    image[y:y + ph, x:x + pw] = plate
+    image[y : y + ph, x : x + pw] = plate
     if badge:
-        cv2.putText(image, badge, (x + pw // 4, y - ph // 2), cv2.FONT_HERSHEY_DUPLEX, 0.9,
-                    (210, 210, 215), 2, cv2.LINE_AA)
+        cv2.putText(
+            image,
+            badge,
+            (x + pw // 4, y - ph // 2),
+            cv2.FONT_HERSHEY_DUPLEX,
+            0.9,
+            (210, 210, 215),
+            2,
+            cv2.LINE_AA,
+        )
     return image, (x, y, x + pw, y + ph)
 
 
@@ -227,8 +268,12 @@ def test_moving_plate_covered_in_every_frame(tmp_path):
     tracker bridges the others: the whole plate is redacted in every frame."""
     frames = 24
     positions = [(8 + 3 * i, 62 + i // 4) for i in range(frames)]
-    src = write_video(tmp_path / "car.mp4", frames=frames, size=(160, 120),
-                      image=lambda i: car_scene(160, 120, *positions[i])[0])
+    src = write_video(
+        tmp_path / "car.mp4",
+        frames=frames,
+        size=(160, 120),
+        image=lambda i: car_scene(160, 120, *positions[i])[0],
+    )
     settings = PLATES
     plan = pipeline.scan(src, settings)
     detector = detectors.build(settings)[0]
@@ -259,8 +304,12 @@ def test_plate_appearing_in_the_last_skipped_frames_is_covered(tmp_path):
     frames = 11  # strided runs at 0, 3, 6, 9; the plate appears at frame 10 only
     empty = car_scene(160, 120, 40, 62)[0]
     empty[:] = 120
-    src = write_video(tmp_path / "late.mp4", frames=frames, size=(160, 120),
-                      image=lambda i: car_scene(160, 120, 40, 62)[0] if i == 10 else empty)
+    src = write_video(
+        tmp_path / "late.mp4",
+        frames=frames,
+        size=(160, 120),
+        image=lambda i: car_scene(160, 120, 40, 62)[0] if i == 10 else empty,
+    )
     plan = pipeline.scan(src, PLATES)
     box = car_scene(160, 120, 40, 62)[1]
     assert covered_share(redacted_mask(plan, 10, 160, 120), box) >= 0.98
@@ -271,8 +320,9 @@ def _regions(tmp_path, image: np.ndarray, *options: str) -> list[str]:
     Image.fromarray(image).save(photo)
     regions = tmp_path / "regions.json"
     out = tmp_path / f"out{len(list(tmp_path.iterdir()))}.png"
-    result = CliRunner().invoke(app, ["run", str(photo), "-o", str(out), "--regions",
-                                      str(regions), "--overwrite", "-q", *options])
+    result = CliRunner().invoke(
+        app, ["run", str(photo), "-o", str(out), "--regions", str(regions), "--overwrite", "-q", *options]
+    )
     assert result.exit_code == 0, result.output
     return [t["kind"] for t in json.loads(regions.read_text())["tracks"]]
 
@@ -298,7 +348,6 @@ def test_motion_blurred_plate_is_covered():
     plan = pipeline.scan(src, PLATES)
     mask = redacted_mask(plan, 0, plan.info.width, plan.info.height)
     assert covered_share(mask, (225, 225, 360, 297)) >= 0.95
-
 
 
 def smeared(image: np.ndarray, length: int) -> np.ndarray:
@@ -331,8 +380,10 @@ def test_motion_blurred_development_photo_is_covered(name):
     path = DEV_PLATES / name
     if not path.is_file():
         pytest.skip(f"development photos {DEV_PLATES} are not available (../shared/eval absent)")
-    labels = {item["file"]: item["boxes"][0]
-              for item in json.loads((DEV_PLATES / "plates.json").read_text())["images"]}
+    labels = {
+        item["file"]: item["boxes"][0]
+        for item in json.loads((DEV_PLATES / "plates.json").read_text())["images"]
+    }
     bgr = cv2.imread(str(path))
     image = smeared(np.ascontiguousarray(bgr[..., ::-1]), max(3, int(0.01 * bgr.shape[1]) | 1))
     x1, y1, x2, y2 = np.round(labels[name]).astype(int)

@@ -60,9 +60,10 @@ def test_default_style_keeps_at_most_a_coarse_colour_layout(astronaut):
     rng = np.random.default_rng(0)
     for rows in np.split(np.arange(126), 3):
         for cols in np.split(np.arange(99), 3):
-            cell = scrambled[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].reshape(-1, 3)
-            scrambled[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] = \
-                rng.permutation(cell).reshape(len(rows), len(cols), 3)
+            cell = scrambled[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].reshape(-1, 3)
+            scrambled[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] = rng.permutation(cell).reshape(
+                len(rows), len(cols), 3
+            )
     box = [[0, 0, 99, 126]]
     a = _redact(face, box, seed=1)
     b = _redact(scrambled, box, seed=1)
@@ -83,8 +84,12 @@ def test_pixels_outside_the_region_are_byte_identical(busy, style, shape):
     out = _redact(busy, [[40.3, 30.6, 99.2, 89.5]], style, scale=1.3, shape=shape)
     # The box grown 1.3x about its centre (69.75, 60.05): half sizes 38.35 x 38.35.
     yy, xx = np.mgrid[0:120, 0:160] + 0.5
-    outside_box = (xx < 69.75 - 38.35 - 1) | (xx > 69.75 + 38.35 + 1) | \
-                  (yy < 60.05 - 38.35 - 1) | (yy > 60.05 + 38.35 + 1)
+    outside_box = (
+        (xx < 69.75 - 38.35 - 1)
+        | (xx > 69.75 + 38.35 + 1)
+        | (yy < 60.05 - 38.35 - 1)
+        | (yy > 60.05 + 38.35 + 1)
+    )
     assert np.array_equal(out[outside_box], busy[outside_box])
     if shape == "ellipse":
         # Corners of the grown box are outside its inscribed ellipse: untouched.
@@ -96,11 +101,14 @@ def test_pixels_outside_the_region_are_byte_identical(busy, style, shape):
     assert (out[inside] != busy[inside]).any(axis=-1).mean() > 0.9
 
 
-@pytest.mark.parametrize("box", [
-    [130, 90, 160, 120],            # exactly to the corner
-    [130.2, 90.4, 159.6, 119.7],    # fractional, just short of it
-    [140, 100, 190, 150],           # running past it
-])
+@pytest.mark.parametrize(
+    "box",
+    [
+        [130, 90, 160, 120],  # exactly to the corner
+        [130.2, 90.4, 159.6, 119.7],  # fractional, just short of it
+        [140, 100, 190, 150],  # running past it
+    ],
+)
 def test_box_at_the_right_and_bottom_edge_covers_the_last_pixels(busy, box):
     out = _redact(busy, [box], "solid")
     x1, y1 = int(box[0]), int(box[1])
@@ -123,8 +131,7 @@ def test_box_at_the_left_and_top_edge(busy):
 
 
 @pytest.mark.parametrize("style", sorted(STYLES))
-@pytest.mark.parametrize("box", [[10, 10, 11, 11], [10, 10, 12.5, 13], [0, 0, 1, 120],
-                                 [-50, -50, 300, 300]])
+@pytest.mark.parametrize("box", [[10, 10, 11, 11], [10, 10, 12.5, 13], [0, 0, 1, 120], [-50, -50, 300, 300]])
 def test_every_style_handles_tiny_and_huge_boxes(busy, style, box):
     out = _redact(busy, [box], style, shape="ellipse")
     x = min(int((box[0] + box[2]) / 2), 159)
@@ -137,8 +144,7 @@ def test_every_style_handles_tiny_and_huge_boxes(busy, style, box):
 def test_every_style_ignores_empty_and_outside_boxes(busy, style):
     redactor = Redactor(style, 1.3, "ellipse")
     out = busy.copy()
-    boxes = np.array([[200, 10, 260, 50], [10, 130, 50, 170], [50, 50, 50, 80], [60, 60, 40, 40]],
-                     np.float32)
+    boxes = np.array([[200, 10, 260, 50], [10, 130, 50, 170], [50, 50, 50, 80], [60, 60, 40, 40]], np.float32)
     assert redactor.apply(out, boxes) == 0
     assert redactor.apply(out, np.zeros((0, 4), np.float32)) == 0
     assert np.array_equal(out, busy)
@@ -152,10 +158,12 @@ def test_solid_fill_is_flat_black(busy):
 def test_blur_kernel_scales_with_the_box():
     """A fixed pixel kernel would leave big faces barely smoothed: the fill's roughness
     (neighbour differences) must drop as the box grows."""
+
     def roughness(side):
         roi = np.full((side, side, 3), 128, np.uint8)
         fill = NoiseBlur(np.random.default_rng(3)).fill(roi).astype(float)
         return np.abs(np.diff(fill, axis=1)).mean()
+
     assert roughness(40) > 4 * roughness(320)
 
 
@@ -196,8 +204,12 @@ def test_overlapping_regions_are_filled_as_one_smooth_region(astronaut):
     for seed in range(5):
         out = _redact(astronaut, boxes, scale=1.3, shape="ellipse", seed=seed)
         y = _ycrcb(out)[..., 0]
-        steps = np.concatenate([np.abs(np.diff(y, axis=1))[inner[:, 1:] & inner[:, :-1]],
-                                np.abs(np.diff(y, axis=0))[inner[1:] & inner[:-1]]])
+        steps = np.concatenate(
+            [
+                np.abs(np.diff(y, axis=1))[inner[:, 1:] & inner[:, :-1]],
+                np.abs(np.diff(y, axis=0))[inner[1:] & inner[:-1]],
+            ]
+        )
         assert steps.max() <= 5, f"seed {seed}: a step of {steps.max()} levels inside the fill"
         assert np.array_equal(out[mask == 0], astronaut[mask == 0])
 
@@ -208,8 +220,10 @@ def test_regions_that_do_not_touch_are_filled_separately(busy):
     busy[:, :60] = (200, 40, 40)
     busy[:, 100:] = (40, 40, 200)
     out = busy.copy()
-    assert Redactor("blur", 1.0, "box").apply(out, np.array([[10, 10, 50, 50], [110, 10, 150, 50]],
-                                                            np.float32)) == 2
+    assert (
+        Redactor("blur", 1.0, "box").apply(out, np.array([[10, 10, 50, 50], [110, 10, 150, 50]], np.float32))
+        == 2
+    )
     assert out[10:50, 10:50, 0].mean() > out[10:50, 10:50, 2].mean() + 100
     assert out[10:50, 110:150, 2].mean() > out[10:50, 110:150, 0].mean() + 100
 
@@ -257,8 +271,7 @@ def test_a_plate_track_is_redacted_as_a_full_rectangle(tmp_path, busy, where):
     src = tmp_path / "car.png"
     Image.fromarray(busy).save(src)
     plate = [40, 50, 100, 70]
-    plan = pipeline.Plan(pipeline.probe(src), 1, [Track(1, "plate", [0], [plate], [0.9],
-                                                        ["detected"])])
+    plan = pipeline.Plan(pipeline.probe(src), 1, [Track(1, "plate", [0], [plate], [0.9], ["detected"])])
     if where == "render":
         dst = tmp_path / "car.blurred.png"
         pipeline.render(src, dst, plan, Settings())
@@ -269,7 +282,7 @@ def test_a_plate_track_is_redacted_as_a_full_rectangle(tmp_path, busy, where):
     changed = (out != busy).any(axis=-1)
     # the box grown 1.3x about (70, 60): (31, 47, 109, 73); corner patches of 3x3 pixels
     for y, x in ((47, 31), (47, 106), (70, 31), (70, 106)):
-        assert changed[y:y + 3, x:x + 3].all(), f"corner at ({x}, {y}) left visible"
+        assert changed[y : y + 3, x : x + 3].all(), f"corner at ({x}, {y}) left visible"
     assert not changed[:47].any() and not changed[73:].any()
     assert not changed[:, :31].any() and not changed[:, 109:].any()
 
@@ -289,5 +302,7 @@ def test_an_ellipse_clipped_at_the_frame_edge_still_covers_the_face_along_the_ed
     assert whole.any() and not (whole & ~cut).any()
     # and a face on no edge keeps its ellipse exactly
     inner = np.array([[60, 30, 120, 100]], np.float32)
-    assert (union_mask(inner, width, height, 1.3, "ellipse").sum()
-            < union_mask(inner, width, height, 1.3, "box").sum())
+    assert (
+        union_mask(inner, width, height, 1.3, "ellipse").sum()
+        < union_mask(inner, width, height, 1.3, "box").sum()
+    )

@@ -72,14 +72,14 @@ def test_a_registered_detector_runs_through_scan_and_render(tmp_path, photo, reg
 def test_a_detector_that_returns_garbage_fails_closed(photo, registered, monkeypatch):
     from blur.errors import DetectionError
 
-    monkeypatch.setattr(BrightSquares, "detect",
-                        lambda self, image: Detections.of([[5, 5, 1, 1]], [1.0], "square"))
+    monkeypatch.setattr(
+        BrightSquares, "detect", lambda self, image: Detections.of([[5, 5, 1, 1]], [1.0], "square")
+    )
     with pytest.raises(DetectionError, match="bright-squares returned invalid boxes"):
         pipeline.scan(photo[0], Settings(kinds=("square",)))
 
 
-def test_the_report_does_not_vouch_for_an_output_that_does_not_exist(tmp_path, photo,
-                                                                     registered):
+def test_the_report_does_not_vouch_for_an_output_that_does_not_exist(tmp_path, photo, registered):
     path, _ = photo
     settings = Settings(kinds=("square",))
     plan = pipeline.scan(path, settings)

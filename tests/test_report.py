@@ -27,8 +27,13 @@ from blur.types import MediaInfo, Track
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Requests Chromium makes by itself (clock, component updates, sign-in), whatever the page.
-BROWSER_OWN_HOSTS = {"clients2.google.com", "update.googleapis.com", "accounts.google.com",
-                     "edgedl.me.gvt1.com", "redirector.gvt1.com"}
+BROWSER_OWN_HOSTS = {
+    "clients2.google.com",
+    "update.googleapis.com",
+    "accounts.google.com",
+    "edgedl.me.gvt1.com",
+    "redirector.gvt1.com",
+}
 
 
 def blur(*args):
@@ -58,17 +63,21 @@ def video_plan(tmp_path, face_frame):
 
 
 def _images(page: str) -> list[np.ndarray]:
-    return [np.asarray(Image.open(io.BytesIO(base64.b64decode(uri))).convert("RGB"))
-            for uri in re.findall(r'src="data:image/jpeg;base64,([A-Za-z0-9+/=]+)"', page)]
+    return [
+        np.asarray(Image.open(io.BytesIO(base64.b64decode(uri))).convert("RGB"))
+        for uri in re.findall(r'src="data:image/jpeg;base64,([A-Za-z0-9+/=]+)"', page)
+    ]
 
 
 def test_summary_lists_bridged_and_weak_frames_first(video_plan):
     src, plan = video_plan
     data = report.summary(plan, FAST)
     assert data["check_first"]["bridged"] == [
-        {"track": 1, "first_frame": 4, "last_frame": 5, "first_time": 0.4, "last_time": 0.5}]
+        {"track": 1, "first_frame": 4, "last_frame": 5, "first_time": 0.4, "last_time": 0.5}
+    ]
     assert data["check_first"]["weak"] == [
-        {"track": 1, "first_frame": 8, "last_frame": 8, "first_time": 0.8, "last_time": 0.8}]
+        {"track": 1, "first_frame": 8, "last_frame": 8, "first_time": 0.8, "last_time": 0.8}
+    ]
     t1, t2, t3 = data["tracks"]
     assert t1["frames"] == {"detected": 8, "weak": 1, "interpolated": 2}
     assert t1["max_score"] == 0.9 and t1["flagged_frames"] == [4, 5, 8]
@@ -104,13 +113,14 @@ def test_redacted_report_shows_no_face(tmp_path, astronaut):
     plan = pipeline.scan(src, FAST.merged(kinds=("face",)))
     assert len(plan.tracks) == 1
     plain = report.html_page(report.summary(plan), report.crops(src, plan, FAST))
-    shared = report.html_page(report.summary(plan), report.crops(src, plan, FAST, redacted=True),
-                              redacted=True)
+    shared = report.html_page(
+        report.summary(plan), report.crops(src, plan, FAST, redacted=True), redacted=True
+    )
     (face,), (blob,) = _images(plain), _images(shared)
     detector = CenterFaceDetector(threshold=0.1)
-    assert detector.detect(face).score.max() > 0.8             # the crop shows the face ...
+    assert detector.detect(face).score.max() > 0.8  # the crop shows the face ...
     found = detector.detect(blob)
-    assert not len(found) or found.score.max() < 0.5           # ... the shareable one does not
+    assert not len(found) or found.score.max() < 0.5  # ... the shareable one does not
     assert np.abs(face.astype(int) - blob).mean() > 20
     assert "UNREDACTED" not in shared and "redacted, as in the output" in shared
 
@@ -124,15 +134,14 @@ def test_scan_writes_reports_and_says_the_page_is_sensitive(tmp_path, face_frame
     assert (tmp_path / "face.regions.json").is_file()  # default: beside the input
     page = (tmp_path / "review.html").read_text()
     assert page.count('<article class="track-card') == len(
-        json.loads((tmp_path / "face.regions.json").read_text())["tracks"])
+        json.loads((tmp_path / "face.regions.json").read_text())["tracks"]
+    )
     # An existing report is not replaced without --overwrite.
-    result = blur("scan", src, "--report", tmp_path / "review.html", "--overwrite",
-                  "--report-redacted")
+    result = blur("scan", src, "--report", tmp_path / "review.html", "--overwrite", "--report-redacted")
     assert result.exit_code == 0 and "crops shown redacted" in result.stderr
     result = blur("scan", src, "--report", tmp_path / "review.html")
     assert result.exit_code == ExitStatus.USAGE and "already exists" in result.stderr
-    result = blur("scan", src, "--regions", tmp_path / "r2.json", "--report",
-                  tmp_path / "summary.json")
+    result = blur("scan", src, "--regions", tmp_path / "r2.json", "--report", tmp_path / "summary.json")
     assert result.exit_code == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["file"]["name"] == "face.png" and len(summary["tracks"]) >= 1
@@ -145,8 +154,15 @@ def _busy_plan(tmp_path) -> pipeline.Plan:
     weak score (a false track over bystanders), one giant square "plate" on a sign at a high text
     score, one face not detected for 0.8 s, one weak-only face, and 40 small confident faces,
     half of them with a short bridge or a weak frame."""
-    info = MediaInfo(path=tmp_path / "busy.mp4", kind="video", width=768, height=576,
-                     fps=Fraction(10), frame_count=50, duration=5.0)
+    info = MediaInfo(
+        path=tmp_path / "busy.mp4",
+        kind="video",
+        width=768,
+        height=576,
+        fps=Fraction(10),
+        frame_count=50,
+        duration=5.0,
+    )
 
     def track(tid, kind, frames, box, sources, score):
         scores = [score if s in ("detected", "weak") else 0 for s in sources]
@@ -158,15 +174,23 @@ def _busy_plan(tmp_path) -> pipeline.Plan:
         if i % 2:
             sources[10] = "interpolated" if i % 4 == 1 else "weak"
         x = 10 + 18 * i
-        tracks.append(track(i + 1, "face", range(i % 25, i % 25 + 20), [x, 200, x + 12, 216],
-                            sources, 0.6))
+        tracks.append(track(i + 1, "face", range(i % 25, i % 25 + 20), [x, 200, x + 12, 216], sources, 0.6))
     bridged = ["detected"] * 10 + ["interpolated"] * 8 + ["detected"] * 12
     tracks.append(track(41, "face", range(5, 35), [300, 100, 312, 116], bridged, 0.5))
     tracks.append(track(42, "face", range(40, 44), [600, 50, 612, 66], ["weak"] * 4, 0.11))
-    tracks.append(track(43, "plate", range(37, 42), [346, 162, 484, 283],
-                        ["padded", "padded", "detected", "padded", "padded"], 0.88))
-    tracks.append(track(44, "face", range(47, 50), [470, 232, 712, 439],
-                        ["padded", "padded", "detected"], 0.137))
+    tracks.append(
+        track(
+            43,
+            "plate",
+            range(37, 42),
+            [346, 162, 484, 283],
+            ["padded", "padded", "detected", "padded", "padded"],
+            0.88,
+        )
+    )
+    tracks.append(
+        track(44, "face", range(47, 50), [470, 232, 712, 439], ["padded", "padded", "detected"], 0.137)
+    )
     return pipeline.Plan(info, 50, tracks, [], [Fraction(i, 10) for i in range(50)])
 
 
@@ -194,10 +218,23 @@ def test_review_puts_large_weak_regions_and_long_bridges_first(tmp_path):
     cards = re.findall(r'<article class="track-card[^"]*" id="track-(\d+)"', page)
     assert cards == [str(t) for t in data["review_order"]]
     # The command line's summary names the same tracks first.
-    result = pipeline.FileResult(plan.info.path, tmp_path / "o.mp4", "video", {"face": 43}, 0, 50,
-                                 50, 1.0, [], plan=plan, bridged_frames=18, weak_frames=14)
-    assert cli_display._look_at(result) == ("#44 large at 4.7 s, #43 large at 3.7 s, "
-                                            "#41 gap 0.8 s at 1.5 s, +1 more")
+    result = pipeline.FileResult(
+        plan.info.path,
+        tmp_path / "o.mp4",
+        "video",
+        {"face": 43},
+        0,
+        50,
+        50,
+        1.0,
+        [],
+        plan=plan,
+        bridged_frames=18,
+        weak_frames=14,
+    )
+    assert cli_display._look_at(result) == (
+        "#44 large at 4.7 s, #43 large at 3.7 s, #41 gap 0.8 s at 1.5 s, +1 more"
+    )
 
 
 def test_short_list_stays_short_when_many_tracks_qualify(tmp_path):
@@ -209,13 +246,26 @@ def test_short_list_stays_short_when_many_tracks_qualify(tmp_path):
     assert len(first) == risk.SHORT_LIST
     assert [r.track for r in first[:3]] == [44, 43, 41]  # the riskiest still lead
     assert sum(r.check_first for r in ranked) == 44  # the others are not lost: they come next
-    assert [r.track for r in ranked[:len(first)]] == [r.track for r in first]
+    assert [r.track for r in ranked[: len(first)]] == [r.track for r in first]
     # The command line's summary points at the riskiest and says how many more there are, not
     # how many frames hold some bridge somewhere (in a busy clip: nearly all of them).
-    result = pipeline.FileResult(plan.info.path, tmp_path / "o.mp4", "video", {"face": 43}, 0, 50,
-                                 50, 1.0, [], plan=plan, bridged_frames=50, weak_frames=30)
-    assert cli_display._look_at(result) == ("#44 large at 4.7 s, #43 large at 3.7 s, "
-                                            "#41 gap 0.8 s at 1.5 s, +41 more")
+    result = pipeline.FileResult(
+        plan.info.path,
+        tmp_path / "o.mp4",
+        "video",
+        {"face": 43},
+        0,
+        50,
+        50,
+        1.0,
+        [],
+        plan=plan,
+        bridged_frames=50,
+        weak_frames=30,
+    )
+    assert cli_display._look_at(result) == (
+        "#44 large at 4.7 s, #43 large at 3.7 s, #41 gap 0.8 s at 1.5 s, +41 more"
+    )
 
 
 def test_confident_large_face_is_not_listed_as_a_risk(tmp_path):
@@ -227,8 +277,10 @@ def test_confident_large_face_is_not_listed_as_a_risk(tmp_path):
 
 def test_photo_ranks_a_large_weak_face_first_without_times(tmp_path):
     info = MediaInfo(path=tmp_path / "p.jpg", kind="image", width=640, height=480)
-    tracks = [Track(1, "face", [0], [[10, 10, 40, 50]], [0.9], ["detected"]),
-              Track(2, "face", [0], [[200, 100, 420, 380]], [0.2], ["detected"])]
+    tracks = [
+        Track(1, "face", [0], [[10, 10, 40, 50]], [0.9], ["detected"]),
+        Track(2, "face", [0], [[200, 100, 420, 380]], [0.2], ["detected"]),
+    ]
     (first,) = risk.short_list(risk.rank_plan(pipeline.Plan(info, 1, tracks)))
     assert first.track == 2 and first.label() == "#2 large" and first.at is None
 
@@ -241,8 +293,10 @@ def test_card_crop_of_a_box_overhanging_the_frame_shows_the_box():
     info = video.probe(src)
     box = [772.99, 303.77, 781.03, 322.69]
     overhang = [700.0, 250.0, 800.0, 370.0]  # partly inside
-    tracks = [Track(1, "face", [9], [box], [0], ["padded"]),
-              Track(2, "face", [9], [overhang], [0], ["padded"])]
+    tracks = [
+        Track(1, "face", [9], [box], [0], ["padded"]),
+        Track(2, "face", [9], [overhang], [0], ["padded"]),
+    ]
     plan = pipeline.Plan(info, 10, tracks, [], [Fraction(i, 10) for i in range(10)])
     crops = report.crops(src, plan, FAST)
     frame = next(f.image for f in video.frames(src) if f.index == 9)
@@ -315,8 +369,7 @@ def test_proxy_counts_requests_not_idle_connections():
     try:
         socket.create_connection(("127.0.0.1", proxy.port)).close()  # a preconnect, unused
         with socket.create_connection(("127.0.0.1", proxy.port)) as conn:
-            conn.sendall(b"GET http://example.invalid/a.png HTTP/1.1\r\nHost: example.invalid"
-                         b"\r\n\r\n")
+            conn.sendall(b"GET http://example.invalid/a.png HTTP/1.1\r\nHost: example.invalid\r\n\r\n")
             conn.recv(100)
         with socket.create_connection(("127.0.0.1", proxy.port)) as conn:
             conn.sendall(b"CONNECT tls.invalid:443 HTTP/1.1\r\n\r\n")
@@ -329,16 +382,31 @@ def test_proxy_counts_requests_not_idle_connections():
 def _chromium(tmp_path, page, *args, proxy: _Proxy) -> subprocess.CompletedProcess:
     profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"  # fresh each time
     return subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={profile}",
-         f"--proxy-server=http://127.0.0.1:{proxy.port}", "--proxy-bypass-list=<-loopback>",
-         *args, page.as_uri()],
-        capture_output=True, text=True, timeout=120)
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            f"--proxy-server=http://127.0.0.1:{proxy.port}",
+            "--proxy-bypass-list=<-loopback>",
+            *args,
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package "
-                                             "'chromium'; .ci/run installs it)")
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium'; .ci/run installs it)"
+)
 def test_report_renders_in_headless_chromium_without_network(tmp_path, video_plan):
     src, plan = video_plan
     page = report.write(tmp_path / "review.html", src, plan, FAST)
@@ -354,8 +422,14 @@ def test_report_renders_in_headless_chromium_without_network(tmp_path, video_pla
         dom = _chromium(tmp_path, page, "--dump-dom", proxy=proxy)
         assert dom.returncode == 0, dom.stderr[-2000:]
         shot = tmp_path / "shot.png"
-        run = _chromium(tmp_path, page, f"--screenshot={shot}", "--window-size=1000,1400",
-                        "--hide-scrollbars", proxy=proxy)
+        run = _chromium(
+            tmp_path,
+            page,
+            f"--screenshot={shot}",
+            "--window-size=1000,1400",
+            "--hide-scrollbars",
+            proxy=proxy,
+        )
         assert run.returncode == 0, run.stderr[-2000:]
     finally:
         proxy.close()

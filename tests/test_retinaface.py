@@ -37,7 +37,7 @@ def small_face_picture(astronaut, face_px: int) -> tuple[np.ndarray, list[int]]:
     rng = np.random.default_rng(1)
     picture = np.clip(rng.normal(120, 12, (240, 320, 3)), 0, 255).astype(np.uint8)
     x, y = 150, 100
-    picture[y:y + head.shape[0], x:x + head.shape[1]] = head
+    picture[y : y + head.shape[0], x : x + head.shape[1]] = head
     face = [x + (fx1 - 140) * f, y + (fy1 - 40) * f, x + (fx2 - 140) * f, y + (fy2 - 40) * f]
     return picture, [int(round(v)) for v in face]
 
@@ -61,8 +61,7 @@ def test_finds_the_astronaut(with_retinaface, astronaut):
 
 
 @pytest.mark.parametrize("face_px", [10, 12, 14])
-def test_its_small_face_pass_finds_a_face_the_native_pass_misses(with_retinaface, astronaut,
-                                                                 face_px):
+def test_its_small_face_pass_finds_a_face_the_native_pass_misses(with_retinaface, astronaut, face_px):
     picture, face = small_face_picture(astronaut, face_px)
     native = confident(with_retinaface.detect(picture, small_faces=False))
     assert coverage(face, native, 320, 240) < 0.7  # so the small-face pass is what finds it
@@ -94,8 +93,7 @@ def test_setting_is_validated_and_reaches_the_detector():
         CenterFaceDetector(small_face_model="retina", device="cpu")
     from blur import detectors
 
-    (det,) = detectors.build(Settings(kinds=("face",), face_small_model="retinaface",
-                                      device="cpu"))
+    (det,) = detectors.build(Settings(kinds=("face",), face_small_model="retinaface", device="cpu"))
     assert det._small_pass.__self__.name == "retinaface"
 
 
@@ -129,8 +127,9 @@ def test_cli_option_selects_the_model(astronaut, tmp_path, monkeypatch):
     Image.fromarray(picture[..., ::-1]).save(tmp_path / "small.png")
     seen = []
     real = cli.detectors.build
-    monkeypatch.setattr(cli.detectors, "build",
-                        lambda settings: seen.append(settings.face_small_model) or real(settings))
+    monkeypatch.setattr(
+        cli.detectors, "build", lambda settings: seen.append(settings.face_small_model) or real(settings)
+    )
     monkeypatch.chdir(tmp_path)
     args = ["run", "small.png", "--only", "faces", "--device", "cpu", "-o", "out.png"]
     result = CliRunner().invoke(cli.app, args + ["--small-face-model", "retinaface"])

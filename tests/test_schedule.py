@@ -46,9 +46,10 @@ def test_patched_outputs_equal_a_full_pass_and_skip_unchanged_tiles():
     scene = image.copy()
     for _ in range(12):
         x, y = rng.integers(0, 220), rng.integers(0, 160)
-        scene[y:y + 20, x:x + 30] = rng.integers(0, 255, 3)  # something moves
-        image = np.clip(scene.astype(np.int16) + rng.integers(-3, 4, scene.shape), 0, 255
-                        ).astype(np.uint8)  # and codec noise everywhere
+        scene[y : y + 20, x : x + 30] = rng.integers(0, 255, 3)  # something moves
+        image = np.clip(scene.astype(np.int16) + rng.integers(-3, 4, scene.shape), 0, 255).astype(
+            np.uint8
+        )  # and codec noise everywhere
         before = net.pixels
         patched = net(blob_of(image))
         full = local_net(blob_of(image))
@@ -110,7 +111,7 @@ def frames_with_face(appear_at: int, n: int, path=lambda t: (100, 80), cut_at=No
         image = background(seed=0 if cut_at is None or t < cut_at else 5) // 3
         if t >= appear_at:
             x, y = path(t)
-            image[y:y + 24, x:x + 24] = 250
+            image[y : y + 24, x : x + 24] = 250
         noise = np.random.default_rng(100 + t).integers(0, 3, image.shape, dtype=np.uint8)
         out.append(np.maximum(image, 3) - noise)
     return out
@@ -183,15 +184,13 @@ def test_a_scheduled_detector_is_checked_and_clipped_as_everywhere():
 
         def detect(self, image, *, small_faces=True, incremental=None):
             super().detect(image, small_faces=small_faces, incremental=incremental)
-            return Detections.of(np.array([self.box], np.float32),
-                                 np.array([0.9], np.float32), "face")
+            return Detections.of(np.array([self.box], np.float32), np.array([0.9], np.float32), "face")
 
     frames = frames_with_face(0, 2)
     height, width = frames[0].shape[:2]
     with pytest.raises(DetectionError, match="invalid boxes"):
         Schedule([Garbage([50, 50, 40, 60])], [1], 1, 25.0).detect(frames[0], 0, False)
-    found = Schedule([Garbage([-5, 10, width + 30, 40])], [1], 1, 25.0).detect(frames[0], 0,
-                                                                                False)
+    found = Schedule([Garbage([-5, 10, width + 30, 40])], [1], 1, 25.0).detect(frames[0], 0, False)
     assert found.xyxy.tolist() == [[0, 10, width, 40]]
 
 
@@ -232,7 +231,7 @@ def test_real_face_in_a_still_scene_is_covered_on_every_frame(tmp_path, astronau
         picture = scene.copy()
         if t >= 9:  # not a keyframe
             x, y = where(t)
-            picture[y:y + 48, x:x + 44] = face
+            picture[y : y + 48, x : x + 44] = face
         return picture
 
     clip = write_video(tmp_path / "still.mp4", frames=20, size=(320, 240), rate=25, image=image)
@@ -277,25 +276,24 @@ class DimmingFaces(IncrementalFaces):
         self.looked += len(xyxy)
         boxes = []
         for x1, y1, x2, y2 in np.asarray(xyxy).astype(int):
-            ys, xs = np.nonzero(image[max(y1, 0):y2, max(x1, 0):x2].max(axis=2) > 150)
+            ys, xs = np.nonzero(image[max(y1, 0) : y2, max(x1, 0) : x2].max(axis=2) > 150)
             if len(xs):
                 boxes.append([x1 + xs.min(), y1 + ys.min(), x1 + xs.max() + 1, y1 + ys.max() + 1])
-        return Detections.of(np.array(boxes, np.float32).reshape(-1, 4),
-                             np.full(len(boxes), 0.9, np.float32), "face")
+        return Detections.of(
+            np.array(boxes, np.float32).reshape(-1, 4), np.full(len(boxes), 0.9, np.float32), "face"
+        )
 
 
 def test_following_adds_a_face_the_whole_frame_pass_loses_and_never_removes_one():
     frames = []
     for t in range(10):
         image = frames_with_face(1, 1)[0]  # the still scene, no face yet
-        image[80:104, 100 + 2 * t:124 + 2 * t] = 250 if t < 4 else 200  # dims from frame 4
+        image[80:104, 100 + 2 * t : 124 + 2 * t] = 250 if t < 4 else 200  # dims from frame 4
         frames.append(image)
     for follow, expect in ((False, 4), (True, 10)):
         det = DimmingFaces()
-        sched = Schedule([det], [1], 1, 25.0, "changes", 2.0,
-                         follow=follow)
+        sched = Schedule([det], [1], 1, 25.0, "changes", 2.0, follow=follow)
         found = [sched.detect(image, t, t == 9) for t, image in enumerate(frames)]
         assert sum(len(f) == 1 for f in found) == expect
         assert all(len(f) <= 1 for f in found)
         assert (det.looked > 0) == follow
-

@@ -8,25 +8,28 @@ from blur.errors import SettingsError, UsageError
 from blur.settings import Settings
 
 
-@pytest.mark.parametrize("overrides", [
-    {"audio": "keep"},             # used to drop the audio silently
-    {"fail_frame": "x"},           # used to act as "fail"
-    {"style": "nope"},             # used to surface as an internal error
-    {"shape": "circle"},
-    {"kinds": ("face", "car")},
-    {"kinds": ()},
-    {"mask_scale": 0.5},           # a mask smaller than the face
-    {"face_threshold": 1.5},
-    {"face_threshold": float("nan")},
-    {"crf": 99},
-    {"crf": 18.5},
-    {"preset": "fastest"},
-    {"jpeg_quality": 0},
-    {"text_every_n_frames": 0},
-    {"pad_seconds": -1},
-    {"device": "tpu"},
-    {"overwrite": "yes"},
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"audio": "keep"},  # used to drop the audio silently
+        {"fail_frame": "x"},  # used to act as "fail"
+        {"style": "nope"},  # used to surface as an internal error
+        {"shape": "circle"},
+        {"kinds": ("face", "car")},
+        {"kinds": ()},
+        {"mask_scale": 0.5},  # a mask smaller than the face
+        {"face_threshold": 1.5},
+        {"face_threshold": float("nan")},
+        {"crf": 99},
+        {"crf": 18.5},
+        {"preset": "fastest"},
+        {"jpeg_quality": 0},
+        {"text_every_n_frames": 0},
+        {"pad_seconds": -1},
+        {"device": "tpu"},
+        {"overwrite": "yes"},
+    ],
+)
 def test_a_bad_setting_is_refused(overrides):
     with pytest.raises(SettingsError) as info:
         Settings(**overrides)

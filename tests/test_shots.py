@@ -16,10 +16,19 @@ def _scene(seed: int, hue: int, size=(360, 640)) -> np.ndarray:
     frame so that a camera can pan over it."""
     rng = np.random.default_rng(seed)
     h, w = size
-    value = cv2.resize(rng.uniform(40, 220, (h // 20, 3 * w // 20)).astype(np.float32),
-                       (3 * w, h), interpolation=cv2.INTER_CUBIC)
-    hsv = np.stack([np.full_like(value, hue) + rng.uniform(-8, 8, value.shape).astype(np.float32),
-                    np.full_like(value, 160), np.clip(value, 0, 255)], axis=-1)
+    value = cv2.resize(
+        rng.uniform(40, 220, (h // 20, 3 * w // 20)).astype(np.float32),
+        (3 * w, h),
+        interpolation=cv2.INTER_CUBIC,
+    )
+    hsv = np.stack(
+        [
+            np.full_like(value, hue) + rng.uniform(-8, 8, value.shape).astype(np.float32),
+            np.full_like(value, 160),
+            np.clip(value, 0, 255),
+        ],
+        axis=-1,
+    )
     return cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2RGB)
 
 
@@ -33,7 +42,7 @@ def _cuts(frames) -> list[int]:
 def test_a_pan_a_flash_and_a_black_frame_are_not_cuts():
     scene = _scene(0, 100)
     # A fast pan: a quarter of the frame's width per frame.
-    pan = [np.ascontiguousarray(scene[:, 160 * k:160 * k + 640]) for k in range(6)]
+    pan = [np.ascontiguousarray(scene[:, 160 * k : 160 * k + 640]) for k in range(6)]
     flash = np.clip(pan[-1].astype(np.float32) * 1.6 + 30, 0, 255).astype(np.uint8)
     black = np.zeros_like(flash)
     assert _cuts(pan + [flash, pan[-1], black, pan[-1]]) == []
@@ -64,10 +73,13 @@ def test_a_video_scan_gives_tracking_its_cuts(tmp_path, monkeypatch):
     assert given["cuts"] == [6]
 
 
-@pytest.mark.parametrize(("name", "frames", "starts"), [
-    ("Megamind.avi", None, [98, 154, 200]),  # a film's three cuts
-    ("vtest.avi", 300, []),                   # a fixed CCTV camera, people walking by
-])
+@pytest.mark.parametrize(
+    ("name", "frames", "starts"),
+    [
+        ("Megamind.avi", None, [98, 154, 200]),  # a film's three cuts
+        ("vtest.avi", 300, []),  # a fixed CCTV camera, people walking by
+    ],
+)
 def test_cuts_on_real_footage(name, frames, starts):
     from blur.media import video
 
@@ -97,14 +109,22 @@ def test_megamind_no_face_region_is_carried_across_a_cut():
     frames = [f for f in video.frames(path) if first <= f.index <= last]
     cuts = ShotCuts()
     found, times, _ = pipeline.scan_video_frames(
-        path, info, detectors.build(pipeline.scan_settings(settings)), settings,
-        frames=[(f, f.index == last) for f in frames], cuts=cuts)
+        path,
+        info,
+        detectors.build(pipeline.scan_settings(settings)),
+        settings,
+        frames=[(f, f.index == last) for f in frames],
+        cuts=cuts,
+    )
     assert cuts.starts == [cut]
     # Tracking numbers the excerpt's frames from 0: frame k is the file's frame first + k.
     per_frame = [seen.split(d, settings.face_candidate_threshold)[0] for d in found]
-    options = dict(thresholds={"face": settings.face_threshold},
-                   min_weak_hits=settings.weak_min_frames, size=(info.width, info.height),
-                   frame_height=info.height)
+    options = dict(
+        thresholds={"face": settings.face_threshold},
+        min_weak_hits=settings.weak_min_frames,
+        size=(info.width, info.height),
+        frame_height=info.height,
+    )
     pad = round(settings.pad_seconds * float(info.fps))
 
     def carried(tracks) -> int:
@@ -119,16 +139,19 @@ def test_megamind_no_face_region_is_carried_across_a_cut():
         return count
 
     args = (per_frame, times, float(info.fps), settings.max_gap_seconds, settings.pad_seconds)
-    assert carried(tracking.build_tracks(*args, **options)) > 0, \
+    assert carried(tracking.build_tracks(*args, **options)) > 0, (
         "no track is carried across the cut without the rule: this test checks nothing"
+    )
     tracks = tracking.build_tracks(*args, cuts=[s - first for s in cuts.starts], **options)
     assert carried(tracks) == 0
     redacted = tracking.boxes_at(tracks, len(per_frame))
     for k, dets in enumerate(per_frame):
         # (A large box at a low score is not a face on its own: see ``unsure_large_faces``.)
-        sure = ((dets.score >= settings.face_threshold)
-                & ~tracking.unsure_large_faces(dets.xyxy, dets.score, info.height))
+        sure = (dets.score >= settings.face_threshold) & ~tracking.unsure_large_faces(
+            dets.xyxy, dets.score, info.height
+        )
         confident = clip_xyxy(dets.xyxy[sure], info.width, info.height)
         if len(confident):
-            assert (iou_matrix(confident, redacted[k].xyxy).max(axis=1) > 0.999).all(), \
+            assert (iou_matrix(confident, redacted[k].xyxy).max(axis=1) > 0.999).all(), (
                 f"frame {first + k}: a face detection is not redacted as detected"
+            )

@@ -51,8 +51,10 @@ def covered(plan) -> list[bool]:
     out = []
     for boxes in tracking.boxes_at(plan.tracks, plan.frame_count):
         xyxy = boxes.xyxy
-        out.append(bool(len(xyxy)) and bool(((xyxy[:, :2] <= BOX[0, :2])
-                                             & (xyxy[:, 2:] >= BOX[0, 2:])).all(axis=1).any()))
+        out.append(
+            bool(len(xyxy))
+            and bool(((xyxy[:, :2] <= BOX[0, :2]) & (xyxy[:, 2:] >= BOX[0, 2:])).all(axis=1).any())
+        )
     return out
 
 
@@ -69,12 +71,10 @@ def test_frames_skipped_by_the_small_face_stride_are_still_covered(tmp_path, fak
 
 def test_small_face_stride_never_outruns_the_gap_or_padding():
     many = Settings(face_small_every_n_frames=10)
-    assert pipeline.small_face_stride(25.0, many) == 6   # padding 0.2 s = 5 frames
-    assert pipeline.small_face_stride(10.0, many) == 3   # 2 frames
-    assert pipeline.small_face_stride(25.0, Settings(face_small_every_n_frames=10,
-                                                     pad_seconds=0)) == 1
-    assert pipeline.small_face_stride(25.0, Settings(face_small_every_n_frames=10,
-                                                     max_gap_seconds=0)) == 1
+    assert pipeline.small_face_stride(25.0, many) == 6  # padding 0.2 s = 5 frames
+    assert pipeline.small_face_stride(10.0, many) == 3  # 2 frames
+    assert pipeline.small_face_stride(25.0, Settings(face_small_every_n_frames=10, pad_seconds=0)) == 1
+    assert pipeline.small_face_stride(25.0, Settings(face_small_every_n_frames=10, max_gap_seconds=0)) == 1
     with pytest.raises(ValueError):  # a stride below 1 is refused, not guessed at
         Settings(face_small_every_n_frames=0)
 
@@ -108,8 +108,7 @@ def cv2_resize(image, factor):
 def test_a_repeated_picture_is_analysed_once(tmp_path, fake_face):
     still = np.full((120, 160, 3), 90, np.uint8)
     # Lossless, so every decoded frame is bit-identical (a frozen camera, a title card).
-    clip = write_video(tmp_path / "frozen.mkv", frames=9, rate=25, image=lambda i: still,
-                       video_codec="ffv1")
+    clip = write_video(tmp_path / "frozen.mkv", frames=9, rate=25, image=lambda i: still, video_codec="ffv1")
     plan = pipeline.scan(clip, Settings(face_small_every_n_frames=1, kinds=("face",)))
     assert fake_face.calls == [True]
     assert plan.frame_count == 9 and all(covered(plan))
@@ -160,8 +159,9 @@ def test_unknown_or_missing_device_is_a_usage_error():
 def test_device_option(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     clip = write_video(tmp_path / "c.mp4", frames=3)
-    ok = CliRunner().invoke(cli.app, ["run", "c.mp4", "--device", "cpu", "-q", "--only", "faces",
-                                      "--preset", "ultrafast"])
+    ok = CliRunner().invoke(
+        cli.app, ["run", "c.mp4", "--device", "cpu", "-q", "--only", "faces", "--preset", "ultrafast"]
+    )
     assert ok.exit_code == 0, ok.output
     bad = CliRunner().invoke(cli.app, ["run", str(clip), "--device", "tpu", "-q"])
     assert bad.exit_code == 2
@@ -177,15 +177,32 @@ def test_jobs_gives_the_same_outputs_as_one_at_a_time(tmp_path, face_frame):
     src = tmp_path / "in"
     src.mkdir()
     for i in range(3):
-        write_video(src / f"v{i}.mp4", frames=4 + i, size=(240, 180),
-                    image=lambda k, i=i: np.roll(face_frame, 7 * (k + i), axis=1))
+        write_video(
+            src / f"v{i}.mp4",
+            frames=4 + i,
+            size=(240, 180),
+            image=lambda k, i=i: np.roll(face_frame, 7 * (k + i), axis=1),
+        )
     (src / "broken.mp4").write_bytes(b"not a video at all")
     runs = {}
     for jobs in (1, 2):
         out = tmp_path / f"out{jobs}"
-        result = CliRunner().invoke(cli.app, ["run", str(src), "-o", f"{out}/", "--jobs",
-                                              str(jobs), "--only", "faces", "--style", "solid",
-                                              *FAST_ARGS])  # solid: no random noise
+        result = CliRunner().invoke(
+            cli.app,
+            [
+                "run",
+                str(src),
+                "-o",
+                f"{out}/",
+                "--jobs",
+                str(jobs),
+                "--only",
+                "faces",
+                "--style",
+                "solid",
+                *FAST_ARGS,
+            ],
+        )  # solid: no random noise
         # The damaged file fails (exit 1) after the others are done, in both modes.
         assert result.exit_code == 1, result.output
         assert "broken.mp4" in result.output
@@ -206,11 +223,17 @@ def test_small_face_stride_option_reaches_the_settings(tmp_path, monkeypatch):
     write_video(tmp_path / "c.mp4", frames=3)
     seen = []
     real = pipeline.scan
-    monkeypatch.setattr(pipeline, "scan", lambda src, settings, progress=None: seen.append(
-        settings.face_small_every_n_frames) or real(src, settings, progress))
+    monkeypatch.setattr(
+        pipeline,
+        "scan",
+        lambda src, settings, progress=None: (
+            seen.append(settings.face_small_every_n_frames) or real(src, settings, progress)
+        ),
+    )
     for extra in (["--small-face-stride", "3"], []):
-        result = CliRunner().invoke(cli.app, ["run", "c.mp4", "-q", "--only", "faces",
-                                              "--overwrite", *FAST_ARGS, *extra])
+        result = CliRunner().invoke(
+            cli.app, ["run", "c.mp4", "-q", "--only", "faces", "--overwrite", *FAST_ARGS, *extra]
+        )
         assert result.exit_code == 0, result.output
     assert seen == [3, Settings().face_small_every_n_frames]
 
@@ -226,9 +249,24 @@ def test_sigterm_during_jobs_leaves_no_temp_file(tmp_path):
     for i in range(2):  # tiny frames, many of them, a slow preset: the render lasts a while
         write_video(src / f"long{i}.mp4", frames=300, size=(160, 120))
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "blur", str(src), "-o", f"{out}/", "-q",
-                             "--jobs", "2", "--only", "faces", "--preset", "veryslow"],
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "blur",
+            str(src),
+            "-o",
+            f"{out}/",
+            "-q",
+            "--jobs",
+            "2",
+            "--only",
+            "faces",
+            "--preset",
+            "veryslow",
+        ],
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 180
     while not (out.is_dir() and any(p.name.endswith(".part") for p in out.iterdir())):
         assert proc.poll() is None, "blur finished before the render started"
@@ -262,17 +300,29 @@ def test_released_models_are_loaded_again():
     assert all(a is not b for a, b in zip(again, first))
 
 
-@pytest.mark.parametrize("installed, device, wanted", [
-    (["CPUExecutionProvider"], "auto", ["CPUExecutionProvider"]),
-    (["CUDAExecutionProvider", "CPUExecutionProvider"], "auto",
-     ["CUDAExecutionProvider", "CPUExecutionProvider"]),
-    (["CoreMLExecutionProvider", "CPUExecutionProvider"], "auto", ["CPUExecutionProvider"]),
-    (["CoreMLExecutionProvider", "CPUExecutionProvider"], "coreml",
-     ["CoreMLExecutionProvider", "CPUExecutionProvider"]),
-    (["DmlExecutionProvider", "CPUExecutionProvider"], "directml",
-     ["DmlExecutionProvider", "CPUExecutionProvider"]),
-    (["CUDAExecutionProvider", "CPUExecutionProvider"], "cpu", ["CPUExecutionProvider"]),
-])
+@pytest.mark.parametrize(
+    "installed, device, wanted",
+    [
+        (["CPUExecutionProvider"], "auto", ["CPUExecutionProvider"]),
+        (
+            ["CUDAExecutionProvider", "CPUExecutionProvider"],
+            "auto",
+            ["CUDAExecutionProvider", "CPUExecutionProvider"],
+        ),
+        (["CoreMLExecutionProvider", "CPUExecutionProvider"], "auto", ["CPUExecutionProvider"]),
+        (
+            ["CoreMLExecutionProvider", "CPUExecutionProvider"],
+            "coreml",
+            ["CoreMLExecutionProvider", "CPUExecutionProvider"],
+        ),
+        (
+            ["DmlExecutionProvider", "CPUExecutionProvider"],
+            "directml",
+            ["DmlExecutionProvider", "CPUExecutionProvider"],
+        ),
+        (["CUDAExecutionProvider", "CPUExecutionProvider"], "cpu", ["CPUExecutionProvider"]),
+    ],
+)
 def test_device_names_the_providers_every_model_runs_on(monkeypatch, installed, device, wanted):
     import onnxruntime
 
@@ -322,8 +372,9 @@ def test_scan_and_check_take_the_device_too(tmp_path, command):
 def test_device_names_are_not_case_sensitive(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write_video(tmp_path / "c.mp4", frames=2)
-    ok = CliRunner().invoke(cli.app, ["run", "c.mp4", "--device", "CPU", "-q", "--only", "faces",
-                                      "--preset", "ultrafast"])
+    ok = CliRunner().invoke(
+        cli.app, ["run", "c.mp4", "--device", "CPU", "-q", "--only", "faces", "--preset", "ultrafast"]
+    )
     assert ok.exit_code == 0, ok.output
 
 
@@ -361,7 +412,7 @@ def test_the_large_face_pass_sees_at_most_640_px_and_faces_of_every_size_are_fou
     canvas[100:500, 700:1100] = cv2.resize(astronaut, (400, 400))
     small = cv2.resize(astronaut, (64, 64))
     for x in range(40, 600, 140):
-        canvas[560:624, x:x + 64] = small
+        canvas[560:624, x : x + 64] = small
     detector = CenterFaceDetector()
     widths = []
     real_forward = detector._forward
@@ -370,8 +421,10 @@ def test_the_large_face_pass_sees_at_most_640_px_and_faces_of_every_size_are_fou
     assert widths[0] == 640
     sure = found[found.score >= detector.threshold]
     centres = (sure.xyxy[:, :2] + sure.xyxy[:, 2:]) / 2
-    assert any(700 < cx < 1100 and 100 < cy < 500 and y2 - y1 > 80
-               for (cx, cy), (_, y1, _, y2) in zip(centres, sure.xyxy))
+    assert any(
+        700 < cx < 1100 and 100 < cy < 500 and y2 - y1 > 80
+        for (cx, cy), (_, y1, _, y2) in zip(centres, sure.xyxy)
+    )
     for x in range(40, 600, 140):
         assert any(x < cx < x + 64 and 560 < cy < 624 for cx, cy in centres), x
 

@@ -20,8 +20,15 @@ from conftest import FAST, _write_tone, video_facts, write_video
 from blur import pipeline, split
 
 
-def moving_face_clip(path: Path, face_frame: np.ndarray, *, frames: int = 48, gop: int = 12,
-                     audio: str | None = "aac", container_format: str | None = None) -> Path:
+def moving_face_clip(
+    path: Path,
+    face_frame: np.ndarray,
+    *,
+    frames: int = 48,
+    gop: int = 12,
+    audio: str | None = "aac",
+    container_format: str | None = None,
+) -> Path:
     """A face that walks across the picture, out of sight for a few frames around one cut and
     first seen just after another, in an H.264 clip with a keyframe every ``gop`` frames."""
     face = cv2.resize(face_frame[10:130, 40:160], (60, 60), interpolation=cv2.INTER_AREA)
@@ -42,7 +49,7 @@ def moving_face_clip(path: Path, face_frame: np.ndarray, *, frames: int = 48, go
         hidden = gop * 2 - 2 <= i < gop * 2 + 2  # a gap the tracker bridges, across a cut
         if i >= 3 and not hidden:  # appears after the first frames: padded back in time
             x = 10 + (i * 5) % (width - 70)
-            picture[20:80, x:x + 60] = face
+            picture[20:80, x : x + 60] = face
         if i >= gop * 3 + 1:  # a second face, first seen just after a cut: padded across it
             picture[110:170, 240:300] = face
         frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
@@ -77,22 +84,21 @@ def test_segments_decode_the_pictures_of_a_whole_decode(clip):
 def test_split_run_redacts_exactly_what_a_whole_run_does(tmp_path, clip):
     whole_regions, split_regions = tmp_path / "whole.json", tmp_path / "split.json"
     # Segments are analysed in full on every frame (change-driven analysis cannot start cold).
-    pipeline.anonymise(clip, tmp_path / "whole.mp4", FAST.merged(analyse="every-frame"),
-                       whole_regions)
+    pipeline.anonymise(clip, tmp_path / "whole.mp4", FAST.merged(analyse="every-frame"), whole_regions)
     result = split.anonymise_in_segments(clip, tmp_path / "split.mp4", FAST, 0.3, split_regions)
     assert "rendered in 4 segments" in " ".join(result.notes)
     regions = json.loads(split_regions.read_text())
     assert regions == json.loads(whole_regions.read_text())
     # The face is one track through the hidden frames around the second cut, padded back
     # before its first sight: the tracks cross the cuts.
-    spans = [{(box[0], box[-1]) for box in t["boxes"]} for t in regions["tracks"]
-             if t["kind"] == "face"]
-    assert any({(23, "interpolated"), (24, "interpolated"), (12, "detected")} <= s
-               for s in spans), "the first face is not one track bridged across the cut at 24"
-    assert any({(35, "padded"), (37, "detected")} <= s for s in spans), \
+    spans = [{(box[0], box[-1]) for box in t["boxes"]} for t in regions["tracks"] if t["kind"] == "face"]
+    assert any({(23, "interpolated"), (24, "interpolated"), (12, "detected")} <= s for s in spans), (
+        "the first face is not one track bridged across the cut at 24"
+    )
+    assert any({(35, "padded"), (37, "detected")} <= s for s in spans), (
         "the second face is not padded back across the cut at 36"
-    src, whole, parted = (video_facts(p) for p in (clip, tmp_path / "whole.mp4",
-                                                   tmp_path / "split.mp4"))
+    )
+    src, whole, parted = (video_facts(p) for p in (clip, tmp_path / "whole.mp4", tmp_path / "split.mp4"))
     assert parted["times"] == src["times"] == whole["times"]  # every frame, at its time
     assert parted["duration"] == pytest.approx(src["duration"], abs=1e-3)
     assert parted["audio_packets"] == src["audio_packets"]  # copied once, bit-exact
@@ -101,13 +107,16 @@ def test_split_run_redacts_exactly_what_a_whole_run_does(tmp_path, clip):
 
 def test_mkv_output_and_no_audio(tmp_path, face_frame):
     clip = moving_face_clip(tmp_path / "walk.mkv", face_frame, audio=None, gop=16)
-    result = split.anonymise_in_segments(clip, tmp_path / "new" / "out.mkv", FAST, 0.5,
-                                         tmp_path / "split.json")  # into a folder to create
+    result = split.anonymise_in_segments(
+        clip, tmp_path / "new" / "out.mkv", FAST, 0.5, tmp_path / "split.json"
+    )  # into a folder to create
     assert result.frames == 48
-    pipeline.anonymise(clip, tmp_path / "whole.mkv", FAST.merged(analyse="every-frame"),
-                       tmp_path / "whole.json")
+    pipeline.anonymise(
+        clip, tmp_path / "whole.mkv", FAST.merged(analyse="every-frame"), tmp_path / "whole.json"
+    )
     assert json.loads((tmp_path / "split.json").read_text()) == json.loads(
-        (tmp_path / "whole.json").read_text())
+        (tmp_path / "whole.json").read_text()
+    )
     assert video_facts(tmp_path / "new" / "out.mkv")["times"] == video_facts(clip)["times"]
 
 

@@ -27,8 +27,9 @@ def frames_of(boxes_per_frame: list[list[list[float]]], scores=None, kind="face"
 
 
 def track(per_frame, gap=0.5, pad=0.2, thresholds=None, min_weak_hits=3):
-    tracks = build_tracks(per_frame, [None] * len(per_frame), FPS, gap, pad,
-                          thresholds=thresholds, min_weak_hits=min_weak_hits)
+    tracks = build_tracks(
+        per_frame, [None] * len(per_frame), FPS, gap, pad, thresholds=thresholds, min_weak_hits=min_weak_hits
+    )
     return tracks, boxes_at(tracks, len(per_frame))
 
 
@@ -129,19 +130,16 @@ def test_persistent_weak_detections_count_isolated_ones_do_not():
     flicker = [[face_at(10, 10)] if f == 8 else [] for f in range(12)]
     boxes = [p + q for p, q in zip(persistent, flicker)]
     scores = [[0.1] * len(b) for b in boxes]
-    tracks, redacted = track(frames_of(boxes, scores), pad=0.0, thresholds={"face": 0.5},
-                             min_weak_hits=3)
+    tracks, redacted = track(frames_of(boxes, scores), pad=0.0, thresholds={"face": 0.5}, min_weak_hits=3)
     assert [t.frames.tolist() for t in tracks] == [[0, 1, 2, 3]]
     assert len(redacted[8]) == 0
     # A stricter persistence drops the short weak chain too.
-    tracks, _ = track(frames_of(boxes, scores), pad=0.0, thresholds={"face": 0.5},
-                      min_weak_hits=5)
+    tracks, _ = track(frames_of(boxes, scores), pad=0.0, thresholds={"face": 0.5}, min_weak_hits=5)
     assert tracks == []
 
 
 def test_a_still_redacts_confident_faces_only():
-    still = [Detections.of([face_at(0, 0), face_at(50, 50), face_at(90, 0)], [0.3, 0.1, 0.8],
-                           "face")]
+    still = [Detections.of([face_at(0, 0), face_at(50, 50), face_at(90, 0)], [0.3, 0.1, 0.8], "face")]
     tracks = build_tracks(still, [None], 1.0, 0, 0, thresholds={"face": 0.2}, min_weak_hits=1)
     assert sorted(float(t.score[0]) for t in tracks) == pytest.approx([0.3, 0.8])
     # Without thresholds every detection is confident (other kinds, older callers).
@@ -149,11 +147,12 @@ def test_a_still_redacts_confident_faces_only():
 
 
 def test_kinds_are_never_linked_together():
-    per_frame = [Detections(np.array([face_at(50, 50)], np.float32), [0.9], [k], [-1])
-                 for k in ("face", "plate", "face", "plate")]
+    per_frame = [
+        Detections(np.array([face_at(50, 50)], np.float32), [0.9], [k], [-1])
+        for k in ("face", "plate", "face", "plate")
+    ]
     tracks, _ = track(per_frame, pad=0.0)
-    assert sorted((t.kind, t.frames.tolist()) for t in tracks) == [("face", [0, 1, 2]),
-                                                                   ("plate", [1, 2, 3])]
+    assert sorted((t.kind, t.frames.tolist()) for t in tracks) == [("face", [0, 1, 2]), ("plate", [1, 2, 3])]
 
 
 def test_a_large_unsure_box_after_a_cut_does_not_continue_a_track_before_it():
@@ -190,11 +189,12 @@ def test_faces_and_small_weak_boxes_still_continue_across_a_cut():
 @pytest.mark.parametrize("cut", [0, 1, 5, 9, 19])
 def test_cuts_never_drop_a_confident_detection(cut):
     rng = np.random.default_rng(cut)
-    boxes = [[face_at(*rng.uniform(0, 200, 2), size=rng.uniform(10, 200))]
-             if rng.random() < 0.6 else [] for _ in range(20)]
+    boxes = [
+        [face_at(*rng.uniform(0, 200, 2), size=rng.uniform(10, 200))] if rng.random() < 0.6 else []
+        for _ in range(20)
+    ]
     per_frame = frames_of(boxes)
-    redacted = boxes_at(build_tracks(per_frame, [None] * 20, FPS, 0.5, 0.2, cuts=[cut],
-                                     frame_height=576), 20)
+    redacted = boxes_at(build_tracks(per_frame, [None] * 20, FPS, 0.5, 0.2, cuts=[cut], frame_height=576), 20)
     for f, found in enumerate(per_frame):
         for box in found.xyxy:
             assert best_iou(box, redacted[f]) > 0.999

@@ -19,17 +19,30 @@ from .centerface import CenterFaceDetector
 from .plates import PlateDetector
 from .text import TextDetector
 
-DETECTORS: dict[str, type[Detector]] = {cls.name: cls for cls in (
-    CenterFaceDetector,
-    PlateDetector,
-    TextDetector,
-)}
+DETECTORS: dict[str, type[Detector]] = {
+    cls.name: cls
+    for cls in (
+        CenterFaceDetector,
+        PlateDetector,
+        TextDetector,
+    )
+}
 
 # Optional detectors whose dependencies may be missing are added in guarded imports, e.g.
 # try: from .other import OtherDetector  except ImportError: pass  else: register(OtherDetector)
 
-__all__ = ["DETECTORS", "Detector", "build", "cached", "cached_result", "check_device", "for_kind",
-           "kinds", "register", "release"]
+__all__ = [
+    "DETECTORS",
+    "Detector",
+    "build",
+    "cached",
+    "cached_result",
+    "check_device",
+    "for_kind",
+    "kinds",
+    "register",
+    "release",
+]
 
 
 def register(cls: type[Detector]) -> type[Detector]:
@@ -71,8 +84,11 @@ def build(settings) -> list[Detector]:
     for kind in settings.kinds:
         cls = for_kind(kind)
         options = cls.options(settings)
-        out.append(cached((cls.name, tuple(sorted(options.items()))),
-                          lambda cls=cls, options=options: cls(**options)))
+        out.append(
+            cached(
+                (cls.name, tuple(sorted(options.items()))), lambda cls=cls, options=options: cls(**options)
+            )
+        )
     return out
 
 

@@ -55,8 +55,16 @@ from .centerface_maps import (
 from .runtime import session
 
 # Re-exported: the input sizing and tiling are part of what this detector is.
-__all__ = ["_TILE_OVERLAP", "_TILE_PIXELS", "CenterFaceDetector", "model_bytes", "model_path",
-           "network_input", "pass_scales", "tiles"]
+__all__ = [
+    "_TILE_OVERLAP",
+    "_TILE_PIXELS",
+    "CenterFaceDetector",
+    "model_bytes",
+    "model_path",
+    "network_input",
+    "pass_scales",
+    "tiles",
+]
 
 _OUTPUTS = ["537", "538", "539"]  # heatmap, scale, offset (not "540", the landmarks)
 # Second look: the crop is _LOOK_SIDE px square with the candidate face _LOOK_FACE px tall.
@@ -85,8 +93,7 @@ def model_bytes() -> bytes:
     try:
         import onnx
     except ModuleNotFoundError as exc:  # pragma: no cover - onnx is a declared dependency
-        raise DetectionError("the package 'onnx' (needed to load the face model) is not "
-                             "installed") from exc
+        raise DetectionError("the package 'onnx' (needed to load the face model) is not installed") from exc
 
     model = onnx.load(model_path())
     weights = {t.name for t in model.graph.initializer}
@@ -104,8 +111,9 @@ def model_bytes() -> bytes:
     return model.SerializeToString()
 
 
-def pass_scales(width: int, height: int, big_face_side: int = 640, small_face_side: int = 2048,
-                max_upscale: float = 2.0) -> list[float]:
+def pass_scales(
+    width: int, height: int, big_face_side: int = 640, small_face_side: int = 2048, max_upscale: float = 2.0
+) -> list[float]:
     """The resize factors at which one image is analysed.
 
     CenterFace misses large faces in large inputs and tiny faces in small ones, so an image is
@@ -138,9 +146,13 @@ def _suppress_centred_inside(xyxy: np.ndarray, score: np.ndarray) -> np.ndarray:
     for i in order:
         if keep:
             k = np.asarray(keep)
-            inside = ((xyxy[k, 0] <= centre[i, 0]) & (centre[i, 0] <= xyxy[k, 2])
-                      & (xyxy[k, 1] <= centre[i, 1]) & (centre[i, 1] <= xyxy[k, 3])
-                      & (height[k] >= height[i]))
+            inside = (
+                (xyxy[k, 0] <= centre[i, 0])
+                & (centre[i, 0] <= xyxy[k, 2])
+                & (xyxy[k, 1] <= centre[i, 1])
+                & (centre[i, 1] <= xyxy[k, 3])
+                & (height[k] >= height[i])
+            )
             if inside.any():
                 continue
         keep.append(int(i))
@@ -176,24 +188,37 @@ class CenterFaceDetector(Detector):
 
     @classmethod
     def options(cls, settings) -> dict:
-        return {"threshold": settings.face_threshold,
-                "candidate_threshold": settings.face_candidate_threshold,
-                "second_look": settings.face_second_look, "flip": settings.face_flip,
-                "rotate": settings.face_rotate, "max_upscale": settings.face_max_upscale,
-                "small_face_model": settings.face_small_model, "device": settings.device}
+        return {
+            "threshold": settings.face_threshold,
+            "candidate_threshold": settings.face_candidate_threshold,
+            "second_look": settings.face_second_look,
+            "flip": settings.face_flip,
+            "rotate": settings.face_rotate,
+            "max_upscale": settings.face_max_upscale,
+            "small_face_model": settings.face_small_model,
+            "device": settings.device,
+        }
 
     @classmethod
     def weights(cls) -> tuple[str, list[Path]]:
         return "blur", [Path(model_path())]
 
-    def __init__(self, threshold: float = 0.12, candidate_threshold: float | None = None,
-                 scales: list[float] | None = None, nms_iou: float = 0.3,
-                 second_look: bool = False, flip: bool = False, rotate: bool = False,
-                 max_upscale: float = 2.0, confirm_threshold: float = 0.1,
-                 small_face_model: str = "centerface", device: str = "auto"):
+    def __init__(
+        self,
+        threshold: float = 0.12,
+        candidate_threshold: float | None = None,
+        scales: list[float] | None = None,
+        nms_iou: float = 0.3,
+        second_look: bool = False,
+        flip: bool = False,
+        rotate: bool = False,
+        max_upscale: float = 2.0,
+        confirm_threshold: float = 0.1,
+        small_face_model: str = "centerface",
+        device: str = "auto",
+    ):
         self.threshold = threshold
-        self.candidate_threshold = min(threshold, 0.1 if candidate_threshold is None
-                                       else candidate_threshold)
+        self.candidate_threshold = min(threshold, 0.1 if candidate_threshold is None else candidate_threshold)
         self.confirm_threshold = confirm_threshold
         self.scales = scales
         self.nms_iou = nms_iou
@@ -207,12 +232,14 @@ class CenterFaceDetector(Detector):
         self._small_pass = self._detect_at
         if small_face_model == "retinaface":
             from .retinaface import RetinaFace
+
             self._small_pass = RetinaFace(device=device).small_face_pass
         elif small_face_model != "centerface":
             raise DetectionError(f"unknown small-face model {small_face_model!r}")
 
-    def detect(self, image: np.ndarray, *, small_faces: bool = True,
-               incremental: Callable | None = None) -> Detections:
+    def detect(
+        self, image: np.ndarray, *, small_faces: bool = True, incremental: Callable | None = None
+    ) -> Detections:
         """Faces and weak face candidates in one upright RGB uint8 image (xyxy, its pixels).
 
         ``small_faces=False`` runs only the first (large-face) scale of ``pass_scales``, not the
@@ -231,15 +258,16 @@ class CenterFaceDetector(Detector):
             views.append((np.ascontiguousarray(np.rot90(image, -1)), "rot270"))
         boxes, scores = [], []
         for view, how in views:
-            scales = self.scales or pass_scales(view.shape[1], view.shape[0],
-                                                max_upscale=self.max_upscale)
+            scales = self.scales or pass_scales(view.shape[1], view.shape[0], max_upscale=self.max_upscale)
             for k, s in enumerate(scales if small_faces else scales[:1]):
                 # Only the small-face pass is incremental: a large face's score depends on
                 # pixels far from its centre, more context than a crop around a change gives.
                 patched = None
                 if incremental is not None and k > 0:
+
                     def patched(forward, key=("face", how, s)):
                         return incremental(key, forward)
+
                 if k > 0 and self._small_model != "centerface":
                     b, sc = self._small_pass(view, s, self.candidate_threshold, patched)
                 else:
@@ -270,13 +298,13 @@ class CenterFaceDetector(Detector):
 
     def _forward(self, blob: np.ndarray) -> tuple[np.ndarray, ...]:
         heatmap, size, offset = self._session.run(_OUTPUTS, {self._input: blob})
-        if not (np.isfinite(heatmap).all() and np.isfinite(size).all()
-                and np.isfinite(offset).all()):
+        if not (np.isfinite(heatmap).all() and np.isfinite(size).all() and np.isfinite(offset).all()):
             raise DetectionError("face model returned non-finite values")
         return heatmap, size, offset
 
-    def _detect_at(self, image: np.ndarray, scale: float, threshold: float,
-                   forward: Callable | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def _detect_at(
+        self, image: np.ndarray, scale: float, threshold: float, forward: Callable | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         height, width = image.shape[:2]
         resized, spans = network_input(image, scale)
         h_in, w_in = resized.shape[:2]
@@ -284,7 +312,7 @@ class CenterFaceDetector(Detector):
             forward = self._forward
         found, scores = [], []
         for x0, y0, tw, th in spans:
-            heatmap, size, offset = forward(_blob(resized[y0:y0 + th, x0:x0 + tw]))
+            heatmap, size, offset = forward(_blob(resized[y0 : y0 + th, x0 : x0 + tw]))
             b, sc = _decode(heatmap[0, 0], size[0], offset[0], threshold)
             found.append(b + np.array([x0, y0, x0, y0], dtype=np.float32))
             scores.append(sc)
@@ -295,8 +323,9 @@ class CenterFaceDetector(Detector):
             xyxy, score = xyxy[keep], score[keep]
         return xyxy, score
 
-    def look_around(self, image: np.ndarray, xyxy: np.ndarray, face_px: float = 40.0,
-                    side: int = 128) -> Detections:
+    def look_around(
+        self, image: np.ndarray, xyxy: np.ndarray, face_px: float = 40.0, side: int = 128
+    ) -> Detections:
         """Faces near each of ``xyxy`` (where a video's tracks predict them), each looked for in
         a ``side`` px crop magnified so the face is about ``face_px`` tall (never shrunk):
         CenterFace scores a small face much higher when it is this size. Per box, the best
@@ -312,15 +341,19 @@ class CenterFaceDetector(Detector):
         crops = []
         for (cx, cy), z in zip(centre, zoom):
             warp = np.array([[z, 0, side / 2 - cx * z], [0, z, side / 2 - cy * z]], np.float32)
-            crops.append(cv2.warpAffine(image, warp, (side, side), flags=cv2.INTER_LINEAR,
-                                        borderMode=cv2.BORDER_REPLICATE))
-        maps = [self._forward(_blob(np.stack(crops[i:i + _LOOK_BATCH])))
-                for i in range(0, len(crops), _LOOK_BATCH)]
+            crops.append(
+                cv2.warpAffine(
+                    image, warp, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+                )
+            )
+        maps = [
+            self._forward(_blob(np.stack(crops[i : i + _LOOK_BATCH])))
+            for i in range(0, len(crops), _LOOK_BATCH)
+        ]
         heatmap, size_map, offset = (np.concatenate(m) for m in zip(*maps))
         boxes, scores = [], []
         for i in range(len(xyxy)):
-            found, score = _decode(heatmap[i, 0], size_map[i], offset[i],
-                                   self.candidate_threshold)
+            found, score = _decode(heatmap[i, 0], size_map[i], offset[i], self.candidate_threshold)
             if not len(found):
                 continue
             found = (found - side / 2) / zoom[i] + np.tile(centre[i], 2)
@@ -333,8 +366,9 @@ class CenterFaceDetector(Detector):
                 scores.append(score[best])
         if not boxes:
             return Detections.empty()
-        return Detections.of(_calibrate(np.stack(boxes), width, height),
-                             np.asarray(scores, np.float32), "face")
+        return Detections.of(
+            _calibrate(np.stack(boxes), width, height), np.asarray(scores, np.float32), "face"
+        )
 
     def _look_again(self, image: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
         """Score of each box on a crop magnified so the face is ``_LOOK_FACE`` px tall: the best
@@ -347,19 +381,21 @@ class CenterFaceDetector(Detector):
         crops = []
         for (cx, cy), z in zip(centre, zoom):
             warp = np.array([[z, 0, side / 2 - cx * z], [0, z, side / 2 - cy * z]], np.float32)
-            crop = cv2.warpAffine(image, warp, (side, side), flags=cv2.INTER_LINEAR,
-                                  borderMode=cv2.BORDER_CONSTANT)
+            crop = cv2.warpAffine(
+                image, warp, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+            )
             crops += [crop, np.ascontiguousarray(crop[:, ::-1])]
         maps = []
         for start in range(0, len(crops), _LOOK_BATCH):
-            maps.append(self._forward(_blob(np.stack(crops[start:start + _LOOK_BATCH]))))
+            maps.append(self._forward(_blob(np.stack(crops[start : start + _LOOK_BATCH]))))
         heatmap, size_map, offset = (np.concatenate(m) for m in zip(*maps))
         out = np.zeros(len(xyxy), dtype=np.float32)
         for i in range(len(xyxy)):
             # The candidate's box in crop pixels (and mirrored), to compare with what is found.
             target = ((xyxy[i] - np.tile(centre[i], 2)) * zoom[i] + side / 2)[None]
-            mirrored = np.array([[side - target[0, 2], target[0, 1], side - target[0, 0],
-                                  target[0, 3]]], dtype=np.float32)
+            mirrored = np.array(
+                [[side - target[0, 2], target[0, 1], side - target[0, 0], target[0, 3]]], dtype=np.float32
+            )
             for k, box in ((2 * i, target), (2 * i + 1, mirrored)):
                 found, score = _decode(heatmap[k, 0], size_map[k], offset[k], 0.01)
                 if len(found):
@@ -367,5 +403,3 @@ class CenterFaceDetector(Detector):
                     if match.any():
                         out[i] += score[match].max() / 2
         return out
-
-

@@ -24,8 +24,9 @@ _TILE_PIXELS = 2_500_000
 _TILE_OVERLAP = 192
 
 
-def _decode(heatmap: np.ndarray, size: np.ndarray, offset: np.ndarray, threshold: float
-            ) -> tuple[np.ndarray, np.ndarray]:
+def _decode(
+    heatmap: np.ndarray, size: np.ndarray, offset: np.ndarray, threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Boxes (in network-input pixels) and scores of every heatmap cell above ``threshold``."""
     rows, cols = np.nonzero(heatmap > threshold)
     score = heatmap[rows, cols].astype(np.float32)
@@ -51,14 +52,18 @@ def network_input(image: np.ndarray, scale: float) -> tuple[np.ndarray, list[tup
     height, width = image.shape[:2]
     w_in = max(32, int(math.ceil(width * scale / 32)) * 32)
     h_in = max(32, int(math.ceil(height * scale / 32)) * 32)
-    resized = (image if (w_in, h_in) == (width, height)
-               else cv2.resize(image, (w_in, h_in), interpolation=cv2.INTER_LINEAR))
+    resized = (
+        image
+        if (w_in, h_in) == (width, height)
+        else cv2.resize(image, (w_in, h_in), interpolation=cv2.INTER_LINEAR)
+    )
     spans = [(0, 0, w_in, h_in)] if w_in * h_in <= _TILE_PIXELS else tiles(w_in, h_in)
     return resized, spans
 
 
-def tiles(width: int, height: int, limit: int | None = None, overlap: int | None = None
-          ) -> list[tuple[int, int, int, int]]:
+def tiles(
+    width: int, height: int, limit: int | None = None, overlap: int | None = None
+) -> list[tuple[int, int, int, int]]:
     """Overlapping tiles (x, y, w, h) covering a ``width`` x ``height`` network input, each at
     most ``limit`` pixels with sides multiple of 32, neighbours sharing at least ``overlap``."""
     limit = _TILE_PIXELS if limit is None else limit

@@ -22,8 +22,9 @@ def plate_like(plate: np.ndarray, line: np.ndarray, long: float, short: float) -
     return bool(pw <= long * lw and ph <= short * lh)
 
 
-def plate_extent(image: np.ndarray, rect, reach_long: float = 0.5, reach_sides: float = 1.5,
-                 reach_up: float = 2.5) -> np.ndarray | None:
+def plate_extent(
+    image: np.ndarray, rect, reach_long: float = 0.5, reach_sides: float = 1.5, reach_up: float = 2.5
+) -> np.ndarray | None:
     """The plate rectangle around a text line, found from the plate's own background colour.
 
     The line's pixels split (Otsu) into characters and background; the background is the larger
@@ -85,8 +86,7 @@ def plate_extent(image: np.ndarray, rect, reach_long: float = 0.5, reach_sides: 
     left, right, top, bottom = sides
     if None in sides:
         return None  # not closed on every side: no plate rectangle to grow to
-    corners = np.float32([[left, top], [right + 1, top], [right + 1, bottom + 1],
-                          [left, bottom + 1]])
+    corners = np.float32([[left, top], [right + 1, top], [right + 1, bottom + 1], [left, bottom + 1]])
     inverse = cv2.invertAffineTransform(upright_transform(window))
     pts = corners @ inverse[:, :2].T + inverse[:, 2]
     return np.r_[pts.min(axis=0), pts.max(axis=0)].astype(np.float32)
@@ -97,12 +97,15 @@ _EDGE = 0.15  # share of the plate's colour below which a row or column is the p
 
 def _sides(cols, rows, x0, x1, y0, y1, gap, edge_cols=None, edge_rows=None):
     """(left, right, top, bottom) of the plate from the line's box outward (see ``_walk``)."""
-    return (_walk(cols, x0, -1, gap, edge_cols), _walk(cols, x1 - 1, 1, gap, edge_cols),
-            _walk(rows, y0, -1, gap, edge_rows), _walk(rows, y1 - 1, 1, gap, edge_rows))
+    return (
+        _walk(cols, x0, -1, gap, edge_cols),
+        _walk(cols, x1 - 1, 1, gap, edge_cols),
+        _walk(rows, y0, -1, gap, edge_rows),
+        _walk(rows, y1 - 1, 1, gap, edge_rows),
+    )
 
 
-def _walk(ok: np.ndarray, start: int, step: int, gap: int,
-          edge: np.ndarray | None = None) -> int | None:
+def _walk(ok: np.ndarray, start: int, step: int, gap: int, edge: np.ndarray | None = None) -> int | None:
     """Last ok index from ``start`` in direction ``step`` before ``gap`` consecutive non-ok
     cells or an ``edge`` cell: the plate's edge; None when the colour runs on to the end of the
     window."""

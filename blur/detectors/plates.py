@@ -110,8 +110,10 @@ _ALNUM = re.compile(r"[0-9A-Za-z]")
 _LOWER_ONLY = re.compile(r"[abdeghnqrt]")
 # Clock times and dates: overlays of dashcams and CCTV, never a plate.
 # A sticker between groups often reads as ":" (Czech "1Z7:5233"), hence the digit guards.
-_CLOCK = re.compile(r"(?<!\d)(\d{1,2}[:.]\d{2}[:.]\d{2}|\d{1,2}:\d{2}|\d{4}[-/.:]\d{1,2}[-/.:]\d{1,2}"
-                    r"|\d{2}[-/]\d{2}[-/]\d{2})(?!\d)")
+_CLOCK = re.compile(
+    r"(?<!\d)(\d{1,2}[:.]\d{2}[:.]\d{2}|\d{1,2}:\d{2}|\d{4}[-/.:]\d{1,2}[-/.:]\d{1,2}"
+    r"|\d{2}[-/]\d{2}[-/]\d{2})(?!\d)"
+)
 
 
 # A clock whose other colons were misread ("07825:13"): digits, a colon, the two digits of the
@@ -169,14 +171,32 @@ class PlateDetector(TextModelDetector):
     name = "ppocr-plates"
     kind = "plate"
 
-    def __init__(self, max_side: int = 1280, box_thresh: float = 0.5, dark_level: float = 80.0,
-                 min_height_px: float = 8.0, min_aspect: float = 1.2, max_aspect: float = 10.0,
-                 max_angle: float = 30.0, read_conf: float = 0.4, pad_x: float = 0.6,
-                 pad_y: float = 0.55, max_height: float = 0.35, upscale: float = 2.0,
-                 square_aspect: float = 1.5, second_side: int = 0, square_height_px: float = 40.0,
-                 bare_height_px: float = 40.0, bare_chars: int = 3, rect_long: float = 2.0,
-                 rect_short: float = 3.0, smear_ratio: float = 0.55, every_n_frames: int = 1,
-                 device: str = "auto", **_ignored):
+    def __init__(
+        self,
+        max_side: int = 1280,
+        box_thresh: float = 0.5,
+        dark_level: float = 80.0,
+        min_height_px: float = 8.0,
+        min_aspect: float = 1.2,
+        max_aspect: float = 10.0,
+        max_angle: float = 30.0,
+        read_conf: float = 0.4,
+        pad_x: float = 0.6,
+        pad_y: float = 0.55,
+        max_height: float = 0.35,
+        upscale: float = 2.0,
+        square_aspect: float = 1.5,
+        second_side: int = 0,
+        square_height_px: float = 40.0,
+        bare_height_px: float = 40.0,
+        bare_chars: int = 3,
+        rect_long: float = 2.0,
+        rect_short: float = 3.0,
+        smear_ratio: float = 0.55,
+        every_n_frames: int = 1,
+        device: str = "auto",
+        **_ignored,
+    ):
         self.max_side = max_side
         self.upscale = upscale
         self.max_height = max_height
@@ -205,8 +225,7 @@ class PlateDetector(TextModelDetector):
         (``incremental``: see ``TextModel.find``)."""
         height, width = image.shape[:2]
         dark = is_dark(image, self.dark_level)
-        passes = [(image, side, dark, incremental) for side in (self.max_side, self.second_side)
-                  if side]
+        passes = [(image, side, dark, incremental) for side in (self.max_side, self.second_side) if side]
         if smear(image) < self.smear_ratio:
             # A smeared frame: once more with its edges restored (not incremental: it runs on
             # some frames only).
@@ -214,15 +233,18 @@ class PlateDetector(TextModelDetector):
             passes.append((sharpened(image, 3.0 / scale), self.max_side, False, None))
         rects, scores = [], []
         for picture, side, equalise, changes in passes:
-            lines = self._model.find(picture, side, self.box_thresh, self.upscale, equalise,
-                                     changes)
+            lines = self._model.find(picture, side, self.box_thresh, self.upscale, equalise, changes)
             if not len(lines):
                 continue
             scale = analysis_scale(width, height, side, self.upscale)
             _, _, lng, sht, ang = lines.rects.T
-            ok = ((sht * scale >= self.min_height_px) & (sht <= self.max_height * height)
-                  & (lng >= self.min_aspect * sht) & (lng <= self.max_aspect * sht)
-                  & (np.abs(ang) <= self.max_angle))
+            ok = (
+                (sht * scale >= self.min_height_px)
+                & (sht <= self.max_height * height)
+                & (lng >= self.min_aspect * sht)
+                & (lng <= self.max_aspect * sht)
+                & (np.abs(ang) <= self.max_angle)
+            )
             rects.append(lines.rects[ok])
             scores.append(lines.score[ok])
         if not rects:
@@ -252,8 +274,7 @@ class PlateDetector(TextModelDetector):
                 read[i] = len(letters) >= self.bare_chars
             else:
                 _, _, lng, sht, _ = rects[i]
-                keep[i] = not (lng < self.square_aspect * sht
-                               and sht * scale >= self.square_height_px)
+                keep[i] = not (lng < self.square_aspect * sht and sht * scale >= self.square_height_px)
         # Words stacked three rows deep are a sign or a banner.
         keep[np.flatnonzero(word)[text_block(rects[word])]] = False
         bare = keep & ~read & (rects[:, 3] * scale >= self.bare_height_px)
@@ -275,8 +296,7 @@ class PlateDetector(TextModelDetector):
                 # A large line the recogniser cannot read: a plate only inside a plate
                 # rectangle of a plate's proportions, and redacted as that rectangle.
                 line = rect_xyxy(rect)[0]
-                if plate is None or not plate_like(plate, line, self.rect_long,
-                                                   self.rect_short):
+                if plate is None or not plate_like(plate, line, self.rect_long, self.rect_short):
                     found[i] = False
                     continue
                 # Its rectangle's edges are known: padding by line heights would reach far
@@ -307,8 +327,7 @@ def text_block(rects: np.ndarray, min_lines: int = 3) -> np.ndarray:
             small, big = sorted((sht[i], sht[j]))
             overlap = min(boxes[i, 2], boxes[j, 2]) - max(boxes[i, 0], boxes[j, 0])
             shorter = min(boxes[i, 2] - boxes[i, 0], boxes[j, 2] - boxes[j, 0])
-            if (big <= 1.4 * small and abs(rects[i, 1] - rects[j, 1]) <= 3.0 * big
-                    and overlap >= shorter / 3):
+            if big <= 1.4 * small and abs(rects[i, 1] - rects[j, 1]) <= 3.0 * big and overlap >= shorter / 3:
                 linked[i, j] = linked[j, i] = True
     # Connected groups of linked lines.
     group = np.arange(n)
@@ -333,8 +352,9 @@ def is_dark(image: np.ndarray, level: float) -> bool:
         return True
     height, width = image.shape[:2]
     scale = 64 / max(height, width)
-    thumb = cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))),
-                       interpolation=cv2.INTER_AREA)
+    thumb = cv2.resize(
+        image, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA
+    )
     return float(np.median(cv2.cvtColor(thumb, cv2.COLOR_RGB2GRAY))) < level
 
 
@@ -349,8 +369,9 @@ def smear(image: np.ndarray) -> float:
     scale = min(1.0, 640 / max(height, width))
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     if scale < 1:
-        grey = cv2.resize(grey, (max(1, round(width * scale)), max(1, round(height * scale))),
-                          interpolation=cv2.INTER_AREA)
+        grey = cv2.resize(
+            grey, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA
+        )
     grey = grey.astype(np.float32)
     along = float(np.abs(np.diff(grey, axis=1)).mean()) if grey.shape[1] > 1 else 0.0
     across = float(np.abs(np.diff(grey, axis=0)).mean()) if grey.shape[0] > 1 else 0.0

@@ -51,7 +51,7 @@ from .runtime import session
 _FILE = "retinaface-mobilenet0.25.onnx"
 _STRIDES = (8, 16, 32)
 _ANCHORS = ((16, 32), (64, 128), (256, 512))  # anchor sides (px) at each stride
-_VARIANCE = (0.1, 0.2)                        # centre and size variances of the box encoding
+_VARIANCE = (0.1, 0.2)  # centre and size variances of the box encoding
 _MEAN_BGR = np.array([104, 117, 127], dtype=np.float32)  # as the exporting package subtracts
 # Model score -> CenterFace-equivalent score: (model, centerface) points, linear between.
 _FACE_SCORE = 0.05
@@ -135,15 +135,20 @@ class RetinaFace:
         self.nms_iou = nms_iou
         self._session = session(model_path(), device)
 
-    def small_face_pass(self, image: np.ndarray, scale: float, threshold: float,
-                        incremental: Callable | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def small_face_pass(
+        self, image: np.ndarray, scale: float, threshold: float, incremental: Callable | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``detect_at`` for the face detector's enlarged pass: small faces only."""
-        return self.detect_at(image, scale, threshold, max_face=_SMALL_PASS_MAX_FACE,
-                              incremental=incremental)
+        return self.detect_at(image, scale, threshold, max_face=_SMALL_PASS_MAX_FACE, incremental=incremental)
 
-    def detect_at(self, image: np.ndarray, scale: float, threshold: float,
-                  max_face: float | None = None, incremental: Callable | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
+    def detect_at(
+        self,
+        image: np.ndarray,
+        scale: float,
+        threshold: float,
+        max_face: float | None = None,
+        incremental: Callable | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Candidates found in ``image`` resized by ``scale``: CenterFace-equivalent boxes (in
         ``image`` pixels, not yet calibrated or clipped) and scores, those at or above
         ``threshold`` (a CenterFace-equivalent score) and, with ``max_face``, less than that
@@ -163,7 +168,7 @@ class RetinaFace:
         run = self.maps if incremental is None or len(spans) > 1 else incremental(self.maps)
         found, scores = [], []
         for x0, y0, tw, th in spans:
-            maps = run(_blob(resized[y0:y0 + th, x0:x0 + tw]))
+            maps = run(_blob(resized[y0 : y0 + th, x0 : x0 + tw]))
             b, sc = _decode(*_flat(maps), tw, th, model_threshold)
             found.append(b + np.array([x0, y0, x0, y0], dtype=np.float32))
             scores.append(sc)
@@ -187,8 +192,7 @@ class RetinaFace:
         height, width = blob.shape[2:]
         cells = [(height // s) * (width // s) for s in _STRIDES]
         if loc.shape[1] != len(_ANCHORS[0]) * sum(cells):
-            raise DetectionError(f"face model returned {loc.shape[1]} boxes for a "
-                                 f"{width}x{height} input")
+            raise DetectionError(f"face model returned {loc.shape[1]} boxes for a {width}x{height} input")
         out, start = [], 0
         for s, n in zip(_STRIDES, cells):
             end = start + n * len(_ANCHORS[0])
@@ -205,8 +209,7 @@ def _blob(pixels: np.ndarray) -> np.ndarray:
     height, width = pixels.shape[:2]
     blob = np.empty((1, 3, height, width), dtype=np.float32)
     for plane in range(3):
-        np.subtract(pixels[..., 2 - plane], _MEAN_BGR[plane], out=blob[0, plane],
-                    dtype=np.float32)
+        np.subtract(pixels[..., 2 - plane], _MEAN_BGR[plane], out=blob[0, plane], dtype=np.float32)
     return blob
 
 
@@ -217,8 +220,9 @@ def _flat(maps: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(loc), np.concatenate(conf)
 
 
-def _decode(loc: np.ndarray, conf: np.ndarray, width: int, height: int, threshold: float
-            ) -> tuple[np.ndarray, np.ndarray]:
+def _decode(
+    loc: np.ndarray, conf: np.ndarray, width: int, height: int, threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Decoded boxes (input pixels) and model scores at or above ``threshold`` in one tile."""
     anchors = _anchors(width, height)
     if len(anchors) != len(loc):

@@ -10,17 +10,23 @@ from __future__ import annotations
 from ..errors import UsageError
 
 # --device name -> ONNX Runtime execution provider.
-DEVICES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
-           "coreml": "CoreMLExecutionProvider", "directml": "DmlExecutionProvider"}
+DEVICES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+    "directml": "DmlExecutionProvider",
+}
 # What --device accepts.
 DEVICE_NAMES = ("auto", *DEVICES)
 # "auto" takes an accelerator only from an ONNX Runtime build installed for it on purpose
 # (onnxruntime-gpu, onnxruntime-directml). CoreML comes with every macOS build and has not been
 # measured with this face model's free input size, so it is used only when asked for by name.
 _AUTO_ORDER = ("cuda", "directml")
-_INSTALL = {"cuda": "install onnxruntime-gpu in place of onnxruntime",
-            "directml": "install onnxruntime-directml in place of onnxruntime (Windows)",
-            "coreml": "CoreML is in ONNX Runtime's macOS build only"}
+_INSTALL = {
+    "cuda": "install onnxruntime-gpu in place of onnxruntime",
+    "directml": "install onnxruntime-directml in place of onnxruntime (Windows)",
+    "coreml": "CoreML is in ONNX Runtime's macOS build only",
+}
 
 
 def providers(device: str) -> list[str]:
@@ -39,8 +45,10 @@ def providers(device: str) -> list[str]:
         device = next((d for d in _AUTO_ORDER if DEVICES[d] in available), "cpu")
     provider = DEVICES[device]
     if provider not in available:
-        raise UsageError(f"device {device!r} is not available: this ONNX Runtime has "
-                         f"{', '.join(available)} ({_INSTALL[device]}), or use --device cpu")
+        raise UsageError(
+            f"device {device!r} is not available: this ONNX Runtime has "
+            f"{', '.join(available)} ({_INSTALL[device]}), or use --device cpu"
+        )
     return [provider] if device == "cpu" else [provider, DEVICES["cpu"]]
 
 
@@ -75,9 +83,12 @@ def session(model, device: str = "auto", threads: int = 0):
     opts.enable_mem_pattern = False
     device = device.lower()
     wanted = providers(device)
-    sess = onnxruntime.InferenceSession(model if isinstance(model, bytes) else str(model), opts,
-                                        providers=wanted)
+    sess = onnxruntime.InferenceSession(
+        model if isinstance(model, bytes) else str(model), opts, providers=wanted
+    )
     if sess.get_providers()[0] != wanted[0] and device != "auto":
-        raise UsageError(f"device {device!r} could not be started ({wanted[0]} is installed but "
-                         f"did not load: a missing driver or library?); use --device cpu")
+        raise UsageError(
+            f"device {device!r} could not be started ({wanted[0]} is installed but "
+            f"did not load: a missing driver or library?); use --device cpu"
+        )
     return sess

@@ -81,9 +81,14 @@ def rect_xyxy(rects: np.ndarray, grow_long: float = 0.0, grow_short: float = 0.0
     return np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=1).astype(np.float32)
 
 
-def db_lines(prob: np.ndarray, scale_xy: tuple[float, float], thresh: float = 0.3,
-             box_thresh: float = 0.5, unclip_ratio: float = 1.6,
-             min_side: float = 3.0) -> TextLines:
+def db_lines(
+    prob: np.ndarray,
+    scale_xy: tuple[float, float],
+    thresh: float = 0.3,
+    box_thresh: float = 0.5,
+    unclip_ratio: float = 1.6,
+    min_side: float = 3.0,
+) -> TextLines:
     """DB post-processing: text lines from the detector's probability map.
 
     The network predicts a *shrunk* text kernel; each connected blob above ``thresh`` is kept if
@@ -106,7 +111,7 @@ def db_lines(prob: np.ndarray, scale_xy: tuple[float, float], thresh: float = 0.
         x, y, bw, bh = cv2.boundingRect(contour)
         mask = np.zeros((bh, bw), np.uint8)
         cv2.fillPoly(mask, [contour - [x, y]], 1)
-        score = float(prob[y:y + bh, x:x + bw][mask > 0].mean())
+        score = float(prob[y : y + bh, x : x + bw][mask > 0].mean())
         if score < box_thresh:
             continue
         offset = w * h * unclip_ratio / (2 * (w + h))
@@ -121,8 +126,7 @@ def db_lines(prob: np.ndarray, scale_xy: tuple[float, float], thresh: float = 0.
         short_scale = math.hypot(math.sin(t) * sx, math.cos(t) * sy)
         rects.append((cx * sx, cy * sy, w * long_scale, h * short_scale, ang))
         scores.append(score)
-    return TextLines(np.asarray(rects, np.float32).reshape(-1, 5),
-                     np.asarray(scores, np.float32).reshape(-1))
+    return TextLines(np.asarray(rects, np.float32).reshape(-1, 5), np.asarray(scores, np.float32).reshape(-1))
 
 
 def upright_transform(rect) -> np.ndarray:
@@ -137,8 +141,9 @@ def upright_transform(rect) -> np.ndarray:
 def upright_crop(image: np.ndarray, rect) -> np.ndarray:
     """The pixels of a rotated rectangle, turned so its text runs left to right."""
     w, h = max(1, int(round(float(rect[2])))), max(1, int(round(float(rect[3]))))
-    return cv2.warpAffine(image, upright_transform(rect), (w, h), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(
+        image, upright_transform(rect), (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
 
 
 def equalised(bgr: np.ndarray) -> np.ndarray:
@@ -179,9 +184,15 @@ class TextModel:
         self._lock = threading.Lock()
         self._last: tuple | None = None
 
-    def find(self, rgb: np.ndarray, max_side: int, box_thresh: float = 0.5,
-             upscale: float = 1.0, equalise: bool = False,
-             incremental: Callable | None = None) -> TextLines:
+    def find(
+        self,
+        rgb: np.ndarray,
+        max_side: int,
+        box_thresh: float = 0.5,
+        upscale: float = 1.0,
+        equalise: bool = False,
+        incremental: Callable | None = None,
+    ) -> TextLines:
         """Text lines in an RGB image, analysed at ``analysis_scale``.
 
         Args:
@@ -202,8 +213,9 @@ class TextModel:
         # The network downsamples by 32.
         w_in = max(32, int(round(width * scale / 32)) * 32)
         h_in = max(32, int(round(height * scale / 32)) * 32)
-        bgr = cv2.resize(rgb[..., ::-1], (w_in, h_in), interpolation=cv2.INTER_AREA
-                         if w_in < width else cv2.INTER_LINEAR)
+        bgr = cv2.resize(
+            rgb[..., ::-1], (w_in, h_in), interpolation=cv2.INTER_AREA if w_in < width else cv2.INTER_LINEAR
+        )
         if equalise:
             bgr = equalised(bgr)
         x = np.ascontiguousarray((bgr.astype(np.float32) * (2 / 255) - 1).transpose(2, 0, 1)[None])
@@ -230,8 +242,9 @@ class TextModel:
             w_in = int(min(960, max(16, math.ceil(_REC_HEIGHT * w / max(h, 1) / 8) * 8)))
             x = cv2.resize(crop, (w_in, _REC_HEIGHT)).astype(np.float32) * (2 / 255) - 1
             with self._lock:
-                probs = self._rec.run(None, {self._rec.get_inputs()[0].name:
-                                             x.transpose(2, 0, 1)[None]})[0][0]
+                probs = self._rec.run(None, {self._rec.get_inputs()[0].name: x.transpose(2, 0, 1)[None]})[0][
+                    0
+                ]
             best = probs.argmax(1)
             conf = probs.max(1)
             keep = (best != 0) & np.r_[True, best[1:] != best[:-1]]
@@ -252,8 +265,11 @@ class TextModelDetector(Detector):
 
     @classmethod
     def options(cls, settings) -> dict:
-        return {"max_side": settings.text_max_side,
-                "every_n_frames": settings.text_every_n_frames, "device": settings.device}
+        return {
+            "max_side": settings.text_max_side,
+            "every_n_frames": settings.text_every_n_frames,
+            "device": settings.device,
+        }
 
     @classmethod
     def weights(cls) -> tuple[str, list[Path]]:
@@ -273,8 +289,16 @@ class TextDetector(TextModelDetector):
     name = "pptext"
     kind = "text"
 
-    def __init__(self, max_side: int = 1280, box_thresh: float = 0.5, pad: float = 0.25,
-                 upscale: float = 2.0, every_n_frames: int = 1, device: str = "auto", **_ignored):
+    def __init__(
+        self,
+        max_side: int = 1280,
+        box_thresh: float = 0.5,
+        pad: float = 0.25,
+        upscale: float = 2.0,
+        every_n_frames: int = 1,
+        device: str = "auto",
+        **_ignored,
+    ):
         self.max_side = max_side
         self.upscale = upscale
         self.box_thresh = box_thresh
@@ -283,6 +307,5 @@ class TextDetector(TextModelDetector):
         self._model = shared_model(device)
 
     def detect(self, image: np.ndarray, incremental: Callable | None = None) -> Detections:
-        lines = self._model.find(image, self.max_side, self.box_thresh, self.upscale,
-                                 incremental=incremental)
+        lines = self._model.find(image, self.max_side, self.box_thresh, self.upscale, incremental=incremental)
         return Detections.of(lines.xyxy(self.pad, self.pad), lines.score, "text")

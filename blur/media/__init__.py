@@ -19,14 +19,28 @@ from . import animation, heif, image, video
 from .families import FAMILIES, Family, family_of
 from .metadata import leftover
 
-__all__ = ["FAMILIES", "Family", "animation", "family_of", "frames", "frames_at", "heif", "image", "is_media",
-           "is_video", "kind_of", "leftover", "probe", "video"]
+__all__ = [
+    "FAMILIES",
+    "Family",
+    "animation",
+    "family_of",
+    "frames",
+    "frames_at",
+    "heif",
+    "image",
+    "is_media",
+    "is_video",
+    "kind_of",
+    "leftover",
+    "probe",
+    "video",
+]
 
 PICTURE_EXTENSIONS = image.EXTENSIONS | animation.EXTENSIONS
 
 
 def kind_of(path: Path) -> str:
-    """"image" or "video", from the file name's extension."""
+    """ "image" or "video", from the file name's extension."""
     suffix = path.suffix.lower()
     if suffix in PICTURE_EXTENSIONS:
         return "image"

@@ -56,8 +56,9 @@ def _open(path: Path) -> Image.Image:
     except Image.DecompressionBombError as exc:
         raise UnsupportedMediaError(f"image is too large: {exc}", path) from exc
     except UnidentifiedImageError as exc:
-        raise UnsupportedMediaError("not an image blur can read (damaged, truncated or another "
-                                    "format)", path) from exc
+        raise UnsupportedMediaError(
+            "not an image blur can read (damaged, truncated or another format)", path
+        ) from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise UnsupportedMediaError(f"cannot open image: {exc}", path) from exc
     try:
@@ -107,11 +108,21 @@ def probe(path: Path) -> MediaInfo:
         except (OSError, ValueError, SyntaxError, EOFError) as exc:
             raise UnsupportedMediaError(f"cannot decode animation: {exc}", path) from exc
         total = sum(durations) / 1000
-        fps = (Fraction(len(durations)) / Fraction(total).limit_denominator(100000)
-               if total > 0 else _ZERO_DELAY_FPS)
-        return MediaInfo(path=path, kind="animation", width=im.width, height=im.height,
-                         fps=fps, frame_count=len(durations), duration=total,
-                         metadata_found=sorted(set(found)))
+        fps = (
+            Fraction(len(durations)) / Fraction(total).limit_denominator(100000)
+            if total > 0
+            else _ZERO_DELAY_FPS
+        )
+        return MediaInfo(
+            path=path,
+            kind="animation",
+            width=im.width,
+            height=im.height,
+            fps=fps,
+            frame_count=len(durations),
+            duration=total,
+            metadata_found=sorted(set(found)),
+        )
 
 
 def _decoded(path: Path) -> Iterator[tuple[Frame, np.ndarray, float]]:
@@ -134,8 +145,9 @@ def frames(path: Path) -> Iterator[Frame]:
         yield frame
 
 
-def _write(dst: Path, fmt: str, images: list[Image.Image], durations: list[float], info: dict,
-           quality: int) -> None:
+def _write(
+    dst: Path, fmt: str, images: list[Image.Image], durations: list[float], info: dict, quality: int
+) -> None:
     """Write every frame, identical neighbours included, each with its own duration."""
     if fmt == "GIF":
         # No NETSCAPE block in the input means "play once": none in the output either.
@@ -148,13 +160,27 @@ def _write(dst: Path, fmt: str, images: list[Image.Image], durations: list[float
         # disposal alternates between none and clear-to-transparent (both show whole frames
         # alike, and Pillow encodes each frame against what the one before leaves behind).
         with open(dst, "wb") as fh:
-            images[0].save(fh, format="PNG", save_all=True, append_images=images[1:],
-                           duration=durations, loop=info.get("loop", 0), blend=0,
-                           disposal=[i % 2 for i in range(len(images))], default_image=False)
+            images[0].save(
+                fh,
+                format="PNG",
+                save_all=True,
+                append_images=images[1:],
+                duration=durations,
+                loop=info.get("loop", 0),
+                blend=0,
+                disposal=[i % 2 for i in range(len(images))],
+                default_image=False,
+            )
 
 
-def transcode(src: Path, dst: Path, process: Callable[[Frame], np.ndarray], *,
-              quality: int = 95, on_frame: Callable[[int], None] | None = None) -> dict:
+def transcode(
+    src: Path,
+    dst: Path,
+    process: Callable[[Frame], np.ndarray],
+    *,
+    quality: int = 95,
+    on_frame: Callable[[int], None] | None = None,
+) -> dict:
     """Decode ``src``, pass each frame through ``process``, write ``dst`` in the same format with
     the same per-frame durations and loop count, then re-read it and check the timing.
 
@@ -190,7 +216,6 @@ def _check_timing(dst: Path, src: Path, durations: list[float], info: dict) -> N
     if len(got) != len(durations):
         raise MediaError(f"wrote {len(got)} frames from {len(durations)}", src)
     if any(abs(a - b) > 1e-6 for a, b in zip(got, durations)):
-        raise MediaError(f"the output's frame durations {got} differ from the input's "
-                         f"{durations}", src)
+        raise MediaError(f"the output's frame durations {got} differ from the input's {durations}", src)
     if loop != info.get("loop", loop):
         raise MediaError(f"the output loops {loop} times, the input {info.get('loop')}", src)

@@ -29,8 +29,7 @@ _WEBP_NO_BLEND = 0b10  # ANMF flags: replace the canvas area, do not alpha-blend
 _WEBP_MAX_DURATION = (1 << 24) - 1
 
 
-def write_gif(path: Path, frames: list[Image.Image], durations: list[float],
-              loop: int | None) -> None:
+def write_gif(path: Path, frames: list[Image.Image], durations: list[float], loop: int | None) -> None:
     """Write ``frames`` (RGB, or RGBA with binary transparency) as an animated GIF.
 
     Args:
@@ -49,8 +48,16 @@ def write_gif(path: Path, frames: list[Image.Image], durations: list[float],
         palette, lzw = _gif_picture(frame)
         delay = min(round(duration / 10), 0xFFFF)
         disposal = _GIF_CLEAR if transparent else _GIF_KEEP
-        out.append(struct.pack("<3sBHBB", b"!\xf9\x04", disposal << 2 | transparent, delay,
-                               _TRANSPARENT_INDEX if transparent else 0, 0))
+        out.append(
+            struct.pack(
+                "<3sBHBB",
+                b"!\xf9\x04",
+                disposal << 2 | transparent,
+                delay,
+                _TRANSPARENT_INDEX if transparent else 0,
+                0,
+            )
+        )
         size_bits = (len(palette) // 3).bit_length() - 2  # the table holds 2 ** (bits + 1)
         out.append(struct.pack("<BHHHHB", 0x2C, 0, 0, width, height, 0x80 | size_bits))
         out += [palette, lzw]
@@ -63,7 +70,7 @@ def _gif_picture(frame: Image.Image) -> tuple[bytes, bytes]:
     if frame.mode == "RGBA":
         rgba = np.asarray(frame)
         indexed = Image.fromarray(np.ascontiguousarray(rgba[..., :3])).quantize(_TRANSPARENT_INDEX)
-        palette = (indexed.getpalette() or [])[:3 * _TRANSPARENT_INDEX]
+        palette = (indexed.getpalette() or [])[: 3 * _TRANSPARENT_INDEX]
         pixels = np.array(indexed)
         pixels[rgba[..., 3] < 128] = _TRANSPARENT_INDEX
         indexed = Image.fromarray(pixels, "P")
@@ -84,7 +91,7 @@ def _gif_single_frame(data: bytes) -> tuple[bytes, bytes]:
     if not flags & 0x80:
         raise ValueError("a GIF frame without a colour table")
     table_size = 3 << ((flags & 7) + 1)
-    palette = data[at:at + table_size]
+    palette = data[at : at + table_size]
     at += table_size
     while data[at] == 0x21:  # extension blocks (graphic control): skipped, written anew
         at += 2
@@ -97,11 +104,12 @@ def _gif_single_frame(data: bytes) -> tuple[bytes, bytes]:
     at = start + 1
     while data[at]:
         at += data[at] + 1
-    return palette, data[start:at + 1]
+    return palette, data[start : at + 1]
 
 
-def write_webp(path: Path, frames: list[Image.Image], durations: list[float], loop: int,
-               quality: int) -> None:
+def write_webp(
+    path: Path, frames: list[Image.Image], durations: list[float], loop: int, quality: int
+) -> None:
     """Write ``frames`` (RGB or RGBA) as an animated WebP, lossy at ``quality``.
 
     Args:
@@ -113,14 +121,23 @@ def write_webp(path: Path, frames: list[Image.Image], durations: list[float], lo
     """
     width, height = frames[0].size
     alpha = frames[0].mode == "RGBA"
-    chunks = [_chunk(b"VP8X", struct.pack("<B3x", 0x02 | (0x10 if alpha else 0))
-                     + _u24(width - 1) + _u24(height - 1)),
-              _chunk(b"ANIM", struct.pack("<4BH", 0, 0, 0, 0, loop))]  # transparent background
+    chunks = [
+        _chunk(
+            b"VP8X", struct.pack("<B3x", 0x02 | (0x10 if alpha else 0)) + _u24(width - 1) + _u24(height - 1)
+        ),
+        _chunk(b"ANIM", struct.pack("<4BH", 0, 0, 0, 0, loop)),
+    ]  # transparent background
     for frame, duration in zip(frames, durations):
         buffer = io.BytesIO()
         frame.save(buffer, format="WEBP", quality=quality, method=4)
-        header = (_u24(0) + _u24(0) + _u24(width - 1) + _u24(height - 1)
-                  + _u24(min(round(duration), _WEBP_MAX_DURATION)) + bytes([_WEBP_NO_BLEND]))
+        header = (
+            _u24(0)
+            + _u24(0)
+            + _u24(width - 1)
+            + _u24(height - 1)
+            + _u24(min(round(duration), _WEBP_MAX_DURATION))
+            + bytes([_WEBP_NO_BLEND])
+        )
         chunks.append(_chunk(b"ANMF", header + _webp_bitstream(buffer.getvalue())))
     body = b"WEBP" + b"".join(chunks)
     Path(path).write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
@@ -141,7 +158,7 @@ def _webp_bitstream(data: bytes) -> bytes:
         raise ValueError("not a WebP")
     kept, at = [], 12
     while at + 8 <= len(data):
-        kind, size = data[at:at + 4], struct.unpack_from("<I", data, at + 4)[0]
+        kind, size = data[at : at + 4], struct.unpack_from("<I", data, at + 4)[0]
         end = at + 8 + size + (size & 1)
         if kind in (b"ALPH", b"VP8 ", b"VP8L"):
             kept.append(data[at:end])

@@ -41,9 +41,16 @@ class Family(Protocol):
 
     def frames(self, path: Path, ahead: int = 0) -> Iterator[Frame]: ...
 
-    def write(self, src: Path, out: Path, name: Path, process: ProcessFn, settings,
-              on_frame: Callable[[int], None] | None = None,
-              info: MediaInfo | None = None) -> Written:
+    def write(
+        self,
+        src: Path,
+        out: Path,
+        name: Path,
+        process: ProcessFn,
+        settings,
+        on_frame: Callable[[int], None] | None = None,
+        info: MediaInfo | None = None,
+    ) -> Written:
         """Write ``out`` from ``src``'s frames passed through ``process``.
 
         Args:
@@ -97,8 +104,7 @@ class Animation(_Family):
         return animation.frames(path)  # decoded in the caller's thread
 
     def write(self, src, out, name, process, settings, on_frame=None, info=None) -> Written:
-        stats = animation.transcode(src, out, process, quality=settings.jpeg_quality,
-                                    on_frame=on_frame)
+        stats = animation.transcode(src, out, process, quality=settings.jpeg_quality, on_frame=on_frame)
         return Written(stats["frames"], [])
 
 
@@ -116,13 +122,24 @@ class Video(_Family):
     def write(self, src, out, name, process, settings, on_frame=None, info=None) -> Written:
         muxer = video.output_format(name)[0] if name.suffix.lower() == ".mkv" else "mp4"
         geometry = (info.rotation, info.width, info.height) if info is not None else None
-        stats = video_encode.transcode(src, out, muxer, process, crf=settings.crf,
-                                       preset=settings.preset, audio=settings.audio,
-                                       on_frame=on_frame, geometry=geometry)
+        stats = video_encode.transcode(
+            src,
+            out,
+            muxer,
+            process,
+            crf=settings.crf,
+            preset=settings.preset,
+            audio=settings.audio,
+            on_frame=on_frame,
+            geometry=geometry,
+        )
         notes = []
         if stats["audio_reencoded"]:
-            notes.append("audio re-encoded to AAC (the output container cannot hold "
-                         + ", ".join(stats["audio_reencoded"]) + ")")
+            notes.append(
+                "audio re-encoded to AAC (the output container cannot hold "
+                + ", ".join(stats["audio_reencoded"])
+                + ")"
+            )
         return Written(stats["frames"], notes)
 
 

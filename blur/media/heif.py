@@ -23,8 +23,12 @@ FORMATS = {"HEIF": (".heic", ".heif", ".hif"), "AVIF": (".avif",)}
 EXTENSIONS = {suffix for suffixes in FORMATS.values() for suffix in suffixes}
 # What a HEIF-family photo is written as, by the output's file name: JPEG unless the format is
 # kept (``--keep-format``); PNG for a name ending .png (lossless, read everywhere).
-_WRITTEN_AS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG",
-               **{s: fmt for fmt, suffixes in FORMATS.items() for s in suffixes}}
+_WRITTEN_AS = {
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".png": "PNG",
+    **{s: fmt for fmt, suffixes in FORMATS.items() for s in suffixes},
+}
 
 
 @cache
@@ -90,9 +94,29 @@ def save_options(fmt: str, quality: int) -> dict:
 
 # Item properties that describe how the picture is coded and shown, and identify nobody.
 # (``auxC`` names an auxiliary image's type; the images themselves are reported from ``iref``.)
-_TECHNICAL_PROPERTIES = {"ispe", "pixi", "colr", "hvcC", "av1C", "vvcC", "irot", "imir", "clap",
-                         "auxC", "pasp", "lsel", "a1op", "a1lx", "clli", "mdcv", "amve", "rloc",
-                         "iscl", "free", "skip"}
+_TECHNICAL_PROPERTIES = {
+    "ispe",
+    "pixi",
+    "colr",
+    "hvcC",
+    "av1C",
+    "vvcC",
+    "irot",
+    "imir",
+    "clap",
+    "auxC",
+    "pasp",
+    "lsel",
+    "a1op",
+    "a1lx",
+    "clli",
+    "mdcv",
+    "amve",
+    "rloc",
+    "iscl",
+    "free",
+    "skip",
+}
 _CONTAINER_BOXES = {"ftyp", "meta", "mdat", "free", "skip"}
 _PICTURE_ITEMS = {"hvc1", "av01", "grid", "iden", "iovl"}
 
@@ -133,9 +157,9 @@ def _items(data: bytes, start: int, end: int) -> dict[int, str]:
             continue
         id_size = 2 if data[s] == 2 else 4
         at = s + 4
-        item_id = int.from_bytes(data[at:at + id_size], "big")
+        item_id = int.from_bytes(data[at : at + id_size], "big")
         at += id_size + 2
-        item_type = data[at:at + 4].decode("latin-1")
+        item_type = data[at : at + 4].decode("latin-1")
         if item_type == "mime":
             _, after_name = _c_string(data, at + 4, e)
             content_type, _ = _c_string(data, after_name, e)
@@ -149,11 +173,19 @@ def _references(data: bytes, start: int, end: int) -> list[tuple[str, int, list[
     id_size = 2 if data[start] == 0 else 4
     refs = []
     for kind, s, _ in _boxes(data, start + 4, end):
-        from_id = int.from_bytes(data[s:s + id_size], "big")
-        count = int.from_bytes(data[s + id_size:s + id_size + 2], "big")
+        from_id = int.from_bytes(data[s : s + id_size], "big")
+        count = int.from_bytes(data[s + id_size : s + id_size + 2], "big")
         at = s + id_size + 2
-        refs.append((kind, from_id, [int.from_bytes(data[at + i * id_size:at + (i + 1) * id_size],
-                                                    "big") for i in range(count)]))
+        refs.append(
+            (
+                kind,
+                from_id,
+                [
+                    int.from_bytes(data[at + i * id_size : at + (i + 1) * id_size], "big")
+                    for i in range(count)
+                ],
+            )
+        )
     return refs
 
 
@@ -189,8 +221,11 @@ def contents(path: Path) -> list[str]:
                 elif child == "iref":
                     refs = _references(data, cs, ce)
                 elif child == "iprp":
-                    found += [f"HEIF:{p} property" for p in _properties(data, cs, ce)
-                              if p not in _TECHNICAL_PROPERTIES]
+                    found += [
+                        f"HEIF:{p} property"
+                        for p in _properties(data, cs, ce)
+                        if p not in _TECHNICAL_PROPERTIES
+                    ]
             for item_type in items.values():
                 if item_type not in _PICTURE_ITEMS:
                     found.append(f"HEIF:{item_type} item")

@@ -13,8 +13,16 @@ from ..types import MediaInfo
 from . import heif, metadata
 
 # Pillow format name -> what we write back (a HEIF-family photo: see ``heif.written_as``).
-FORMATS = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WEBP", "TIFF": "TIFF", "BMP": "BMP", "MPO": "JPEG",
-           "HEIF": "HEIF", "AVIF": "AVIF"}
+FORMATS = {
+    "JPEG": "JPEG",
+    "PNG": "PNG",
+    "WEBP": "WEBP",
+    "TIFF": "TIFF",
+    "BMP": "BMP",
+    "MPO": "JPEG",
+    "HEIF": "HEIF",
+    "AVIF": "AVIF",
+}
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"} | heif.EXTENSIONS
 MAX_PIXELS = 250_000_000  # refuse before decoding: a forged header must not exhaust memory
 
@@ -42,8 +50,9 @@ def _open(path: Path) -> Image.Image:
     except Image.DecompressionBombError as exc:  # a header claiming a gigantic size
         raise UnsupportedMediaError(f"image is too large: {exc}", path) from exc
     except UnidentifiedImageError as exc:
-        raise UnsupportedMediaError("not an image blur can read (damaged, truncated or another "
-                                    "format)", path) from exc
+        raise UnsupportedMediaError(
+            "not an image blur can read (damaged, truncated or another format)", path
+        ) from exc
     except (ValueError, RuntimeError, EOFError) as exc:  # libheif's and libavif's refusals
         raise UnsupportedMediaError(f"cannot decode image: {exc}", path) from exc
     except OSError as exc:
@@ -56,11 +65,15 @@ def _open(path: Path) -> Image.Image:
     if getattr(im, "n_frames", 1) > 1 and im.format in heif.FORMATS:
         raise UnsupportedMediaError(
             f"{im.format} file with {im.n_frames} images (a burst or an image sequence) is not "
-            f"supported: only single photos are", path)
+            f"supported: only single photos are",
+            path,
+        )
     if getattr(im, "n_frames", 1) > 1 and im.format != "MPO":
         raise UnsupportedMediaError(
             f"animated or multi-page {im.format} ({im.n_frames} frames) is not supported: "
-            f"convert an animation to a video (MP4), or pages to single images", path)
+            f"convert an animation to a video (MP4), or pages to single images",
+            path,
+        )
     return im
 
 
@@ -96,8 +109,14 @@ def read(path: Path) -> Still:
         rgb, alpha = np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3])
     else:
         rgb = np.asarray(_eight_bit(upright).convert("RGB")).copy()
-    return Still(rgb=rgb, alpha=alpha, format=FORMATS[fmt], mode=mode, icc_profile=icc,
-                 lossless=fmt == "WEBP" and _webp_is_lossless(path))
+    return Still(
+        rgb=rgb,
+        alpha=alpha,
+        format=FORMATS[fmt],
+        mode=mode,
+        icc_profile=icc,
+        lossless=fmt == "WEBP" and _webp_is_lossless(path),
+    )
 
 
 def _eight_bit(im: Image.Image) -> Image.Image:

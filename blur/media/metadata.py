@@ -12,30 +12,93 @@ from PIL import ExifTags, Image
 from . import heif
 
 # Technical fields that describe the encoding and identify nobody.
-_IMAGE_INFO_ALLOWED = {"icc_profile", "jfif", "jfif_version", "jfif_unit", "jfif_density", "dpi",
-                       "progressive", "progression", "compression", "adobe", "adobe_transform",
-                       "loop", "background", "duration", "lossless", "transparency", "gamma",
-                       "aspect", "srgb", "chromaticity", "resolution", "interlace"}
+_IMAGE_INFO_ALLOWED = {
+    "icc_profile",
+    "jfif",
+    "jfif_version",
+    "jfif_unit",
+    "jfif_density",
+    "dpi",
+    "progressive",
+    "progression",
+    "compression",
+    "adobe",
+    "adobe_transform",
+    "loop",
+    "background",
+    "duration",
+    "lossless",
+    "transparency",
+    "gamma",
+    "aspect",
+    "srgb",
+    "chromaticity",
+    "resolution",
+    "interlace",
+}
 # What the HEIF decoder reports about the coding (bit depth, chroma, colour, HDR levels, grid).
 # Its lists of thumbnails, depth and auxiliary images and metadata blocks are left out here:
 # ``heif.contents`` finds those in the file itself.
-_HEIF_INFO_ALLOWED = {"primary", "bit_depth", "chroma", "nclx_profile", "icc_profile_type",
-                      "tiling", "original_orientation", "pixel_aspect_ratio", "content_light_level",
-                      "mastering_display_colour_volume", "ambient_viewing_environment",
-                      "nominal_diffuse_white_luminance", "thumbnails", "depth_images", "aux",
-                      "metadata"}
+_HEIF_INFO_ALLOWED = {
+    "primary",
+    "bit_depth",
+    "chroma",
+    "nclx_profile",
+    "icc_profile_type",
+    "tiling",
+    "original_orientation",
+    "pixel_aspect_ratio",
+    "content_light_level",
+    "mastering_display_colour_volume",
+    "ambient_viewing_environment",
+    "nominal_diffuse_white_luminance",
+    "thumbnails",
+    "depth_images",
+    "aux",
+    "metadata",
+}
 # Animation fields: how frames are shown (the GIF version, and its looping extension).
 _ANIMATION_INFO_ALLOWED = {"version", "disposal", "blend", "default_image", "timestamp", "bbox"}
 # TIFF fields that describe the pixel layout (and the ICC profile, which is kept on purpose).
-_TIFF_LAYOUT = {256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 282, 283, 284, 296, 317, 320,
-                322, 323, 324, 325, 338, 339, 34675}
+_TIFF_LAYOUT = {
+    256,
+    257,
+    258,
+    259,
+    262,
+    266,
+    273,
+    277,
+    278,
+    279,
+    282,
+    283,
+    284,
+    296,
+    317,
+    320,
+    322,
+    323,
+    324,
+    325,
+    338,
+    339,
+    34675,
+}
 # Tags a muxer writes by itself, with the values that identify nobody (regular expressions).
 # Matroska always names its writing application; with ``fflags=+bitexact`` that is just "Lavf".
-_VIDEO_FORMAT_ALLOWED = {"major_brand": r"[ -~]{4}", "minor_version": r"\d+",
-                         "compatible_brands": r"[ -~]*", "encoder": r"Lavf"}
-_VIDEO_STREAM_ALLOWED = {"handler_name": r"VideoHandler|SoundHandler",
-                         "vendor_id": r"\[0\]\[0\]\[0\]\[0\]", "language": r"und",
-                         "DURATION": r"\d+:\d\d:\d\d\.\d+"}
+_VIDEO_FORMAT_ALLOWED = {
+    "major_brand": r"[ -~]{4}",
+    "minor_version": r"\d+",
+    "compatible_brands": r"[ -~]*",
+    "encoder": r"Lavf",
+}
+_VIDEO_STREAM_ALLOWED = {
+    "handler_name": r"VideoHandler|SoundHandler",
+    "vendor_id": r"\[0\]\[0\]\[0\]\[0\]",
+    "language": r"und",
+    "DURATION": r"\d+:\d\d:\d\d\.\d+",
+}
 
 
 def _allowed(table: dict[str, str], key: str, value: str) -> bool:
@@ -138,8 +201,9 @@ def video_leftover(path: Path, encoder: bool = False) -> list[str]:
 
     with av.open(str(path), metadata_errors="ignore") as container:
         found = video_metadata(container)
-        pictures = [s for s in container.streams.video
-                    if getattr(s.disposition, "name", "") != "attached_pic"]
+        pictures = [
+            s for s in container.streams.video if getattr(s.disposition, "name", "") != "attached_pic"
+        ]
         if len(pictures) > 1:
             found.append(f"{len(pictures)} video streams (a second picture may be a preview)")
         if encoder:
@@ -166,13 +230,17 @@ def _encoder_settings(container) -> list[str]:
 
 def video_metadata(container) -> list[str]:
     """Identifying metadata of an open PyAV input or output container."""
-    found = [f"format:{k}" for k, v in container.metadata.items()
-             if not _allowed(_VIDEO_FORMAT_ALLOWED, k, v)]
+    found = [
+        f"format:{k}" for k, v in container.metadata.items() if not _allowed(_VIDEO_FORMAT_ALLOWED, k, v)
+    ]
     for stream in container.streams:
         if stream.type not in ("video", "audio"):
             found.append(f"stream {stream.index}: {stream.type} stream")
-        found += [f"stream {stream.index}:{k}" for k, v in stream.metadata.items()
-                  if not _allowed(_VIDEO_STREAM_ALLOWED, k, v)]
+        found += [
+            f"stream {stream.index}:{k}"
+            for k, v in stream.metadata.items()
+            if not _allowed(_VIDEO_STREAM_ALLOWED, k, v)
+        ]
         if stream.type == "video" and getattr(stream.disposition, "name", "") == "attached_pic":
             found.append(f"stream {stream.index}: cover picture")
     try:

@@ -25,8 +25,23 @@ from ..errors import MediaError, UnsupportedMediaError
 from ..types import Frame, MediaInfo
 from . import metadata
 
-EXTENSIONS = {".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".mts",
-              ".m2ts", ".3gp", ".wmv", ".flv", ".ogv"}
+EXTENSIONS = {
+    ".mp4",
+    ".m4v",
+    ".mov",
+    ".mkv",
+    ".avi",
+    ".webm",
+    ".mpg",
+    ".mpeg",
+    ".ts",
+    ".mts",
+    ".m2ts",
+    ".3gp",
+    ".wmv",
+    ".flv",
+    ".ogv",
+}
 # Per frame; refused before decoding (8K is 33 million; a forged header must not exhaust memory).
 MAX_PIXELS = 100_000_000
 
@@ -39,11 +54,11 @@ def _open(path: Path):
     except av.error.FFmpegError as exc:
         if isinstance(exc, OSError):  # missing, unreadable, a symlink loop: not the content
             raise UnsupportedMediaError(f"cannot open it: {_reason(exc)}", path) from exc
-        raise UnsupportedMediaError(f"cannot read it as a video ({_reason(exc)}): the file is "
-                                    f"truncated, damaged or not a video", path) from exc
+        raise UnsupportedMediaError(
+            f"cannot read it as a video ({_reason(exc)}): the file is truncated, damaged or not a video", path
+        ) from exc
     except UnicodeDecodeError as exc:
-        raise UnsupportedMediaError("cannot read it as a video (undecodable header)",
-                                    path) from exc
+        raise UnsupportedMediaError("cannot read it as a video (undecodable header)", path) from exc
     if not container.streams.video:
         container.close()
         raise UnsupportedMediaError("no video stream (audio-only files are not supported)", path)
@@ -88,11 +103,11 @@ class _Checked:
 
     def frame(self, vf: av.VideoFrame, index: int) -> None:
         if vf.is_corrupt:
-            raise MediaError(f"frame {index} is damaged (the decoder had to guess parts of it)",
-                             self.path)
+            raise MediaError(f"frame {index} is damaged (the decoder had to guess parts of it)", self.path)
         if vf.width * vf.height > MAX_PIXELS:
-            raise UnsupportedMediaError(f"video frames are too large ({vf.width}x{vf.height} "
-                                        f"pixels)", self.path)
+            raise UnsupportedMediaError(
+                f"video frames are too large ({vf.width}x{vf.height} pixels)", self.path
+            )
         if vf.pts is not None and vf.time_base:
             start = Fraction(vf.pts) * vf.time_base
             length = Fraction(vf.duration or 0) * vf.time_base
@@ -105,14 +120,20 @@ class _Checked:
         """Fail if frames the file lists, or a stretch of its stated duration, never decoded."""
         # Packets, not decoded frames: an edit list (a trimmed clip) rightly hides a few frames.
         if self.listed and self.packets < self.listed:
-            raise MediaError(f"only {self.packets} of the {self.listed} frames it lists are in "
-                             f"the file: it is truncated or damaged", self.path)
+            raise MediaError(
+                f"only {self.packets} of the {self.listed} frames it lists are in "
+                f"the file: it is truncated or damaged",
+                self.path,
+            )
         if self.declared and self.end is not None:
             decoded = float(self.end - self.first)
             slack = max(0.2, 3 * float(self.interval or 0))
             if decoded + slack < self.declared:
-                raise MediaError(f"the video stops after {decoded:.2f} s of the {self.declared:.2f}"
-                                 f" s it states: the file is truncated or damaged", self.path)
+                raise MediaError(
+                    f"the video stops after {decoded:.2f} s of the {self.declared:.2f}"
+                    f" s it states: the file is truncated or damaged",
+                    self.path,
+                )
 
 
 def _declared_seconds(stream) -> float | None:
@@ -186,9 +207,18 @@ def probe(path: Path) -> MediaInfo:
         found = metadata.video_metadata(container)
         # The headers are read before anything is decoded, as when they had a pass of their own.
         rotation, w, h = _first_frame_geometry(container, path)
-        return MediaInfo(path=path, kind="video", width=w, height=h, fps=Fraction(fps),
-                         frame_count=count, duration=duration, rotation=rotation,
-                         audio_streams=audio_streams, metadata_found=found)
+        return MediaInfo(
+            path=path,
+            kind="video",
+            width=w,
+            height=h,
+            fps=Fraction(fps),
+            frame_count=count,
+            duration=duration,
+            rotation=rotation,
+            audio_streams=audio_streams,
+            metadata_found=found,
+        )
     finally:
         container.close()
 
@@ -331,8 +361,7 @@ def _frames(path: Path) -> Iterator[Frame]:
                 yield Frame(image=image, index=index, time=_time(pts, stream))
                 index += 1
         except av.error.FFmpegError as exc:
-            raise MediaError(f"damaged video data at frame {in_order.count} ({_reason(exc)})",
-                             path) from exc
+            raise MediaError(f"damaged video data at frame {in_order.count} ({_reason(exc)})", path) from exc
         checked.finish(index)
     finally:
         container.close()

@@ -24,10 +24,18 @@ _COPYABLE_AUDIO = {
 }
 
 
-def transcode(src: Path, dst: Path, muxer: str, process: Callable[[Frame], np.ndarray], *,
-              crf: int = 18, preset: str = "medium", audio: str = "copy",
-              on_frame: Callable[[int], None] | None = None,
-              geometry: tuple[int, int, int] | None = None) -> dict:
+def transcode(
+    src: Path,
+    dst: Path,
+    muxer: str,
+    process: Callable[[Frame], np.ndarray],
+    *,
+    crf: int = 18,
+    preset: str = "medium",
+    audio: str = "copy",
+    on_frame: Callable[[int], None] | None = None,
+    geometry: tuple[int, int, int] | None = None,
+) -> dict:
     """Decode ``src``, pass each upright frame through ``process``, encode H.264 into ``dst``.
 
     Args:
@@ -73,8 +81,9 @@ def transcode(src: Path, dst: Path, muxer: str, process: Callable[[Frame], np.nd
             image = upright(vf.to_ndarray(format="rgb24"), rotation)
             result = process(Frame(image=image, index=count, time=_time(pts, vin)))
             if result.shape != (height, width, 3):
-                raise MediaError(f"frame {count} is {result.shape[1]}x{result.shape[0]}, "
-                                 f"expected {width}x{height}", src)
+                raise MediaError(
+                    f"frame {count} is {result.shape[1]}x{result.shape[0]}, expected {width}x{height}", src
+                )
             if last_pts is not None and pts <= last_pts:
                 pts = last_pts + 1  # encoders need strictly increasing timestamps
             last_pts = pts
@@ -206,4 +215,3 @@ def _video_stream(out, vin, width: int, height: int, crf: int, preset: str, rota
     stream.codec_context.time_base = vin.time_base
     stream.options = {"crf": str(crf), "preset": preset}
     return stream
-

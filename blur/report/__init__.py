@@ -36,9 +36,9 @@ from .page import html_page
 __all__ = ["crops", "html_page", "overview", "summary", "write"]
 
 CROPS_PER_TRACK = 4
-CROP_HEIGHT = 112      # px on the page; small faces are enlarged to it, large ones shrunk
-CONTEXT = 1.6          # a crop shows the box grown by this factor, to see what is around it
-MIN_MARGIN = 8         # px of the frame shown on each side of a box, however small the box
+CROP_HEIGHT = 112  # px on the page; small faces are enlarged to it, large ones shrunk
+CONTEXT = 1.6  # a crop shows the box grown by this factor, to see what is around it
+MIN_MARGIN = 8  # px of the frame shown on each side of a box, however small the box
 
 
 def _ranges(frames) -> list[tuple[int, int]]:
@@ -81,55 +81,86 @@ def summary(plan, settings: Settings | None = None, output: Path | None = None) 
             else:
                 runs.append([int(f), int(f), s])
         best = int(np.argmax(t.score)) if len(t) else None
-        tracks.append({
-            "id": int(t.id), "kind": t.kind, "keep": bool(t.keep),
-            "best": None if best is None else {
-                "frame": int(t.frames[best]), "box": [round(float(v), 1) for v in t.xyxy[best]]},
-            "first_frame": int(t.frames[0]) if len(t) else None,
-            "last_frame": int(t.frames[-1]) if len(t) else None,
-            "first_time": round(times[int(t.frames[0])], 3) if times and len(t) else None,
-            "last_time": round(times[int(t.frames[-1])], 3) if times and len(t) else None,
-            "frames": {s: src.count(s) for s in SOURCES if s in src},
-            "max_score": round(float(detected.max()), 3) if len(detected) else None,
-            "mean_score": round(float(detected.mean()), 3) if len(detected) else None,
-            "flagged_frames": flagged, "segments": runs,
-            "risk": {"share": round(risk.share, 4), "weakness": round(risk.weakness, 3),
-                     "longest_bridge": None if risk.bridge is None else {
-                         "first_frame": risk.bridge[0], "last_frame": risk.bridge[1],
-                         "seconds": round(risk.bridge[2], 3)},
-                     "reasons": risk.reasons},
-        })
+        tracks.append(
+            {
+                "id": int(t.id),
+                "kind": t.kind,
+                "keep": bool(t.keep),
+                "best": None
+                if best is None
+                else {"frame": int(t.frames[best]), "box": [round(float(v), 1) for v in t.xyxy[best]]},
+                "first_frame": int(t.frames[0]) if len(t) else None,
+                "last_frame": int(t.frames[-1]) if len(t) else None,
+                "first_time": round(times[int(t.frames[0])], 3) if times and len(t) else None,
+                "last_time": round(times[int(t.frames[-1])], 3) if times and len(t) else None,
+                "frames": {s: src.count(s) for s in SOURCES if s in src},
+                "max_score": round(float(detected.max()), 3) if len(detected) else None,
+                "mean_score": round(float(detected.mean()), 3) if len(detected) else None,
+                "flagged_frames": flagged,
+                "segments": runs,
+                "risk": {
+                    "share": round(risk.share, 4),
+                    "weakness": round(risk.weakness, 3),
+                    "longest_bridge": None
+                    if risk.bridge is None
+                    else {
+                        "first_frame": risk.bridge[0],
+                        "last_frame": risk.bridge[1],
+                        "seconds": round(risk.bridge[2], 3),
+                    },
+                    "reasons": risk.reasons,
+                },
+            }
+        )
     bridged, weak = [], []
     for t in plan.tracks:
         if t.keep:
             continue
         for kind, into in (("interpolated", bridged), ("weak", weak)):
             for a, b in _ranges(t.frames[t.source == kind]):
-                into.append({"track": int(t.id), "first_frame": a, "last_frame": b,
-                             "first_time": round(times[a], 3) if times else None,
-                             "last_time": round(times[b], 3) if times else None})
+                into.append(
+                    {
+                        "track": int(t.id),
+                        "first_frame": a,
+                        "last_frame": b,
+                        "first_time": round(times[a], 3) if times else None,
+                        "last_time": round(times[b], 3) if times else None,
+                    }
+                )
     redacted = {int(f) for t in plan.tracks if not t.keep for f in t.frames}
     redacted |= set(plan.unanalysed_frames)
     size = info.path.stat().st_size if info.path.exists() else None
     return {
         "blur_version": __version__,
-        "file": {"name": info.path.name, "kind": info.kind, "bytes": size,
-                 "width": info.width, "height": info.height,
-                 "duration": round(info.duration, 3) if info.duration else None,
-                 "fps": str(info.fps) if info.fps else None, "frame_count": plan.frame_count,
-                 "rotation": info.rotation, "audio_streams": list(info.audio_streams)},
+        "file": {
+            "name": info.path.name,
+            "kind": info.kind,
+            "bytes": size,
+            "width": info.width,
+            "height": info.height,
+            "duration": round(info.duration, 3) if info.duration else None,
+            "fps": str(info.fps) if info.fps else None,
+            "frame_count": plan.frame_count,
+            "rotation": info.rotation,
+            "audio_streams": list(info.audio_streams),
+        },
         "metadata_found": list(info.metadata_found),
         "metadata_in_output": None if output is None else leftover(Path(output)),
-        "settings": {"kinds": list(settings.kinds), "face_threshold": settings.face_threshold,
-                     "mask_scale": settings.mask_scale, "shape": settings.shape,
-                     "style": settings.style},
+        "settings": {
+            "kinds": list(settings.kinds),
+            "face_threshold": settings.face_threshold,
+            "mask_scale": settings.mask_scale,
+            "shape": settings.shape,
+            "style": settings.style,
+        },
         "frames_with_regions": len(redacted),
         "review_order": [r.track for r in ranked],
-        "check_first": {"tracks": [{"track": r.track, "kind": r.kind, "why": r.reasons}
-                                   for r in short_list(ranked)],
-                        "bridged": bridged, "weak": weak,
-                        "unanalysed": [{"first_frame": a, "last_frame": b}
-                                       for a, b in _ranges(plan.unanalysed_frames)]},
+        "check_first": {
+            "tracks": [{"track": r.track, "kind": r.kind, "why": r.reasons} for r in short_list(ranked)],
+            "bridged": bridged,
+            "weak": weak,
+            "unanalysed": [{"first_frame": a, "last_frame": b} for a, b in _ranges(plan.unanalysed_frames)],
+        },
         "tracks": tracks,
     }
 
@@ -174,8 +205,10 @@ def _crop(rgb: np.ndarray, box: np.ndarray, outline: bool) -> str:
     x1, y1, x2, y2 = _crop_window(box, width, height)
     im = Image.fromarray(np.ascontiguousarray(rgb[y1:y2, x1:x2]))
     scale = CROP_HEIGHT / im.height
-    im = im.resize((max(1, round(im.width * scale)), CROP_HEIGHT),
-                   Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC)
+    im = im.resize(
+        (max(1, round(im.width * scale)), CROP_HEIGHT),
+        Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC,
+    )
     if outline:
         bx1, by1, bx2, by2 = ((np.asarray(box, np.float64) - [x1, y1, x1, y1]) * scale).tolist()
         ImageDraw.Draw(im).rectangle([bx1, by1, bx2 - 1, by2 - 1], outline=(255, 40, 40))
@@ -184,8 +217,13 @@ def _crop(rgb: np.ndarray, box: np.ndarray, outline: bool) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def crops(src: Path, plan, settings: Settings | None = None, redacted: bool = False,
-          per_track: int = CROPS_PER_TRACK) -> dict[int, list[dict]]:
+def crops(
+    src: Path,
+    plan,
+    settings: Settings | None = None,
+    redacted: bool = False,
+    per_track: int = CROPS_PER_TRACK,
+) -> dict[int, list[dict]]:
     """A few crops per track, decoded again from ``src``: {track id: [{frame, source, score,
     uri}]}. With ``redacted`` every planned region is redacted before cropping, so a crop shows
     what the output will show."""
@@ -202,9 +240,14 @@ def crops(src: Path, plan, settings: Settings | None = None, redacted: bool = Fa
         if redacted:
             rgb = _redacted(rgb, index, plan, per_frame, settings)
         for tid, t, row in wanted[index]:
-            out[tid].append({"frame": index, "source": str(t.source[row]),
-                             "score": round(float(t.score[row]), 3),
-                             "uri": _crop(rgb, t.xyxy[row], outline=not redacted)})
+            out[tid].append(
+                {
+                    "frame": index,
+                    "source": str(t.source[row]),
+                    "score": round(float(t.score[row]), 3),
+                    "uri": _crop(rgb, t.xyxy[row], outline=not redacted),
+                }
+            )
     for items in out.values():
         items.sort(key=lambda c: c["frame"])
     return out
@@ -218,8 +261,9 @@ def _redacted(rgb: np.ndarray, index: int, plan, per_frame, settings: Settings) 
     return rgb
 
 
-def overview(src: Path, plan, settings: Settings | None = None, redacted: bool = False,
-             max_width: int = 900) -> str | None:
+def overview(
+    src: Path, plan, settings: Settings | None = None, redacted: bool = False, max_width: int = 900
+) -> str | None:
     """A photo with every track's box outlined and numbered (None for a video: a track's boxes
     are in different frames)."""
     if plan.info.kind != "image":
@@ -231,12 +275,10 @@ def overview(src: Path, plan, settings: Settings | None = None, redacted: bool =
     im = Image.fromarray(rgb)
     scale = min(1.0, max_width / im.width)
     if scale < 1:
-        im = im.resize((round(im.width * scale), round(im.height * scale)),
-                       Image.Resampling.LANCZOS)
+        im = im.resize((round(im.width * scale), round(im.height * scale)), Image.Resampling.LANCZOS)
     draw = ImageDraw.Draw(im)
     for t in plan.tracks:
-        colour = ((40, 170, 60) if t.keep else (130, 70, 200) if t.kind == "manual"
-                  else (255, 40, 40))
+        colour = (40, 170, 60) if t.keep else (130, 70, 200) if t.kind == "manual" else (255, 40, 40)
         for box in t.xyxy[t.frames == 0]:
             x1, y1, x2, y2 = (float(v) * scale for v in box)
             draw.rectangle([x1, y1, max(x1, x2 - 1), max(y1, y2 - 1)], outline=colour, width=2)
@@ -246,8 +288,14 @@ def overview(src: Path, plan, settings: Settings | None = None, redacted: bool =
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def write(path: Path, src: Path, plan, settings: Settings | None = None, redacted: bool = False,
-          regions_path: Path | None = None) -> Path:
+def write(
+    path: Path,
+    src: Path,
+    plan,
+    settings: Settings | None = None,
+    redacted: bool = False,
+    regions_path: Path | None = None,
+) -> Path:
     """Write the report of ``plan`` to ``path``: HTML (``.html``/``.htm``) or JSON (``.json``).
 
     Raises:
@@ -261,9 +309,13 @@ def write(path: Path, src: Path, plan, settings: Settings | None = None, redacte
     if suffix == ".json":
         text = json.dumps(data, indent=1) + "\n"
     else:
-        text = html_page(data, crops(src, plan, settings, redacted), redacted,
-                         Path(regions_path).name if regions_path else None,
-                         overview(src, plan, settings, redacted))
+        text = html_page(
+            data,
+            crops(src, plan, settings, redacted),
+            redacted,
+            Path(regions_path).name if regions_path else None,
+            overview(src, plan, settings, redacted),
+        )
     with atomic_output(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return path
