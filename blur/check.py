@@ -101,7 +101,6 @@ threshold: a clean result is evidence, not proof.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -114,7 +113,7 @@ from .redact import region_masks
 from .seen import Seen
 from .settings import Settings
 from .tracking import boxes_at
-from .types import HITS, Detections, Track
+from .types import HITS, CheckResult, Detections, Finding, Track
 
 # A detection counts as a redacted region seen again when this share of its box lies on the
 # region grown by ON_REGION_MARGIN: the detector's box for a blob takes in the neck and shoulders
@@ -138,49 +137,6 @@ CLEAR_FACE_SCORE = 0.75
 # the redaction seen again. Re-detected blobs scored at most 0.44 on blur's own renders of the
 # samples, an unredacted face there 0.84 or more.
 ON_REGION_MAX_SCORE = 0.5
-
-
-@dataclass
-class Finding:
-    """One face or plate the re-scan found, over the frames it was seen in.
-
-    Attributes:
-        kind: "face" or "plate".
-        frames: frames it was detected in.
-        score: best detector score.
-        frame / box: where the best detection is (xyxy, upright pixels).
-        status: "visible" (fails the check), "redacted" (lies on a region the regions file
-            redacted: the redaction itself is what the detector sees), "blank" (no face detail
-            in its box: see ``blank``), "kept" (a region the regions file keeps visible on
-            purpose), "weak at scan" or "beside a redaction" (a weak detection the regions
-            file's record of the scan explains: see ``blur.seen``).
-    """
-
-    kind: str
-    frames: list[int]
-    score: float
-    frame: int
-    box: list[float]
-    status: str = "visible"
-
-
-@dataclass
-class CheckResult:
-    """What ``check`` found in one file."""
-
-    path: Path
-    kind: str
-    frame_count: int
-    metadata: list[str] = field(default_factory=list)
-    findings: list[Finding] = field(default_factory=list)
-
-    @property
-    def visible(self) -> list[Finding]:
-        return [f for f in self.findings if f.status == "visible"]
-
-    @property
-    def clean(self) -> bool:
-        return not self.metadata and not self.visible
 
 
 def check_settings(settings: Settings | None = None) -> Settings:

@@ -250,3 +250,46 @@ class FileResult:
     plan: Plan | None = None
     bridged_frames: int = 0  # frames where a track was bridged by interpolation
     weak_frames: int = 0  # frames where a face was redacted on weak detections only
+
+
+@dataclass
+class Finding:
+    """One face or plate the re-scan found, over the frames it was seen in.
+
+    Attributes:
+        kind: "face" or "plate".
+        frames: frames it was detected in.
+        score: best detector score.
+        frame / box: where the best detection is (xyxy, upright pixels).
+        status: "visible" (fails the check), "redacted" (lies on a region the regions file
+            redacted: the redaction itself is what the detector sees), "blank" (no face detail
+            in its box: see ``blank``), "kept" (a region the regions file keeps visible on
+            purpose), "weak at scan" or "beside a redaction" (a weak detection the regions
+            file's record of the scan explains: see ``blur.seen``).
+    """
+
+    kind: str
+    frames: list[int]
+    score: float
+    frame: int
+    box: list[float]
+    status: str = "visible"
+
+
+@dataclass
+class CheckResult:
+    """What ``check`` found in one file."""
+
+    path: Path
+    kind: str
+    frame_count: int
+    metadata: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def visible(self) -> list[Finding]:
+        return [f for f in self.findings if f.status == "visible"]
+
+    @property
+    def clean(self) -> bool:
+        return not self.metadata and not self.visible
