@@ -429,6 +429,19 @@ def test_the_large_face_pass_sees_at_most_640_px_and_faces_of_every_size_are_fou
         assert any(x < cx < x + 64 and 560 < cy < 624 for cx, cy in centres), x
 
 
+@pytest.mark.parametrize("size", [(768, 576), (1280, 720), (1920, 1080), (2192, 1368), (4000, 3000)])
+def test_pass_scales_leave_no_gap_a_face_falls_through(size):
+    """From the large-face pass (at most 640 px) to the small-face pass (native or enlarged), the
+    scales step by at most 2.5x: with only 640 px and native, a 4x enlarged messi5.jpg (2192 px)
+    lost spectators a 1280 px pass had found (a 0.29 -> 1.0 jump)."""
+    from blur.detectors.centerface import pass_scales
+
+    scales = pass_scales(*size)
+    assert max(size) * scales[0] <= 640 + 1e-6 and scales[-1] >= 1.0
+    steps = [b / a for a, b in zip(scales, scales[1:])]
+    assert all(1.0 < r <= 2.5 + 1e-9 for r in steps), scales
+
+
 def test_the_defocused_masked_face_of_the_moving_clip_is_found(tmp_path):
     """Real pixels: the hand-held benchmark clip's 48 px defocused masked face against a bright
     window (frame 56, still camera, as decoded) scored below the threshold at native size and

@@ -112,27 +112,32 @@ def model_bytes() -> bytes:
 
 
 def pass_scales(
-    width: int, height: int, big_face_side: int = 640, small_face_side: int = 2048, max_upscale: float = 2.0
+    width: int,
+    height: int,
+    big_face_side: int = 640,
+    small_face_side: int = 2048,
+    max_upscale: float = 2.0,
+    max_step: float = 2.5,
 ) -> list[float]:
     """The resize factors at which one image is analysed.
 
     CenterFace misses large faces in large inputs and tiny faces in small ones, so an image is
-    seen twice: shrunk to at most ``big_face_side`` (large faces), and at native resolution or
-    upscaled towards ``small_face_side`` (faces down to ~10 px), merged by NMS. The large-face
-    pass is there for faces too large for the other pass: at 640 px it sees a 100 px face of a
-    1080p frame 33 px tall (30 px ones at 10 px, the smallest CenterFace finds), and costs a
-    quarter of the pixels 1280 px did on 720p and 1080p frames. Shrunk further, a defocused face
-    scores higher: on the hand-held clip of ``benchmarks/video_recall.py`` a 48 px blurred
-    masked face against a bright window scored 0.09 at native size and enlarged (unredacted for
-    41 frames), 0.13-0.21 at half size. That clip, 640 instead of 1280: face network input 2.82
-    -> 2.12 MP per frame, coverage of faces >= 20 px 0.991 -> 0.999, longest miss 41 -> 3
-    frames (faces under 20 px: 1.000 -> 0.992). Photos up to 640 px (all of faces-dev) are
-    analysed as before.
+    seen shrunk to at most ``big_face_side`` (large faces; a defocused face scores higher there:
+    the hand-held benchmark clip's 48 px masked face against a window scored 0.09 native, 0.13-0.21
+    at half size, and 640 instead of 1280 px took its longest miss from 41 to 3 frames), at native
+    size or enlarged towards ``small_face_side`` (faces down to ~10 px), and in between at steps of
+    at most ``max_step`` (a face too small or too soft for one pass is seen by the next; with only
+    640 px and native, a 4x enlarged messi5.jpg lost spectators a 1280 px pass had found).
+    Photos up to 640 px (all of faces-dev) get 1x and 2x, as always. Results are merged by NMS.
     """
     long_side = max(width, height)
     big = min(1.0, big_face_side / long_side)
     small = max(1.0, min(max_upscale, small_face_side / long_side))
-    return [big] if math.isclose(big, small) else [big, small]
+    if math.isclose(big, small):
+        return [big]
+    steps = max(0, math.ceil(math.log(small / big) / math.log(max_step) - 1e-9) - 1)
+    ratio = (small / big) ** (1 / (steps + 1))
+    return [big * ratio**k for k in range(steps + 1)] + [small]
 
 
 def _suppress_centred_inside(xyxy: np.ndarray, score: np.ndarray) -> np.ndarray:
