@@ -110,6 +110,15 @@ def scan(src: Path, settings: Settings | None = None, on_progress: ProgressFn | 
     per_frame, recorded = zip(*(seen.split(found, settings.face_candidate_threshold) for found in scanned))
     per_frame, recorded = list(per_frame), list(recorded)
     seen_every = max((frame_stride(d, float(info.fps or 25), settings) for d in found_by), default=1)
+    return video_plan(info, per_frame, recorded, times, unanalysed, seen_every, settings, cuts.starts)
+
+
+def video_plan(
+    info, per_frame, recorded, times, unanalysed, seen_every: int, settings: Settings, cuts=None
+) -> Plan:
+    """The plan of a scanned video: its detections tracked (``tracking.build_tracks`` with the
+    settings' gaps, padding and thresholds; ``cuts``: frames starting a new shot) and the scan's
+    record. Used by ``scan`` and by a split run joining its segments."""
     tracks = tracking.build_tracks(
         per_frame,
         times,
@@ -120,7 +129,7 @@ def scan(src: Path, settings: Settings | None = None, on_progress: ProgressFn | 
         min_weak_hits=settings.weak_min_frames,
         size=(info.width, info.height),
         frame_height=info.height,
-        cuts=cuts.starts,
+        cuts=cuts,
     )
     return Plan(
         info,

@@ -126,28 +126,8 @@ def join_scans(info: MediaInfo, settings: Settings, scans: list[SegmentScan]) ->
         *(s.segment.stop for s in scans[:-1]),
     ]:
         raise MediaError(f"the segments cover {len(per_frame)} of {expected} frames", info.path)
-    tracks = tracking.build_tracks(
-        per_frame,
-        times,
-        float(info.fps),
-        settings.max_gap_seconds,
-        settings.pad_seconds,
-        thresholds=pipeline._thresholds(settings),
-        min_weak_hits=settings.weak_min_frames,
-        size=(info.width, info.height),
-        frame_height=info.height,
-    )
     unanalysed = [f for s in scans for f in s.unanalysed]
-    return Plan(
-        info,
-        len(per_frame),
-        tracks,
-        unanalysed,
-        times,
-        seen=recorded,
-        face_threshold=settings.face_threshold,
-        seen_every=seen_every,
-    )
+    return pipeline.video_plan(info, per_frame, recorded, times, unanalysed, seen_every, settings)
 
 
 def segment_part(segment: Segment) -> str:

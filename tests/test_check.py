@@ -323,7 +323,9 @@ def test_the_check_without_regions_benchmark_runs_and_no_wrong_render_passes():
 
     root = Path(__file__).resolve().parents[1]
     if not (root.parent / "shared" / "eval" / "faces-dev").is_dir():
-        pytest.skip("../shared/eval/faces-dev is not available")
+        pytest.skip(
+            "../shared/eval/faces-dev (the labelled photos this benchmark check runs on) is not available"
+        )
     proc = subprocess.run(
         [sys.executable, "benchmarks/check_without_regions.py", "--set", "held", "--photos", "1"],
         cwd=root,

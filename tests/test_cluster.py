@@ -42,7 +42,7 @@ def ray_address():
     pytest.importorskip("ray", reason="Ray is not installed (pip install '.[ray]')")
     ray_cli = shutil.which("ray", path=os.path.dirname(sys.executable)) or shutil.which("ray")
     if ray_cli is None:
-        pytest.skip("the ray command is not installed")
+        pytest.skip("the ray command is not installed (pip install '.[ray]')")
     # A short private temp folder (Ray's socket paths must stay under ~100 characters).
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
     port = _free_port()
