@@ -3,7 +3,8 @@ characters, closed on all four sides.
 
 ``plate_extent`` grows a line to that rectangle (the corners of a plate whose number is short,
 off-centre, under a state name or in a dealer's frame); ``plate_like`` says whether a rectangle
-has a plate's size relative to its line; ``merge_nested`` joins the boxes of one plate's lines.
+has a plate's size relative to its line; ``strokes`` says whether a line shows characters;
+``merge_nested`` joins the boxes of one plate's lines.
 """
 
 from __future__ import annotations
@@ -20,6 +21,24 @@ def plate_like(plate: np.ndarray, line: np.ndarray, long: float, short: float) -
     pw, ph = plate[2:] - plate[:2]
     lw, lh = line[2:] - line[:2]
     return bool(pw <= long * lw and ph <= short * lh)
+
+
+def strokes(band: np.ndarray) -> float:
+    """Mean number of changes between dark and light along a row of a text line's pixels.
+
+    ``band`` is the line's upright crop (RGB). Its pixels split (Otsu) into a dark and a light
+    part; across the middle half of its height each row is walked along the line and its changes
+    counted. A row through a plate's characters crosses two edges per stroke, so at least four
+    for two characters; a shape that is no text (a cheek against dark hair, the rim of a table)
+    shows one or two.
+    """
+    grey = cv2.cvtColor(np.ascontiguousarray(band), cv2.COLOR_RGB2GRAY)
+    h = grey.shape[0]
+    if grey.shape[1] < 2 or h < 4:
+        return 0.0
+    _, split = cv2.threshold(grey, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    middle = split[h // 4 : h - h // 4].astype(np.int8)
+    return float(np.abs(np.diff(middle, axis=1)).sum(axis=1).mean())
 
 
 def plate_extent(

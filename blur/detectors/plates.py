@@ -101,8 +101,8 @@ import cv2
 import numpy as np
 
 from ..types import Detections
-from .plate_rect import merge_nested, plate_extent, plate_like
-from .text import TextModelDetector, analysis_scale, equalised, rect_xyxy, shared_model
+from .plate_rect import merge_nested, plate_extent, plate_like, strokes
+from .text import TextModelDetector, analysis_scale, equalised, rect_xyxy, shared_model, upright_crop
 
 _ALNUM = re.compile(r"[0-9A-Za-z]")
 # Lower-case letters whose capitals look different: a recogniser reads a capital plate letter as
@@ -161,7 +161,10 @@ class PlateDetector(TextModelDetector):
         bare_height_px / bare_chars: a kept line at least ``bare_height_px`` tall in the
             analysed image, not read as at least ``bare_chars`` letters and digits, is a plate
             only inside a plate rectangle at most ``rect_long`` times the width and
-            ``rect_short`` times the height of the line's box.
+            ``rect_short`` times the height of the line's box, and only when it shows
+            characters (``shows_characters``).
+        min_strokes: a row across a large unreadable line that is not smeared must cross at
+            least this many dark/light edges on average (``plate_rect.strokes``).
         second_side: also analyse the image at this long side (0: one scale only); measured and
             off by default (see docs/benchmarks.md).
         every_n_frames: in videos, run on every n-th frame; the tracker bridges the others.
@@ -193,6 +196,7 @@ class PlateDetector(TextModelDetector):
         rect_long: float = 2.0,
         rect_short: float = 3.0,
         smear_ratio: float = 0.55,
+        min_strokes: float = 4.0,
         every_n_frames: int = 1,
         device: str = "auto",
         **_ignored,
@@ -217,6 +221,7 @@ class PlateDetector(TextModelDetector):
         self.rect_long = rect_long
         self.rect_short = rect_short
         self.smear_ratio = smear_ratio
+        self.min_strokes = min_strokes
         self.every_n_frames = every_n_frames
         self._model = shared_model(device)
 
@@ -296,7 +301,11 @@ class PlateDetector(TextModelDetector):
                 # A large line the recogniser cannot read: a plate only inside a plate
                 # rectangle of a plate's proportions, and redacted as that rectangle.
                 line = rect_xyxy(rect)[0]
-                if plate is None or not plate_like(plate, line, self.rect_long, self.rect_short):
+                if (
+                    plate is None
+                    or not plate_like(plate, line, self.rect_long, self.rect_short)
+                    or not self.shows_characters(image, rect)
+                ):
                     found[i] = False
                     continue
                 # Its rectangle's edges are known: padding by line heights would reach far
@@ -307,6 +316,13 @@ class PlateDetector(TextModelDetector):
                 xyxy[i, 2:] = np.maximum(xyxy[i, 2:], plate[2:])
         xyxy, score = merge_nested(xyxy[found], score[found])
         return Detections.of(xyxy, score, "plate")
+
+    def shows_characters(self, image: np.ndarray, rect) -> bool:
+        """Does a line show characters: its rows cross at least ``min_strokes`` dark/light edges,
+        or it is smeared along its length (motion merges a plate's characters into one dark bar,
+        so a smeared line keeps the benefit of the doubt)?"""
+        band = upright_crop(image, rect)
+        return strokes(band) >= self.min_strokes or smear(band) < self.smear_ratio
 
 
 def text_block(rects: np.ndarray, min_lines: int = 3) -> np.ndarray:
