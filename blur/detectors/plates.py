@@ -60,6 +60,27 @@ have rectangles up to 1.9 times the line's width (a bumper of the plate's colour
 1.5 times its height. The top row of a two-line plate ("MQ", two letters) counts as unread and
 is dropped when its rectangle is larger; the plate's second row covers it (two_line 1.000).
 
+Such a line must also show characters (``shows_characters``): across the middle half of its
+height, a row crosses on average at least ``min_strokes`` (4) edges between its dark and light
+parts (``plate_rect.strokes``: two edges per stroke, two characters at least). Dark film frames
+(``../shared/media/Megamind.avi``) show the text detector shapes that are no text at all as
+one large unreadable line inside a closed rectangle of one colour: a cheek against dark hair
+(frames 112-146, rectangles up to 171 x 187 px, taller than wide), a bare shoulder above a
+candle (frames 158-163), the rim of a tablecloth (frames 5-37); their rows cross 1.5-3.7 edges.
+Unreadable lines on real plates in sharp photos cross many more (a JPEG q20 plate: 20). But a
+plate smeared by motion merges its characters into one dark bar: of the development photos
+smeared by 1 % of their width, 3 plates kept only as such a line (wts-lg-000026, -000069,
+-000159) cross 2.0-3.2 edges, and would be lost. A smeared line is told by its own gradients (``smear`` of the line's pixels below
+``smear_ratio``; those plates measure 0.16-0.44, the cheek and shoulder 0.59-2.4), and it keeps
+the benefit of the doubt: a car passing a still camera smears its plate and not the frame, so
+the frame's smear cannot decide. The tablecloth's rim is a horizontal edge, as smeared by that
+measure as a plate (0.30-0.50), and stays: no measure tried (the rectangle's shape, its size
+relative to the line, where the dark part lies in the line) told it from those three plates.
+A rectangle's shape alone (wider than tall) would drop only the largest cheek rectangles, all
+of which the strokes rule drops. Measured (``benchmarks/plates.py``): plates-dev, every
+synthetic class (seeds 777 and 4242, 20 per class) and the degraded suite unchanged; on
+Megamind the share of each frame redacted falls (``benchmarks/redacted_share.py``, its table).
+
 What is *not* such evidence: reading as a word (personalised plates are words: "FREEDOM",
 "HEIDI"), having no digit, having no letter, being short (the top line of a two-line plate holds
 two letters), or reading nothing at all (motion blur, dirt, a tiny or dim plate: a plate that
