@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from blur import detectors, pipeline
 from blur.cli import app
+from blur.detectors.plate_rect import strokes
 from blur.detectors.plates import PlateDetector, not_a_plate, smear
 from blur.detectors.text import TextDetector, db_lines, rect_xyxy
 from blur.settings import Settings
@@ -230,6 +231,17 @@ def test_group_of_people_is_not_a_plate(index):
     height, width = image.shape[:2]
     areas = (found.xyxy[:, 2] - found.xyxy[:, 0]) * (found.xyxy[:, 3] - found.xyxy[:, 1])
     assert (areas <= 0.01 * width * height).all(), found.xyxy
+
+
+def test_strokes_tell_characters_from_a_shape():
+    """A row across a plate's characters crosses many dark/light edges, even smeared so that
+    they merge; a shape (an edge between a light and a dark part) crosses one."""
+    plate = render_plate("7ABC123", width=240)
+    assert strokes(plate) >= 8
+    edge = np.full((50, 120, 3), 30, np.uint8)
+    edge[:, 50:] = 200
+    edge[:25, 70:] = 30  # a dark part that does not run straight, like hair over a cheek
+    assert strokes(edge) <= 2
 
 
 # Megamind.avi: shapes the text detector takes for one large, unreadable line inside a closed
