@@ -262,6 +262,19 @@ def test_shape_without_characters_is_not_a_plate(index, region):
     assert not on_shape, found.xyxy
 
 
+@pytest.mark.parametrize("index", [80, 88, 135])
+def test_sign_and_people_on_a_pavement_are_not_a_plate(index):
+    """vtest.avi: a small sign among walking people reads to the text detector as one large line
+    that cannot be read, with strokes (the people), inside a closed grey rectangle: the pavement,
+    2.6-3 times the line's height. A sharp plate's rectangle is at most twice its line's height;
+    grown as a plate it blanked 9-27 % of the frame."""
+    image = clip_frame(shared_file("vtest.avi"), index)
+    found = PlateDetector().detect(image)
+    height, width = image.shape[:2]
+    areas = (found.xyxy[:, 2] - found.xyxy[:, 0]) * (found.xyxy[:, 3] - found.xyxy[:, 1])
+    assert (areas <= 0.01 * width * height).all(), found.xyxy
+
+
 def test_db_lines_unclips_the_shrunk_kernel():
     """A 40x10 kernel in a map analysed at half size comes back as one horizontal line, grown by
     the DB offset and scaled to the image."""
