@@ -60,7 +60,9 @@ CROP_MOST = 0.7
 EDGE_PX = 2
 _NEVER = -1e6  # a reference value no input has: the tile counts as changed
 
-LinesIn = Callable[[np.ndarray], TextLines]
+# (1, 3, H, W) input, channel means of a whole frame or None -> (lines in input pixels, the
+# channel means the network took).
+LinesIn = Callable[..., tuple[TextLines, tuple]]
 
 
 class ChangedCrops:
@@ -68,13 +70,21 @@ class ChangedCrops:
     around input tiles that changed (see the module docstring).
 
     Args:
-        lines_in: the detector: (1, 3, H, W) input -> its ``TextLines`` in input pixels.
+        lines_in: the detector: ``lines_in(blob, means=None) -> (lines, means)``, the lines of a
+            (1, 3, H, W) input in its pixels, analysed with the given channel means of a whole
+            frame (None: the input's own), and the means it took.
         levels: how many input units one grey level is.
         margin_px: real pixels each changed tile is given on every side.
+        frame_means: analyse crops with the channel means of the last full pass (the frame's
+            statistics) rather than the crop's own.
     """
 
-    def __init__(self, lines_in: LinesIn, levels: float = 1.0, margin_px: int = MARGIN_PX):
+    def __init__(
+        self, lines_in: LinesIn, levels: float = 1.0, margin_px: int = MARGIN_PX, frame_means: bool = True
+    ):
         self.lines_in = lines_in
+        self.frame_means = frame_means
+        self.means: tuple | None = None  # channel means of the last full pass
         self.threshold = NOISE_LEVELS * levels
         self.margin = -(-margin_px // TILE)
         self.reference: np.ndarray | None = None  # the input each tile was last analysed with
@@ -122,7 +132,7 @@ class ChangedCrops:
             crop = np.ascontiguousarray(blob[:, :, y0 * TILE : y1 * TILE, x0 * TILE : x1 * TILE])
             self.pixels += crop.shape[2] * crop.shape[3]
             self.crop_calls += 1
-            found = self.lines_in(crop)
+            found, _ = self.lines_in(crop, self.means if self.frame_means else None)
             if not len(found):
                 continue
             found = TextLines(found.rects.copy(), found.score)
@@ -154,7 +164,7 @@ class ChangedCrops:
         self.full_next = True
 
     def _full(self, blob: np.ndarray) -> TextLines:
-        lines = self.lines_in(blob)
+        lines, self.means = self.lines_in(blob)
         self.pixels += blob.shape[2] * blob.shape[3]
         self.full_passes += 1
         self.full_frame = self.frame
@@ -254,9 +264,10 @@ class TextPasses:
         margin_px: see ``ChangedCrops``.
     """
 
-    def __init__(self, keyframe_frames: int, margin_px: int = MARGIN_PX):
+    def __init__(self, keyframe_frames: int, margin_px: int = MARGIN_PX, frame_means: bool = True):
         self.keyframe_frames = keyframe_frames
         self.margin_px = margin_px
+        self.frame_means = frame_means
         self.passes: dict[tuple, ChangedCrops] = {}
 
     def hook(self, owner: int, index: int) -> Callable:
@@ -271,7 +282,7 @@ class TextPasses:
     def crops(self, key: tuple, lines_in: LinesIn, levels: float, index: int) -> ChangedCrops:
         run = self.passes.get(key)
         if run is None:
-            run = self.passes[key] = ChangedCrops(lines_in, levels, self.margin_px)
+            run = self.passes[key] = ChangedCrops(lines_in, levels, self.margin_px, self.frame_means)
         run.lines_in, run.frame = lines_in, index
         due = self.keyframe_frames * (1.0 - min(run.last_share, FULL_SHARE))
         if run.full_frame is None or index - run.full_frame >= due:

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import DetectionError
 from ..types import Detections
-from .base import Detector, cached
+from .base import Detector, cached, cached_result
 from .runtime import session
 
 # (distribution, file inside it). The distribution is only a carrier for the model files.
@@ -33,6 +33,33 @@ MODELS = {
 }
 
 _REC_HEIGHT = 48
+
+
+@cached_result(("text-det-models",))
+def det_models() -> tuple[bytes, bytes]:
+    """The text detector twice, rewritten: (whole, crop).
+
+    Its attention layers (squeeze-and-excitation) weigh every channel by the channel's mean over
+    the whole image (``GlobalAveragePool``), so what it sees in one place depends on the whole
+    frame. ``whole`` also outputs those means; ``crop`` takes them as inputs in place of its own,
+    so a crop is analysed with the statistics of the frame it was cut from.
+    """
+    import onnx
+
+    model = onnx.load(str(model_file("det")))
+    means = [n.output[0] for n in model.graph.node if n.op_type == "GlobalAveragePool"]
+    whole = onnx.ModelProto()
+    whole.CopyFrom(model)
+    for name in means:
+        whole.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    crop = onnx.ModelProto()
+    crop.CopyFrom(model)
+    kept = [n for n in crop.graph.node if n.op_type != "GlobalAveragePool"]
+    del crop.graph.node[:]
+    crop.graph.node.extend(kept)
+    for name in means:
+        crop.graph.input.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, [1, None, 1, 1]))
+    return whole.SerializeToString(), crop.SerializeToString()
 
 
 def model_file(role: str) -> Path:
@@ -186,7 +213,10 @@ class TextModel:
     """
 
     def __init__(self, threads: int = 0, device: str = "auto"):
-        self._det = session(model_file("det"), device, threads)
+        whole, crop = det_models()
+        self._det = session(whole, device, threads)
+        self._device, self._threads = device, threads
+        self._det_crop = None  # loaded when a video first needs it
         self._rec = session(model_file("rec"), device, threads)
         meta = self._rec.get_modelmeta().custom_metadata_map
         if "character" not in meta:
@@ -225,16 +255,17 @@ class TextModel:
         x = self.network_input(rgb, max_side, upscale, equalise)
         w_in, h_in = x.shape[3], x.shape[2]
 
-        def lines_in(blob: np.ndarray) -> TextLines:
-            prob = self._detect_text(blob)[0]
+        def lines_in(blob: np.ndarray, means: tuple | None = None) -> tuple[TextLines, tuple]:
+            prob, means = self._detect_text(blob, means)
             if prob.ndim != 4 or prob.shape[2:] != blob.shape[2:] or not np.isfinite(prob).all():
                 raise DetectionError("text model returned an invalid probability map")
-            return db_lines(prob[0, 0], (1.0, 1.0), box_thresh=box_thresh)
+            return db_lines(prob[0, 0], (1.0, 1.0), box_thresh=box_thresh), means
 
-        run = lines_in
-        if incremental is not None:
-            run = incremental(("text", max_side, box_thresh, upscale, equalise), lines_in, 2 / 255)
-        lines = scaled(run(x), (width / w_in, height / h_in))
+        if incremental is None:
+            found = lines_in(x)[0]
+        else:
+            found = incremental(("text", max_side, box_thresh, upscale, equalise), lines_in, 2 / 255)(x)
+        lines = scaled(found, (width / w_in, height / h_in))
         self._last = (rgb, key, lines)
         return lines
 
@@ -254,9 +285,19 @@ class TextModel:
             bgr = equalised(bgr)
         return np.ascontiguousarray((bgr.astype(np.float32) * (2 / 255) - 1).transpose(2, 0, 1)[None])
 
-    def _detect_text(self, x: np.ndarray) -> tuple[np.ndarray]:
+    def _detect_text(self, x: np.ndarray, means: tuple | None = None) -> tuple[np.ndarray, tuple]:
+        """The probability map of input ``x``, and the channel means its attention layers took.
+
+        ``means`` (from an earlier whole image): take these instead of ``x``'s own, so that a
+        crop is analysed with its frame's statistics, not the crop's (see ``det_models``)."""
         with self._lock:
-            return tuple(self._det.run(None, {self._det.get_inputs()[0].name: x}))
+            if means is None:
+                out = self._det.run(None, {self._det.get_inputs()[0].name: x})
+                return out[0], tuple(out[1:])
+            if self._det_crop is None:
+                self._det_crop = session(det_models()[1], self._device, self._threads)
+            names = [i.name for i in self._det_crop.get_inputs()]
+            return self._det_crop.run(None, dict(zip(names, (x, *means))))[0], means
 
     def read(self, rgb: np.ndarray, rects: np.ndarray) -> list[tuple[str, float]]:
         """Recognise the text of each rotated rect: (text, mean character confidence)."""
