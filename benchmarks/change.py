@@ -88,9 +88,12 @@ class Recorder:
         return net
 
 
-def compare(path: Path, limit: int, margin: int, context: int, small_face_model: str = "centerface") -> list[str]:
+def compare(
+    path: Path, limit: int, margin: int, context: int, small_face_model: str = "centerface"
+) -> list[str]:
     from blur.boxes import iou_matrix
     from blur.detectors.centerface import CenterFaceDetector
+
     dets = [CenterFaceDetector(threshold=0.12, candidate_threshold=0.1, small_face_model=small_face_model)]
     rec = [Recorder(margin, context) for _ in dets]
     full_pixels = [0] * len(dets)
@@ -186,7 +189,8 @@ def covered(boxes: np.ndarray, by: np.ndarray, shape: tuple) -> np.ndarray:
     height, width = shape[:2]
     mask = np.zeros((height, width), bool)
     for x1, y1, x2, y2 in np.asarray(by).reshape(-1, 4):
-        mask[max(0, int(np.floor(y1))) : int(np.ceil(y2)), max(0, int(np.floor(x1))) : int(np.ceil(x2))] = True
+        ya, xa = max(0, int(np.floor(y1))), max(0, int(np.floor(x1)))
+        mask[ya : int(np.ceil(y2)), xa : int(np.ceil(x2))] = True
     out = []
     for x1, y1, x2, y2 in np.asarray(boxes).reshape(-1, 4):
         xa, ya = max(0, int(np.floor(x1))), max(0, int(np.floor(y1)))
@@ -195,7 +199,9 @@ def covered(boxes: np.ndarray, by: np.ndarray, shape: tuple) -> np.ndarray:
     return np.asarray(out, float)
 
 
-def compare_text(path: Path, limit: int, every: int, margin_px: int, plates: bool, own_means: bool) -> list[str]:
+def compare_text(
+    path: Path, limit: int, every: int, margin_px: int, plates: bool, own_means: bool
+) -> list[str]:
     """Crop-driven text lines (and plates) against full passes on the same frames."""
     from blur.boxes import iou_matrix
     from blur.detectors.plates import PlateDetector
@@ -222,7 +228,9 @@ def compare_text(path: Path, limit: int, every: int, margin_px: int, plates: boo
         full = model.find(rgb.copy(), text.max_side, text.box_thresh, text.upscale)
         x = model.network_input(rgb, text.max_side, text.upscale)
         full_pixels += x.shape[2] * x.shape[3]
-        mine = model.find(rgb.copy(), text.max_side, text.box_thresh, text.upscale, incremental=passes.hook(0, index))
+        mine = model.find(
+            rgb.copy(), text.max_side, text.box_thresh, text.upscale, incremental=passes.hook(0, index)
+        )
         a, b = full.xyxy(), mine.xyxy(text.pad, text.pad)
         found += len(a)
         if len(a):
@@ -234,7 +242,9 @@ def compare_text(path: Path, limit: int, every: int, margin_px: int, plates: boo
                 worst, worst_at = float(share.min()), index
             for k in np.flatnonzero(share < 0.99):
                 w, h = a[k, 2] - a[k, 0], a[k, 3] - a[k, 1]
-                missed.append(f"frame {index}: {w:.0f}x{h:.0f} px line scoring {full.score[k]:.2f}, {share[k]:.2f} covered")
+                missed.append(
+                    f"frame {index}: {w:.0f}x{h:.0f} px line scoring {full.score[k]:.2f}, {share[k]:.2f}"
+                )
         if plates:
             p_full = plate_det.detect(rgb.copy())
             p_mine = plate_det.detect(rgb.copy(), incremental=plate_passes.hook(0, index))
@@ -246,13 +256,13 @@ def compare_text(path: Path, limit: int, every: int, margin_px: int, plates: boo
     run = next(iter(passes.passes.values()))
     lines = [
         f"text lines (every {every} frames, margin {margin_px} px, crops with their "
-        f"{'own' if own_means else 'frame' + chr(39) + 's'} channel means): {found} found by full passes over "
-        f"{runs} frames, lost {lost} (no line at IoU >= 0.5), uncovered {uncovered} (worst "
+        f"{'own' if own_means else 'frame' + chr(39) + 's'} channel means): {found} found by full "
+        f"passes over {runs} frames, lost {lost} (no line at IoU >= 0.5), uncovered {uncovered} (worst "
         f"{worst:.3f}{f' at frame {worst_at}' if worst_at is not None else ''}); input pixels "
         f"{run.pixels / max(full_pixels, 1):.3f} of full passes ({run.full_passes} full passes, "
         f"{run.crop_calls} crops)"
     ]
-    lines += ["  uncovered: " + m for m in missed]
+    lines += ["  uncovered (share covered): " + m for m in missed]
     if plates:
         p_run = next(iter(plate_passes.passes.values()))
         lines.append(

@@ -221,3 +221,21 @@ def test_real_plate_in_a_still_scene_is_covered_on_every_frame(tmp_path, motion)
     runs = list(made[0].text.passes.values())
     assert runs and sum(r.crop_calls for r in runs) > 0  # crops were used
     assert PlateDetector().detect(image(12)).xyxy.shape[0] == 1  # the plate is a plate
+
+
+def test_the_crop_model_with_the_frames_means_is_the_text_detector():
+    """``det_models``: the crop model given a whole image and that image's channel means is the
+    text detector itself, to the last bit; given a crop, it weighs channels as the frame does."""
+    from blur.detectors.text import shared_model
+
+    model = shared_model()
+    image, _ = car_scene(320, 240, 120, 150, plate_w=80)
+    x = model.network_input(image, 1280, 2.0)
+    prob, means = model._detect_text(x)
+    again, _ = model._detect_text(x, means)
+    assert len(means) > 0 and np.array_equal(prob, again)
+    crop = np.ascontiguousarray(x[:, :, 128:, 128:])
+    own, own_means = model._detect_text(crop)
+    framed, _ = model._detect_text(crop, means)
+    assert not all(np.allclose(a, b) for a, b in zip(own_means, means))  # a crop's own differ
+    assert framed.shape == own.shape == (1, 1, x.shape[2] - 128, x.shape[3] - 128)

@@ -58,7 +58,9 @@ def det_models() -> tuple[bytes, bytes]:
     del crop.graph.node[:]
     crop.graph.node.extend(kept)
     for name in means:
-        crop.graph.input.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, [1, None, 1, 1]))
+        crop.graph.input.append(
+            onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, [1, None, 1, 1])
+        )
     return whole.SerializeToString(), crop.SerializeToString()
 
 
@@ -241,9 +243,11 @@ class TextModel:
             equalise: stretch local contrast first (CLAHE on the luminance of the resized
                 image), so grey text on a grey plate at dusk stands out as much as in daylight.
             incremental: ``incremental(key, lines_in, levels)`` returns what to run in place of
-                ``lines_in`` (the network and DB post-processing: a (1, 3, H, W) input -> its
-                ``TextLines`` in input pixels); in videos one that re-detects only around what
-                changed (``blur.text_changes``). ``levels`` is one grey level in input units.
+                ``lines_in`` on the (1, 3, H, W) input: in videos one that re-detects only around
+                what changed (``blur.text_changes``). ``lines_in(blob, means=None)`` is the
+                network and DB post-processing: (the blob's ``TextLines`` in its pixels, the
+                channel means taken), analysed with the given means of a whole frame (None: its
+                own; see ``det_models``). ``levels`` is one grey level in input units.
 
         The same image object asked again (plates and all text in one frame) is not re-run.
         """
@@ -270,7 +274,9 @@ class TextModel:
         return lines
 
     @staticmethod
-    def network_input(rgb: np.ndarray, max_side: int, upscale: float = 1.0, equalise: bool = False) -> np.ndarray:
+    def network_input(
+        rgb: np.ndarray, max_side: int, upscale: float = 1.0, equalise: bool = False
+    ) -> np.ndarray:
         """The detector's (1, 3, H, W) float32 input for an RGB image: resized by
         ``analysis_scale`` to sides that are multiples of 32 (the network downsamples by 32),
         optionally equalised, BGR scaled to [-1, 1]."""
