@@ -147,6 +147,23 @@ def test_a_line_brought_out_by_a_change_nearby_is_found_in_the_margin():
     assert crops.full_passes == 1
 
 
+def test_a_slow_drift_next_to_a_change_adds_up_until_it_counts():
+    """A bar brightening by 8 grey levels a frame (under the noise threshold each time) inside
+    the margin of a crop: compared with the input it was last analysed with, not the crop's, it
+    counts as changed once it has moved by 16, and the line it became is found."""
+    crops = ChangedCrops(lines_in(bars))
+    still = scene()
+    still[200:216, 300:380] = 190  # not bright enough to be a line yet
+    crops(blob_of(still))
+    brighter = still.copy()
+    brighter[200:216, 300:380] = 198
+    brighter[200:216, 420:440] = 250  # a change nearby: the bar lies in its crop's margin
+    assert boxes(crops(blob_of(brighter))) == [[420, 200, 440, 216]]
+    line = brighter.copy()
+    line[200:216, 300:380] = 206  # a line now, 8 levels on from the frame before
+    assert boxes(crops(blob_of(line))) == [[300, 200, 380, 216], [420, 200, 440, 216]]
+
+
 def test_global_change_and_costly_crops_make_a_full_pass():
     crops = ChangedCrops(lines_in(bars))
     crops(blob_of(scene(seed=0)))
