@@ -19,7 +19,10 @@ For each video it prints
    covered by the crop-driven plate boxes counts; a pixel or two of jitter at a plate's edge
    does not).
    ``plates`` in place of a video path is a generated clip: cars with plates drawn by
-   ``plate_synth.py`` driving across a still frame of vtest.avi, H.264-encoded.
+   ``plate_synth.py`` driving across a still frame of vtest.avi, H.264-encoded; with
+   ``--plates`` it is also scanned as ``blur`` does (tracks bridging the frames between text
+   passes), both ways (``--analyse changes`` and ``every-frame``), and every drawn plate less
+   than 95 % covered on a frame is counted.
 
     python benchmarks/change.py ../shared/media/vtest.avi samples/street.mp4 --frames 150
     python benchmarks/change.py clip.mp4 --margin 0 --context 1      # another geometry
@@ -141,10 +144,11 @@ def compare(
     return lines
 
 
-def plate_clip(path: Path, count: int, seed: int = 3) -> Path:
+def plate_clip(path: Path, count: int, seed: int = 3, boxes: list | None = None) -> Path:
     """A fixed camera (the first frame of vtest.avi, still) and cars' plates driving across it,
     one left to right, one right to left and slower, one entering from the bottom; plates drawn
-    by ``plate_synth.render_plate``, H.264 at CRF 18 (codec noise on every frame)."""
+    by ``plate_synth.render_plate``, H.264 at CRF 18 (codec noise on every frame). ``boxes``,
+    if given, receives each frame's plate boxes (xyxy, the part inside the frame)."""
     import plate_synth
 
     with av.open(str(VTEST)) as c:
@@ -167,9 +171,16 @@ def plate_clip(path: Path, count: int, seed: int = 3) -> Path:
         vs.options = {"crf": "18", "preset": "veryfast"}
         for t in range(count):
             image = still.copy()
+            inside = []
             for plate, where in zip(plates, paths):
                 x, y = where(t)
                 _paste(image, plate, x, y)
+                x1, y1 = max(0, x), max(0, y)
+                x2, y2 = min(width, x + plate.shape[1]), min(height, y + plate.shape[0])
+                if x2 > x1 and y2 > y1:
+                    inside.append((x1, y1, x2, y2))
+            if boxes is not None:
+                boxes.append(inside)
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             out.mux(vs.encode(frame))
         out.mux(vs.encode(None))
@@ -273,6 +284,31 @@ def compare_text(
     return lines
 
 
+def plates_covered(path: Path, boxes: list, analyse: str) -> str:
+    """Scan the generated plate clip as ``blur`` does (plates only, default settings: tracks
+    bridge the frames between text passes) and count plates less than 95 % covered."""
+    from blur import pipeline, tracking
+    from blur.settings import Settings
+
+    settings = Settings(kinds=("plate",), analyse=analyse)
+    plan = pipeline.scan(path, settings)
+    per_frame = tracking.boxes_at(plan.tracks, plan.frame_count)
+    shape = (plan.info.height, plan.info.width)
+    seen = missed = 0
+    worst = 1.0
+    for t, inside in enumerate(boxes[: plan.frame_count]):
+        if not inside:
+            continue
+        share = covered(np.array(inside, np.float32), per_frame[t].xyxy, shape)
+        seen += len(inside)
+        missed += int((share < 0.95).sum())
+        worst = min(worst, float(share.min()))
+    return (
+        f"scanned with tracking (analyse={settings.analyse}): {seen} plate-frames, "
+        f"{missed} less than 95 % covered (worst {worst:.3f})"
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("videos", nargs="+", type=Path)
@@ -294,8 +330,12 @@ def main() -> int:
     tmp = tempfile.TemporaryDirectory(prefix="blur-change-")
     for path in args.videos:
         if str(path) == "plates":
-            path = plate_clip(Path(tmp.name) / "plates.mp4", args.frames)
+            drawn: list = []
+            path = plate_clip(Path(tmp.name) / "plates.mp4", args.frames, boxes=drawn)
         print(f"{path.name} (first {args.frames} frames, margin {args.margin}, context {args.context} tiles)")
+        if path.name == "plates.mp4" and args.plates:
+            for analyse in ("changes", "every-frame"):
+                print("  " + plates_covered(path, drawn, analyse))
         if not args.no_noise:
             print("  " + noise(path, args.frames))
         if args.only_noise:
