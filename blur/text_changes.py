@@ -34,7 +34,7 @@ Why no plate or text line can hide in a skipped area (fail closed)
   a still frame of vtest.avi, 90 frames, every 3rd analysed): no line a full pass finds on the
   same frame was lost (0 of 91) with 0.444 of the input pixels; plates 84, each at least 94.7 %
   covered (a pixel of jitter at a plate's edge). With the crops' own channel means 2 of 91 were
-  lost (a partial plate at the frame's edge); with a 64 px margin 3, with 32 px 2 (6 px lines).
+  lost (one a plate entering at the frame's edge); with a 64 px margin 3, with 32 px 2 (6 px lines).
 * **A crop cannot cut a line.** Crops hold every earlier line they replace whole; a new line that
   reaches a crop's cut edge and touches a changed tile makes the frame a full pass.
 * **Only ever adds.** Lines are dropped only where they are re-detected; duplicates are dropped
