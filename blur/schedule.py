@@ -12,8 +12,9 @@ nothing downstream knows the difference. The face detector's large-face pass (th
 640 px wide, a quarter of the small-face pass's pixels or less) runs in full on every frame: a
 large face's score depends on pixels far from its centre, more context than a window around a
 change carries (measured: patching it cost a 160 px face a frame on the panning clip of
-``benchmarks/video_recall.py``). The text detector behind plates runs in full at its stride:
-patched, it lost text lines a full pass finds (see ``INCREMENTAL_KINDS``).
+``benchmarks/video_recall.py``). The text detector behind plates runs at its stride, not patched
+(patched, it lost text lines a full pass finds, see ``INCREMENTAL_KINDS``) but re-run on
+standalone crops around what changed, keeping earlier lines elsewhere (``blur.text_changes``).
 
 Measured (``benchmarks/scan_cost.py``, first 200 frames of ``vtest.avi``): the face network is
 given 1.44 instead of 2.21 million pixels per frame; on the hand-held clip of
@@ -49,6 +50,7 @@ import inspect
 
 import numpy as np
 
+from . import text_changes
 from .boxes import clip_xyxy, iou_matrix
 from .errors import DetectionError
 from .incremental import FULL_SHARE, NOISE_LEVELS, TILE, ChangeDrivenNetwork, Forward
@@ -177,6 +179,7 @@ class Schedule:
         self.incremental = analyse == "changes"
         self.keyframe_frames = max(1, int(round(keyframe_seconds * fps)))
         self.networks: dict[tuple, ChangeDrivenNetwork] = {}
+        self.text = text_changes.TextPasses(self.keyframe_frames)  # the text detector's passes
         self.last_full: dict[tuple, int] = {}  # frame of each pass's last full analysis
         self.index = 0
         # Per detector: (picture version, small faces included, result), reused on a repeat of
@@ -221,6 +224,7 @@ class Schedule:
         """Forget every pass's state: the next frame is analysed in full."""
         for net in self.networks.values():
             net.reset()
+        self.text.reset()
         self.memo.clear()
         self.live.clear()
         self.previous = None
@@ -271,6 +275,8 @@ class Schedule:
         kwargs = {}
         if self.incremental and det.kind in INCREMENTAL_KINDS and _takes(det, "incremental"):
             kwargs["incremental"] = lambda key, forward, levels=1.0: self._network((i, key), forward, levels)
+        elif self.incremental and det.kind in text_changes.KINDS and _takes(det, "incremental"):
+            kwargs["incremental"] = self.text.hook(i, self.index)
         return det.run(image, small, **kwargs)
 
     def _network(self, key: tuple, forward: Forward, levels: float) -> ChangeDrivenNetwork:
