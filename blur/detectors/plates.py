@@ -60,24 +60,24 @@ have rectangles up to 1.9 times the line's width (a bumper of the plate's colour
 1.5 times its height. The top row of a two-line plate ("MQ", two letters) counts as unread and
 is dropped when its rectangle is larger; the plate's second row covers it (two_line 1.000).
 
-Unless it is smeared along its length (see below), such a line must also show characters:
-across the middle half of its height, a row crosses on average at least ``min_strokes`` (4) edges between its dark and light
-parts (``plate_rect.strokes``: two edges per stroke, two characters at least). Dark film frames
-(``../shared/media/Megamind.avi``) show the text detector shapes that are no text at all as
-one large unreadable line inside a closed rectangle of one colour: a cheek against dark hair
-(frames 112-146, rectangles up to 171 x 187 px, taller than wide), a bare shoulder above a
-candle (frames 158-163), the rim of a tablecloth (frames 5-37); their rows cross 1.5-3.7 edges.
-Unreadable lines on real plates in sharp photos cross many more (a JPEG q20 plate: 20). But a
-plate smeared by motion merges its characters into one dark bar: of the development photos
-smeared by 1 % of their width, 3 plates kept only as such a line (wts-lg-000026, -000069,
--000159) cross 2.0-3.2 edges, and would be lost. A smeared line is told by its own gradients (``smear`` of the line's pixels below
-``smear_ratio``; those plates measure 0.16-0.44, the cheek and shoulder 0.59-2.4), and it keeps
-the benefit of the doubt: a car passing a still camera smears its plate and not the frame, so
-the frame's smear cannot decide. The tablecloth's rim is a horizontal edge, as smeared by that
-measure as a plate (0.30-0.50), and stays: no measure tried (the rectangle's shape, its size
-relative to the line, where the dark part lies in the line) told it from those three plates.
-A rectangle's shape alone (wider than tall) would drop only the largest cheek rectangles, all
-of which the strokes rule drops.
+Unless it is smeared along its length (see below), such a line must also show characters: across
+the middle half of its height, a row crosses on average at least ``min_strokes`` (4) edges
+between its dark and light parts (``plate_rect.strokes``: two edges per stroke, two characters
+at least). Dark film frames (``../shared/media/Megamind.avi``) show the text detector shapes
+that are no text at all as one large unreadable line inside a closed rectangle of one colour: a
+cheek against dark hair (frames 112-146, rectangles up to 171 x 187 px, taller than wide), a
+bare shoulder above a candle (frames 158-163), the rim of a tablecloth (frames 5-37); their rows
+cross 1.5-3.7 edges. Unreadable lines on real plates in sharp photos cross many more (a JPEG q20
+plate: 20). But a plate smeared by motion merges its characters into one dark bar: of the
+development photos smeared by 1 % of their width, 3 plates kept only as such a line
+(wts-lg-000026, -000069, -000159) cross 2.0-3.2 edges, and would be lost. A smeared line is told
+by its own gradients (``smear`` of the line's pixels below ``smear_ratio``; those plates measure
+0.16-0.44, the cheek and shoulder 0.59-2.4), and it keeps the benefit of the doubt: a car
+passing a still camera smears its plate and not the frame, so the frame's smear cannot decide.
+The tablecloth's rim is a horizontal edge, as smeared by that measure as a plate (0.30-0.50),
+and stays: no measure tried (the rectangle's shape, its size relative to the line, where the
+dark part lies in the line) told it from those three plates. A rectangle's shape alone (wider
+than tall) would drop only the largest cheek rectangles, all of which the strokes rule drops.
 
 The same benefit of the doubt decides how close the rectangle must fit: a line that is not
 smeared needs a rectangle at most ``sharp_rect_short`` (2) times its box's height (the sharp
@@ -355,7 +355,6 @@ class PlateDetector(TextModelDetector):
                 xyxy[i, 2:] = np.maximum(xyxy[i, 2:], plate[2:])
         xyxy, score = merge_nested(xyxy[found], score[found])
         return Detections.of(xyxy, score, "plate")
-
 
 
 def text_block(rects: np.ndarray, min_lines: int = 3) -> np.ndarray:
