@@ -15,6 +15,8 @@ For each video it prints
     python benchmarks/change.py clip.mp4 --margin 0 --context 1      # another geometry
     python benchmarks/change.py ../shared/media/vtest.avi samples/street.mp4 --frames 300 \
         --only-noise                                                 # the noise table only
+    python benchmarks/change.py ../shared/media/vtest.avi --frames 100 --reach
+                                        # how far the map depends on the input (no noise)
 """
 
 from __future__ import annotations
@@ -130,6 +132,62 @@ def compare(
     return lines
 
 
+def reach(path: Path, limit: int, contexts=(0, 1, 2, 3), every: int = 10, threshold: float = 0.1) -> list[str]:
+    """How far the face network's map depends on the input, without codec noise: on every
+    ``every``-th frame, the small-face pass's heatmap recomputed on windows of 1-3 tiles
+    (centred on each heatmap peak above half ``threshold``, and on a few places at random)
+    from a crop with ``context`` tiles around them, against the full pass's map on the same
+    window. Prints, per context, the largest difference, the largest difference at cells
+    scoring at least half ``threshold`` in either map, and the cells that cross ``threshold``
+    (one map above it, the other below: a candidate that would be lost or gained)."""
+    from blur.detectors.centerface import CenterFaceDetector, pass_scales
+    from blur.detectors.centerface_maps import _blob, network_input
+    from blur.incremental import TILE
+
+    det = CenterFaceDetector()
+    rng = np.random.default_rng(0)
+    worst = {c: [0.0, 0.0, 0, 0, 0] for c in contexts}  # max diff, near faces, lost, gained, cells
+    windows = 0
+    for t, rgb in enumerate(frames(path, limit)):
+        if t % every:
+            continue
+        scale = pass_scales(rgb.shape[1], rgb.shape[0], max_upscale=det.max_upscale)[-1]
+        resized, spans = network_input(rgb, scale)
+        if len(spans) > 1:
+            resized = resized[: spans[0][3], : spans[0][2]]
+        full = det._forward(_blob(resized))[0][0, 0]
+        rows, cols = resized.shape[0] // TILE, resized.shape[1] // TILE
+        s = resized.shape[0] // full.shape[0]
+        peaks = np.argwhere(full >= threshold / 2) * s // TILE
+        places = [tuple(p) for p in peaks[rng.permutation(len(peaks))[:12]]]
+        places += [(rng.integers(rows), rng.integers(cols)) for _ in range(4)]
+        for r, c0 in places:
+            size = int(rng.integers(1, 4))
+            y0, x0 = max(0, r - size // 2), max(0, c0 - size // 2)
+            y1, x1 = min(rows, y0 + size), min(cols, x0 + size)
+            windows += 1
+            for c in contexts:
+                cy0, cx0, cy1, cx1 = max(0, y0 - c), max(0, x0 - c), min(rows, y1 + c), min(cols, x1 + c)
+                crop = resized[cy0 * TILE : cy1 * TILE, cx0 * TILE : cx1 * TILE]
+                heat = det._forward(_blob(crop))[0][0, 0]
+                k = TILE // s
+                part = heat[(y0 - cy0) * k : (y1 - cy0) * k, (x0 - cx0) * k : (x1 - cx0) * k]
+                ref = full[y0 * k : y1 * k, x0 * k : x1 * k]
+                diff = np.abs(part - ref)
+                near = np.maximum(part, ref) >= threshold / 2
+                w = worst[c]
+                w[0] = max(w[0], float(diff.max()))
+                w[1] = max(w[1], float(diff[near].max(initial=0)))
+                w[2] += int(((ref >= threshold) & (part < threshold)).sum())
+                w[3] += int(((ref < threshold) & (part >= threshold)).sum())
+                w[4] += int((ref >= threshold).sum())
+    return [
+        f"context {c} tile(s): largest map difference {w[0]:.3f}, near faces {w[1]:.3f}; cells crossing "
+        f"{threshold}: {w[2]} lost, {w[3]} gained of {w[4]} ({windows} windows)"
+        for c, w in worst.items()
+    ]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("videos", nargs="+", type=Path)
@@ -140,8 +198,14 @@ def main() -> int:
     ap.add_argument("--small-face-model", default="centerface", choices=["centerface", "retinaface"])
     ap.add_argument("--no-noise", action="store_true")
     ap.add_argument("--only-noise", action="store_true", help="the codec-noise line only")
+    ap.add_argument("--reach", action="store_true", help="how far the face map depends on the input")
     args = ap.parse_args()
     for path in args.videos:
+        if args.reach:
+            print(f"{path.name} (every 10th of the first {args.frames} frames): small-face pass on windows")
+            for line in reach(path, args.frames):
+                print("  " + line)
+            continue
         print(f"{path.name} (first {args.frames} frames, margin {args.margin}, context {args.context} tiles)")
         if not args.no_noise:
             print("  " + noise(path, args.frames))
