@@ -62,22 +62,29 @@ def noise(path: Path, limit: int) -> str:
 class Recorder:
     """Wraps a network: remembers the last output of each pass key (for comparison)."""
 
-    def __init__(self, margin: int, context: int):
+    def __init__(self, margin: int, context: int, noise_pixels: int | None = None):
         from blur.schedule import ChangeDrivenNetwork
 
         self.cls, self.margin, self.context = ChangeDrivenNetwork, margin, context
+        self.noise_pixels = noise_pixels
         self.nets: dict = {}
         self.full: dict = {}
 
     def incremental(self, key, forward, levels=1.0):
         net = self.nets.get(key)
         if net is None:
-            net = self.nets[key] = self.cls(forward, levels, self.margin, self.context)
+            net = self.nets[key] = self.cls(forward, levels, self.margin, self.context, self.noise_pixels)
         return net
 
 
 def compare(
-    path: Path, limit: int, margin: int, context: int, text: bool, small_face_model: str = "centerface"
+    path: Path,
+    limit: int,
+    margin: int,
+    context: int,
+    text: bool,
+    small_face_model: str = "centerface",
+    noise_pixels: int | None = None,
 ) -> list[str]:
     from blur.boxes import iou_matrix
     from blur.detectors.centerface import CenterFaceDetector
@@ -86,7 +93,7 @@ def compare(
     dets = [CenterFaceDetector(threshold=0.12, candidate_threshold=0.1, small_face_model=small_face_model)]
     if text:
         dets.append(TextDetector())
-    rec = [Recorder(margin, context) for _ in dets]
+    rec = [Recorder(margin, context, noise_pixels) for _ in dets]
     full_pixels = [0] * len(dets)
     lost = [0] * len(dets)
     found = [0] * len(dets)
@@ -132,7 +139,9 @@ def compare(
     return lines
 
 
-def reach(path: Path, limit: int, contexts=(0, 1, 2, 3), every: int = 10, threshold: float = 0.1) -> list[str]:
+def reach(
+    path: Path, limit: int, contexts=(0, 1, 2, 3), every: int = 10, threshold: float = 0.1
+) -> list[str]:
     """How far the face network's map depends on the input, without codec noise: on every
     ``every``-th frame, the small-face pass's heatmap recomputed on windows of 1-3 tiles
     (centred on each heatmap peak above half ``threshold``, and on a few places at random)
@@ -194,6 +203,7 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=150)
     ap.add_argument("--margin", type=int, default=1)
     ap.add_argument("--context", type=int, default=2)
+    ap.add_argument("--noise-pixels", type=int, help="changed pixels that make a tile changed")
     ap.add_argument("--text", action="store_true", help="also the text detector's map")
     ap.add_argument("--small-face-model", default="centerface", choices=["centerface", "retinaface"])
     ap.add_argument("--no-noise", action="store_true")
@@ -206,12 +216,18 @@ def main() -> int:
             for line in reach(path, args.frames):
                 print("  " + line)
             continue
-        print(f"{path.name} (first {args.frames} frames, margin {args.margin}, context {args.context} tiles)")
+        print(
+            f"{path.name} (first {args.frames} frames, margin {args.margin}, context {args.context} tiles, "
+            f"noise pixels {args.noise_pixels or 'default'})"
+        )
         if not args.no_noise:
             print("  " + noise(path, args.frames))
         if args.only_noise:
             continue
-        for line in compare(path, args.frames, args.margin, args.context, args.text, args.small_face_model):
+        lines = compare(
+            path, args.frames, args.margin, args.context, args.text, args.small_face_model, args.noise_pixels
+        )
+        for line in lines:
             print("  " + line)
     return 0
 

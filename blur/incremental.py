@@ -35,6 +35,7 @@ from .errors import DetectionError
 
 TILE = 32  # input pixels per change tile: the networks' coarsest stride
 NOISE_LEVELS = 12  # a pixel moved by more than this many grey levels (0-255) has changed
+NOISE_PIXELS = 1  # a tile holding at least this many changed pixels has changed
 FULL_SHARE = 0.5  # above this share of changed tiles, a full pass is cheaper and simpler
 _NEVER = -1e6  # a reference value no input has: the tile counts as changed
 
@@ -53,9 +54,17 @@ class ChangeDrivenNetwork:
         context: further tiles of input each recomputed cell is given on every side.
     """
 
-    def __init__(self, forward: Forward, levels: float = 1.0, margin: int = 1, context: int = 2):
+    def __init__(
+        self,
+        forward: Forward,
+        levels: float = 1.0,
+        margin: int = 1,
+        context: int = 2,
+        noise_pixels: int | None = None,
+    ):
         self.forward = forward
         self.threshold = NOISE_LEVELS * levels
+        self.noise_pixels = NOISE_PIXELS if noise_pixels is None else max(1, noise_pixels)
         self.margin = margin
         self.context = context
         self.reference: np.ndarray | None = None  # the input each tile was last analysed with
@@ -130,13 +139,16 @@ class ChangeDrivenNetwork:
         return outputs
 
     def changed_tiles(self, blob: np.ndarray) -> np.ndarray:
-        """(rows, cols) bool: tiles holding an input value that moved beyond codec noise since
-        that tile was last analysed."""
+        """(rows, cols) bool: tiles holding at least ``noise_pixels`` pixels with a channel
+        that moved beyond codec noise since that tile was last analysed."""
         channels, height, width = blob.shape[1:]
         diff = cv2.absdiff(blob[0].reshape(-1, width), self.reference[0].reshape(-1, width))
-        moved = diff.reshape(channels, height, width).max(axis=0)
+        moved = diff.reshape(channels, height, width).max(axis=0) > self.threshold
         rows, cols = height // TILE, width // TILE
-        return moved.reshape(rows, TILE, cols, TILE).max(axis=(1, 3)) > self.threshold
+        if self.noise_pixels <= 1:
+            return moved.reshape(rows, TILE, cols, TILE).any(axis=(1, 3))
+        counts = moved.reshape(rows, TILE, cols, TILE).sum(axis=(1, 3), dtype=np.int32)
+        return counts >= self.noise_pixels
 
     def windows(self, changed: np.ndarray) -> list[tuple[tuple, tuple]]:
         """(interior, crop) pairs in tiles (x0, y0, x1, y1): the interior is recomputed and

@@ -180,7 +180,6 @@ def scan_video_frames(
         settings.analyse,
         settings.keyframe_seconds,
         follow=settings.follow_tracks,
-        large_every=bridged_stride(schedule.LARGE_FACE_EVERY, fps, settings),
     )
     ahead = settings.decode_ahead if info.width * info.height < LARGE_FRAME_PIXELS else 0
     if frames is None:

@@ -72,13 +72,6 @@ LOST_FRAMES = 3
 FOLLOW_MAX_PX = 48
 _SIZE_RATIO = 1.5  # a crop's box continues a followed face only within this size factor
 
-# With ``analyse="changes"``, the face detector's large-face pass (the frame at most 640 px wide)
-# runs on every LARGE_FACE_EVERY-th frame (and the last), the small-face pass on every frame. A
-# face only the large-face pass finds is large and clearly seen; the tracker bridges the frame
-# between two of its runs and pads a track before its first hit (``pipeline.bridged_stride``
-# lowers the stride when the gap or padding would not cover it).
-LARGE_FACE_EVERY = 2
-
 
 class Live:
     """A face seen recently: its last box, its motion per frame, frames since it was seen."""
@@ -158,8 +151,6 @@ class Schedule:
         detectors: the detectors, in the order their results are concatenated.
         strides: per detector, every how many frames it runs (see ``pipeline.frame_stride``).
         small_every: every how many frames a face detector's small-face pass runs.
-        large_every: every how many frames a face detector's large-face pass runs when its
-            small-face pass runs too (see ``LARGE_FACE_EVERY``; 1 with ``analyse="every-frame"``).
         fps: the video's average frame rate.
         analyse: "changes" (incremental, see the module docstring) or "every-frame".
         keyframe_seconds: longest time between two full passes of each network.
@@ -176,7 +167,6 @@ class Schedule:
         analyse: str = "changes",
         keyframe_seconds: float = 2.0,
         follow: bool = True,
-        large_every: int = 1,
     ):
         self.detectors = detectors
         self.follow_tracks = follow
@@ -185,15 +175,13 @@ class Schedule:
         self.strides = strides
         self.small_every = small_every
         self.incremental = analyse == "changes"
-        self.large_every = max(1, large_every) if self.incremental else 1
         self.keyframe_frames = max(1, int(round(keyframe_seconds * fps)))
         self.networks: dict[tuple, ChangeDrivenNetwork] = {}
         self.last_full: dict[tuple, int] = {}  # frame of each pass's last full analysis
         self.index = 0
-        # Per detector: (picture version, small faces included, large faces included, result),
-        # reused on a repeat of the same picture (a frozen or duplicated frame) instead of
-        # analysing it again.
-        self.memo: dict[int, tuple[int, bool, bool, Detections]] = {}
+        # Per detector: (picture version, small faces included, result), reused on a repeat of
+        # the same picture (a frozen or duplicated frame) instead of analysing it again.
+        self.memo: dict[int, tuple[int, bool, Detections]] = {}
         self.version, self.previous = 0, None
 
     def detect(self, image: np.ndarray, index: int, last: bool) -> Detections:
@@ -210,29 +198,19 @@ class Schedule:
         self.previous = image
         self.index = index
         small = last or index % self.small_every == 0
-        # Every frame gets a face pass: the large-face one at least every large_every frames
-        # (tracks bridge the frames between, see LARGE_FACE_EVERY) and whenever the small-face
-        # one does not run.
-        large = last or not small or index % self.large_every == 0
         parts = []
         try:
             for i, (det, n) in enumerate(zip(self.detectors, self.strides)):
                 if index % n and not last:
                     continue
                 hit = self.memo.get(i)
-                if (
-                    hit is not None
-                    and hit[0] == self.version
-                    and (hit[1] or not small)
-                    and (hit[2] or not large)
-                ):
-                    parts.append(hit[3])
+                if hit is not None and hit[0] == self.version and (hit[1] or not small):
+                    parts.append(hit[2])
                     continue
-                found = self._run(i, det, image, small, large)
+                found = self._run(i, det, image, small)
                 if self.follow_tracks and hasattr(det, "look_around"):
                     found = self.follow(i, det, image, found)
-                whole = not det.small_face_pass
-                self.memo[i] = (self.version, small or whole, large or whole, found)
+                self.memo[i] = (self.version, small or not det.small_face_pass, found)
                 parts.append(found)
         except DetectionError:
             self.reset()
@@ -287,13 +265,10 @@ class Schedule:
             if j == i:
                 net.invalidate(xyxy, shape[1], shape[0])
 
-    def _run(self, i: int, det, image: np.ndarray, small: bool, large: bool = True) -> Detections:
+    def _run(self, i: int, det, image: np.ndarray, small: bool) -> Detections:
         """``det.run`` (which fails closed and clips the boxes), given the incremental
-        analysis where the detector takes it, and without its large-face pass when ``large`` is
-        False and it can leave that out."""
+        analysis where the detector takes it."""
         kwargs = {}
-        if small and not large and det.small_face_pass and _takes(det, "large_faces"):
-            kwargs["large_faces"] = False
         if self.incremental and det.kind in INCREMENTAL_KINDS and _takes(det, "incremental"):
             kwargs["incremental"] = lambda key, forward, levels=1.0: self._network((i, key), forward, levels)
         return det.run(image, small, **kwargs)

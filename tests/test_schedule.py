@@ -8,9 +8,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from conftest import FAST, frame_index, redacted_mask, write_video
+from conftest import FAST, redacted_mask, write_video
 
-from blur import detectors, pipeline, schedule, tracking
+from blur import detectors, pipeline, schedule
 from blur.detectors import Detector
 from blur.errors import DetectionError
 from blur.schedule import ChangeDrivenNetwork, Schedule
@@ -297,42 +297,3 @@ def test_following_adds_a_face_the_whole_frame_pass_loses_and_never_removes_one(
         assert sum(len(f) == 1 for f in found) == expect
         assert all(len(f) <= 1 for f in found)
         assert (det.looked > 0) == follow
-
-
-class LargeFaceOnly(Detector):
-    """A face detector whose one face, there from frame 9 on, is found only by its large-face
-    pass (a face too large for the upscaled small-face pass)."""
-
-    name = "fake-large-faces"
-    kind = "face"
-    small_face_pass = True
-    box = np.array([[20, 10, 90, 80]], np.float32)
-
-    def __init__(self):
-        self.large: list[bool] = []
-
-    def detect(self, image, *, small_faces=True, large_faces=True, incremental=None) -> Detections:
-        self.large.append(large_faces)
-        if large_faces and frame_index(image) >= 9:
-            return Detections.of(self.box, np.array([0.9], np.float32), "face")
-        return Detections.empty()
-
-
-def test_a_large_face_appearing_on_a_frame_without_the_large_face_pass_is_covered(tmp_path, monkeypatch):
-    """With change-driven analysis the large-face pass runs on every other frame: a large face
-    that appears on a frame without it (frame 9) is covered there too (the next frame's hit,
-    padded back) and on every frame after; every frame gets the small-face pass."""
-    det = LargeFaceOnly()
-    monkeypatch.setattr(detectors, "build", lambda settings: [det])
-    clip = write_video(tmp_path / "c.mp4", frames=16, rate=25)
-    plan = pipeline.scan(clip, Settings(kinds=("face",)))
-    assert [t for t, large in enumerate(det.large) if large] == [0, 2, 4, 6, 8, 10, 12, 14, 15]
-    covered = [
-        bool(((b.xyxy[:, :2] <= det.box[0, :2]) & (b.xyxy[:, 2:] >= det.box[0, 2:])).all(axis=1).any())
-        for b in tracking.boxes_at(plan.tracks, plan.frame_count)
-    ]
-    assert all(covered[9:])  # frame 9 by the hit on frame 10, padded back
-    # Every frame analysed in full in every-frame mode.
-    det.large.clear()
-    pipeline.scan(clip, Settings(kinds=("face",), analyse="every-frame"))
-    assert all(det.large) and len(det.large) == 16

@@ -243,18 +243,12 @@ class CenterFaceDetector(Detector):
             raise DetectionError(f"unknown small-face model {small_face_model!r}")
 
     def detect(
-        self,
-        image: np.ndarray,
-        *,
-        small_faces: bool = True,
-        large_faces: bool = True,
-        incremental: Callable | None = None,
+        self, image: np.ndarray, *, small_faces: bool = True, incremental: Callable | None = None
     ) -> Detections:
         """Faces and weak face candidates in one upright RGB uint8 image (xyxy, its pixels).
 
         ``small_faces=False`` runs only the first (large-face) scale of ``pass_scales``, not the
-        upscaled small-face pass, which costs most. ``large_faces=False`` leaves out that first
-        scale instead, when there is another (a video's schedule runs it on every other frame).
+        upscaled small-face pass, which costs most.
 
         ``incremental(key, forward)``, given by a video's schedule, returns the network to run
         for the small-face pass named ``key`` in place of ``forward`` (one that recomputes only
@@ -271,8 +265,6 @@ class CenterFaceDetector(Detector):
         for view, how in views:
             scales = self.scales or pass_scales(view.shape[1], view.shape[0], max_upscale=self.max_upscale)
             for k, s in enumerate(scales if small_faces else scales[:1]):
-                if k == 0 and not large_faces and small_faces and len(scales) > 1:
-                    continue
                 # Only the small-face pass is incremental: a large face's score depends on
                 # pixels far from its centre, more context than a crop around a change gives.
                 patched = None
