@@ -109,7 +109,9 @@ def compare(
                 def run(blob):
                     out = forward(blob)
                     seen[key] = out
-                    full_pixels[k] += blob.shape[2] * blob.shape[3]
+                    full_pixels[k] += (
+                        blob.shape[0] * blob.shape[1] if blob.ndim == 3 else blob.shape[2] * blob.shape[3]
+                    )
                     return out
 
                 return run
