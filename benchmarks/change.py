@@ -59,6 +59,30 @@ def noise(path: Path, limit: int) -> str:
     )
 
 
+def noise_at_input(path: Path, limit: int, pixels=(1, 4, 8, 16, 32)) -> str:
+    """At the small-face pass's input (resized as the network sees it, 32-pixel tiles): the
+    share of tiles in which at least P pixels have a channel that moved by more than
+    ``NOISE_LEVELS`` between consecutive frames."""
+    from blur.detectors.centerface import pass_scales
+    from blur.detectors.centerface_maps import network_input
+    from blur.incremental import NOISE_LEVELS, TILE
+
+    prev, shares = None, {p: [] for p in pixels}
+    for rgb in frames(path, limit):
+        scale = pass_scales(rgb.shape[1], rgb.shape[0])[-1]
+        resized = network_input(rgb, scale)[0]
+        if prev is not None:
+            moved = cv2.absdiff(resized, prev).max(axis=2) > NOISE_LEVELS
+            h, w = moved.shape
+            count = moved.reshape(h // TILE, TILE, w // TILE, TILE).sum(axis=(1, 3))
+            for p in pixels:
+                shares[p].append((count >= p).mean())
+        prev = resized
+    return f"small-face pass input, tiles with >= P pixels moved beyond {NOISE_LEVELS} levels: " + ", ".join(
+        f"P={p} {np.mean(shares[p]):.3f}" for p in pixels
+    )
+
+
 class Recorder:
     """Wraps a network: remembers the last output of each pass key (for comparison)."""
 
@@ -224,6 +248,7 @@ def main() -> int:
         )
         if not args.no_noise:
             print("  " + noise(path, args.frames))
+            print("  " + noise_at_input(path, args.frames))
         if args.only_noise:
             continue
         lines = compare(

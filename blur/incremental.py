@@ -35,7 +35,7 @@ from .errors import DetectionError
 
 TILE = 32  # input pixels per change tile: the networks' coarsest stride
 NOISE_LEVELS = 12  # a pixel moved by more than this many grey levels (0-255) has changed
-NOISE_PIXELS = 1  # a tile holding at least this many changed pixels has changed
+NOISE_PIXELS = 8  # a tile holding at least this many changed pixels has changed (see above)
 FULL_SHARE = 0.5  # above this share of changed tiles, a full pass is cheaper and simpler
 
 Forward = Callable[[np.ndarray], tuple]

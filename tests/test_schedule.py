@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import FAST, redacted_mask, write_video
 
-from blur import detectors, pipeline, schedule
+from blur import detectors, incremental, pipeline, schedule
 from blur.detectors import Detector
 from blur.errors import DetectionError
 from blur.schedule import ChangeDrivenNetwork, Schedule
@@ -61,7 +61,10 @@ def test_patched_outputs_equal_a_full_pass_and_skip_unchanged_tiles():
     assert net.full_passes == 1
 
 
-def test_noise_below_the_threshold_runs_nothing_and_one_changed_pixel_reruns_its_tile():
+def test_noise_below_the_threshold_runs_nothing_and_a_few_changed_pixels_rerun_their_tiles():
+    """Codec noise (every pixel moved by NOISE_LEVELS, or fewer than NOISE_PIXELS pixels of a
+    tile moved by more) runs nothing; NOISE_PIXELS moved pixels rerun their tile, and so does a
+    change of 4 x NOISE_PIXELS pixels split evenly across the corner where four tiles meet."""
     calls = []
 
     def counted(blob):
@@ -74,10 +77,20 @@ def test_noise_below_the_threshold_runs_nothing_and_one_changed_pixel_reruns_its
     noisy = np.clip(image.astype(np.int16) + schedule.NOISE_LEVELS, 0, 255).astype(np.uint8)
     net(blob_of(noisy))
     assert len(calls) == 1  # codec noise: nothing recomputed
+    k = incremental.NOISE_PIXELS
+    specks = noisy.copy()
+    specks[100, 70 : 70 + k - 1] = (specks[100, 70 : 70 + k - 1].astype(np.int16) + 128) % 256
+    net(blob_of(specks))
+    assert len(calls) == 1  # fewer than NOISE_PIXELS pixels in a tile: noise
     moved = noisy.copy()
-    moved[100, 70] = (moved[100, 70].astype(np.int16) + 128) % 256
+    moved[100, 66 : 66 + k] = (moved[100, 66 : 66 + k].astype(np.int16) + 128) % 256
     net(blob_of(moved))
     assert len(calls) == 2 and calls[1][2] < image.shape[0] and calls[1][3] < image.shape[1]
+    side = int(np.ceil(np.sqrt(k)))
+    corner = noisy.copy()  # tiles meet at (128, 96): side x side changed pixels in each
+    patch = np.s_[96 - side : 96 + side, 128 - side : 128 + side]
+    corner[patch] = (corner[patch].astype(np.int16) + 128) % 256
+    assert net.changed_tiles(blob_of(corner))[2:4, 3:5].all()
 
 
 class IncrementalFaces(Detector):
@@ -339,9 +352,9 @@ def test_windows_that_would_cost_more_than_the_whole_input_give_way_to_a_full_pa
     net = ChangeDrivenNetwork(counted)
     net(blob_of(image))
     scattered = image.copy()
-    for y in range(16, 384, 96):  # one changed pixel in every third tile: under half the tiles
+    for y in range(16, 384, 96):  # a changed speck in every third tile: under half the tiles
         for x in range(16, 512, 96):
-            scattered[y, x] = (scattered[y, x].astype(np.int16) + 128) % 256
+            scattered[y : y + 3, x : x + 3] = (scattered[y : y + 3, x : x + 3].astype(np.int16) + 128) % 256
     assert net.changed_tiles(blob_of(scattered)).mean() < schedule.FULL_SHARE
     net(blob_of(scattered))
     assert calls[1:] == [512 * 384] and net.full_passes == 2  # one full pass, no windows
