@@ -4,24 +4,46 @@ run this way.
 
 Why reusing an output cannot hide a face (fail closed):
 
-* **Same pixels, same detections.** Output cells are reused only where no input pixel within
+* **Same pixels, same detections.** Output cells are reused only where no input tile within
   ``margin`` tiles changed beyond codec noise; every cell near a change is recomputed from a crop
   that gives it ``context`` further tiles of surrounding pixels on every side (the image border,
   where a crop is cut, is the border the full pass sees too). Crops start on the network's
   32-pixel grid, so a recomputed cell sees its pixels through the same downsampling as in a full
   pass. ``benchmarks/change.py`` compares patched maps with full passes frame by frame.
+* **How much context** (``benchmarks/change.py --reach``: CenterFace's small-face map
+  recomputed on 1-3 tile windows around its peaks from crops with 0-3 tiles of context, against
+  the full pass, no codec noise involved; every 10th of the first 60 frames): the largest
+  difference is 0.43 / 0.18 / 0.13 / 0.07 with 0 / 1 / 2 / 3 tiles on ``vtest.avi``, 0.47 / 0.17
+  / 0.15 / 0.07 on ``samples/street.mp4``. One tile of context moves candidate scores by more
+  than the threshold's distance from its neighbours, so margin 1 and context 2 stay (against
+  full passes on 60 frames of vtest, margin 1 / context 1 loses 36 candidates, best 0.18,
+  margin 0 / context 2 49, best 0.18, margin 1 / context 2 30, best 0.15; they save 23 % and
+  18 % of the input).
 * **A face cannot appear where nothing changed.** A face that enters, moves, turns or is
   uncovered changes the pixels where it is; those tiles are re-analysed. The reference a tile is
   compared with is the input *when that tile was last analysed*, not the previous frame, so a
   slow drift adds up until it counts.
-* **Codec noise, measured** (``benchmarks/change.py``): between consecutive decoded frames of
-  ``vtest.avi`` (CCTV) and ``samples/street.mp4`` (H.264), 55 % / 40 % of 32-pixel tiles hold a
-  pixel whose grey level moved by more than 4, but only 14 % / 11 % one that moved by more than
-  12, against 9 % / 8 % by more than 32 (the real motion). A tile counts as changed when any one
-  pixel of any channel differs by more than ``NOISE_LEVELS`` = 12: one pixel suffices, the most
-  sensitive rule that does not call most of a frame changed.
+* **Codec noise, measured** (``benchmarks/change.py``, first 100 frames): between consecutive
+  decoded frames of ``vtest.avi`` (CCTV) and ``samples/street.mp4`` (H.264), 55 % / 40 % of
+  32-pixel tiles hold a pixel whose grey level moved by more than 4, 14 % / 11 % one that moved
+  by more than 12, against 8 % / 8 % by more than 32 (the real motion). A pixel has changed when
+  a channel moved by more than ``NOISE_LEVELS`` = 12; a tile has changed when at least
+  ``NOISE_PIXELS`` = 8 of its 1024 pixels have. Isolated specks of noise are what makes a lone
+  tile count, and a lone tile costs a 7x7-tile window: at the small-face pass's input (vtest
+  / street) 6.3 % / 5.7 % of tiles hold one changed pixel, 5.6 % / 5.1 % eight, and the pass is
+  given 18 % / 14 % less input (0.62 -> 0.51, 0.51 -> 0.44 of full passes) for the same
+  candidates lost against full passes (vtest 30 -> 32, best score 0.15 -> 0.17; street 11 ->
+  10). Sixteen pixels lost 36 (best 0.17), 32 lost 50 (best 0.24: a small face moving slowly
+  left its box behind), so 8 stays. Any change of 32 pixels inside a 33-pixel square (a face
+  of 6x6 pixels) puts 8 of them in one tile; the smallest face the small-face pass finds is
+  ~16 pixels tall at its input, and one that appears or moves changes far more pixels than that.
 * **Global change** (a cut, a pan, shake, a lighting change): when more than ``FULL_SHARE`` of
-  the tiles changed, the whole input is analysed.
+  the tiles changed, or when the windows would give the network as many pixels as the whole
+  input, the whole input is analysed.
+
+The network may be called with a (1, C, H, W) float blob or with the (H, W, C) uint8 image it
+is made from: the image is compared with a quarter of the bytes, and only the crops that run
+are converted.
 """
 
 from __future__ import annotations
