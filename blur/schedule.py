@@ -16,8 +16,9 @@ change carries (measured: patching it cost a 160 px face a frame on the panning 
 would cover 88 % of its input, 96 % with three). Running it on every other frame only, the
 tracker bridging the frames between, was measured and dropped too: on the panning clip a 39 px
 face went unredacted for 2 frames and a 160 px one for 1 (faces of 20 px or more: coverage
-1.000 -> 0.989). The text detector behind plates runs in full at its stride:
-patched, it lost text lines a full pass finds (see ``INCREMENTAL_KINDS``).
+1.000 -> 0.989). The text detector behind plates runs at its stride, not patched
+(patched, it lost text lines a full pass finds, see ``INCREMENTAL_KINDS``) but re-run on
+standalone crops around what changed, keeping earlier lines elsewhere (``blur.text_changes``).
 
 Measured (``benchmarks/stages.py``, first 100 frames of ``vtest.avi``): the face network is
 given 1.15 instead of 2.08 million pixels per frame (1.30 while one changed pixel made a tile
@@ -54,6 +55,7 @@ import inspect
 
 import numpy as np
 
+from . import text_changes
 from .boxes import clip_xyxy, iou_matrix
 from .errors import DetectionError
 from .incremental import FULL_SHARE, NOISE_LEVELS, TILE, ChangeDrivenNetwork, Forward
@@ -182,6 +184,7 @@ class Schedule:
         self.incremental = analyse == "changes"
         self.keyframe_frames = max(1, int(round(keyframe_seconds * fps)))
         self.networks: dict[tuple, ChangeDrivenNetwork] = {}
+        self.text = text_changes.TextPasses(self.keyframe_frames)  # the text detector's passes
         self.last_full: dict[tuple, int] = {}  # frame of each pass's last full analysis
         self.index = 0
         # Per detector: (picture version, small faces included, result), reused on a repeat of
@@ -226,6 +229,7 @@ class Schedule:
         """Forget every pass's state: the next frame is analysed in full."""
         for net in self.networks.values():
             net.reset()
+        self.text.reset()
         self.memo.clear()
         self.live.clear()
         self.previous = None
@@ -276,6 +280,8 @@ class Schedule:
         kwargs = {}
         if self.incremental and det.kind in INCREMENTAL_KINDS and _takes(det, "incremental"):
             kwargs["incremental"] = lambda key, forward, levels=1.0: self._network((i, key), forward, levels)
+        elif self.incremental and det.kind in text_changes.KINDS and _takes(det, "incremental"):
+            kwargs["incremental"] = self.text.hook(i, self.index)
         return det.run(image, small, **kwargs)
 
     def _network(self, key: tuple, forward: Forward, levels: float) -> ChangeDrivenNetwork:
