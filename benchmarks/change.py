@@ -4,7 +4,8 @@ For each video it prints
 
 1. codec noise: the share of 32-pixel tiles in which some pixel's grey level moved by more than
    N levels between consecutive decoded frames, for several N (real motion is what remains at
-   large N; the gap below it is noise);
+   large N; the gap below it is noise), and at the small-face pass's input the share of tiles
+   holding at least P pixels that moved by more than ``NOISE_LEVELS``;
 2. for each pass of the face detector: how many input pixels the incremental network
    (``blur.schedule.ChangeDrivenNetwork``) analysed against a full pass on every frame, the
    largest difference of the patched heatmap from a full pass's, and detections lost: boxes a
@@ -29,6 +30,10 @@ For each video it prints
     python benchmarks/change.py ../shared/media/vtest.avi samples/street.mp4 --frames 300 \
         --only-noise                                                 # the noise table only
     python benchmarks/change.py ../shared/media/vtest.avi plates --frames 90 --text --no-faces
+    python benchmarks/change.py ../shared/media/vtest.avi --frames 60 --noise-pixels 16
+                                        # another rule for a changed tile (default NOISE_PIXELS)
+    python benchmarks/change.py ../shared/media/vtest.avi --frames 60 --reach
+                                        # how far the face map depends on the input (no noise)
 """
 
 from __future__ import annotations
@@ -74,31 +79,61 @@ def noise(path: Path, limit: int) -> str:
     )
 
 
+def noise_at_input(path: Path, limit: int, pixels=(1, 4, 8, 16, 32)) -> str:
+    """At the small-face pass's input (resized as the network sees it, 32-pixel tiles): the
+    share of tiles in which at least P pixels have a channel that moved by more than
+    ``NOISE_LEVELS`` between consecutive frames."""
+    from blur.detectors.centerface import pass_scales
+    from blur.detectors.centerface_maps import network_input
+    from blur.incremental import NOISE_LEVELS, TILE
+
+    prev, shares = None, {p: [] for p in pixels}
+    for rgb in frames(path, limit):
+        scale = pass_scales(rgb.shape[1], rgb.shape[0])[-1]
+        resized = network_input(rgb, scale)[0]
+        if prev is not None:
+            moved = cv2.absdiff(resized, prev).max(axis=2) > NOISE_LEVELS
+            h, w = moved.shape
+            count = moved.reshape(h // TILE, TILE, w // TILE, TILE).sum(axis=(1, 3))
+            for p in pixels:
+                shares[p].append((count >= p).mean())
+        prev = resized
+    return f"small-face pass input, tiles with >= P pixels moved beyond {NOISE_LEVELS} levels: " + ", ".join(
+        f"P={p} {np.mean(shares[p]):.3f}" for p in pixels
+    )
+
+
 class Recorder:
     """Wraps a network: remembers the last output of each pass key (for comparison)."""
 
-    def __init__(self, margin: int, context: int):
+    def __init__(self, margin: int, context: int, noise_pixels: int | None = None):
         from blur.schedule import ChangeDrivenNetwork
 
         self.cls, self.margin, self.context = ChangeDrivenNetwork, margin, context
+        self.noise_pixels = noise_pixels
         self.nets: dict = {}
         self.full: dict = {}
 
     def incremental(self, key, forward, levels=1.0):
         net = self.nets.get(key)
         if net is None:
-            net = self.nets[key] = self.cls(forward, levels, self.margin, self.context)
+            net = self.nets[key] = self.cls(forward, levels, self.margin, self.context, self.noise_pixels)
         return net
 
 
 def compare(
-    path: Path, limit: int, margin: int, context: int, small_face_model: str = "centerface"
+    path: Path,
+    limit: int,
+    margin: int,
+    context: int,
+    small_face_model: str = "centerface",
+    noise_pixels: int | None = None,
 ) -> list[str]:
     from blur.boxes import iou_matrix
     from blur.detectors.centerface import CenterFaceDetector
 
     dets = [CenterFaceDetector(threshold=0.12, candidate_threshold=0.1, small_face_model=small_face_model)]
-    rec = [Recorder(margin, context) for _ in dets]
+    rec = [Recorder(margin, context, noise_pixels) for _ in dets]
     full_pixels = [0] * len(dets)
     lost = [0] * len(dets)
     found = [0] * len(dets)
@@ -114,7 +149,9 @@ def compare(
                 def run(blob):
                     out = forward(blob)
                     seen[key] = out
-                    full_pixels[k] += blob.shape[2] * blob.shape[3]
+                    full_pixels[k] += (
+                        blob.shape[0] * blob.shape[1] if blob.ndim == 3 else blob.shape[2] * blob.shape[3]
+                    )
                     return out
 
                 return run
@@ -142,6 +179,64 @@ def compare(
             f"{lost[k]} of {found[k]} (best score lost {best_lost[k]:.2f})"
         )
     return lines
+
+
+def reach(
+    path: Path, limit: int, contexts=(0, 1, 2, 3), every: int = 10, threshold: float = 0.1
+) -> list[str]:
+    """How far the face network's map depends on the input, without codec noise: on every
+    ``every``-th frame, the small-face pass's heatmap recomputed on windows of 1-3 tiles
+    (centred on each heatmap peak above half ``threshold``, and on a few places at random)
+    from a crop with ``context`` tiles around them, against the full pass's map on the same
+    window. Prints, per context, the largest difference, the largest difference at cells
+    scoring at least half ``threshold`` in either map, and the cells that cross ``threshold``
+    (one map above it, the other below: a candidate that would be lost or gained)."""
+    from blur.detectors.centerface import CenterFaceDetector, pass_scales
+    from blur.detectors.centerface_maps import _blob, network_input
+    from blur.incremental import TILE
+
+    det = CenterFaceDetector()
+    rng = np.random.default_rng(0)
+    worst = {c: [0.0, 0.0, 0, 0, 0] for c in contexts}  # max diff, near faces, lost, gained, cells
+    windows = 0
+    for t, rgb in enumerate(frames(path, limit)):
+        if t % every:
+            continue
+        scale = pass_scales(rgb.shape[1], rgb.shape[0], max_upscale=det.max_upscale)[-1]
+        resized, spans = network_input(rgb, scale)
+        if len(spans) > 1:
+            resized = resized[: spans[0][3], : spans[0][2]]
+        full = det._forward(_blob(resized))[0][0, 0]
+        rows, cols = resized.shape[0] // TILE, resized.shape[1] // TILE
+        s = resized.shape[0] // full.shape[0]
+        peaks = np.argwhere(full >= threshold / 2) * s // TILE
+        places = [tuple(p) for p in peaks[rng.permutation(len(peaks))[:12]]]
+        places += [(rng.integers(rows), rng.integers(cols)) for _ in range(4)]
+        for r, c0 in places:
+            size = int(rng.integers(1, 4))
+            y0, x0 = max(0, r - size // 2), max(0, c0 - size // 2)
+            y1, x1 = min(rows, y0 + size), min(cols, x0 + size)
+            windows += 1
+            for c in contexts:
+                cy0, cx0, cy1, cx1 = max(0, y0 - c), max(0, x0 - c), min(rows, y1 + c), min(cols, x1 + c)
+                crop = resized[cy0 * TILE : cy1 * TILE, cx0 * TILE : cx1 * TILE]
+                heat = det._forward(_blob(crop))[0][0, 0]
+                k = TILE // s
+                part = heat[(y0 - cy0) * k : (y1 - cy0) * k, (x0 - cx0) * k : (x1 - cx0) * k]
+                ref = full[y0 * k : y1 * k, x0 * k : x1 * k]
+                diff = np.abs(part - ref)
+                near = np.maximum(part, ref) >= threshold / 2
+                w = worst[c]
+                w[0] = max(w[0], float(diff.max()))
+                w[1] = max(w[1], float(diff[near].max(initial=0)))
+                w[2] += int(((ref >= threshold) & (part < threshold)).sum())
+                w[3] += int(((ref < threshold) & (part >= threshold)).sum())
+                w[4] += int((ref >= threshold).sum())
+    return [
+        f"context {c} tile(s): largest map difference {w[0]:.3f}, near faces {w[1]:.3f}; cells crossing "
+        f"{threshold}: {w[2]} lost, {w[3]} gained of {w[4]} ({windows} windows)"
+        for c, w in worst.items()
+    ]
 
 
 def plate_clip(path: Path, count: int, seed: int = 3, boxes: list | None = None) -> Path:
@@ -324,6 +419,8 @@ def main() -> int:
     ap.add_argument("--small-face-model", default="centerface", choices=["centerface", "retinaface"])
     ap.add_argument("--no-noise", action="store_true")
     ap.add_argument("--only-noise", action="store_true", help="the codec-noise line only")
+    ap.add_argument("--noise-pixels", type=int, help="changed pixels that make a tile changed")
+    ap.add_argument("--reach", action="store_true", help="how far the face map depends on the input")
     args = ap.parse_args()
     from blur.text_changes import MARGIN_PX
 
@@ -332,16 +429,25 @@ def main() -> int:
         if str(path) == "plates":
             drawn: list = []
             path = plate_clip(Path(tmp.name) / "plates.mp4", args.frames, boxes=drawn)
+        if args.reach:
+            print(f"{path.name} (every 10th of the first {args.frames} frames): small-face pass on windows")
+            for line in reach(path, args.frames):
+                print("  " + line)
+            continue
         print(f"{path.name} (first {args.frames} frames, margin {args.margin}, context {args.context} tiles)")
         if path.name == "plates.mp4" and args.plates:
             for analyse in ("changes", "every-frame"):
                 print("  " + plates_covered(path, drawn, analyse))
         if not args.no_noise:
             print("  " + noise(path, args.frames))
+            print("  " + noise_at_input(path, args.frames))
         if args.only_noise:
             continue
         if not args.no_faces:
-            for line in compare(path, args.frames, args.margin, args.context, args.small_face_model):
+            lines = compare(
+                path, args.frames, args.margin, args.context, args.small_face_model, args.noise_pixels
+            )
+            for line in lines:
                 print("  " + line)
         if args.text:
             margin = MARGIN_PX if args.text_margin is None else args.text_margin
