@@ -8,9 +8,8 @@ walker, a wrong link), gives the picture's motion at every place of the frame, a
 face was seen. With fewer than three pairs only a shift is taken (their median); with none the
 picture is taken to stand still, as the tracker assumed before.
 
-The tracker uses it where a face's own motion is unknown or untrustworthy (see
-``blur.tracking``): a face seen in one or two frames only, and a face cut by the frame's edge.
-Numpy only.
+The tracker uses it where a face's own boxes are untrustworthy: a face cut by the frame's edge
+(see ``blur.tracking``). Numpy only.
 """
 
 from __future__ import annotations
@@ -29,11 +28,6 @@ class CameraMotion:
 
     def __init__(self, maps: np.ndarray):
         self.maps = np.asarray(maps, dtype=np.float64).reshape(-1, 3)  # row f: f-1 -> f
-
-    @classmethod
-    def still(cls, n_frames: int) -> CameraMotion:
-        """A camera that does not move."""
-        return cls(np.tile([1.0, 0.0, 0.0], (max(n_frames, 1), 1)))
 
     @classmethod
     def fit(cls, n_frames: int, pairs: list[tuple[np.ndarray, np.ndarray]]) -> CameraMotion:
