@@ -4,24 +4,46 @@ run this way.
 
 Why reusing an output cannot hide a face (fail closed):
 
-* **Same pixels, same detections.** Output cells are reused only where no input pixel within
+* **Same pixels, same detections.** Output cells are reused only where no input tile within
   ``margin`` tiles changed beyond codec noise; every cell near a change is recomputed from a crop
   that gives it ``context`` further tiles of surrounding pixels on every side (the image border,
   where a crop is cut, is the border the full pass sees too). Crops start on the network's
   32-pixel grid, so a recomputed cell sees its pixels through the same downsampling as in a full
   pass. ``benchmarks/change.py`` compares patched maps with full passes frame by frame.
+* **How much context** (``benchmarks/change.py --reach``: CenterFace's small-face map
+  recomputed on 1-3 tile windows around its peaks from crops with 0-3 tiles of context, against
+  the full pass, no codec noise involved; every 10th of the first 60 frames): the largest
+  difference is 0.43 / 0.18 / 0.13 / 0.07 with 0 / 1 / 2 / 3 tiles on ``vtest.avi``, 0.47 / 0.17
+  / 0.15 / 0.07 on ``samples/street.mp4``. One tile of context moves candidate scores by more
+  than the threshold's distance from its neighbours, so margin 1 and context 2 stay (against
+  full passes on 60 frames of vtest, margin 1 / context 1 loses 36 candidates, best 0.18,
+  margin 0 / context 2 49, best 0.18, margin 1 / context 2 30, best 0.15; they save 23 % and
+  18 % of the input).
 * **A face cannot appear where nothing changed.** A face that enters, moves, turns or is
   uncovered changes the pixels where it is; those tiles are re-analysed. The reference a tile is
   compared with is the input *when that tile was last analysed*, not the previous frame, so a
   slow drift adds up until it counts.
-* **Codec noise, measured** (``benchmarks/change.py``): between consecutive decoded frames of
-  ``vtest.avi`` (CCTV) and ``samples/street.mp4`` (H.264), 55 % / 40 % of 32-pixel tiles hold a
-  pixel whose grey level moved by more than 4, but only 14 % / 11 % one that moved by more than
-  12, against 9 % / 8 % by more than 32 (the real motion). A tile counts as changed when any one
-  pixel of any channel differs by more than ``NOISE_LEVELS`` = 12: one pixel suffices, the most
-  sensitive rule that does not call most of a frame changed.
+* **Codec noise, measured** (``benchmarks/change.py``, first 100 frames): between consecutive
+  decoded frames of ``vtest.avi`` (CCTV) and ``samples/street.mp4`` (H.264), 55 % / 40 % of
+  32-pixel tiles hold a pixel whose grey level moved by more than 4, 14 % / 11 % one that moved
+  by more than 12, against 8 % / 8 % by more than 32 (the real motion). A pixel has changed when
+  a channel moved by more than ``NOISE_LEVELS`` = 12; a tile has changed when at least
+  ``NOISE_PIXELS`` = 8 of its 1024 pixels have. Isolated specks of noise are what makes a lone
+  tile count, and a lone tile costs a 7x7-tile window: at the small-face pass's input (vtest
+  / street) 6.3 % / 5.7 % of tiles hold one changed pixel, 5.6 % / 5.1 % eight, and the pass is
+  given 18 % / 14 % less input (0.62 -> 0.51, 0.51 -> 0.44 of full passes) for the same
+  candidates lost against full passes (vtest 30 -> 32, best score 0.15 -> 0.17; street 11 ->
+  10). Sixteen pixels lost 36 (best 0.17), 32 lost 50 (best 0.24: a small face moving slowly
+  left its box behind), so 8 stays. Any change of 32 pixels inside a 33-pixel square (a face
+  of 6x6 pixels) puts 8 of them in one tile; the smallest face the small-face pass finds is
+  ~16 pixels tall at its input, and one that appears or moves changes far more pixels than that.
 * **Global change** (a cut, a pan, shake, a lighting change): when more than ``FULL_SHARE`` of
-  the tiles changed, the whole input is analysed.
+  the tiles changed, or when the windows would give the network as many pixels as the whole
+  input, the whole input is analysed.
+
+The network may be called with a (1, C, H, W) float blob or with the (H, W, C) uint8 image it
+is made from: the image is compared with a quarter of the bytes, and only the crops that run
+are converted.
 """
 
 from __future__ import annotations
@@ -35,8 +57,8 @@ from .errors import DetectionError
 
 TILE = 32  # input pixels per change tile: the networks' coarsest stride
 NOISE_LEVELS = 12  # a pixel moved by more than this many grey levels (0-255) has changed
+NOISE_PIXELS = 8  # a tile holding at least this many changed pixels has changed (see above)
 FULL_SHARE = 0.5  # above this share of changed tiles, a full pass is cheaper and simpler
-_NEVER = -1e6  # a reference value no input has: the tile counts as changed
 
 Forward = Callable[[np.ndarray], tuple]
 
@@ -45,20 +67,34 @@ class ChangeDrivenNetwork:
     """One pass of a fully convolutional network, run frame after frame on inputs of one size,
     recomputing its output only near input tiles that changed (see the module docstring).
 
+    Called with a (1, C, H, W) float32 blob, or with an (H, W, C) uint8 image, which is cheaper:
+    the change test then reads a quarter of the bytes, and only the crops that run are converted
+    to the network's input (by ``forward``).
+
     Args:
-        forward: the network: (1, C, H, W) float32 input -> tuple of (1, K, H/s, W/s) maps.
+        forward: the network: its input (a blob or crop of the image, as the network is called
+            with) -> tuple of (1, K, H/s, W/s) maps.
         levels: how many input units one grey level is (1 for raw pixels, 2/255 for inputs
             scaled to [-1, 1]).
         margin: tiles around a changed tile whose output is recomputed.
         context: further tiles of input each recomputed cell is given on every side.
     """
 
-    def __init__(self, forward: Forward, levels: float = 1.0, margin: int = 1, context: int = 2):
+    def __init__(
+        self,
+        forward: Forward,
+        levels: float = 1.0,
+        margin: int = 1,
+        context: int = 2,
+        noise_pixels: int | None = None,
+    ):
         self.forward = forward
         self.threshold = NOISE_LEVELS * levels
+        self.noise_pixels = NOISE_PIXELS if noise_pixels is None else max(1, noise_pixels)
         self.margin = margin
         self.context = context
         self.reference: np.ndarray | None = None  # the input each tile was last analysed with
+        self.stale: np.ndarray | None = None  # (rows, cols) tiles to analyse again regardless
         self.outputs: tuple | None = None
         self.full_next = True
         self.last_share = 0.0  # share of tiles that changed, when last measured
@@ -70,9 +106,10 @@ class ChangeDrivenNetwork:
         self.reference, self.outputs, self.full_next = None, None, True
 
     def __call__(self, blob: np.ndarray) -> tuple:
-        if blob.ndim != 4 or blob.shape[0] != 1:
+        image = blob.ndim == 3
+        if not image and (blob.ndim != 4 or blob.shape[0] != 1):
             return self.forward(blob)
-        height, width = blob.shape[2:]
+        height, width = blob.shape[:2] if image else blob.shape[2:]
         if (
             self.full_next
             or self.reference is None
@@ -87,22 +124,27 @@ class ChangeDrivenNetwork:
             return self._full(blob)
         if not changed.any():
             return self.outputs
+        windows = self.windows(changed)
+        if sum((x1 - x0) * (y1 - y0) for _, (x0, y0, x1, y1) in windows) * TILE * TILE >= height * width:
+            return self._full(blob)  # the windows would cost more than the whole input
         outputs = tuple(o.copy() for o in self.outputs)
-        for (ix0, iy0, ix1, iy1), (cx0, cy0, cx1, cy1) in self.windows(changed):
-            crop = np.ascontiguousarray(blob[:, :, cy0 * TILE : cy1 * TILE, cx0 * TILE : cx1 * TILE])
-            self.pixels += crop.shape[2] * crop.shape[3]
+        for (ix0, iy0, ix1, iy1), (cx0, cy0, cx1, cy1) in windows:
+            crop = _region(blob, cy0 * TILE, cy1 * TILE, cx0 * TILE, cx1 * TILE)
+            crop = np.ascontiguousarray(crop)
+            crop_height = (cy1 - cy0) * TILE
+            self.pixels += crop_height * (cx1 - cx0) * TILE
             patch = self.forward(crop)
             for out, part in zip(outputs, patch):
                 s = height // out.shape[2]  # input pixels per output cell
-                if s * out.shape[2] != height or part.shape[2] * s != crop.shape[2]:
+                if s * out.shape[2] != height or part.shape[2] * s != crop_height:
                     raise DetectionError("network output does not tile its input")
                 t = TILE // s
                 out[:, :, iy0 * t : iy1 * t, ix0 * t : ix1 * t] = part[
                     :, :, (iy0 - cy0) * t : (iy1 - cy0) * t, (ix0 - cx0) * t : (ix1 - cx0) * t
                 ]
-            self.reference[:, :, iy0 * TILE : iy1 * TILE, ix0 * TILE : ix1 * TILE] = blob[
-                :, :, iy0 * TILE : iy1 * TILE, ix0 * TILE : ix1 * TILE
-            ]
+            rows = (iy0 * TILE, iy1 * TILE, ix0 * TILE, ix1 * TILE)
+            _region(self.reference, *rows)[...] = _region(blob, *rows)
+            self.stale[iy0:iy1, ix0:ix1] = False
         self.outputs = outputs
         return outputs
 
@@ -111,7 +153,7 @@ class ChangeDrivenNetwork:
         grown by its size on every side, count as changed on the next call."""
         if self.reference is None:
             return
-        in_h, in_w = self.reference.shape[2:]
+        in_h, in_w = self.stale.shape[0] * TILE, self.stale.shape[1] * TILE
         x1, y1, x2, y2 = (float(v) for v in xyxy)
         grow_x, grow_y = x2 - x1, y2 - y1
         xa = int(max(0, (x1 - grow_x) * in_w / width))
@@ -119,24 +161,39 @@ class ChangeDrivenNetwork:
         ya = int(max(0, (y1 - grow_y) * in_h / height))
         yb = int(min(in_h, np.ceil((y2 + grow_y) * in_h / height)))
         if xb > xa and yb > ya:
-            self.reference[:, :, ya:yb, xa:xb] = _NEVER
+            self.stale[ya // TILE : -(-yb // TILE), xa // TILE : -(-xb // TILE)] = True
 
     def _full(self, blob: np.ndarray) -> tuple:
         outputs = tuple(self.forward(blob))
-        self.pixels += blob.shape[2] * blob.shape[3]
+        height, width = blob.shape[:2] if blob.ndim == 3 else blob.shape[2:]
+        self.pixels += height * width
         self.full_passes += 1
         self.reference, self.outputs = blob.copy(), outputs
+        self.stale = np.zeros((height // TILE, width // TILE), dtype=bool)
         self.full_next = False
         return outputs
 
     def changed_tiles(self, blob: np.ndarray) -> np.ndarray:
-        """(rows, cols) bool: tiles holding an input value that moved beyond codec noise since
-        that tile was last analysed."""
-        channels, height, width = blob.shape[1:]
-        diff = cv2.absdiff(blob[0].reshape(-1, width), self.reference[0].reshape(-1, width))
-        moved = diff.reshape(channels, height, width).max(axis=0)
+        """(rows, cols) bool: tiles holding at least ``noise_pixels`` pixels with a channel
+        that moved beyond codec noise since that tile was last analysed (and tiles made
+        stale by ``invalidate``)."""
+        if blob.ndim == 3:  # (H, W, C): each row's channels side by side
+            height, width, channels = blob.shape
+            diff = cv2.absdiff(blob.reshape(height, -1), self.reference.reshape(height, -1))
+            moved = diff > self.threshold
+            if self.noise_pixels > 1:
+                moved = moved.reshape(height, width, channels).any(axis=2)
+        else:
+            channels, height, width = blob.shape[1:]
+            diff = cv2.absdiff(blob[0].reshape(-1, width), self.reference[0].reshape(-1, width))
+            moved = diff.reshape(channels, height, width).max(axis=0) > self.threshold
         rows, cols = height // TILE, width // TILE
-        return moved.reshape(rows, TILE, cols, TILE).max(axis=(1, 3)) > self.threshold
+        tiles = moved.reshape(rows, TILE, cols, -1)
+        if self.noise_pixels <= 1:
+            changed = tiles.any(axis=(1, 3))
+        else:
+            changed = tiles.sum(axis=(1, 3), dtype=np.int32) >= self.noise_pixels
+        return changed | self.stale
 
     def windows(self, changed: np.ndarray) -> list[tuple[tuple, tuple]]:
         """(interior, crop) pairs in tiles (x0, y0, x1, y1): the interior is recomputed and
@@ -151,6 +208,11 @@ class ChangeDrivenNetwork:
             ((x0, y0, x1, y1), (max(0, x0 - c), max(0, y0 - c), min(cols, x1 + c), min(rows, y1 + c)))
             for x0, y0, x1, y1 in boxes
         ]
+
+
+def _region(x: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+    """Rows y0:y1 and columns x0:x1 of an (H, W, C) image or a (1, C, H, W) blob (a view)."""
+    return x[y0:y1, x0:x1] if x.ndim == 3 else x[:, :, y0:y1, x0:x1]
 
 
 def _dilate(mask: np.ndarray, n: int) -> np.ndarray:

@@ -12,13 +12,19 @@ nothing downstream knows the difference. The face detector's large-face pass (th
 640 px wide, a quarter of the small-face pass's pixels or less) runs in full on every frame: a
 large face's score depends on pixels far from its centre, more context than a window around a
 change carries (measured: patching it cost a 160 px face a frame on the panning clip of
-``benchmarks/video_recall.py``). The text detector behind plates runs in full at its stride:
-patched, it lost text lines a full pass finds (see ``INCREMENTAL_KINDS``).
+``benchmarks/video_recall.py``; and on ``vtest.avi`` windows with even two tiles of context
+would cover 88 % of its input, 96 % with three). Running it on every other frame only, the
+tracker bridging the frames between, was measured and dropped too: on the panning clip a 39 px
+face went unredacted for 2 frames and a 160 px one for 1 (faces of 20 px or more: coverage
+1.000 -> 0.989). The text detector behind plates runs at its stride, not patched
+(patched, it lost text lines a full pass finds, see ``INCREMENTAL_KINDS``) but re-run on
+standalone crops around what changed, keeping earlier lines elsewhere (``blur.text_changes``).
 
-Measured (``benchmarks/scan_cost.py``, first 200 frames of ``vtest.avi``): the face network is
-given 1.44 instead of 2.21 million pixels per frame; on the hand-held clip of
-``benchmarks/video_recall.py --clip moving`` 2.82 instead of 3.30 (its still stretch), with the
-same coverage on both generated clips, face for face.
+Measured (``benchmarks/stages.py``, first 100 frames of ``vtest.avi``): the face network is
+given 1.15 instead of 2.08 million pixels per frame (1.30 while one changed pixel made a tile
+count), its small-face pass costing 196 ms CPU per frame instead of 233 (loaded machine, both
+runs side by side); on the hand-held clip of ``benchmarks/video_recall.py --clip moving`` 2.75
+(151 of 200 frames analysed in full: it moves), with the same coverage on both generated clips.
 
 With ``Settings.follow_tracks`` (off by default), faces are also *followed*: a small face
 seen on one of the last ``LOST_FRAMES`` frames that this frame's pass does not find near its
@@ -49,6 +55,7 @@ import inspect
 
 import numpy as np
 
+from . import text_changes
 from .boxes import clip_xyxy, iou_matrix
 from .errors import DetectionError
 from .incremental import FULL_SHARE, NOISE_LEVELS, TILE, ChangeDrivenNetwork, Forward
@@ -177,6 +184,7 @@ class Schedule:
         self.incremental = analyse == "changes"
         self.keyframe_frames = max(1, int(round(keyframe_seconds * fps)))
         self.networks: dict[tuple, ChangeDrivenNetwork] = {}
+        self.text = text_changes.TextPasses(self.keyframe_frames)  # the text detector's passes
         self.last_full: dict[tuple, int] = {}  # frame of each pass's last full analysis
         self.index = 0
         # Per detector: (picture version, small faces included, result), reused on a repeat of
@@ -221,6 +229,7 @@ class Schedule:
         """Forget every pass's state: the next frame is analysed in full."""
         for net in self.networks.values():
             net.reset()
+        self.text.reset()
         self.memo.clear()
         self.live.clear()
         self.previous = None
@@ -271,6 +280,8 @@ class Schedule:
         kwargs = {}
         if self.incremental and det.kind in INCREMENTAL_KINDS and _takes(det, "incremental"):
             kwargs["incremental"] = lambda key, forward, levels=1.0: self._network((i, key), forward, levels)
+        elif self.incremental and det.kind in text_changes.KINDS and _takes(det, "incremental"):
+            kwargs["incremental"] = self.text.hook(i, self.index)
         return det.run(image, small, **kwargs)
 
     def _network(self, key: tuple, forward: Forward, levels: float) -> ChangeDrivenNetwork:

@@ -276,7 +276,9 @@ class CenterFaceDetector(Detector):
                 if k > 0 and self._small_model != "centerface":
                     b, sc = self._small_pass(view, s, self.candidate_threshold, patched)
                 else:
-                    forward = patched(self._forward) if patched else None
+                    # The change-driven network is given the resized image (uint8, cheaper to
+                    # compare) and converts only the crops it runs.
+                    forward = patched(self._forward_pixels) if patched else None
                     b, sc = self._detect_at(view, s, self.candidate_threshold, forward)
                 boxes.append(_unview(b, how, width, height))
                 scores.append(sc)
@@ -307,17 +309,23 @@ class CenterFaceDetector(Detector):
             raise DetectionError("face model returned non-finite values")
         return heatmap, size, offset
 
+    def _forward_pixels(self, pixels: np.ndarray) -> tuple[np.ndarray, ...]:
+        """``_forward`` of (H, W, 3) uint8 pixels."""
+        return self._forward(_blob(pixels))
+
     def _detect_at(
         self, image: np.ndarray, scale: float, threshold: float, forward: Callable | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates at one scale; ``forward``, when given, runs the network on (H, W, 3) uint8
+        pixels (a change-driven network, see ``blur.incremental``)."""
         height, width = image.shape[:2]
         resized, spans = network_input(image, scale)
         h_in, w_in = resized.shape[:2]
         if len(spans) > 1 or forward is None:  # tiled inputs are analysed in full
-            forward = self._forward
+            forward = self._forward_pixels
         found, scores = [], []
         for x0, y0, tw, th in spans:
-            heatmap, size, offset = forward(_blob(resized[y0 : y0 + th, x0 : x0 + tw]))
+            heatmap, size, offset = forward(resized[y0 : y0 + th, x0 : x0 + tw])
             b, sc = _decode(heatmap[0, 0], size[0], offset[0], threshold)
             found.append(b + np.array([x0, y0, x0, y0], dtype=np.float32))
             scores.append(sc)

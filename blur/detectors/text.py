@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import DetectionError
 from ..types import Detections
-from .base import Detector, cached
+from .base import Detector, cached, cached_result
 from .runtime import session
 
 # (distribution, file inside it). The distribution is only a carrier for the model files.
@@ -33,6 +33,35 @@ MODELS = {
 }
 
 _REC_HEIGHT = 48
+
+
+@cached_result(("text-det-models",))
+def det_models() -> tuple[bytes, bytes]:
+    """The text detector twice, rewritten: (whole, crop).
+
+    Its attention layers (squeeze-and-excitation) weigh every channel by the channel's mean over
+    the whole image (``GlobalAveragePool``), so what it sees in one place depends on the whole
+    frame. ``whole`` also outputs those means; ``crop`` takes them as inputs in place of its own,
+    so a crop is analysed with the statistics of the frame it was cut from.
+    """
+    import onnx
+
+    model = onnx.load(str(model_file("det")))
+    means = [n.output[0] for n in model.graph.node if n.op_type == "GlobalAveragePool"]
+    whole = onnx.ModelProto()
+    whole.CopyFrom(model)
+    for name in means:
+        whole.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    crop = onnx.ModelProto()
+    crop.CopyFrom(model)
+    kept = [n for n in crop.graph.node if n.op_type != "GlobalAveragePool"]
+    del crop.graph.node[:]
+    crop.graph.node.extend(kept)
+    for name in means:
+        crop.graph.input.append(
+            onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, [1, None, 1, 1])
+        )
+    return whole.SerializeToString(), crop.SerializeToString()
 
 
 def model_file(role: str) -> Path:
@@ -119,14 +148,26 @@ def db_lines(
         if w < h:  # express as (long side, short side, angle of the long side)
             w, h, ang = h, w, ang - 90
         ang = (ang + 90) % 180 - 90  # (-90, 90]
-        sx, sy = scale_xy
-        t = math.radians(ang)
-        # Scale the long and short sides by the axis factors they mostly lie along.
-        long_scale = math.hypot(math.cos(t) * sx, math.sin(t) * sy)
-        short_scale = math.hypot(math.sin(t) * sx, math.cos(t) * sy)
-        rects.append((cx * sx, cy * sy, w * long_scale, h * short_scale, ang))
+        rects.append((cx, cy, w, h, ang))
         scores.append(score)
-    return TextLines(np.asarray(rects, np.float32).reshape(-1, 5), np.asarray(scores, np.float32).reshape(-1))
+    return scaled(
+        TextLines(np.asarray(rects, np.float32).reshape(-1, 5), np.asarray(scores, np.float32).reshape(-1)),
+        scale_xy,
+    )
+
+
+def scaled(lines: TextLines, scale_xy: tuple[float, float]) -> TextLines:
+    """``lines`` with their coordinates multiplied by ``scale_xy`` (x, y): each rectangle's long
+    and short sides by the axis factors they mostly lie along."""
+    sx, sy = scale_xy
+    if (sx, sy) == (1.0, 1.0) or not len(lines):
+        return lines
+    cx, cy, lng, sht, ang = lines.rects.T.astype(np.float64)
+    t = np.radians(ang)
+    long_scale = np.hypot(np.cos(t) * sx, np.sin(t) * sy)
+    short_scale = np.hypot(np.sin(t) * sx, np.cos(t) * sy)
+    rects = np.stack([cx * sx, cy * sy, lng * long_scale, sht * short_scale, ang], axis=1)
+    return TextLines(rects.astype(np.float32), lines.score)
 
 
 def upright_transform(rect) -> np.ndarray:
@@ -174,7 +215,10 @@ class TextModel:
     """
 
     def __init__(self, threads: int = 0, device: str = "auto"):
-        self._det = session(model_file("det"), device, threads)
+        whole, crop = det_models()
+        self._det = session(whole, device, threads)
+        self._device, self._threads = device, threads
+        self._det_crop = None  # loaded when a video first needs it
         self._rec = session(model_file("rec"), device, threads)
         meta = self._rec.get_modelmeta().custom_metadata_map
         if "character" not in meta:
@@ -198,9 +242,12 @@ class TextModel:
         Args:
             equalise: stretch local contrast first (CLAHE on the luminance of the resized
                 image), so grey text on a grey plate at dusk stands out as much as in daylight.
-            incremental: ``incremental(key, forward, levels)`` returns the network to run in
-                place of ``forward`` (in videos: one that recomputes only what changed, see
-                ``blur.schedule``); ``levels`` is one grey level in the network's input units.
+            incremental: ``incremental(key, lines_in, levels)`` returns what to run in place of
+                ``lines_in`` on the (1, 3, H, W) input: in videos one that re-detects only around
+                what changed (``blur.text_changes``). ``lines_in(blob, means=None)`` is the
+                network and DB post-processing: (the blob's ``TextLines`` in its pixels, the
+                channel means taken), analysed with the given means of a whole frame (None: its
+                own; see ``det_models``). ``levels`` is one grey level in input units.
 
         The same image object asked again (plates and all text in one frame) is not re-run.
         """
@@ -209,8 +256,32 @@ class TextModel:
         if last is not None and last[0] is rgb and last[1] == key:
             return last[2]
         height, width = rgb.shape[:2]
+        x = self.network_input(rgb, max_side, upscale, equalise)
+        w_in, h_in = x.shape[3], x.shape[2]
+
+        def lines_in(blob: np.ndarray, means: tuple | None = None) -> tuple[TextLines, tuple]:
+            prob, means = self._detect_text(blob, means)
+            if prob.ndim != 4 or prob.shape[2:] != blob.shape[2:] or not np.isfinite(prob).all():
+                raise DetectionError("text model returned an invalid probability map")
+            return db_lines(prob[0, 0], (1.0, 1.0), box_thresh=box_thresh), means
+
+        if incremental is None:
+            found = lines_in(x)[0]
+        else:
+            found = incremental(("text", max_side, box_thresh, upscale, equalise), lines_in, 2 / 255)(x)
+        lines = scaled(found, (width / w_in, height / h_in))
+        self._last = (rgb, key, lines)
+        return lines
+
+    @staticmethod
+    def network_input(
+        rgb: np.ndarray, max_side: int, upscale: float = 1.0, equalise: bool = False
+    ) -> np.ndarray:
+        """The detector's (1, 3, H, W) float32 input for an RGB image: resized by
+        ``analysis_scale`` to sides that are multiples of 32 (the network downsamples by 32),
+        optionally equalised, BGR scaled to [-1, 1]."""
+        height, width = rgb.shape[:2]
         scale = analysis_scale(width, height, max_side, upscale)
-        # The network downsamples by 32.
         w_in = max(32, int(round(width * scale / 32)) * 32)
         h_in = max(32, int(round(height * scale / 32)) * 32)
         bgr = cv2.resize(
@@ -218,20 +289,21 @@ class TextModel:
         )
         if equalise:
             bgr = equalised(bgr)
-        x = np.ascontiguousarray((bgr.astype(np.float32) * (2 / 255) - 1).transpose(2, 0, 1)[None])
-        forward = self._detect_text
-        if incremental is not None:
-            forward = incremental(("text", max_side, upscale, equalise), forward, 2 / 255)
-        prob = forward(x)[0]
-        if prob.ndim != 4 or not np.isfinite(prob).all():
-            raise DetectionError("text model returned an invalid probability map")
-        lines = db_lines(prob[0, 0], (width / w_in, height / h_in), box_thresh=box_thresh)
-        self._last = (rgb, key, lines)
-        return lines
+        return np.ascontiguousarray((bgr.astype(np.float32) * (2 / 255) - 1).transpose(2, 0, 1)[None])
 
-    def _detect_text(self, x: np.ndarray) -> tuple[np.ndarray]:
+    def _detect_text(self, x: np.ndarray, means: tuple | None = None) -> tuple[np.ndarray, tuple]:
+        """The probability map of input ``x``, and the channel means its attention layers took.
+
+        ``means`` (from an earlier whole image): take these instead of ``x``'s own, so that a
+        crop is analysed with its frame's statistics, not the crop's (see ``det_models``)."""
         with self._lock:
-            return tuple(self._det.run(None, {self._det.get_inputs()[0].name: x}))
+            if means is None:
+                out = self._det.run(None, {self._det.get_inputs()[0].name: x})
+                return out[0], tuple(out[1:])
+            if self._det_crop is None:
+                self._det_crop = session(det_models()[1], self._device, self._threads)
+            names = [i.name for i in self._det_crop.get_inputs()]
+            return self._det_crop.run(None, dict(zip(names, (x, *means))))[0], means
 
     def read(self, rgb: np.ndarray, rects: np.ndarray) -> list[tuple[str, float]]:
         """Recognise the text of each rotated rect: (text, mean character confidence)."""
