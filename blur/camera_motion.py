@@ -6,7 +6,7 @@ links most faces in consecutive frames, so each pair of linked hits is one obser
 motion; a least-squares fit over them, refitted once without the pairs it explains worst (a
 walker, a wrong link), gives the picture's motion at every place of the frame, also where no
 face was seen. With fewer than three pairs only a shift is taken (their median); with none the
-picture is taken to stand still, as the tracker assumed before.
+picture moves on as it moved between the frames before (still, at the start).
 
 The tracker uses it where a face's own boxes are untrustworthy: a face cut by the frame's edge
 (see ``blur.tracking``). Numpy only.
@@ -38,6 +38,8 @@ class CameraMotion:
             before, after = pairs[f]
             if len(before):
                 maps[f] = _fit_one(_centres(before), _centres(after))
+            else:  # nothing linked (a lone face reaching the edge): the motion goes on
+                maps[f] = maps[f - 1]
         return cls(maps)
 
     def carry(self, xyxy: np.ndarray, start: int, end: int) -> np.ndarray:
