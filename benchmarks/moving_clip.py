@@ -15,6 +15,10 @@ A face counts in a frame when at least half of its box is inside the picture and
 of it is hidden under the drifting photo. Used by ``video_recall.py`` (recall) and
 ``speed.py`` (time). The clip is generated into a temporary folder; nothing is copied into the
 repository.
+
+``photo_set`` picks another seven photos (set k: the crowd photos 7k..7k+6 in file-name order)
+and another hand-held jitter, to check on faces a change was not tuned on; set 0 is the clip
+the benchmarks report.
 """
 
 from __future__ import annotations
@@ -37,12 +41,15 @@ def _read(path: Path) -> np.ndarray:
     return image.read(path).rgb
 
 
-def choose_photos(items: list[dict]) -> tuple[list[dict], dict]:
+def choose_photos(items: list[dict], photo_set: int = 0) -> tuple[list[dict], dict]:
     """Six landscape crowd photos (five or more faces) for the wall and one more to drift,
-    chosen by file name so the clip is the same on every run."""
+    chosen by file name so the clip is the same on every run (``photo_set``: which seven)."""
     items = sorted(items, key=lambda it: it["file"])
     crowds = [it for it in items if len(it["boxes"]) >= 5 and it["width"] > it["height"]]
-    return crowds[:6], crowds[6]
+    first = 7 * photo_set
+    if len(crowds) < first + 7:
+        raise SystemExit(f"the labelled set has no photo set {photo_set} ({len(crowds)} crowd photos)")
+    return crowds[first : first + 6], crowds[first + 6]
 
 
 def build_wall(dev: Path, photos: list[dict]) -> tuple[np.ndarray, list[tuple[str, np.ndarray]]]:
@@ -71,11 +78,12 @@ def build_wall(dev: Path, photos: list[dict]) -> tuple[np.ndarray, list[tuple[st
     return wall, faces
 
 
-def camera(t: int, wall_w: int, wall_h: int) -> tuple[float, float, float, float]:
+def camera(t: int, wall_w: int, wall_h: int, seed: int = 0) -> tuple[float, float, float, float]:
     """(zoom, left, top, blur px) at frame t: the wall point (left, top) is the frame's top-left
-    corner, one wall pixel is ``zoom`` frame pixels; blur is the horizontal motion blur."""
+    corner, one wall pixel is ``zoom`` frame pixels; blur is the horizontal motion blur.
+    ``seed`` varies the hand-held jitter."""
     fit = min(WIDTH / wall_w, HEIGHT / wall_h)  # the whole wall in view
-    rng = np.random.default_rng(1000 + t)
+    rng = np.random.default_rng(1000 * (seed + 1) + t)
     if t < 50:
         u = t / 49
         zoom = fit * (1.0 + 0.6 * u)
@@ -109,10 +117,10 @@ def drifter_position(t: int) -> tuple[float, float] | None:
 
 
 def render(
-    t: int, wall, wall_faces, drifter, drifter_faces
+    t: int, wall, wall_faces, drifter, drifter_faces, seed: int = 0
 ) -> tuple[np.ndarray, list[tuple[str, np.ndarray]]]:
     """Frame t (RGB) and its visible faces (id, xyxy clipped to the frame)."""
-    zoom, left, top, blur = camera(t, wall.shape[1], wall.shape[0])
+    zoom, left, top, blur = camera(t, wall.shape[1], wall.shape[0], seed)
     warp = np.array([[zoom, 0, -left * zoom], [0, zoom, -top * zoom]], np.float32)
     frame = cv2.warpAffine(
         wall,
@@ -152,12 +160,15 @@ def _hidden(box: np.ndarray, rect: tuple[int, int, int, int]) -> float:
     return ix * iy / max((box[2] - box[0]) * (box[3] - box[1]), 1e-6)
 
 
-def build(path: Path, dev: Path, frames: int = FRAMES) -> list[list[tuple[str, np.ndarray]]]:
-    """Write the clip to ``path`` (H.264 MP4) and return every frame's visible faces."""
+def build(
+    path: Path, dev: Path, frames: int = FRAMES, photo_set: int = 0
+) -> list[list[tuple[str, np.ndarray]]]:
+    """Write the clip to ``path`` (H.264 MP4) and return every frame's visible faces
+    (``photo_set``: see the module docstring)."""
     import av
     from recall import load_set
 
-    photos, drifting = choose_photos(load_set(dev))
+    photos, drifting = choose_photos(load_set(dev), photo_set)
     wall, wall_faces = build_wall(dev, photos)
     drifter = cv2.resize(
         _read(dev / drifting["file"]), None, fx=PRINT_SCALE, fy=PRINT_SCALE, interpolation=cv2.INTER_CUBIC
@@ -171,7 +182,7 @@ def build(path: Path, dev: Path, frames: int = FRAMES) -> list[list[tuple[str, n
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
         stream.options = {"crf": "20", "preset": "veryfast"}
         for t in range(frames):
-            frame, faces = render(t, wall, wall_faces, drifter, drifter_faces)
+            frame, faces = render(t, wall, wall_faces, drifter, drifter_faces, photo_set)
             truth.append(faces)
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 out.mux(packet)
