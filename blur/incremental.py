@@ -177,23 +177,7 @@ class ChangeDrivenNetwork:
         """(rows, cols) bool: tiles holding at least ``noise_pixels`` pixels with a channel
         that moved beyond codec noise since that tile was last analysed (and tiles made
         stale by ``invalidate``)."""
-        if blob.ndim == 3:  # (H, W, C): each row's channels side by side
-            height, width, channels = blob.shape
-            diff = cv2.absdiff(blob.reshape(height, -1), self.reference.reshape(height, -1))
-            moved = diff > self.threshold
-            if self.noise_pixels > 1:
-                moved = moved.reshape(height, width, channels).any(axis=2)
-        else:
-            channels, height, width = blob.shape[1:]
-            diff = cv2.absdiff(blob[0].reshape(-1, width), self.reference[0].reshape(-1, width))
-            moved = diff.reshape(channels, height, width).max(axis=0) > self.threshold
-        rows, cols = height // TILE, width // TILE
-        tiles = moved.reshape(rows, TILE, cols, -1)
-        if self.noise_pixels <= 1:
-            changed = tiles.any(axis=(1, 3))
-        else:
-            changed = tiles.sum(axis=(1, 3), dtype=np.int32) >= self.noise_pixels
-        return changed | self.stale
+        return changed_tiles(blob, self.reference, self.threshold, self.noise_pixels) | self.stale
 
     def windows(self, changed: np.ndarray) -> list[tuple[tuple, tuple]]:
         """(interior, crop) pairs in tiles (x0, y0, x1, y1): the interior is recomputed and
@@ -202,7 +186,7 @@ class ChangeDrivenNetwork:
         grown = _dilate(changed, self.margin)
         count, labels, stats, _ = cv2.connectedComponentsWithStats(grown.astype(np.uint8), connectivity=8)
         boxes = [(x, y, x + w, y + h) for x, y, w, h, _ in stats[1:count]]
-        boxes = _merge_boxes(boxes, self.context)
+        boxes = merge_boxes(boxes, self.context)
         c = self.context
         return [
             ((x0, y0, x1, y1), (max(0, x0 - c), max(0, y0 - c), min(cols, x1 + c), min(rows, y1 + c)))
@@ -221,9 +205,33 @@ def _dilate(mask: np.ndarray, n: int) -> np.ndarray:
     return cv2.dilate(mask.astype(np.uint8), np.ones((2 * n + 1, 2 * n + 1), np.uint8)) > 0
 
 
-def _merge_boxes(boxes: list[tuple], context: int) -> list[tuple]:
-    """Union interiors whose crops overlap when one crop around both costs no more than two:
-    fewer, larger network calls (each call has a fixed cost and its own context border)."""
+def changed_tiles(
+    blob: np.ndarray, reference: np.ndarray, threshold: float, noise_pixels: int = 1
+) -> np.ndarray:
+    """(rows, cols) bool: ``TILE``-pixel tiles of an (H, W, C) image or a (1, C, H, W) blob
+    holding at least ``noise_pixels`` pixels with a channel that moved by more than
+    ``threshold`` from ``reference``."""
+    if blob.ndim == 3:  # (H, W, C): each row's channels side by side
+        height, width, channels = blob.shape
+        diff = cv2.absdiff(blob.reshape(height, -1), reference.reshape(height, -1))
+        moved = diff > threshold
+        if noise_pixels > 1:
+            moved = moved.reshape(height, width, channels).any(axis=2)
+    else:
+        channels, height, width = blob.shape[1:]
+        diff = cv2.absdiff(blob[0].reshape(-1, width), reference[0].reshape(-1, width))
+        moved = diff.reshape(channels, height, width).max(axis=0) > threshold
+    rows, cols = height // TILE, width // TILE
+    tiles = moved.reshape(rows, TILE, cols, -1)
+    if noise_pixels <= 1:
+        return tiles.any(axis=(1, 3))
+    return tiles.sum(axis=(1, 3), dtype=np.int32) >= noise_pixels
+
+
+def merge_boxes(boxes: list[tuple], context: int, join_overlapping: bool = False) -> list[tuple]:
+    """Union boxes (in tiles) when one crop around both, ``context`` tiles wider on every side,
+    costs no more than two (and, with ``join_overlapping``, whenever they overlap): fewer,
+    larger network calls (each call has a fixed cost and its own context border)."""
     boxes = list(boxes)
     merged = True
     while merged:
@@ -232,7 +240,8 @@ def _merge_boxes(boxes: list[tuple], context: int) -> list[tuple]:
             for j in range(i + 1, len(boxes)):
                 a, b = boxes[i], boxes[j]
                 u = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
-                if _area(u, context) <= _area(a, context) + _area(b, context):
+                overlap = join_overlapping and a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+                if overlap or _area(u, context) <= _area(a, context) + _area(b, context):
                     boxes[i] = u
                     del boxes[j]
                     merged = True

@@ -60,7 +60,7 @@ import numpy as np
 
 from .boxes import iou_matrix
 from .detectors.text import TextLines
-from .incremental import FULL_SHARE, NOISE_LEVELS, TILE
+from .incremental import FULL_SHARE, NOISE_LEVELS, TILE, changed_tiles, merge_boxes
 
 # Detector kinds whose text passes run on crops around changes.
 KINDS = ("plate", "text")
@@ -185,16 +185,6 @@ class ChangedCrops:
         return lines
 
 
-def changed_tiles(blob: np.ndarray, reference: np.ndarray, threshold: float) -> np.ndarray:
-    """(rows, cols) bool: tiles holding an input value that moved by more than ``threshold``
-    since that tile was last analysed."""
-    channels, height, width = blob.shape[1:]
-    diff = cv2.absdiff(blob[0].reshape(-1, width), reference[0].reshape(-1, width))
-    moved = diff.reshape(channels, height, width).max(axis=0)
-    rows, cols = height // TILE, width // TILE
-    return moved.reshape(rows, TILE, cols, TILE).max(axis=(1, 3)) > threshold
-
-
 def crop_tiles(needed: np.ndarray, margin: int) -> list[tuple[int, int, int, int]]:
     """Crops (x0, y0, x1, y1 in tiles) that hold every needed tile with ``margin`` tiles around
     it: the boxes of the grown mask's connected parts, overlapping ones joined, and two joined
@@ -203,26 +193,8 @@ def crop_tiles(needed: np.ndarray, margin: int) -> list[tuple[int, int, int, int
     grown = cv2.dilate(needed.astype(np.uint8), np.ones((2 * margin + 1, 2 * margin + 1), np.uint8))
     count, _, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
     boxes = [(x, y, x + w, y + h) for x, y, w, h, _ in stats[1:count]]
-    joined = True
-    while joined:
-        joined = False
-        for i in range(len(boxes)):
-            for j in range(i + 1, len(boxes)):
-                a, b = boxes[i], boxes[j]
-                u = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
-                overlap = a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
-                if overlap or _area(u) <= _area(a) + _area(b):
-                    boxes[i] = u
-                    del boxes[j]
-                    joined = True
-                    break
-            if joined:
-                break
+    boxes = merge_boxes(boxes, 0, join_overlapping=True)
     return [(max(0, x0), max(0, y0), min(cols, x1), min(rows, y1)) for x0, y0, x1, y1 in boxes]
-
-
-def _area(box: tuple) -> int:
-    return (box[2] - box[0]) * (box[3] - box[1])
 
 
 def _boxes(lines: TextLines) -> np.ndarray:
