@@ -306,3 +306,14 @@ def test_an_ellipse_clipped_at_the_frame_edge_still_covers_the_face_along_the_ed
         union_mask(inner, width, height, 1.3, "ellipse").sum()
         < union_mask(inner, width, height, 1.3, "box").sum()
     )
+
+
+@pytest.mark.parametrize("style", sorted(STYLES))
+def test_a_one_pixel_region_never_comes_back_unchanged(busy, style):
+    """The fill's noise is drawn afresh; a draw near 0 must not hand a tiny region back intact."""
+    redactor = Redactor(style, 1.0, "ellipse", rng=np.random.default_rng(0))
+    box = np.array([[10, 10, 11, 11]], np.float32)
+    for _ in range(400):
+        out = busy.copy()
+        redactor.apply(out, box)
+        assert (out[10, 10] != busy[10, 10]).any()
