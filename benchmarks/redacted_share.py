@@ -51,6 +51,23 @@ change 10.4 %, deface's box blur inside blur's masks 8.0 %. Smaller masks were m
 used: mask scale 1.2 brings the faces to 7.5 % but lowers faces-dev coverage below 0.98
 (``benchmarks/recall.py --limit 40``: 0.985 -> 0.978, under 20 px 0.974 -> 0.963).
 
+The fill, before and after it kept a 4x4 colour grid instead of 3x3 (``blur.redact``; same
+plans, so "planned" does not move; deface unchanged; blur's noise is drawn afresh, so a rerun
+moves "changed" by about 0.1):
+
+    clip (frames)        blur before     blur after      deface
+                         changed planned changed planned changed planned
+    sample (50)          0.5/1.3 1.2/1.8 0.5/1.1 1.2/1.8 0.0/0.0 0.0/0.1
+    Megamind (270)       9.0/24.2 17.7/38.4 7.8/19.2 17.7/38.4 9.0/25.3 17.8/45.1
+    vtest (150)          0.4/3.4 0.8/8.9 0.3/3.2 0.8/8.9 0.0/0.0 0.0/0.1
+
+A 3x3 grid follows a face's colours less closely than deface's blur of the face does: inside the
+same masks it changed more pixels by over 40 levels. Replaying the same Megamind plan with three
+noise seeds: 3x3 9.1-9.2 / 23.6-24.0, 4x4 7.8-7.9 / 18.6-19.1, 5x5 7.2 / 17.6 (not taken: its
+fill starts to follow the face's features, see ``tests/test_redact.py``); dropping the noise
+moves none of them by more than 0.1. Faces alone with the 4x4 grid: 7.6 / 19.6; what the plates
+add is mostly a table setting in the blurred background (frames 4-35, x 560-718, y 286-420).
+
 To measure another version of blur, put it first on the path (``PYTHONPATH=that/checkout``):
 the script only falls back to its own checkout when ``blur`` is not importable.
 """
