@@ -63,7 +63,7 @@ moves "changed" by about 0.1):
 
 A 3x3 grid follows a face's colours less closely than deface's blur of the face does: inside the
 same masks it changed more pixels by over 40 levels. Replaying the same Megamind plan with three
-noise seeds: 3x3 9.1-9.2 / 23.6-24.0, 4x4 7.8-7.9 / 18.6-19.1, 5x5 7.2 / 17.6 (not taken: its
+noise seeds: 3x3 9.1-9.2 / 23.6-24.0, 4x4 7.8-7.9 / 18.6-19.1, 5x5 (one seed) 7.2 / 17.6 (not taken: its
 fill starts to follow the face's features, see ``tests/test_redact.py``); dropping the noise
 moves none of them by more than 0.1. Faces alone with the 4x4 grid: 7.6 / 19.6; what the plates
 add is mostly a table setting in the blurred background (frames 4-35, x 560-718, y 286-420).
