@@ -41,8 +41,12 @@ Why no face can hide in a skipped area (fail closed)
 * **Keyframes.** Every incremental pass runs in full at least every ``keyframe_seconds`` (sooner
   the more of the picture moves), which bounds how long any approximation can last.
 * **Only ever adds.** Followed faces add boxes; nothing here removes one. A frame that fails to
-  be analysed resets every pass (the next frame is analysed in full), and the frame itself is
-  never written unredacted (see ``blur.pipeline``).
+  be analysed resets the failing detector's passes (its next frame is analysed in full), and
+  the frame itself is never written unredacted (see ``blur.pipeline``).
+* **Side by side, same result.** In a video scan (``Schedule.detect_all``) the face detector
+  and the text detector run on threads of their own, each taking the frames in order with its
+  own state, so each finds on each frame exactly what it finds one after the other (tested on
+  the sample clip); only the order in time changes.
 
 ``Settings.analyse = "every-frame"`` (``--analyse every-frame``) analyses every frame in full
 (the text detector and the small-face pass at their strides, as before) and
