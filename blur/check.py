@@ -106,9 +106,10 @@ from pathlib import Path
 import numpy as np
 
 from . import check_seen, detail, pipeline
+from . import record as blur_record
 from .boxes import clip_to_image, iou_matrix, scale_about_centre
 from .errors import RegionsError
-from .media import frames_at, leftover
+from .media import embedded, frames_at, leftover
 from .redact import region_masks
 from .seen import Seen
 from .settings import Settings
@@ -282,13 +283,26 @@ def check(
     path = Path(path)
     base = settings or Settings()
     left = leftover(path)
+    source = "regions file"
+    if regions_data is None:
+        regions_data, source, scale = carried_regions(path)
+        if scale is not None:
+            base = base.merged(mask_scale=scale)
     plan = pipeline.scan(path, check_settings(base), on_progress)
     info = plan.info
     redacted = kept = record = None
     unanalysed: set[int] = set()
     if regions_data is not None:
-        redacted, kept, unanalysed = _regions_by_frame(path, regions_data, plan.frame_count)
-        record = Seen.from_dict(regions_data, plan.frame_count)
+        try:
+            redacted, kept, unanalysed = _regions_by_frame(path, regions_data, plan.frame_count)
+            record = Seen.from_dict(regions_data, plan.frame_count)
+        except RegionsError as exc:
+            if source == "regions file":
+                raise
+            # A record that does not fit the file it rides in: the file was changed after blur.
+            redacted = kept = record = None
+            unanalysed = set()
+            source = f"refused: it does not fit this file ({exc.message})"
     size = (base.mask_scale, info.width, info.height)
 
     # Every face detection's detail, measured on the file's own pixels; plates too when there
@@ -377,5 +391,32 @@ def check(
         findings += _partly_covered(record, redacted, kept, unanalysed, findings, size)
     findings.sort(key=lambda f: (f.status != "visible", f.frames[0], -f.score))
     return CheckResult(
-        path=path, kind=info.kind, frame_count=plan.frame_count, metadata=left, findings=findings
+        path=path,
+        kind=info.kind,
+        frame_count=plan.frame_count,
+        metadata=left,
+        findings=findings,
+        regions=source,
     )
+
+
+def carried_regions(path: Path) -> tuple[dict | None, str, float | None]:
+    """The record blur carried in ``path`` (``blur.record``), as a regions file.
+
+    Returns:
+        (regions dict or None, what the check judged against -- "record carried in the file",
+        "none" or "refused: why" -- and the mask scale the record says the file was rendered
+        with).
+    """
+    found = embedded.carried(path)
+    if found is None:
+        return None, "none", None
+    try:
+        body = blur_record.decode(found.text)
+    except ValueError:
+        return None, "refused: the record field is not a well-formed blur record", None
+    if "sha256" in body and body["sha256"] != found.unbound_sha256:
+        return None, "refused: the file was changed after blur wrote it (edited or re-saved)", None
+    if body["kind"] == "image" and "sha256" not in body:
+        return None, "refused: a photo's record must be bound to its file", None
+    return blur_record.as_regions(body), "record carried in the file", float(body["mask_scale"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import UnsupportedMediaError
 from ..types import MediaInfo
-from . import heif, metadata
+from . import embedded, heif, metadata
 
 # Pillow format name -> what we write back (a HEIF-family photo: see ``heif.written_as``).
 FORMATS = {
@@ -168,10 +169,12 @@ def output_format(still: Still, name: Path) -> str:
         raise UnsupportedMediaError(str(exc)) from exc
 
 
-def write(still: Still, path: Path, quality: int = 95) -> None:
+def write(still: Still, path: Path, quality: int = 95, record: dict | None = None) -> None:
     """Write a fresh file from pixels only, in ``still.format``: nothing of the source's
     metadata is carried over except the ICC colour profile (it changes how colours look, and
-    identifies nobody). ``quality``: of JPEG, WebP, HEIC and AVIF outputs."""
+    identifies nobody). ``quality``: of JPEG, WebP, HEIC and AVIF outputs. ``record``: blur's
+    record of the render (``blur.record.record_of``), carried in JPEG and PNG outputs, bound to the
+    file written (``embedded.bind_photo``)."""
     fmt = still.format
     if still.alpha is not None and fmt in ("PNG", "WEBP", "TIFF"):
         im = Image.fromarray(np.dstack([still.rgb, still.alpha]), "RGBA")
@@ -195,5 +198,10 @@ def write(still: Still, path: Path, quality: int = 95) -> None:
         options.update(compression="tiff_lzw")
     elif fmt in heif.FORMATS:
         options.update(heif.save_options(fmt, quality))
-    with open(path, "wb") as fh:
-        im.save(fh, format=fmt, **options)
+    if record is None or fmt not in ("JPEG", "PNG"):
+        with open(path, "wb") as fh:
+            im.save(fh, format=fmt, **options)
+        return
+    encoded = io.BytesIO()
+    im.save(encoded, format=fmt, **options)
+    Path(path).write_bytes(embedded.bind_photo(encoded.getvalue(), fmt, record))
