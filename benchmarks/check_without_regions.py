@@ -75,6 +75,7 @@ sys.path.insert(0, str(ROOT))
 
 from blur import check, detectors, pipeline  # noqa: E402
 from blur.boxes import iou_matrix  # noqa: E402
+from blur.media import embedded  # noqa: E402
 from blur.redact import union_mask  # noqa: E402
 from blur.settings import Settings  # noqa: E402
 
@@ -160,8 +161,23 @@ def degrade(path: Path, how: str) -> None:
     cv2.imwrite(str(path), bgr, [cv2.IMWRITE_JPEG_QUALITY, 70])
 
 
-def measure(src: Path, folder: Path, n: int, how: str, face_detector, labels) -> list[dict]:
-    """Every face finding of ``blur check`` on the outputs of one photo, placed and measured."""
+def strip_record(path: Path) -> None:
+    """Take blur's record (its comment segments) out of a JPEG, leaving every other byte."""
+    data = path.read_bytes()
+    kept, last = bytearray(), 0
+    for marker, start, end in embedded._jpeg_segments(data):
+        if marker == 0xFE:
+            kept += data[last:start]
+            last = end
+    path.write_bytes(bytes(kept + data[last:]))
+
+
+def measure(
+    src: Path, folder: Path, n: int, how: str, face_detector, labels, pixels: bool = True
+) -> list[dict]:
+    """Every face finding of ``blur check`` on the outputs of one photo, placed and measured
+    (``pixels``: with the record taken out, as the check saw them before outputs carried it);
+    and the verdict of ``blur check`` on each output as blur wrote it, record included."""
     plan = pipeline.scan(src, Settings())
     faces = [t for t in plan.tracks if t.kind == "face"]
     renders = [("good", s, sh, plan) for s, sh in STYLES]
@@ -170,8 +186,8 @@ def measure(src: Path, folder: Path, n: int, how: str, face_detector, labels) ->
         target = best.xyxy[int(np.argmax(best.score))]
         renders += [(part, s, sh, edited(plan, best.id, part)) for part, s, sh in WRONG]
     rows = []
-    original = check.check(src, Settings())
-    for f in original.findings:
+    original = check.check(src, Settings()) if pixels else None
+    for f in original.findings if pixels else []:
         if f.kind == "face":
             is_face = bool(len(labels)) and iou_matrix(np.array([f.box], np.float32), labels).max() >= 0.3
             rows.append(
@@ -188,7 +204,12 @@ def measure(src: Path, folder: Path, n: int, how: str, face_detector, labels) ->
         settings = Settings(style=style, shape=shape, overwrite=True)
         dst = folder / f"{n}.{case}.{style}-{shape}.jpg"
         pipeline.render(src, dst, drawn, settings)
-        degrade(dst, how)
+        degrade(dst, how)  # a re-saved file loses the record
+        carried = check.check(dst, settings)
+        rows.append(dict(case=case, style=f"{style}-{shape}", carried=carried.clean, judged=carried.regions))
+        if not pixels:
+            continue
+        strip_record(dst)
         bgr = cv2.imread(str(dst))
         h, w = bgr.shape[:2]
         k = w / plan.info.width
@@ -254,13 +275,35 @@ def passes(f, cap, survival=None):
     return f["score"] < cap and (survival is None or f["survives"] < survival)
 
 
+def report_carried(rows: list[dict]) -> None:
+    """``blur check OUTPUT`` on the files as blur wrote them, each carrying its record."""
+    rows = [r for r in rows if "carried" in r]
+    judged = {}
+    for r in rows:
+        judged[r["judged"]] = judged.get(r["judged"], 0) + 1
+    print("blur check without --regions, on the outputs as written (the record carried in them):")
+    print("  judged against: " + ", ".join(f"{k} {v}" for k, v in sorted(judged.items())))
+    good = [r for r in rows if r["case"] == "good"]
+    print(f"  blur's outputs pass            {sum(r['carried'] for r in good)}/{len(good)}")
+    for case in ("clear", "top", "bottom", "left", "right"):
+        bad = [r for r in rows if r["case"] == case]
+        if bad:
+            print(f"  {case:6} renders fail           {sum(not r['carried'] for r in bad)}/{len(bad)}")
+    bad = [r for r in rows if r["case"] != "good"]
+    print(f"  all wrong renders fail         {sum(not r['carried'] for r in bad)}/{len(bad)}")
+
+
 def report(rows: list[dict]) -> None:
+    report_carried(rows)
+    print()
     outputs = {r["output"]: r for r in rows if "clean" in r}
+    if not outputs:
+        return
     findings = defaultdict(list)
     for r in rows:
         if "place" in r and r["case"] != "original":
             findings[r["output"]].append(r)
-    print("blur check without regions today (outputs clean / all):")
+    print("blur check without regions, the record taken out (outputs clean / all):")
     for key in sorted({(o["case"], o["style"]) for o in outputs.values()}):
         group = [o for o in outputs.values() if (o["case"], o["style"]) == key]
         print(f"  {key[0]:7} {key[1]:17} {sum(o['clean'] for o in group)}/{len(group)}")
@@ -320,11 +363,85 @@ def report(rows: list[dict]) -> None:
         )
 
 
+def excerpt(src: Path, dst: Path, frames: int, rate: int = 25) -> Path:
+    """The first ``frames`` frames of a clip, re-encoded nearly losslessly at ``rate`` frames a
+    second (25, as ``tests/test_check_regions.py`` does: the sample's 10 fps frames shown faster,
+    so that tracks bridge and pad over more frames)."""
+    import av
+
+    from blur.media import video
+
+    with av.open(str(dst), "w") as out:
+        stream = None
+        for frame in video.frames(src):
+            if frame.index >= frames:
+                break
+            if stream is None:
+                stream = out.add_stream("libx264", rate=rate)
+                stream.height, stream.width = frame.image.shape[:2]
+                stream.pix_fmt = "yuv420p"
+                stream.options = {"preset": "ultrafast", "crf": "12"}
+            image = np.ascontiguousarray(frame.image)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        out.mux(stream.encode(None))
+    return dst
+
+
+def measure_video(folder: Path, frames: int) -> list[dict]:
+    """blur's outputs of the sample clip's first ``frames`` frames in every style and shape,
+    and wrong renders (the best face track deleted, or cut to one half), checked as written."""
+    src = excerpt(ROOT / "samples" / "street.mp4", folder / "street.mp4", frames)
+    plan = pipeline.scan(src, Settings())
+    faces = [t for t in plan.tracks if t.kind == "face"]
+    best = max(faces, key=lambda t: float(t.score.max()))
+    renders = [("good", s, sh, plan) for s, sh in STYLES]
+    renders += [(part, s, sh, edited(plan, best.id, part)) for part, s, sh in WRONG]
+    rows = []
+    for case, style, shape, drawn in renders:
+        settings = Settings(style=style, shape=shape, overwrite=True, preset="ultrafast")
+        dst = folder / f"{case}.{style}-{shape}.mp4"
+        pipeline.render(src, dst, drawn, settings)
+        result = check.check(dst, settings)
+        visible = [f"{f.kind} {f.score:.2f} frame {f.frame}" for f in result.visible]
+        print(f"  {case:6} {style}-{shape:8} clean={result.clean} {visible}", file=sys.stderr, flush=True)
+        rows.append(dict(case=case, style=f"{style}-{shape}", carried=result.clean, judged=result.regions))
+    return rows
+
+
+def record_sizes() -> None:
+    """The record's size (as carried: base64 of zlib of JSON) on the samples, per frame, and
+    an hour of such footage at 25 fps."""
+    from blur import record
+
+    for name in ("messi5.jpg", "street.mp4"):
+        plan = pipeline.scan(ROOT / "samples" / name, Settings())
+        text = record.encode(record.record_of(plan, Settings().mask_scale))
+        candidates = sum(len(d) for d in plan.seen)
+        per_frame = len(text) / plan.frame_count
+        print(
+            f"  {name:12} {plan.frame_count:4d} frame(s), {len(plan.tracks):3d} tracks, "
+            f"{candidates:5d} candidates: {len(text):7,d} bytes, {per_frame:6.0f} a frame"
+            + (f", an hour at 25 fps: {per_frame * 25 * 3600 / 1e6:.0f} MB" if plan.frame_count > 1 else "")
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--set", choices=("dev", "held", "q70", "small"), default="dev")
     parser.add_argument("--photos", type=int, default=14)
+    parser.add_argument(
+        "--record-only", action="store_true", help="only the check of the outputs as written (faster)"
+    )
+    parser.add_argument(
+        "--video", type=int, metavar="FRAMES", help="samples/street.mp4's first FRAMES frames"
+    )
+    parser.add_argument("--record-sizes", action="store_true", help="the record's size on the samples")
     args = parser.parse_args()
+    if args.record_sizes:
+        return record_sizes()
+    if args.video:
+        with tempfile.TemporaryDirectory() as folder:
+            return report_carried(measure_video(Path(folder), args.video))
     if not FACES.exists():
         sys.exit(f"{FACES} not found")
     images = json.loads((FACES / "faces.json").read_text())["images"]
@@ -341,7 +458,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for n, (src, labels) in enumerate(photos):
-            rows += measure(src, Path(folder), n, args.set, face_detector, labels)
+            rows += measure(src, Path(folder), n, args.set, face_detector, labels, not args.record_only)
             print(f"  {n + 1}/{len(photos)} {src.name}", file=sys.stderr, flush=True)
     report(rows)
 

@@ -49,11 +49,19 @@ Each detection is then judged, most specific first:
    only in part (``check_seen.partly_covered``) is a visible finding even when the re-scan
    does not find it: half a face beside a black box is no face to the detector.
 
-Without a regions file blur's own outputs fail, and no measurement of the pixels tried so far
+Without the regions, blur's own outputs fail, and no measurement of the pixels tried so far
 changes that without passing faces left half visible (``benchmarks/check_without_regions.py``
 has the numbers): a half-covered face is a weak detection partly on a fill, like the edge of a
 re-detected fill; even knowing the filled pixels exactly, the best rule passed 70 of 96 outputs
 and let 27 of 64 half-covered faces pass; a blur fill and a small defocused face are made alike.
+So blur's outputs carry the regions and the scan's record themselves (``blur.record``, in JPEG,
+PNG, MP4 and MKV outputs; ``blur.media.embedded``): given no regions file, the check reads that
+record and judges the file exactly as it would given the regions file (a regions file given
+wins). A record that does not fit the file (another frame count or size; a photo's bytes changed
+since blur wrote it: edited, or re-saved by a program that keeps comments) is not used, and
+the check says so; a file re-encoded or re-saved elsewhere has lost it, and the check says
+that it carries none. The record explains detections; it never hides a face: the pixels under
+its regions are still measured, a face the scan saw and the regions do not cover still fails.
 
 Measured (``python benchmarks/check.py``: the samples, 40 faces-dev photos alternating dev and
 held-out, 6 Megamind frames; blur's three styles in both shapes plus three stand-in fills that
@@ -90,13 +98,16 @@ from 1.1), and the detector scores two such fills 0.51 and 0.55; on a region the
 score. The weak detections beside the fills there (torsos, hands, bollards, 0.10-0.28) are
 what the scan's record explains.
 
-Limits: the check trusts the regions file for faint detections, so a faint face on a region
-that was in fact never redacted (the regions file given with the wrong file, or a render that
-did not follow it: of 8 faces-dev faces rendered half covered under regions that say whole,
-1 or 2 fail the check, as the fill's noise varies) passes, and so does a face under 18 px
-scoring below ``CLEAR_FACE_SCORE`` there; a weak face the scan saw below its threshold is
-blur's choice, not the check's; and the check sees only what its detectors see, at its own
-threshold: a clean result is evidence, not proof.
+Limits: the check trusts the regions file (or the carried record) for faint detections, so a
+faint face on a region that was in fact never redacted (the regions file given with the wrong
+file, or a render that did not follow it: of 8 faces-dev faces rendered half covered under
+regions that say whole, 1 or 2 fail the check, as the fill's noise varies) passes, and so does
+a face under 18 px scoring below ``CLEAR_FACE_SCORE`` there; a weak face the scan saw below its
+threshold is blur's choice, not the check's; and the check sees only what its detectors see, at
+its own threshold: a clean result is evidence, not proof. A photo's binding is a plain hash,
+which guards against accidents, not forgery: someone who writes a record into a file of their
+own choosing (or a video, whose record is bound only to its frame count and size) gets the same
+trust as a regions file given with the wrong file, and no more.
 """
 
 from __future__ import annotations
@@ -106,7 +117,6 @@ from pathlib import Path
 import numpy as np
 
 from . import check_seen, detail, pipeline
-from . import record as blur_record
 from .boxes import clip_to_image, iou_matrix, scale_about_centre
 from .errors import RegionsError
 from .media import embedded, frames_at, leftover
@@ -273,7 +283,8 @@ def check(
             ``check_settings``). ``mask_scale`` should be the one the file was rendered with.
         regions_data: the regions file the output was rendered from, if it was; detections on
             its redacted regions whose pixels there hold no face detail, and detections on its
-            kept regions, then do not fail the check.
+            kept regions, then do not fail the check. None: the record the file carries
+            (``blur.record``), if it carries one that fits it.
         on_progress: progress callback, as for ``pipeline.scan``.
 
     Raises:
@@ -285,7 +296,7 @@ def check(
     left = leftover(path)
     source = "regions file"
     if regions_data is None:
-        regions_data, source, scale = carried_regions(path)
+        regions_data, source, scale = embedded.regions_in(path)
         if scale is not None:
             base = base.merged(mask_scale=scale)
     plan = pipeline.scan(path, check_settings(base), on_progress)
@@ -398,25 +409,3 @@ def check(
         findings=findings,
         regions=source,
     )
-
-
-def carried_regions(path: Path) -> tuple[dict | None, str, float | None]:
-    """The record blur carried in ``path`` (``blur.record``), as a regions file.
-
-    Returns:
-        (regions dict or None, what the check judged against -- "record carried in the file",
-        "none" or "refused: why" -- and the mask scale the record says the file was rendered
-        with).
-    """
-    found = embedded.carried(path)
-    if found is None:
-        return None, "none", None
-    try:
-        body = blur_record.decode(found.text)
-    except ValueError:
-        return None, "refused: the record field is not a well-formed blur record", None
-    if "sha256" in body and body["sha256"] != found.unbound_sha256:
-        return None, "refused: the file was changed after blur wrote it (edited or re-saved)", None
-    if body["kind"] == "image" and "sha256" not in body:
-        return None, "refused: a photo's record must be bound to its file", None
-    return blur_record.as_regions(body), "record carried in the file", float(body["mask_scale"])

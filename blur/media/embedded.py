@@ -226,3 +226,25 @@ def carried(path: Path) -> Carried | None:
 def is_record_tag(key: str, value) -> bool:
     """Is this container tag blur's record, well formed (and so nothing identifying)?"""
     return key.lower() == VIDEO_TAG and record.well_formed(str(value))
+
+
+def regions_in(path: Path) -> tuple[dict | None, str, float | None]:
+    """The record blur carried in ``path`` (``blur.record``), as a regions file.
+
+    Returns:
+        (regions dict or None, what the check judged against -- "record carried in the file",
+        "none" or "refused: why" -- and the mask scale the record says the file was rendered
+        with).
+    """
+    found = carried(path)
+    if found is None:
+        return None, "none", None
+    try:
+        body = record.decode(found.text)
+    except ValueError:
+        return None, "refused: the record field is not a well-formed blur record", None
+    if "sha256" in body and body["sha256"] != found.unbound_sha256:
+        return None, "refused: the file was changed after blur wrote it (edited or re-saved)", None
+    if body["kind"] == "image" and "sha256" not in body:
+        return None, "refused: a photo's record must be bound to its file", None
+    return record.as_regions(body), "record carried in the file", float(body["mask_scale"])

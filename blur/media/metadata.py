@@ -127,7 +127,7 @@ def image_metadata(im: Image.Image) -> list[str]:
     if im.format in heif.FORMATS:
         allowed = allowed | _HEIF_INFO_ALLOWED
     for key, value in im.info.items():
-        if _is_blur_record(im, key, value):
+        if is_blur_record(im, key, value):
             continue  # blur's record of the render: boxes and scores, nothing identifying
         if key == "extension" and im.format == "GIF":
             name = value[0].decode("latin-1", "replace") if isinstance(value, tuple) else "?"
@@ -139,7 +139,7 @@ def image_metadata(im: Image.Image) -> list[str]:
         elif key == "exif" and value and not exif:
             found.append("info:exif")
     if getattr(im, "applist", None):
-        record_only = _is_blur_record(im, "comment", None)
+        record_only = is_blur_record(im, "comment", None)
         for marker, _ in im.applist:
             if marker == "COM" and record_only:
                 continue
@@ -148,7 +148,7 @@ def image_metadata(im: Image.Image) -> list[str]:
     return sorted(set(found))
 
 
-def _is_blur_record(im: Image.Image, key: str, value) -> bool:
+def is_blur_record(im: Image.Image, key: str, value) -> bool:
     """Is this item of ``im.info`` blur's own record (``blur.record``), well formed? A JPEG's
     comment only when every comment segment of the file is part of the record; a PNG's text
     only under the record's keyword."""
