@@ -185,14 +185,17 @@ def scan_video_frames(
     ahead = settings.decode_ahead if info.width * info.height < LARGE_FRAME_PIXELS else 0
     if frames is None:
         frames = _with_last(media_frames(info, ahead=ahead))
-    for frame, last in frames:
-        if cuts is not None:
-            cuts.see(frame.index, frame.image)
-        try:
-            found = plan_passes.detect(frame.image, frame.index, last)
-        except DetectionError as exc:
+
+    def seen_in_order():
+        for frame, last in frames:
+            if cuts is not None:
+                cuts.see(frame.index, frame.image)
+            yield frame, last
+
+    for frame, _, found in plan_passes.detect_all(seen_in_order()):
+        if isinstance(found, DetectionError):
             if settings.fail_frame != "redact":
-                raise DetectionError(f"frame {frame.index}: {exc.message}", src) from exc
+                raise DetectionError(f"frame {frame.index}: {found.message}", src) from found
             found = Detections.empty()
             unanalysed.append(frame.index)
         per_frame.append(found)

@@ -41,8 +41,12 @@ Why no face can hide in a skipped area (fail closed)
 * **Keyframes.** Every incremental pass runs in full at least every ``keyframe_seconds`` (sooner
   the more of the picture moves), which bounds how long any approximation can last.
 * **Only ever adds.** Followed faces add boxes; nothing here removes one. A frame that fails to
-  be analysed resets every pass (the next frame is analysed in full), and the frame itself is
-  never written unredacted (see ``blur.pipeline``).
+  be analysed resets the failing detector's passes (its next frame is analysed in full), and
+  the frame itself is never written unredacted (see ``blur.pipeline``).
+* **Side by side, same result.** In a video scan (``Schedule.detect_all``) the face detector
+  and the text detector run on threads of their own, each taking the frames in order with its
+  own state, so each finds on each frame exactly what it finds one after the other (tested on
+  the sample clip); only the order in time changes.
 
 ``Settings.analyse = "every-frame"`` (``--analyse every-frame``) analyses every frame in full
 (the text detector and the small-face pass at their strides, as before) and
@@ -52,6 +56,9 @@ Why no face can hide in a skipped area (fail closed)
 from __future__ import annotations
 
 import inspect
+from collections import deque
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -59,7 +66,7 @@ from . import text_changes
 from .boxes import clip_xyxy, iou_matrix
 from .errors import DetectionError
 from .incremental import FULL_SHARE, NOISE_LEVELS, TILE, ChangeDrivenNetwork, Forward
-from .types import Detections
+from .types import Detections, Frame
 
 __all__ = ["FULL_SHARE", "NOISE_LEVELS", "TILE", "ChangeDrivenNetwork", "Schedule"]
 
@@ -77,6 +84,9 @@ LOST_FRAMES = 3
 # threshold; a large face's crop would hold part of it, and a partial box could steal the
 # track's link from the right one (measured on the panning clip: a 160 px face lost a frame).
 FOLLOW_MAX_PX = 48
+# ``Schedule.detect_all``: a group of detectors runs at most this many frames ahead of the
+# slowest (the text detector's frames take longer than a face pass, and come every few frames).
+AHEAD_FRAMES = 6
 _SIZE_RATIO = 1.5  # a crop's box continues a followed face only within this size factor
 
 
@@ -186,7 +196,6 @@ class Schedule:
         self.networks: dict[tuple, ChangeDrivenNetwork] = {}
         self.text = text_changes.TextPasses(self.keyframe_frames)  # the text detector's passes
         self.last_full: dict[tuple, int] = {}  # frame of each pass's last full analysis
-        self.index = 0
         # Per detector: (picture version, small faces included, result), reused on a repeat of
         # the same picture (a frozen or duplicated frame) instead of analysing it again.
         self.memo: dict[int, tuple[int, bool, Detections]] = {}
@@ -201,40 +210,96 @@ class Schedule:
             DetectionError: a detector failed or returned garbage; every pass then starts again
                 from a full analysis.
         """
-        if self.previous is None or not np.array_equal(self.previous, image):
-            self.version += 1
-        self.previous = image
-        self.index = index
-        small = last or index % self.small_every == 0
-        parts = []
+        version, small = self._picture(image, index, last)
         try:
-            for i, (det, n) in enumerate(zip(self.detectors, self.strides)):
-                if index % n and not last:
-                    continue
-                hit = self.memo.get(i)
-                if hit is not None and hit[0] == self.version and (hit[1] or not small):
-                    parts.append(hit[2])
-                    continue
-                found = self._run(i, det, image, small)
-                if self.follow_tracks and hasattr(det, "look_around"):
-                    found = self.follow(i, det, image, found)
-                self.memo[i] = (self.version, small or not det.small_face_pass, found)
-                parts.append(found)
+            parts = [self._detect_one(i, image, index, version, small) for i in self._running(index, last)]
         except DetectionError:
             self.reset()
             raise
         return Detections.concat(parts)
 
-    def reset(self) -> None:
-        """Forget every pass's state: the next frame is analysed in full."""
-        for net in self.networks.values():
-            net.reset()
-        self.text.reset()
-        self.memo.clear()
-        self.live.clear()
-        self.previous = None
+    def detect_all(self, frames: Iterable[tuple[Frame, bool]], ahead: int = AHEAD_FRAMES):
+        """``detect`` on every (frame, is last) pair, in order, the detectors running side by
+        side: each group of detectors (``_group``) on its own thread, up to ``ahead`` frames
+        before the slowest one. Yields (frame, is last, its ``Detections``, or the
+        ``DetectionError`` that stopped it: the failing group then starts again from a full
+        analysis; the other groups' state is sound, they analysed the frame).
 
-    def follow(self, i: int, det, image: np.ndarray, found: Detections) -> Detections:
+        Why: ONNX Runtime spreads one network over the cores, but not evenly (small layers,
+        Python between runs), and the text detector runs on some frames only; run one after the
+        other, the passes left a core idle much of the time.
+        """
+        groups: dict[str, list[int]] = {}
+        for i, det in enumerate(self.detectors):
+            groups.setdefault(_group(det), []).append(i)
+        workers = {g: ThreadPoolExecutor(1, thread_name_prefix=f"blur-{g}") for g in groups}
+        pending: deque = deque()
+        try:
+            for frame, last in frames:
+                version, small = self._picture(frame.image, frame.index, last)
+                running = set(self._running(frame.index, last))
+                args = (running, frame.image, frame.index, version, small)
+                jobs = [
+                    workers[g].submit(self._detect_group, members, *args)
+                    for g, members in groups.items()
+                    if running.intersection(members)
+                ]
+                pending.append((frame, last, jobs))
+                while pending and (len(pending) > ahead or all(j.done() for j in pending[0][2])):
+                    yield _collected(*pending.popleft())
+            while pending:
+                yield _collected(*pending.popleft())
+        finally:
+            for worker in workers.values():
+                worker.shutdown(wait=True, cancel_futures=True)
+
+    def _picture(self, image: np.ndarray, index: int, last: bool) -> tuple[int, bool]:
+        """The picture's version (a repeat of the previous picture keeps it) and whether the
+        small-face pass runs on it. Called once per frame, in order."""
+        if self.previous is None or not np.array_equal(self.previous, image):
+            self.version += 1
+        self.previous = image
+        return self.version, last or index % self.small_every == 0
+
+    def _running(self, index: int, last: bool) -> list[int]:
+        """The detectors that run on frame ``index`` (at their strides; all on the last)."""
+        return [i for i, n in enumerate(self.strides) if last or index % n == 0]
+
+    def _detect_group(self, members, running, image, index: int, version: int, small: bool) -> list:
+        """One group's detections on one frame (its detectors in order); on a failure, that
+        group's passes start again from a full analysis."""
+        try:
+            return [(i, self._detect_one(i, image, index, version, small)) for i in members if i in running]
+        except DetectionError:
+            self.reset(members)
+            raise
+
+    def _detect_one(self, i: int, image: np.ndarray, index: int, version: int, small: bool) -> Detections:
+        det = self.detectors[i]
+        hit = self.memo.get(i)
+        if hit is not None and hit[0] == version and (hit[1] or not small):
+            return hit[2]
+        found = self._run(i, det, image, index, small)
+        if self.follow_tracks and hasattr(det, "look_around"):
+            found = self.follow(i, det, image, index, found)
+        self.memo[i] = (version, small or not det.small_face_pass, found)
+        return found
+
+    def reset(self, members=None) -> None:
+        """Forget the passes' state (of detectors ``members``; None: all): the next frame is
+        analysed in full."""
+        members = range(len(self.detectors)) if members is None else members
+        for (j, _), net in list(self.networks.items()):
+            if j in members:
+                net.reset()
+        self.text.reset(members)
+        for i in members:
+            self.memo.pop(i, None)
+            self.live.pop(i, None)
+        if len(members) == len(self.detectors):
+            self.previous = None
+
+    def follow(self, i: int, det, image: np.ndarray, index: int, found: Detections) -> Detections:
         """Track-guided re-detection: each face seen in the last ``LOST_FRAMES`` frames that
         this frame's pass did not find near where it should be is looked for in a crop
         magnified around its predicted box (``det.look_around``); what is found there is added
@@ -270,21 +335,23 @@ class Schedule:
 
     def _recheck(self, i: int, xyxy: np.ndarray, shape: tuple) -> None:
         """Make the area around a lost face count as changed for detector ``i``'s passes."""
-        for (j, _), net in self.networks.items():
+        for (j, _), net in list(self.networks.items()):
             if j == i:
                 net.invalidate(xyxy, shape[1], shape[0])
 
-    def _run(self, i: int, det, image: np.ndarray, small: bool) -> Detections:
+    def _run(self, i: int, det, image: np.ndarray, index: int, small: bool) -> Detections:
         """``det.run`` (which fails closed and clips the boxes), given the incremental
         analysis where the detector takes it."""
         kwargs = {}
         if self.incremental and det.kind in INCREMENTAL_KINDS and _takes(det, "incremental"):
-            kwargs["incremental"] = lambda key, forward, levels=1.0: self._network((i, key), forward, levels)
+            kwargs["incremental"] = lambda key, forward, levels=1.0: self._network(
+                (i, key), forward, levels, index
+            )
         elif self.incremental and det.kind in text_changes.KINDS and _takes(det, "incremental"):
-            kwargs["incremental"] = self.text.hook(i, self.index)
+            kwargs["incremental"] = self.text.hook(i, index)
         return det.run(image, small, **kwargs)
 
-    def _network(self, key: tuple, forward: Forward, levels: float) -> ChangeDrivenNetwork:
+    def _network(self, key: tuple, forward: Forward, levels: float, index: int) -> ChangeDrivenNetwork:
         net = self.networks.get(key)
         if net is None:
             net = self.networks[key] = ChangeDrivenNetwork(forward, levels)
@@ -292,12 +359,29 @@ class Schedule:
         # Keyframes come sooner the more of the picture moves: after keyframe_frames frames
         # of a still picture, after half as many when half the picture keeps changing.
         due = self.keyframe_frames * (1.0 - min(net.last_share, FULL_SHARE))
-        if self.index - self.last_full.get(key, self.index) >= due:
+        if index - self.last_full.get(key, index) >= due:
             net.full_next = True
         if net.full_next or key not in self.last_full:
-            self.last_full[key] = self.index
+            self.last_full[key] = index
         return net
 
     def stats(self) -> dict[str, int]:
         """Input pixels and full passes per network pass (for benchmarks and logs)."""
         return {f"{k}": (n.pixels, n.full_passes) for k, n in self.networks.items()}
+
+
+def _group(det) -> str:
+    """Detectors that share a model run on one thread, one after the other: the text detector
+    behind plates and text reuses its lines for a second kind on the same picture."""
+    return "text" if det.kind in text_changes.KINDS else f"{det.kind}-{id(det)}"
+
+
+def _collected(frame: Frame, last: bool, jobs: list) -> tuple:
+    """(frame, last, its detections in detector order, or the DetectionError that stopped one)."""
+    parts: list[tuple[int, Detections]] = []
+    for job in jobs:
+        try:
+            parts.extend(job.result())
+        except DetectionError as exc:
+            return frame, last, exc
+    return frame, last, Detections.concat([found for _, found in sorted(parts, key=lambda p: p[0])])

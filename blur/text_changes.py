@@ -273,7 +273,9 @@ class TextPasses:
             run.full_next = True
         return run
 
-    def reset(self) -> None:
-        """Forget every pass's state: the next frame is analysed in full."""
-        for run in self.passes.values():
-            run.reset()
+    def reset(self, owners=None) -> None:
+        """Forget the passes' state (of detectors ``owners``; None: all): the next frame is
+        analysed in full."""
+        for (owner, _), run in list(self.passes.items()):
+            if owners is None or owner in owners:
+                run.reset()

@@ -5,17 +5,19 @@ tiles stays covered, and a failed frame starts the analysis again from a full pa
 
 from __future__ import annotations
 
+import threading
+
 import cv2
 import numpy as np
 import pytest
-from conftest import FAST, redacted_mask, write_video
+from conftest import FAST, SAMPLES, redacted_mask, write_video
 
 from blur import detectors, incremental, pipeline, schedule
 from blur.detectors import Detector
 from blur.errors import DetectionError
 from blur.schedule import ChangeDrivenNetwork, Schedule
 from blur.settings import Settings
-from blur.types import Detections
+from blur.types import Detections, Frame
 
 
 def local_net(blob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -378,3 +380,69 @@ def test_an_image_and_its_blob_give_the_same_patched_outputs():
     by_image.invalidate(np.array([100, 100, 120, 130]), 512, 384)
     assert np.array_equal(by_blob.changed_tiles(blob_of(scene)), by_image.changed_tiles(scene))
     assert by_image.changed_tiles(scene).sum() == by_image.changed_tiles(scene)[2:6, 1:6].sum() > 0
+
+
+def _frames_of(images):
+    return [(Frame(image, t, t / 25), t == len(images) - 1) for t, image in enumerate(images)]
+
+
+def test_detectors_side_by_side_find_what_they_find_one_after_the_other():
+    """The real detectors (faces and plates) on the first frames of the sample clip: run side
+    by side (``detect_all``), each on its own thread, they return exactly what the one-after-
+    the-other loop returns, frame by frame, in the same order."""
+    clip = pytest.importorskip("av").open(str(SAMPLES / "street.mp4"))
+    with clip:
+        images = [f.to_ndarray(format="rgb24") for _, f in zip(range(7), clip.decode(video=0))]
+    settings = pipeline.scan_settings(Settings())
+    found_by = detectors.build(settings)
+    assert {d.kind for d in found_by} >= {"face", "plate"}
+    strides = [2 if d.kind == "plate" else 1 for d in found_by]
+    one_by_one = Schedule(found_by, strides, 1, 25.0)
+    expected = [one_by_one.detect(image, t, t == len(images) - 1) for t, image in enumerate(images)]
+    assert sum(len(found) for found in expected) >= 10
+    side_by_side = list(Schedule(found_by, strides, 1, 25.0).detect_all(_frames_of(images), ahead=3))
+    assert [frame.index for frame, _, _ in side_by_side] == list(range(len(images)))
+    for want, (_, _, got) in zip(expected, side_by_side):
+        assert np.array_equal(got.xyxy, want.xyxy) and np.array_equal(got.score, want.score)
+        assert list(got.kind) == list(want.kind)
+
+
+def test_a_detector_failing_side_by_side_fails_its_frame_only_and_starts_again_in_full():
+    """One group failing on a frame yields that frame's error (the frame is then redacted
+    whole by the caller); the other frames keep both detectors' boxes, the failing detector's
+    next frame is a full pass, and the other detector is not held back more than ``ahead``."""
+    threads: dict[str, set] = {"face": set(), "plate": set()}
+
+    class Faces(IncrementalFaces):
+        def detect(self, image, *, small_faces=True, incremental=None):
+            threads["face"].add(threading.current_thread().name)
+            return super().detect(image, small_faces=small_faces, incremental=incremental)
+
+    class Plates(Detector):
+        name, kind, small_face_pass = "fake-plates", "plate", False
+        done = 0
+
+        def detect(self, image, *, small_faces=True):
+            threads["plate"].add(threading.current_thread().name)
+            Plates.done += 1
+            return Detections.of(np.array([[1, 1, 30, 10]], np.float32), np.array([0.8], np.float32), "plate")
+
+    faces = Faces()
+    images = frames_with_face(2, 10)
+    sched = Schedule([faces, Plates()], [1, 1], 1, 25.0)
+    out = []
+    for frame, _, found in sched.detect_all(_frames_of(images), ahead=2):
+        if frame.index == 4:
+            faces.fail_next = True  # frame 4 is queued already: the failure hits a later one
+        out.append((frame.index, found))
+        assert Plates.done <= frame.index + 1 + 2  # never more than `ahead` frames beyond
+    failed = [t for t, found in out if isinstance(found, DetectionError)]
+    assert len(failed) == 1 and failed[0] > 4
+    for t, found in out:
+        if t not in failed:
+            assert "plate" in found.kind and ("face" in found.kind) == (t >= 2)
+    net = next(iter(sched.networks.values()))
+    assert net.full_passes >= 2  # the first frame, and the one after the failure
+    assert (
+        threads["face"].isdisjoint(threads["plate"]) and threading.main_thread().name not in threads["face"]
+    )
