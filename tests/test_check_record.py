@@ -16,7 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import FAST, SAMPLES
+from conftest import FAST, SAMPLES, write_video
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -302,3 +302,27 @@ def test_a_record_too_large_for_one_jpeg_comment_is_split_and_found_whole(tmp_pa
     assert record.decode(found.text)["tracks"] == body["tracks"]
     assert record.decode(found.text)["sha256"] == found.unbound_sha256
     assert metadata.leftover(out) == []
+
+
+def test_a_video_record_of_another_length_or_size_is_refused(tmp_path):
+    """A video's record is bound to its frame count and size: one that does not fit (a clip
+    cut after blur by a tool that kept the tag) is not used, and the check says so."""
+    body = {"v": 1, "kind": "video", "size": [160, 120], "frames": 24, "mask_scale": 1.3, "unanalysed": []}
+    body["tracks"] = [["face", 0, [0, 1], [10, 0], [10, 0], [40, 0], [40, 0]]]
+    fits = write_video(
+        tmp_path / "fits.mp4",
+        frames=24,
+        tags={embedded.VIDEO_TAG: record.encode(body)},
+        options={"movflags": "use_metadata_tags"},
+    )
+    cut = write_video(
+        tmp_path / "cut.mp4",
+        frames=12,
+        tags={embedded.VIDEO_TAG: record.encode(body)},
+        options={"movflags": "use_metadata_tags"},
+    )
+    assert not [item for item in metadata.leftover(cut) if "blur_record" in item]
+    assert check.check(fits, FAST).regions == CARRIED
+    found = check.check(cut, FAST)
+    assert found.regions.startswith("refused: it does not fit this file"), found.regions
+    assert "24 frame(s), this file has 12" in found.regions
