@@ -63,15 +63,15 @@ What tells a face blur chose not to redact, or a fill's edge, from a face left v
 the scan saw there: the regions file's record (``blur.seen``).
 
 So the outputs carry it. Checked as written, with no regions file (``--record-only``): blur's
-outputs pass 91/96 (dev) and 69/72 (held-out), where without the record 5/96 and 7/72 did; every
-wrong render fails, 80/80 and 60/60 (a face left clear, or half of it: top, bottom, left, right).
-Re-saved at q70 (OpenCV writes no comment) the record is gone and the check behaves as before:
-5/60 pass, 50/50 wrong renders fail. The sample clip's first 48 frames (``--video 48``, shown at
-25 fps as in the tests): 6/6 styles and shapes pass, 5/5 wrong renders fail; the whole 5 s clip
-in the default style has one visible finding (a plate in its last frame), as it has given the
-regions file. The outputs that still fail, fail given the regions file too: the record carries
-exactly what the check reads from it (``--compare-regions``: the same verdict on 176/176 dev
-outputs).
+outputs pass 90-91/96 (dev, two runs) and 69/72 (held-out), where without the record 5/96 and
+7/72 did; every wrong render fails, 80/80 and 60/60 (a face left clear, or half of it: top,
+bottom, left, right). Re-saved at q70 (OpenCV writes no comment) the record is gone and the
+check behaves as before: 5/60 pass, 50/50 wrong renders fail. The sample clip's first 48 frames
+(``--video 48``, shown at 25 fps as in the tests): 6/6 styles and shapes pass, 5/5 wrong
+renders fail; the whole 5 s clip in the default style has one visible finding (a plate in its
+last frame), as it has given the regions file. The outputs that still fail, fail given the
+regions file too: the record carries exactly what the check reads from it (``--compare-
+regions``: the same verdict on 176/176 dev outputs).
 """
 
 from __future__ import annotations

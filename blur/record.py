@@ -80,9 +80,12 @@ def record_of(plan, mask_scale: float) -> dict:
         y1 = np.clip(np.floor(xyxy[:, 1]), 0, height)
         x2 = np.clip(np.ceil(xyxy[:, 2]), 0, width)
         y2 = np.clip(np.ceil(xyxy[:, 3]), 0, height)
-        tracks.append(
-            [str(t.kind), int(bool(t.keep)), _deltas(t.frames), *(_deltas(c) for c in (x1, y1, x2, y2))]
-        )
+        # A box with nothing inside the frame covered nothing (and a regions file refuses it).
+        inside = (x2 > x1) & (y2 > y1)
+        if not inside.any():
+            continue
+        columns = (np.asarray(t.frames)[inside], x1[inside], y1[inside], x2[inside], y2[inside])
+        tracks.append([str(t.kind), int(bool(t.keep)), *(_deltas(c) for c in columns)])
     body = {
         "v": VERSION,
         "kind": info.kind,

@@ -20,9 +20,10 @@ from conftest import FAST, SAMPLES, write_video
 from PIL import Image
 from typer.testing import CliRunner
 
-from blur import check, cli, pipeline, record
+from blur import check, cli, pipeline, record, regions
 from blur.errors import ExitStatus
 from blur.media import embedded, metadata, video
+from blur.types import MediaInfo, Plan, Track
 
 STYLE_SHAPES = [(style, shape) for style in ("blur", "pixelate", "solid") for shape in ("ellipse", "box")]
 CARRIED = "record carried in the file"
@@ -326,3 +327,16 @@ def test_a_video_record_of_another_length_or_size_is_refused(tmp_path):
     found = check.check(cut, FAST)
     assert found.regions.startswith("refused: it does not fit this file"), found.regions
     assert "24 frame(s), this file has 12" in found.regions
+
+
+def test_a_box_with_nothing_in_the_frame_is_left_out_of_the_record():
+    """A sliver box lying wholly on the frame's edge covered nothing; carried, it would make
+    the record unreadable as a regions file (empty boxes are refused)."""
+    info = MediaInfo(path=Path("x.jpg"), kind="image", width=100, height=80)
+    tracks = [
+        Track(0, "face", [0], [[10.2, 10.7, 29.5, 30.0]], [0.9], ["detected"]),
+        Track(1, "face", [0], [[100.0, 5.0, 100.0, 20.0]], [0.2], ["padded"]),
+    ]
+    back = record.as_regions(record.decode(record.encode(record.record_of(Plan(info, 1, tracks), 1.3))))
+    assert [t["boxes"] for t in back["tracks"]] == [[[0, 10, 10, 30, 30, 0.0, "detected"]]]
+    assert regions.from_dict(back, 100, 80, 1)[0].xyxy.tolist() == [[10, 10, 30, 30]]
