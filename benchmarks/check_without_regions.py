@@ -70,8 +70,8 @@ check behaves as before: 5/60 pass, 50/50 wrong renders fail. The sample clip's 
 (``--video 48``, shown at 25 fps as in the tests): 6/6 styles and shapes pass, 5/5 wrong
 renders fail; the whole 5 s clip in the default style has one visible finding (a plate in its
 last frame), as it has given the regions file. The outputs that still fail, fail given the
-regions file too: the record carries exactly what the check reads from it (``--compare-
-regions``: the same verdict on 176/176 dev outputs).
+regions file too: the record carries exactly what the check reads from it
+(``--compare-regions``: the same verdict on 176/176 dev outputs).
 """
 
 from __future__ import annotations
