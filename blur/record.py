@@ -42,7 +42,13 @@ import zlib
 
 import numpy as np
 
-from .types import KINDS
+
+def _kinds() -> tuple[str, ...]:
+    """The kinds a record may name: those of the registered detectors, and "manual"."""
+    from .detectors import kinds  # the registry (it loads the models' runtime)
+
+    return (*kinds(), "manual")
+
 
 MAGIC = "blur-record:"
 VERSION = 1
@@ -217,8 +223,9 @@ def _validate(body) -> None:
     _ints(body["unanalysed"], "unanalysed")
     if not isinstance(body["tracks"], list):
         raise ValueError("not a blur record: tracks")
+    kinds = _kinds()
     for t in body["tracks"]:
-        if not isinstance(t, list) or len(t) != 7 or t[0] not in KINDS or t[1] not in (0, 1):
+        if not isinstance(t, list) or len(t) != 7 or t[0] not in kinds or t[1] not in (0, 1):
             raise ValueError("not a blur record: a track")
         lengths = {len(_ints(c, "a track's columns")) for c in t[2:]}
         if len(lengths) != 1:
@@ -236,7 +243,7 @@ def _validate(body) -> None:
         _number(seen["threshold"], "seen.threshold")
         if not isinstance(seen["every"], int) or isinstance(seen["every"], bool) or seen["every"] < 1:
             raise ValueError("not a blur record: seen.every")
-        if not isinstance(seen["kinds"], list) or any(k not in KINDS for k in seen["kinds"]):
+        if not isinstance(seen["kinds"], list) or any(k not in kinds for k in seen["kinds"]):
             raise ValueError("not a blur record: seen.kinds")
         columns = seen["columns"]
         if not isinstance(columns, list) or len(columns) != 7:

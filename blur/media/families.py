@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import MediaError
 from ..types import Frame, MediaInfo
-from . import animation, image, metadata, video, video_encode
+from . import animation, embedded, image, metadata, video, video_encode
 
 # process(frame) -> the redacted RGB pixels of that frame, same size.
 ProcessFn = Callable[[Frame], np.ndarray]
@@ -89,7 +89,9 @@ class Still(_Family):
         still = image.read(src)
         still.rgb = process(Frame(still.rgb, 0))
         still.format = image.output_format(still, name)  # HEIC: JPEG unless kept
-        image.write(still, out, settings.jpeg_quality, record)
+        image.write(still, out, settings.jpeg_quality)
+        if record is not None:  # JPEG and PNG: bound to the file as written (``embedded``)
+            out.write_bytes(embedded.bind_photo(out.read_bytes(), still.format, record))
         if on_frame:
             on_frame(1)
         return Written(1)

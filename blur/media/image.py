@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import UnsupportedMediaError
 from ..types import MediaInfo
-from . import embedded, heif, metadata
+from . import heif, metadata
 
 # Pillow format name -> what we write back (a HEIF-family photo: see ``heif.written_as``).
 FORMATS = {
@@ -169,12 +168,10 @@ def output_format(still: Still, name: Path) -> str:
         raise UnsupportedMediaError(str(exc)) from exc
 
 
-def write(still: Still, path: Path, quality: int = 95, record: dict | None = None) -> None:
+def write(still: Still, path: Path, quality: int = 95) -> None:
     """Write a fresh file from pixels only, in ``still.format``: nothing of the source's
     metadata is carried over except the ICC colour profile (it changes how colours look, and
-    identifies nobody). ``quality``: of JPEG, WebP, HEIC and AVIF outputs. ``record``: blur's
-    record of the render (``blur.record.record_of``), carried in JPEG and PNG outputs, bound to the
-    file written (``embedded.bind_photo``)."""
+    identifies nobody). ``quality``: of JPEG, WebP, HEIC and AVIF outputs."""
     fmt = still.format
     if still.alpha is not None and fmt in ("PNG", "WEBP", "TIFF"):
         im = Image.fromarray(np.dstack([still.rgb, still.alpha]), "RGBA")
@@ -198,10 +195,5 @@ def write(still: Still, path: Path, quality: int = 95, record: dict | None = Non
         options.update(compression="tiff_lzw")
     elif fmt in heif.FORMATS:
         options.update(heif.save_options(fmt, quality))
-    if record is None or fmt not in ("JPEG", "PNG"):
-        with open(path, "wb") as fh:
-            im.save(fh, format=fmt, **options)
-        return
-    encoded = io.BytesIO()
-    im.save(encoded, format=fmt, **options)
-    Path(path).write_bytes(embedded.bind_photo(encoded.getvalue(), fmt, record))
+    with open(path, "wb") as fh:
+        im.save(fh, format=fmt, **options)
