@@ -49,11 +49,19 @@ Each detection is then judged, most specific first:
    only in part (``check_seen.partly_covered``) is a visible finding even when the re-scan
    does not find it: half a face beside a black box is no face to the detector.
 
-Without a regions file blur's own outputs fail, and no measurement of the pixels tried so far
+Without the regions, blur's own outputs fail, and no measurement of the pixels tried so far
 changes that without passing faces left half visible (``benchmarks/check_without_regions.py``
 has the numbers): a half-covered face is a weak detection partly on a fill, like the edge of a
 re-detected fill; even knowing the filled pixels exactly, the best rule passed 70 of 96 outputs
 and let 27 of 64 half-covered faces pass; a blur fill and a small defocused face are made alike.
+So blur's outputs carry the regions and the scan's record themselves (``blur.record``, in JPEG,
+PNG, MP4 and MKV outputs; ``blur.media.embedded``): given no regions file, the check reads that
+record and judges the file exactly as it would given the regions file (a regions file given
+wins). A record that does not fit the file (another frame count or size; a photo's bytes changed
+since blur wrote it: edited, or re-saved by a program that keeps comments) is not used, and
+the check says so; a file re-encoded or re-saved elsewhere has lost it, and the check says
+that it carries none. The record explains detections; it never hides a face: the pixels under
+its regions are still measured, a face the scan saw and the regions do not cover still fails.
 
 Measured (``python benchmarks/check.py``: the samples, 40 faces-dev photos alternating dev and
 held-out, 6 Megamind frames; blur's three styles in both shapes plus three stand-in fills that
@@ -90,13 +98,16 @@ from 1.1), and the detector scores two such fills 0.51 and 0.55; on a region the
 score. The weak detections beside the fills there (torsos, hands, bollards, 0.10-0.28) are
 what the scan's record explains.
 
-Limits: the check trusts the regions file for faint detections, so a faint face on a region
-that was in fact never redacted (the regions file given with the wrong file, or a render that
-did not follow it: of 8 faces-dev faces rendered half covered under regions that say whole,
-1 or 2 fail the check, as the fill's noise varies) passes, and so does a face under 18 px
-scoring below ``CLEAR_FACE_SCORE`` there; a weak face the scan saw below its threshold is
-blur's choice, not the check's; and the check sees only what its detectors see, at its own
-threshold: a clean result is evidence, not proof.
+Limits: the check trusts the regions file (or the carried record) for faint detections, so a
+faint face on a region that was in fact never redacted (the regions file given with the wrong
+file, or a render that did not follow it: of 8 faces-dev faces rendered half covered under
+regions that say whole, 1 or 2 fail the check, as the fill's noise varies) passes, and so does
+a face under 18 px scoring below ``CLEAR_FACE_SCORE`` there; a weak face the scan saw below its
+threshold is blur's choice, not the check's; and the check sees only what its detectors see, at
+its own threshold: a clean result is evidence, not proof. A photo's binding is a plain hash,
+which guards against accidents, not forgery: someone who writes a record into a file of their
+own choosing (or a video, whose record is bound only to its frame count and size) gets the same
+trust as a regions file given with the wrong file, and no more.
 """
 
 from __future__ import annotations
@@ -108,7 +119,7 @@ import numpy as np
 from . import check_seen, detail, pipeline
 from .boxes import clip_to_image, iou_matrix, scale_about_centre
 from .errors import RegionsError
-from .media import frames_at, leftover
+from .media import embedded, frames_at, leftover
 from .redact import region_masks
 from .seen import Seen
 from .settings import Settings
@@ -272,7 +283,8 @@ def check(
             ``check_settings``). ``mask_scale`` should be the one the file was rendered with.
         regions_data: the regions file the output was rendered from, if it was; detections on
             its redacted regions whose pixels there hold no face detail, and detections on its
-            kept regions, then do not fail the check.
+            kept regions, then do not fail the check. None: the record the file carries
+            (``blur.record``), if it carries one that fits it.
         on_progress: progress callback, as for ``pipeline.scan``.
 
     Raises:
@@ -282,13 +294,26 @@ def check(
     path = Path(path)
     base = settings or Settings()
     left = leftover(path)
+    source = "regions file"
+    if regions_data is None:
+        regions_data, source, scale = embedded.regions_in(path)
+        if scale is not None:
+            base = base.merged(mask_scale=scale)
     plan = pipeline.scan(path, check_settings(base), on_progress)
     info = plan.info
     redacted = kept = record = None
     unanalysed: set[int] = set()
     if regions_data is not None:
-        redacted, kept, unanalysed = _regions_by_frame(path, regions_data, plan.frame_count)
-        record = Seen.from_dict(regions_data, plan.frame_count)
+        try:
+            redacted, kept, unanalysed = _regions_by_frame(path, regions_data, plan.frame_count)
+            record = Seen.from_dict(regions_data, plan.frame_count)
+        except RegionsError as exc:
+            if source == "regions file":
+                raise
+            # A record that does not fit the file it rides in: the file was changed after blur.
+            redacted = kept = record = None
+            unanalysed = set()
+            source = f"refused: it does not fit this file ({exc.message})"
     size = (base.mask_scale, info.width, info.height)
 
     # Every face detection's detail, measured on the file's own pixels; plates too when there
@@ -377,5 +402,10 @@ def check(
         findings += _partly_covered(record, redacted, kept, unanalysed, findings, size)
     findings.sort(key=lambda f: (f.status != "visible", f.frames[0], -f.score))
     return CheckResult(
-        path=path, kind=info.kind, frame_count=plan.frame_count, metadata=left, findings=findings
+        path=path,
+        kind=info.kind,
+        frame_count=plan.frame_count,
+        metadata=left,
+        findings=findings,
+        regions=source,
     )

@@ -30,6 +30,7 @@ from .cli_options import (
     Group,
     KeepFormat,
     MaskScale,
+    NoRecord,
     OnFrameErrorOpt,
     OnlyOpt,
     Overwrite,
@@ -133,6 +134,7 @@ def run(
     ),
     device: DeviceOpt = None,
     keep_format: KeepFormat = False,
+    no_record: NoRecord = False,
     quiet: Quiet = False,
 ):
     """Anonymise each PATH: NAME.blurred.EXT beside each file, or under -o."""
@@ -156,6 +158,8 @@ def run(
         keep_format=keep_format,
         analyse=analyse,
     )
+    if no_record:
+        settings = settings.merged(record=False)
     try:
         if cluster is None:  # on a cluster, the workers' ONNX Runtime is the one that counts
             detectors.check_device(settings.device)

@@ -337,8 +337,14 @@ def checked(result, quiet: bool, with_regions: bool) -> None:
         _line(
             f"  {f.kind}: {frames}, score {f.score:.2f}, best at frame {f.frame} box [{box}]{escape(where)}"
         )
-    if result.visible and not with_regions:
+    regions = getattr(result, "regions", "regions file" if with_regions else "none")
+    if regions == "record carried in the file":
+        _line("  judged against the record blur carried in the file (its regions and scan)")
+    elif regions.startswith("refused: "):
+        _line(f"  blur's record in this file was not used: {escape(regions[len('refused: ') :])}")
+    if result.visible and regions != "regions file" and regions != "record carried in the file":
         _line(
-            "  (if blur made this file, give the regions file it was rendered from with "
-            "--regions: the redacted regions themselves look like heads to the detector)"
+            "  (the file carries no usable blur record: if blur made it, give the regions file "
+            "it was rendered from with --regions; the redacted regions themselves look like "
+            "heads to the detector)"
         )

@@ -184,6 +184,15 @@ DeviceOpt = Annotated[
 KeepFormat = Annotated[
     bool, typer.Option("--keep-format", help="Write HEIC/HEIF/AVIF photos back as HEIC/AVIF (default: JPEG).")
 ]
+NoRecord = Annotated[
+    bool,
+    typer.Option(
+        "--no-record",
+        help="Carry no record of the render in the output (by default JPEG, PNG, MP4 and MKV "
+        "outputs carry the regions and what the scan saw, as boxes and scores, so that blur "
+        "check needs no regions file).",
+    ),
+]
 Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="No progress or summary; errors only.")]
 
 

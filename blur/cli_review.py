@@ -21,6 +21,7 @@ from .cli_options import (
     Gap,
     KeepFormat,
     MaskScale,
+    NoRecord,
     OnFrameErrorOpt,
     OnlyOpt,
     Overwrite,
@@ -129,6 +130,7 @@ def render_command(
         help="Write a JSON manifest: versions, model and file hashes, settings.",
     ),
     keep_format: KeepFormat = False,
+    no_record: NoRecord = False,
     quiet: Quiet = False,
 ):
     """Redact FILE exactly as a regions file says (after blur scan and your corrections)."""
@@ -145,6 +147,8 @@ def render_command(
         audio=audio,
         overwrite=overwrite,
     )
+    if no_record:
+        settings = settings.merged(record=False)
     dst = output or default_output(path, keep_format)
     _free(dst, overwrite, path, regions)
     if manifest is not None:

@@ -20,6 +20,7 @@ from .errors import BlurError, DetectionError, MediaError, MetadataLeftError
 from .files import atomic_output, check_output, default_output, describe_os_error
 from .media import family_of, image, probe
 from .media import frames as media_frames
+from .record import attach_seen, record_of
 from .redact import Redactor, redact_frame
 from .settings import Settings
 from .types import HITS, Detections, FileResult, Frame, MediaInfo, Plan, ProgressFn
@@ -214,7 +215,9 @@ def load_plan(src: Path, data: dict) -> Plan:
     """
     info = probe(Path(src))
     count, tracks, unanalysed, notes = regions.for_media(data, info)
-    return Plan(info, count, tracks, unanalysed, notes=notes)
+    plan = Plan(info, count, tracks, unanalysed, notes=notes)
+    attach_seen(plan, data)  # the scan's record rides on into the output
+    return plan
 
 
 def render(
@@ -251,6 +254,7 @@ def render(
             settings,
             (lambda n: on_progress("render", n, plan.frame_count)) if on_progress else None,
             plan.info,
+            record_of(plan, settings.mask_scale) if settings.record else None,
         )
         if written.frames != plan.frame_count:
             raise MediaError(f"wrote {written.frames} frames but scanned {plan.frame_count}", src)

@@ -65,6 +65,9 @@ class Settings:
         jpeg_quality: quality of re-encoded JPEG/WebP/HEIC/AVIF stills and WebP animations.
         keep_format: write a HEIC/HEIF/AVIF photo back in its own format (by default it
             becomes a JPEG, which every editor and website reads).
+        record: carry blur's record of the render in the output (JPEG, PNG, MP4, MKV: the
+            regions and what the scan saw, as boxes and scores; see ``blur.record``), so that
+            ``blur check`` needs no regions file; False: the output carries no trace of blur.
         fail_frame: "fail" (the file fails) or "redact" (the whole frame is redacted) when a frame
             cannot be analysed.
         text_max_side: plates and text are looked for with the frame's long side at most this
@@ -115,6 +118,7 @@ class Settings:
     overwrite: bool = False
     jpeg_quality: int = 95
     keep_format: bool = False
+    record: bool = True
     fail_frame: str = "fail"
     text_max_side: int = 1280
     text_every_n_frames: int = 3
@@ -180,6 +184,7 @@ class Settings:
             "face_rotate",
             "overwrite",
             "keep_format",
+            "record",
             "follow_tracks",
         ):
             if not isinstance(getattr(self, name), bool):

@@ -46,6 +46,7 @@ from . import detectors, pipeline, seen, tracking
 from .errors import MediaError, MetadataLeftError
 from .files import atomic_output, check_output, temp_path
 from .media import metadata, probe, video, video_encode
+from .record import record_of
 from .redact import Redactor, redact_frame
 from .segments import Segment, decode_segment, plan_segments, segment_frames
 from .settings import Settings
@@ -201,7 +202,10 @@ def join_segments(
         check_output(src, dst, settings.overwrite)
         muxer = video.output_format(dst)[0] if dst.suffix.lower() == ".mkv" else "mp4"
         with atomic_output(dst) as tmp:
-            frames, reencoded = _concatenate(src, tmp, muxer, [p for p, _ in rendered], settings.audio)
+            record = record_of(plan, settings.mask_scale) if settings.record else None
+            frames, reencoded = _concatenate(
+                src, tmp, muxer, [p for p, _ in rendered], settings.audio, record
+            )
             if frames != plan.frame_count:
                 raise MediaError(f"wrote {frames} frames but scanned {plan.frame_count}", src)
             left = metadata.leftover(tmp, "video", written_by_blur=True)
@@ -234,17 +238,20 @@ def join_segments(
     )
 
 
-def _concatenate(src: Path, dst: Path, muxer: str, parts: list[Path], audio: str) -> tuple[int, list[str]]:
+def _concatenate(
+    src: Path, dst: Path, muxer: str, parts: list[Path], audio: str, record: dict | None = None
+) -> tuple[int, list[str]]:
     """Packets of ``parts`` (one H.264 stream each, same parameters) one after another, and the
-    audio of ``src``, into ``dst``; nothing is decoded or encoded but audio a container cannot
-    hold. Returns (video packets written, audio codecs re-encoded)."""
+    audio of ``src``, into ``dst``, with blur's ``record`` when given; nothing is decoded or
+    encoded but audio a container cannot hold. Returns (video packets written, audio codecs
+    re-encoded)."""
     inp = video._open(src)
     first = av.open(str(parts[0]))
     options = {"fflags": "+bitexact"}
     if muxer == "mp4":
         options["movflags"] = "+faststart"
         options["movie_timescale"] = str(video_encode._track_timescale(inp.streams.video[0].time_base))
-    out = av.open(str(dst), "w", format=muxer, options=options)
+    out = video_encode.open_output(dst, muxer, options, record)
     try:
         template = first.streams.video[0]
         vout = out.add_stream_from_template(template)

@@ -285,6 +285,9 @@ class CheckResult:
     frame_count: int
     metadata: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    # What the findings were judged against: "regions file" (given), "record carried in the
+    # file" (``blur.record``), "none", or "refused: why" (a record that does not fit the file).
+    regions: str = "none"
 
     @property
     def visible(self) -> list[Finding]:

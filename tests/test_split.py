@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from conftest import FAST, _write_tone, video_facts, write_video
 
-from blur import pipeline, split
+from blur import pipeline, record, split
+from blur.media import embedded
 
 
 def moving_face_clip(
@@ -103,6 +104,9 @@ def test_split_run_redacts_exactly_what_a_whole_run_does(tmp_path, clip):
     assert parted["duration"] == pytest.approx(src["duration"], abs=1e-3)
     assert parted["audio_packets"] == src["audio_packets"]  # copied once, bit-exact
     assert not list(tmp_path.glob(".*.part"))
+    # Both carry blur's record of the render (``blur.record``), the same one.
+    carried = [record.decode(embedded.carried(tmp_path / n).text) for n in ("whole.mp4", "split.mp4")]
+    assert carried[0] == carried[1] and carried[0]["frames"] == len(parted["times"])
 
 
 def test_mkv_output_and_no_audio(tmp_path, face_frame):

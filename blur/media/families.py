@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import MediaError
 from ..types import Frame, MediaInfo
-from . import animation, image, metadata, video, video_encode
+from . import animation, embedded, image, metadata, video, video_encode
 
 # process(frame) -> the redacted RGB pixels of that frame, same size.
 ProcessFn = Callable[[Frame], np.ndarray]
@@ -50,12 +50,15 @@ class Family(Protocol):
         settings,
         on_frame: Callable[[int], None] | None = None,
         info: MediaInfo | None = None,
+        record: dict | None = None,
     ) -> Written:
         """Write ``out`` from ``src``'s frames passed through ``process``.
 
         Args:
             name: the output's final name (``out`` is a temp file): its format follows it.
             info: what ``probe`` found in ``src``, so that it need not be read again.
+            record: blur's record of the render (``blur.record.record_of``), carried in the
+                output where its format can (``embedded``); None: none.
         """
         ...
 
@@ -82,11 +85,13 @@ class Still(_Family):
     def frames(self, path: Path, ahead: int = 0) -> Iterator[Frame]:
         yield Frame(image.read(path).rgb, 0)
 
-    def write(self, src, out, name, process, settings, on_frame=None, info=None) -> Written:
+    def write(self, src, out, name, process, settings, on_frame=None, info=None, record=None) -> Written:
         still = image.read(src)
         still.rgb = process(Frame(still.rgb, 0))
         still.format = image.output_format(still, name)  # HEIC: JPEG unless kept
         image.write(still, out, settings.jpeg_quality)
+        if record is not None:  # JPEG and PNG: bound to the file as written (``embedded``)
+            out.write_bytes(embedded.bind_photo(out.read_bytes(), still.format, record))
         if on_frame:
             on_frame(1)
         return Written(1)
@@ -103,7 +108,8 @@ class Animation(_Family):
     def frames(self, path: Path, ahead: int = 0) -> Iterator[Frame]:
         return animation.frames(path)  # decoded in the caller's thread
 
-    def write(self, src, out, name, process, settings, on_frame=None, info=None) -> Written:
+    def write(self, src, out, name, process, settings, on_frame=None, info=None, record=None) -> Written:
+        # An animation carries no record (``embedded``): checked, it needs the regions file.
         stats = animation.transcode(src, out, process, quality=settings.jpeg_quality, on_frame=on_frame)
         return Written(stats["frames"], [])
 
@@ -119,7 +125,7 @@ class Video(_Family):
     def frames(self, path: Path, ahead: int = 0) -> Iterator[Frame]:
         return video.frames(path, ahead=ahead)
 
-    def write(self, src, out, name, process, settings, on_frame=None, info=None) -> Written:
+    def write(self, src, out, name, process, settings, on_frame=None, info=None, record=None) -> Written:
         muxer = video.output_format(name)[0] if name.suffix.lower() == ".mkv" else "mp4"
         geometry = (info.rotation, info.width, info.height) if info is not None else None
         stats = video_encode.transcode(
@@ -132,6 +138,7 @@ class Video(_Family):
             audio=settings.audio,
             on_frame=on_frame,
             geometry=geometry,
+            record=record,
         )
         notes = []
         if stats["audio_reencoded"]:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from PIL import ExifTags, Image
 
-from . import heif
+from .. import record
+from . import embedded, heif
 
 # Technical fields that describe the encoding and identify nobody.
 _IMAGE_INFO_ALLOWED = {
@@ -126,6 +127,8 @@ def image_metadata(im: Image.Image) -> list[str]:
     if im.format in heif.FORMATS:
         allowed = allowed | _HEIF_INFO_ALLOWED
     for key, value in im.info.items():
+        if is_blur_record(im, key, value):
+            continue  # blur's record of the render: boxes and scores, nothing identifying
         if key == "extension" and im.format == "GIF":
             name = value[0].decode("latin-1", "replace") if isinstance(value, tuple) else "?"
             if name != "NETSCAPE2.0":  # that one holds the loop count
@@ -136,10 +139,25 @@ def image_metadata(im: Image.Image) -> list[str]:
         elif key == "exif" and value and not exif:
             found.append("info:exif")
     if getattr(im, "applist", None):
+        record_only = is_blur_record(im, "comment", None)
         for marker, _ in im.applist:
+            if marker == "COM" and record_only:
+                continue
             if marker not in ("APP0", "APP2", "APP14"):  # JFIF, ICC, Adobe colour transform
                 found.append(f"JPEG:{marker}")
     return sorted(set(found))
+
+
+def is_blur_record(im: Image.Image, key: str, value) -> bool:
+    """Is this item of ``im.info`` blur's own record (``blur.record``), well formed? A JPEG's
+    comment only when every comment segment of the file is part of the record; a PNG's text
+    only under the record's keyword."""
+    if im.format == "JPEG" and key == "comment":
+        comments = [data for marker, data in getattr(im, "applist", []) if marker == "COM"]
+        return embedded.jpeg_comments_are_record(comments)
+    if im.format == "PNG" and key == embedded.PNG_KEYWORD.decode():
+        return record.well_formed(value)
+    return False
 
 
 def leftover(path: Path, kind: str | None = None, written_by_blur: bool = False) -> list[str]:
@@ -231,7 +249,9 @@ def _encoder_settings(container) -> list[str]:
 def video_metadata(container) -> list[str]:
     """Identifying metadata of an open PyAV input or output container."""
     found = [
-        f"format:{k}" for k, v in container.metadata.items() if not _allowed(_VIDEO_FORMAT_ALLOWED, k, v)
+        f"format:{k}"
+        for k, v in container.metadata.items()
+        if not _allowed(_VIDEO_FORMAT_ALLOWED, k, v) and not embedded.is_record_tag(k, v)
     ]
     for stream in container.streams:
         if stream.type not in ("video", "audio"):

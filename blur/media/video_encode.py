@@ -14,7 +14,9 @@ import numpy as np
 from av.bitstream import BitStreamFilterContext
 
 from ..errors import MediaError
+from ..record import encode as encode_record
 from ..types import Frame
+from . import embedded
 from .video import _Checked, _geometry, _InTimeOrder, _open, _reason, _time, upright
 
 # Audio codecs each output container can hold as-is.
@@ -35,6 +37,7 @@ def transcode(
     audio: str = "copy",
     on_frame: Callable[[int], None] | None = None,
     geometry: tuple[int, int, int] | None = None,
+    record: dict | None = None,
 ) -> dict:
     """Decode ``src``, pass each upright frame through ``process``, encode H.264 into ``dst``.
 
@@ -48,6 +51,8 @@ def transcode(
         on_frame: called with the number of frames written so far.
         geometry: (rotation, upright width, upright height) as ``video.probe`` found them;
             None: decoded from the first frame in a pass of its own.
+        record: blur's record of the render (``blur.record.record_of``), written as the container
+            tag ``embedded.VIDEO_TAG`` before the first packet; None: no tag at all.
 
     Returns:
         counts: {"frames": n, "audio_streams": copied, "audio_reencoded": [codec names]}.
@@ -61,7 +66,7 @@ def transcode(
         # A video that starts after 0 gets an empty edit of that length, counted in the movie
         # timescale (1000 by default): 41.708 ms would become 41 ms, moving every frame.
         options["movie_timescale"] = str(_track_timescale(inp.streams.video[0].time_base))
-    out = av.open(str(dst), "w", format=muxer, options=options)
+    out = open_output(dst, muxer, options, record)
     try:
         vin = inp.streams.video[0]
         vin.thread_type = "AUTO"
@@ -125,6 +130,19 @@ def transcode(
             out.close()
         finally:
             inp.close()
+
+
+def open_output(dst: Path, muxer: str, options: dict, record: dict | None):
+    """The output container, carrying blur's record (``blur.record``) as the tag
+    ``embedded.VIDEO_TAG`` when given: set before the first packet, as the muxer writes the
+    header then (MP4 needs ``use_metadata_tags``, else FFmpeg writes only iTunes tags)."""
+    options = dict(options)
+    if record is not None and muxer == "mp4":
+        options["movflags"] = options.get("movflags", "") + "+use_metadata_tags"
+    out = av.open(str(dst), "w", format=muxer, options=options)
+    if record is not None:
+        out.metadata[embedded.VIDEO_TAG] = encode_record(record)
+    return out
 
 
 class _StripSei:
