@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -59,8 +60,19 @@ def bridged_stride(wanted: int, fps: float, settings: Settings) -> int:
 
 
 def detect(found_by: list[Detector], rgb: np.ndarray) -> Detections:
-    """Run every detector on one image; any failure or garbage output raises DetectionError."""
-    return Detections.concat([det.run(rgb) for det in found_by])
+    """Run every detector on one image, each group of detectors that share a model on a thread
+    of its own (each network has its share of the cores, ``detectors.build``); any failure or
+    garbage output raises DetectionError."""
+    groups = schedule.groups(found_by)
+    if len(groups) == 1:
+        return Detections.concat([det.run(rgb) for det in found_by])
+
+    def run_group(members: list[int]) -> list[tuple[int, Detections]]:
+        return [(i, found_by[i].run(rgb)) for i in members]
+
+    with ThreadPoolExecutor(len(groups), thread_name_prefix="blur-photo") as pool:
+        parts = [part for done in pool.map(run_group, groups) for part in done]
+    return Detections.concat([found for _, found in sorted(parts, key=lambda p: p[0])])
 
 
 def _with_last(items):

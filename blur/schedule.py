@@ -229,10 +229,8 @@ class Schedule:
         Python between runs), and the text detector runs on some frames only; run one after the
         other, the passes left a core idle much of the time.
         """
-        groups: dict[str, list[int]] = {}
-        for i, det in enumerate(self.detectors):
-            groups.setdefault(_group(det), []).append(i)
-        workers = {g: ThreadPoolExecutor(1, thread_name_prefix=f"blur-{g}") for g in groups}
+        members_of = {_group(self.detectors[m[0]]): m for m in groups(self.detectors)}
+        workers = {g: ThreadPoolExecutor(1, thread_name_prefix=f"blur-{g}") for g in members_of}
         pending: deque = deque()
         try:
             for frame, last in frames:
@@ -241,7 +239,7 @@ class Schedule:
                 args = (running, frame.image, frame.index, version, small)
                 jobs = [
                     workers[g].submit(self._detect_group, members, *args)
-                    for g, members in groups.items()
+                    for g, members in members_of.items()
                     if running.intersection(members)
                 ]
                 pending.append((frame, last, jobs))
@@ -373,7 +371,15 @@ class Schedule:
 def _group(det) -> str:
     """Detectors that share a model run on one thread, one after the other: the text detector
     behind plates and text reuses its lines for a second kind on the same picture."""
-    return "text" if det.kind in text_changes.KINDS else f"{det.kind}-{id(det)}"
+    return det.model_group or f"{det.name}-{id(det)}"
+
+
+def groups(found_by: list) -> list[list[int]]:
+    """The detectors' indices by group (``_group``), in order of first appearance."""
+    out: dict[str, list[int]] = {}
+    for i, det in enumerate(found_by):
+        out.setdefault(_group(det), []).append(i)
+    return list(out.values())
 
 
 def _collected(frame: Frame, last: bool, jobs: list) -> tuple:

@@ -5,6 +5,7 @@ tiles stays covered, and a failed frame starts the analysis again from a full pa
 
 from __future__ import annotations
 
+import os
 import threading
 
 import cv2
@@ -446,3 +447,21 @@ def test_a_detector_failing_side_by_side_fails_its_frame_only_and_starts_again_i
     assert (
         threads["face"].isdisjoint(threads["plate"]) and threading.main_thread().name not in threads["face"]
     )
+
+
+def test_networks_side_by_side_share_the_cores_and_a_photo_finds_the_same():
+    """Two groups (faces, and the text model behind plates) get half the cores each; faces
+    alone get them all. A photo's detectors run side by side too, with the same result as one
+    after the other."""
+    from blur.detectors import runtime
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    found_by = detectors.build(Settings())
+    assert len(schedule.groups(found_by)) == 2 and runtime.share() == max(1, cores // 2)
+    image = cv2.cvtColor(cv2.imread(str(SAMPLES / "messi5.jpg")), cv2.COLOR_BGR2RGB)
+    together = pipeline.detect(found_by, image)
+    apart = Detections.concat([det.run(image) for det in found_by])
+    assert len(together) >= 5
+    assert np.array_equal(together.xyxy, apart.xyxy) and list(together.kind) == list(apart.kind)
+    detectors.build(Settings(kinds=("face",)))
+    assert runtime.share() == cores

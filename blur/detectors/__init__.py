@@ -80,13 +80,16 @@ def check_device(device: str) -> str:
 def build(settings) -> list[Detector]:
     """One detector per kind in ``settings.kinds``, built once per process and reused."""
     check_device(settings.device)
+    classes = [for_kind(kind) for kind in settings.kinds]
+    # Each group runs on a thread of its own in a video scan, and side by side on a photo.
+    threads = runtime.share_cores(len({cls.model_group or cls.name for cls in classes}))
     out = []
-    for kind in settings.kinds:
-        cls = for_kind(kind)
+    for cls in classes:
         options = cls.options(settings)
         out.append(
             cached(
-                (cls.name, tuple(sorted(options.items()))), lambda cls=cls, options=options: cls(**options)
+                (cls.name, threads, tuple(sorted(options.items()))),
+                lambda cls=cls, options=options: cls(**options),
             )
         )
     return out

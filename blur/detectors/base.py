@@ -64,6 +64,9 @@ class Detector:
     kind: str = ""
     small_face_pass: bool = False
     every_n_frames: int = 1
+    # Detectors that share a model (the text detector behind plates and text) name the same
+    # group: a video scan runs each group on a thread of its own (``blur.schedule``).
+    model_group: str = ""
 
     def detect(self, image: np.ndarray) -> Detections:
         """Everything of ``kind`` in one upright RGB uint8 image (boxes in its pixels)."""

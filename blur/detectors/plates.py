@@ -206,6 +206,7 @@ class PlateDetector(TextModelDetector):
 
     name = "ppocr-plates"
     kind = "plate"
+    model_group = "ppocr"
 
     def __init__(
         self,

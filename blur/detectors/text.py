@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import DetectionError
 from ..types import Detections
+from . import runtime
 from .base import Detector, cached, cached_result
 from .runtime import session
 
@@ -328,7 +329,7 @@ class TextModel:
 def shared_model(device: str = "auto", threads: int = 0) -> TextModel:
     """One ``TextModel`` per process and device: the text and plate detectors share it (kept
     in the detectors' one cache, emptied by ``blur.detectors.release``)."""
-    return cached(("text-model", device, threads), lambda: TextModel(threads, device))
+    return cached(("text-model", device, threads, runtime.share()), lambda: TextModel(threads, device))
 
 
 class TextModelDetector(Detector):
@@ -360,6 +361,7 @@ class TextDetector(TextModelDetector):
 
     name = "pptext"
     kind = "text"
+    model_group = "ppocr"
 
     def __init__(
         self,
